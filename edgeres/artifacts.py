@@ -1,0 +1,124 @@
+"""Atomic artifact writes and the sidecar JSON that records how each artifact was made."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgeres import __version__
+
+SIDECAR_SUFFIX = ".json"
+SIDECAR_SCHEMA = 1
+
+
+def sidecar_path(artifact: Path) -> Path:
+    """`model.onnx` -> `model.onnx.json`, so the pair sorts together."""
+    return artifact.with_name(artifact.name + SIDECAR_SUFFIX)
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
+
+    An interrupted or failed write therefore never leaves a half-written artifact.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(final: Path, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_with(final: Path, writer: Callable[[Path], None]) -> None:
+    """Run `writer(tmp_path)` and move the result into place atomically."""
+    with atomic_path(final) as tmp:
+        writer(tmp)
+
+
+def write_json_atomic(final: Path, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
+    write_bytes_atomic(final, text.encode())
+
+
+def package_versions(*names: str) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None when absent)."""
+    versions: dict[str, str | None] = {"edgeres": __version__, "python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_sidecar(
+    artifact: Path,
+    stage: str,
+    inputs: dict[str, str | None],
+    options: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    versions: tuple[str, ...] = ("torch", "onnx", "onnxruntime", "numpy"),
+) -> dict[str, Any]:
+    """Write `<artifact>.json`: what made the artifact, from which inputs, with which versions."""
+    payload: dict[str, Any] = {
+        "schema": SIDECAR_SCHEMA,
+        "stage": stage,
+        "artifact": artifact.name,
+        "sha256": sha256_file(artifact),
+        "bytes": artifact.stat().st_size,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "inputs": inputs,
+        "options": options,
+        "versions": package_versions(*versions),
+        "results": results or {},
+    }
+    write_json_atomic(sidecar_path(artifact), payload)
+    return payload
+
+
+def read_sidecar(artifact: Path) -> dict[str, Any] | None:
+    """The sidecar of `artifact`, or None if it has none."""
+    path = sidecar_path(artifact)
+    if not path.exists():
+        return None
+    from edgeres.errors import UserInputError
+
+    try:
+        loaded = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{path}: sidecar is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(loaded, dict):
+        raise UserInputError(f"{path}: sidecar is not a JSON object")
+    return loaded
