@@ -1,0 +1,219 @@
+"""Run an artifact: one runner interface, an ONNX Runtime runner and a TensorRT runner.
+
+The same application code runs on a laptop (ONNX Runtime, CPU) and on the device (TensorRT).
+Nothing on this path imports torch: camera applications do not ship PyTorch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from edgeres.artifacts import read_sidecar
+from edgeres.errors import EdgeresError, UserInputError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, element type and shape of a network input; None marks a dimension set at run time."""
+
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int | None, ...]
+
+    def check(self, array: np.ndarray) -> None:
+        """Raise UserInputError unless `array` has this dtype, rank and every fixed dimension."""
+        if array.dtype != self.dtype:
+            raise UserInputError(f"input '{self.name}': dtype {array.dtype} given, the model takes {self.dtype}")
+        if array.ndim != len(self.shape):
+            raise UserInputError(
+                f"input '{self.name}': shape {array.shape} given, the model takes rank {len(self.shape)} "
+                f"{self.describe()}"
+            )
+        for axis, (want, got) in enumerate(zip(self.shape, array.shape, strict=True)):
+            if want is not None and want != got:
+                raise UserInputError(f"input '{self.name}': axis {axis} is {got}, the model takes {self.describe()}")
+            if got == 0:
+                raise UserInputError(f"input '{self.name}': axis {axis} is empty")
+
+    def describe(self) -> str:
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+class RunnerState(Enum):
+    NEW = "new"
+    LOADED = "loaded"
+    CLOSED = "closed"
+
+
+class Runner(ABC):
+    """Load once, infer many times, close; also a context manager.
+
+    Public methods check state and inputs; subclasses implement the `*_impl` methods only.
+    """
+
+    def __init__(self, artifact: Path) -> None:
+        self.artifact = Path(artifact)
+        self.state = RunnerState.NEW
+        self._spec: TensorSpec | None = None
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def load(self) -> None:
+        if self.state is not RunnerState.NEW:
+            raise EdgeresError(f"{self.name}: load() called on a runner that is {self.state.value}")
+        if not self.artifact.is_file():
+            raise UserInputError(f"{self.artifact}: file not found")
+        self._spec = self._load_impl()
+        self.state = RunnerState.LOADED
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        if self._spec is None:
+            raise EdgeresError(f"{self.name}: load() the runner before asking for its input")
+        return self._spec
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Logits [N, classes] as float32 numpy for one input batch in the model's own layout."""
+        if self.state is not RunnerState.LOADED:
+            raise EdgeresError(f"{self.name}: infer() needs a loaded runner, this one is {self.state.value}")
+        if not isinstance(batch, np.ndarray):
+            raise UserInputError(f"input '{self.input_spec.name}': a numpy array is needed, got {type(batch).__name__}")
+        self.input_spec.check(batch)
+        logits = self._infer_impl(np.ascontiguousarray(batch))
+        return np.asarray(logits, dtype=np.float32)
+
+    def close(self) -> None:
+        """Release the backend's resources; closing twice is harmless."""
+        if self.state is RunnerState.LOADED:
+            self._close_impl()
+        self.state = RunnerState.CLOSED
+
+    def __enter__(self) -> Runner:
+        if self.state is RunnerState.NEW:
+            self.load()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def _load_impl(self) -> TensorSpec: ...
+
+    @abstractmethod
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _close_impl(self) -> None: ...
+
+
+_ORT_TYPES: dict[str, type[np.generic]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(uint16)": np.uint16,
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime: CPU everywhere, CUDA execution provider first when the installed build has it."""
+
+    def __init__(self, artifact: Path, providers: Sequence[str] | None = None, threads: int = 0) -> None:
+        super().__init__(artifact)
+        self.requested_providers = tuple(providers) if providers else None
+        self.threads = threads
+        self._session: Any = None
+
+    def _load_impl(self) -> TensorSpec:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        wanted = self.requested_providers or tuple(
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
+        )
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise UserInputError(f"onnxruntime here has no {', '.join(missing)} (available: {', '.join(available)})")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.artifact), options, providers=list(wanted))
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise UserInputError(f"{self.artifact}: onnxruntime cannot load it ({type(exc).__name__}: {exc})") from exc
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise UserInputError(f"{self.artifact}: {len(inputs)} inputs, a classifier with one input is expected")
+        first = inputs[0]
+        if first.type not in _ORT_TYPES:
+            raise UserInputError(f"{self.artifact}: input '{first.name}' has unsupported type {first.type}")
+        shape = tuple(d if isinstance(d, int) else None for d in first.shape)
+        return TensorSpec(first.name, np.dtype(_ORT_TYPES[first.type]), shape)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses, in priority order."""
+        return list(self._session.get_providers()) if self._session is not None else []
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self._session.run(None, {self.input_spec.name: batch})
+        return np.asarray(outputs[0])
+
+    def _close_impl(self) -> None:
+        self._session = None
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Best `k` classes per sample: indices and softmax probabilities, both [N, k], best first."""
+
+    indices: np.ndarray
+    probabilities: np.ndarray
+
+
+def top_k(logits: np.ndarray, k: int = 5) -> TopK:
+    """Sort each row of logits [N, C]; probabilities are the softmax over all C classes."""
+    if logits.ndim != 2:
+        raise UserInputError(f"logits must be [N, classes], got shape {logits.shape}")
+    if not 1 <= k <= logits.shape[1]:
+        raise UserInputError(f"top-k: k={k} is outside 1..{logits.shape[1]} classes")
+    wide = logits.astype(np.float64)
+    exp = np.exp(wide - wide.max(axis=1, keepdims=True))
+    probs = exp / exp.sum(axis=1, keepdims=True)
+    order = np.argsort(-wide, axis=1, kind="stable")[:, :k]
+    return TopK(order, np.take_along_axis(probs, order, axis=1).astype(np.float32))
+
+
+def artifact_input_contract(artifact: Path) -> dict[str, Any] | None:
+    """The `input` entry a stage wrote into the artifact's sidecar options, or None without a sidecar."""
+    sidecar = read_sidecar(Path(artifact))
+    if sidecar is None:
+        return None
+    contract = sidecar.get("options", {}).get("input")
+    return contract if isinstance(contract, dict) else None
+
+
+def open_runner(artifact: Path) -> Runner:
+    """The runner for a file: ONNX Runtime for `.onnx`, TensorRT for `.engine`/`.plan`."""
+    suffix = Path(artifact).suffix.lower()
+    if suffix == ".onnx":
+        return OnnxRuntimeRunner(artifact)
+    if suffix in (".engine", ".plan"):
+        return TensorRTRunner(artifact)
+    raise UserInputError(f"{artifact}: unknown artifact type '{suffix}' (expected .onnx, .engine or .plan)")
+
+
+class TensorRTRunner(Runner):
+    """Placeholder name resolved below; replaced by the real class in this module."""
