@@ -146,9 +146,7 @@ class OnnxRuntimeRunner(Runner):
         missing = [p for p in wanted if p not in available]
         if missing:
             raise UserInputError(f"onnxruntime here has no {', '.join(missing)} (available: {', '.join(available)})")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
+        options = self._session_options()
         try:
             self._session = ort.InferenceSession(str(self.artifact), options, providers=list(wanted))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -161,6 +159,15 @@ class OnnxRuntimeRunner(Runner):
             raise UserInputError(f"{self.artifact}: input '{first.name}' has unsupported type {first.type}")
         shape = tuple(d if isinstance(d, int) else None for d in first.shape)
         return TensorSpec(first.name, np.dtype(_ORT_TYPES[first.type]), shape)
+
+    def _session_options(self) -> Any:
+        """Options for the session; a hook so a subclass (the profiler's) can switch on profiling."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        return options
 
     @property
     def providers(self) -> list[str]:
