@@ -1,0 +1,193 @@
+"""Activation ranges for INT8: run the FP32 ONNX in onnxruntime and stream per-tensor statistics.
+
+Contract (what the Q/DQ step codes against)::
+
+    collect_ranges(onnx_path, batches, algo, tensors=None, options=None, progress=None) -> dict[str, float]
+
+maps tensor name -> symmetric amax (scale = amax / 127, zero point 0) for each activation tensor.
+`tensors=None` means every float activation (not an initializer, not a Constant output) that feeds a
+Conv, Gemm, MatMul, Add, Concat, MaxPool or GlobalAveragePool node — see `activation_tensors`.
+`batches` is any iterable of model-input arrays (edgeres.calibdata yields them).
+
+The chosen tensors become extra graph outputs of a copy of the model; each batch's values are folded
+into a fixed-size histogram per tensor (edgeres.calibhist), so memory depends on the batch size and the
+number of tensors, never on the number of samples. One pass serves every algorithm: `collect_statistics`
+returns the histograms and `ranges_from_statistics` turns them into ranges for any `CalibAlgo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgeres.calibhist import CalibAlgo, CalibOptions, StreamingHistogram, compute_amax
+from edgeres.errors import UserInputError
+
+__all__ = [
+    "CONSUMER_OPS",
+    "CalibAlgo",
+    "CalibOptions",
+    "CalibrationStats",
+    "activation_tensors",
+    "collect_ranges",
+    "collect_statistics",
+    "ranges_from_statistics",
+]
+
+CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAveragePool")
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+DEFAULT_THREADS = 2
+
+Progress = Callable[[int], None]  # called with the number of samples just processed
+
+
+def collect_ranges(
+    onnx_path: Path | str,
+    batches: Iterable[np.ndarray],
+    algo: CalibAlgo = CalibAlgo.ENTROPY,
+    tensors: Sequence[str] | None = None,
+    options: CalibOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Tensor name -> symmetric amax, calibrated on `batches` with `algo` (see the module docstring)."""
+    options = options or CalibOptions()
+    stats = collect_statistics(onnx_path, batches, tensors, options, progress, histograms=algo != CalibAlgo.MAX)
+    return ranges_from_statistics(stats, algo, options)
+
+
+@dataclass
+class CalibrationStats:
+    """What one calibration pass gathered: a histogram per tensor and how many samples fed it."""
+
+    histograms: dict[str, StreamingHistogram]
+    samples: int = 0
+    batches: int = 0
+    skipped: list[str] = field(default_factory=list)  # requested tensors that turned out not float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(h.nbytes for h in self.histograms.values())
+
+
+def ranges_from_statistics(stats: CalibrationStats, algo: CalibAlgo, options: CalibOptions | None = None) -> dict[
+    str, float
+]:
+    """Apply one algorithm to every tensor's statistics."""
+    options = options or CalibOptions()
+    return {name: compute_amax(hist, algo, options) for name, hist in stats.histograms.items()}
+
+
+def _load(onnx_path: Path | str) -> onnx.ModelProto:
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: ONNX model not found")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise UserInputError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
+
+
+def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every named tensor that shape inference can tell."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is best effort; unknown types are checked at run time
+        inferred = model
+    graph = inferred.graph
+    types: dict[str, int] = {}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        if info.type.HasField("tensor_type"):
+            types[info.name] = info.type.tensor_type.elem_type
+    return types
+
+
+def activation_tensors(model: onnx.ModelProto, op_types: Sequence[str] = CONSUMER_OPS) -> list[str]:
+    """Float activations (not weights) read by nodes of `op_types`, in graph order, without repeats."""
+    graph = model.graph
+    constants = {init.name for init in graph.initializer}
+    constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    types = _tensor_types(model)
+    chosen: dict[str, None] = {}
+    for node in graph.node:
+        if node.op_type not in op_types:
+            continue
+        for name in node.input:
+            if not name or name in constants or name in chosen:
+                continue
+            if types.get(name, onnx.TensorProto.FLOAT) in FLOAT_TYPES:
+                chosen[name] = None
+    return list(chosen)
+
+
+def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
+    """Serialized copy of `model` whose graph also outputs `names` (graph inputs excluded)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    graph = copy.graph
+    present = {out.name for out in graph.output} | {inp.name for inp in graph.input}
+    types = _tensor_types(model)
+    for name in names:
+        if name not in present:
+            graph.output.append(onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None))
+    return copy.SerializeToString()
+
+
+def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def collect_statistics(
+    onnx_path: Path | str,
+    batches: Iterable[np.ndarray],
+    tensors: Sequence[str] | None = None,
+    options: CalibOptions | None = None,
+    progress: Progress | None = None,
+    histograms: bool = True,
+    threads: int = DEFAULT_THREADS,
+) -> CalibrationStats:
+    """One streaming pass over `batches`; `histograms=False` tracks only max |x| (enough for MAX)."""
+    options = options or CalibOptions()
+    model = _load(onnx_path)
+    names = list(tensors) if tensors is not None else activation_tensors(model)
+    known = {out for node in model.graph.node for out in node.output} | {i.name for i in model.graph.input}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise UserInputError(f"{onnx_path}: no tensor named {missing[0]!r} to calibrate")
+    if not names:
+        raise UserInputError(f"{onnx_path}: no activation tensors to calibrate")
+    input_name = model.graph.input[0].name
+    graph_inputs = {inp.name for inp in model.graph.input}
+    fetched = [name for name in names if name not in graph_inputs]
+    session = _session(_with_outputs(model, fetched), threads)
+    stats = CalibrationStats({name: StreamingHistogram(options.num_bins) for name in names})
+    for batch in batches:
+        values = dict(zip(fetched, session.run(fetched, {input_name: batch}), strict=True))
+        for name in names:
+            array = batch if name in graph_inputs else values[name]
+            if not np.issubdtype(array.dtype, np.floating):
+                if name not in stats.skipped:
+                    stats.skipped.append(name)
+                continue
+            hist = stats.histograms[name]
+            if histograms:
+                hist.add(array)
+            elif array.size:
+                hist.amax = max(hist.amax, float(array.max()), -float(array.min()))
+        stats.samples += len(batch)
+        stats.batches += 1
+        if progress is not None:
+            progress(len(batch))
+    if stats.samples == 0:
+        raise UserInputError(f"{onnx_path}: calibration received no samples")
+    for name in stats.skipped:
+        del stats.histograms[name]
+    return stats
