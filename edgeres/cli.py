@@ -138,7 +138,8 @@ def summary(
     for column in ("stage", "output (C, H, W)", "parameters", "MACs"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for row in rows:
-        table.add_row(row.name, " x ".join(map(str, row.output_shape)), f"{row.parameters:,}", f"{row.macs / 1e6:,.1f} M")
+        shape = " x ".join(map(str, row.output_shape))
+        table.add_row(row.name, shape, f"{row.parameters:,}", f"{row.macs / 1e6:,.1f} M")
     total_params, total_macs = sum(r.parameters for r in rows), sum(r.macs for r in rows)
     table.add_section()
     table.add_row("total", "", f"{total_params:,} ({total_params / 1e6:.2f} M)", f"{total_macs / 1e9:.2f} G")

@@ -168,7 +168,8 @@ def export_model(
     parity = check_parity(model, model_bytes, parity_inputs, tolerance)
     output = Path(output)
     write_bytes_atomic(output, model_bytes)
-    inputs: dict[str, str | None] = {"weights": weights, "weights_sha256": sha256_file(Path(weights)) if weights else None}
+    weights_hash = sha256_file(Path(weights)) if weights else None
+    inputs: dict[str, str | None] = {"weights": weights, "weights_sha256": weights_hash}
     inputs.update(input_hashes or {})
     sidecar = write_sidecar(
         output,

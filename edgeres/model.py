@@ -105,7 +105,7 @@ class ResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         in_ch = 64
         stages = []
-        for index, (width, count) in enumerate(zip((64, 128, 256, 512), blocks)):
+        for index, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
             stride = 1 if index == 0 else 2
             stage, in_ch = self._make_stage(block, in_ch, width, count, stride)
             stages.append(stage)

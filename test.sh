@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then lint and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./setup.sh
+.venv/bin/python -m ruff check .
+.venv/bin/python -m pytest "$@"
