@@ -161,9 +161,9 @@ def _trimmed(hist: StreamingHistogram) -> np.ndarray:
     return hist.counts[: int(nonzero[-1]) + 1].astype(np.float64) if nonzero.size else np.zeros(0)
 
 
-def entropy_divergences(counts: np.ndarray, levels: int = ENTROPY_LEVELS, start: int = ENTROPY_START_BIN) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def entropy_divergences(
+    counts: np.ndarray, levels: int = ENTROPY_LEVELS, start: int = ENTROPY_START_BIN
+) -> tuple[np.ndarray, np.ndarray]:
     """KL(P || Q) for every threshold bin i in [start, len(counts)], all at once.
 
     P is counts[:i] with everything beyond i folded into its last bin; Q is counts[:i] merged into

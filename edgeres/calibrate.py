@@ -74,9 +74,9 @@ class CalibrationStats:
         return sum(h.nbytes for h in self.histograms.values())
 
 
-def ranges_from_statistics(stats: CalibrationStats, algo: CalibAlgo, options: CalibOptions | None = None) -> dict[
-    str, float
-]:
+def ranges_from_statistics(
+    stats: CalibrationStats, algo: CalibAlgo, options: CalibOptions | None = None
+) -> dict[str, float]:
     """Apply one algorithm to every tensor's statistics."""
     options = options or CalibOptions()
     return {name: compute_amax(hist, algo, options) for name, hist in stats.histograms.items()}
