@@ -14,5 +14,5 @@ def test_trained_fixture_classifies_real_photographs(real_images):
     batch = torch.from_numpy(imagenet_batch(real_images[name] for name in EXPECTED))
     with torch.inference_mode():
         top1 = model(batch).argmax(dim=1).tolist()
-    for (name, allowed), predicted in zip(EXPECTED.items(), top1):
+    for (name, allowed), predicted in zip(EXPECTED.items(), top1, strict=True):
         assert predicted in allowed, f"{name}: predicted class {predicted}"
