@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeres.artifacts import read_sidecar
 from edgeres.errors import EdgeresError, UserInputError
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+    from edgeres.cuda import CapturedGraph, DeviceBuffer, PinnedArray, Stream
 
 
 @dataclass(frozen=True)
@@ -222,5 +227,108 @@ def open_runner(artifact: Path) -> Runner:
     raise UserInputError(f"{artifact}: unknown artifact type '{suffix}' (expected .onnx, .engine or .plan)")
 
 
+
 class TensorRTRunner(Runner):
-    """Placeholder name resolved below; replaced by the real class in this module."""
+    """A serialized TensorRT engine run with tensorrt + cuda-python + numpy only.
+
+    One stream, pinned host and device buffers sized for the profile's largest batch, tensor
+    addresses set once; `set_input_shape` when the batch size changes; optional CUDA-graph
+    replay per batch size. The engine's sidecar is checked against this TensorRT and GPU first.
+    """
+
+    def __init__(self, artifact: Path, cuda_graph: bool = False) -> None:
+        super().__init__(artifact)
+        self.cuda_graph = cuda_graph
+        self._engine: trt.ICudaEngine | None = None
+        self._context: trt.IExecutionContext | None = None
+        self._names: tuple[str, str] = ("", "")
+        self._batch_range: tuple[int, int] = (1, 1)
+        self._buffers: list[PinnedArray | DeviceBuffer] = []
+        self._stream: Stream | None = None
+        self._graphs: dict[tuple[int, ...], CapturedGraph] = {}
+        self._shape: tuple[int, ...] | None = None
+
+    def _load_impl(self) -> TensorSpec:
+        from edgeres.cuda import DeviceBuffer, PinnedArray, Stream
+        from edgeres.engine import as_dims, check_engine_target, dims_tuple, require_tensorrt, running_target
+
+        require_tensorrt()
+        import tensorrt as trt
+
+        sidecar = read_sidecar(self.artifact)
+        if sidecar is None:
+            raise UserInputError(f"{self.artifact}: no sidecar, so its TensorRT version and GPU cannot be checked")
+        check_engine_target(self.artifact, sidecar, running_target())
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        engine = self._engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
+        if engine is None:
+            raise UserInputError(f"{self.artifact}: TensorRT could not deserialize the engine")
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserInputError(f"{self.artifact}: {len(inputs)} inputs, {len(outputs)} outputs; expected 1 and 1")
+        self._names = (inputs[0], outputs[0])
+        context = self._context = engine.create_execution_context()
+        low, _, high = (dims_tuple(d) for d in engine.get_tensor_profile_shape(inputs[0], 0))
+        self._batch_range = (low[0], high[0])
+        context.set_input_shape(inputs[0], as_dims(high))
+        out_high = dims_tuple(context.get_tensor_shape(outputs[0]))
+        self._stream = Stream()
+        for name, shape in ((inputs[0], high), (outputs[0], out_high)):
+            host = PinnedArray(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+            device = DeviceBuffer(host.nbytes)
+            self._buffers += [host, device]
+            context.set_tensor_address(name, device.ptr)
+        in_shape = dims_tuple(engine.get_tensor_shape(inputs[0]))
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
+        return TensorSpec(inputs[0], dtype, tuple(None if d < 0 else d for d in in_shape))
+
+    def _enqueue(self) -> None:
+        assert self._stream is not None and self._context is not None
+        if not self._context.execute_async_v3(self._stream.address):
+            raise EdgeresError(f"{self.artifact}: execute_async_v3 failed (see the TensorRT log)")
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        from edgeres.cuda import CapturedGraph, DeviceBuffer, PinnedArray, copy_to_device, copy_to_host
+        from edgeres.engine import as_dims, dims_tuple
+
+        low, high = self._batch_range
+        if not low <= len(batch) <= high:
+            raise UserInputError(f"{self.artifact}: batch of {len(batch)}, the engine's profile takes {low}..{high}")
+        stream, context, (in_name, out_name) = self._stream, self._context, self._names
+        assert context is not None
+        host_in, dev_in, host_out, dev_out = self._buffers
+        assert stream is not None and isinstance(host_in, PinnedArray) and isinstance(host_out, PinnedArray)
+        assert isinstance(dev_in, DeviceBuffer) and isinstance(dev_out, DeviceBuffer)
+        if batch.shape != self._shape:
+            context.set_input_shape(in_name, as_dims(batch.shape))
+            self._shape = batch.shape
+        out_shape = dims_tuple(context.get_tensor_shape(out_name))
+        host_in.array.reshape(-1)[: batch.size] = batch.reshape(-1)
+        copy_to_device(dev_in, host_in, batch.nbytes, stream)
+        if self.cuda_graph:
+            graph = self._graphs.get(batch.shape)
+            if graph is None:
+                self._enqueue()  # TensorRT needs one plain enqueue after a shape change before capture
+                graph = self._graphs[batch.shape] = CapturedGraph(stream)
+                graph.begin()
+                self._enqueue()
+                graph.end()
+            graph.launch()
+        else:
+            self._enqueue()
+        out_count = int(np.prod(out_shape))
+        copy_to_host(host_out, dev_out, out_count * host_out.array.itemsize, stream)
+        stream.synchronize()
+        return host_out.array.reshape(-1)[:out_count].reshape(out_shape).copy()
+
+    def _close_impl(self) -> None:
+        for graph in self._graphs.values():
+            graph.destroy()
+        for buffer in self._buffers:
+            buffer.free()
+        if self._stream is not None:
+            self._stream.destroy()
+        self._graphs, self._buffers, self._stream = {}, [], None
+        self._context = self._engine = None

@@ -110,6 +110,6 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    code = "import sys, edgeres.runtime; print('torch' in sys.modules)"
+    code = "import sys, edgeres.runtime, edgeres.engine, edgeres.cuda; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,0 +1,396 @@
+"""ONNX -> TensorRT engine, plus the sidecar that ties an engine to its TensorRT version and GPU.
+
+Precision lives in the ONNX (Q/DQ for INT8, casts for FP16), so the network is built strongly
+typed where the API has that flag (TensorRT >= 10); on older APIs the FP16/INT8 builder flags that
+Q/DQ networks need are set instead. Everything except `build_engine` runs without TensorRT;
+`tensorrt` is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeres.artifacts import read_sidecar, sha256_file, write_bytes_atomic, write_sidecar
+from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+MAX_OPTIMIZATION_LEVEL = 5  # TensorRT builder optimisation levels are 0..5 (default 3)
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """The batch sizes one optimisation profile covers: min <= opt <= max."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise UserInputError(f"--batch {self}: need 1 <= min <= opt <= max")
+
+    @classmethod
+    def parse(cls, text: str) -> BatchProfile:
+        """`"8"` -> 8:8:8, `"1:8:32"` -> min 1, opt 8, max 32."""
+        parts = text.strip().split(":")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX with whole numbers") from None
+        if len(values) == 1:
+            return cls(values[0], values[0], values[0])
+        if len(values) != 3:
+            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX, got {len(values)} fields")
+        return cls(*values)
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+    def shapes(self, sample_shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Full min/opt/max input shapes for one sample's shape (without the batch axis)."""
+        sample = tuple(int(d) for d in sample_shape)
+        return (self.min, *sample), (self.opt, *sample), (self.max, *sample)
+
+
+class Precision(Enum):
+    """What the ONNX carries; the engine follows it."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class HardwareCompatibility(Enum):
+    """TensorRT's HardwareCompatibilityLevel: which GPUs besides the build GPU may run the engine."""
+
+    NONE = "none"
+    AMPERE_PLUS = "ampere-plus"
+    SAME_COMPUTE_CAPABILITY = "same-compute-capability"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `edgeres build` passes to the TensorRT builder; validated on construction."""
+
+    batch: BatchProfile = field(default_factory=BatchProfile)
+    workspace_mib: int | None = None
+    optimization_level: int | None = None
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    version_compatible: bool = False
+    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
+    calibration_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.workspace_mib is not None and self.workspace_mib < 1:
+            raise UserInputError(f"--workspace {self.workspace_mib} MiB: must be at least 1")
+        level = self.optimization_level
+        if level is not None and not 0 <= level <= MAX_OPTIMIZATION_LEVEL:
+            raise UserInputError(f"--opt-level {level}: TensorRT takes 0..{MAX_OPTIMIZATION_LEVEL}")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise UserInputError(f"--dla {self.dla_core}: DLA cores are numbered from 0")
+        if self.dla_core is not None and self.hardware_compatibility is not HardwareCompatibility.NONE:
+            raise UserInputError("--dla and --hardware-compat exclude each other: DLA engines are tied to one SoC")
+        if self.calibration_cache is not None and not Path(self.calibration_cache).is_file():
+            raise UserInputError(f"{self.calibration_cache}: calibration cache not found")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the sidecar."""
+        out = asdict(self)
+        out["batch"] = asdict(self.batch)
+        out["hardware_compatibility"] = self.hardware_compatibility.value
+        out["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
+        out["calibration_cache"] = str(self.calibration_cache) if self.calibration_cache else None
+        return out
+
+
+@dataclass(frozen=True)
+class OnnxInput:
+    """The single network input as the ONNX declares it: name and per-sample shape (batch axis dropped)."""
+
+    name: str
+    sample_shape: tuple[int, ...]
+
+
+def read_onnx_input(onnx_path: Path) -> OnnxInput:
+    """Name and per-sample shape of the ONNX's one input; every axis but the batch must be fixed."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
+        raise UserInputError(f"{onnx_path}: not a valid ONNX model ({type(exc).__name__})") from exc
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in initializers]
+    if len(inputs) != 1:
+        raise UserInputError(f"{onnx_path}: {len(inputs)} inputs; a classifier with one input is expected")
+    dims = inputs[0].type.tensor_type.shape.dim
+    sample = tuple(d.dim_value for d in dims[1:])
+    if any(d <= 0 for d in sample):
+        raise UserInputError(f"{onnx_path}: input '{inputs[0].name}' has a dynamic axis besides the batch")
+    return OnnxInput(inputs[0].name, sample)
+
+
+def onnx_precision(onnx_path: Path) -> Precision:
+    """Precision from the ONNX's sidecar, else from the graph (Q/DQ nodes -> INT8, FP16 tensors -> FP16)."""
+    sidecar = read_sidecar(onnx_path)
+    declared = (sidecar or {}).get("options", {}).get("precision")
+    if declared is not None:
+        try:
+            return Precision(str(declared).lower())
+        except ValueError:
+            raise UserInputError(f"{onnx_path}: sidecar precision '{declared}' is not fp32, fp16 or int8") from None
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in proto.graph.node):
+        return Precision.INT8
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer):
+        return Precision.FP16
+    return Precision.FP32
+
+
+def onnx_input_contract(onnx_path: Path) -> dict[str, Any] | None:
+    """The input contract the ONNX's sidecar records (options["input"]), carried into the engine's."""
+    contract = ((read_sidecar(onnx_path) or {}).get("options") or {}).get("input")
+    return contract if isinstance(contract, dict) else None
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """What a serialized engine is bound to: the TensorRT version and the GPU it was built on."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+    @classmethod
+    def from_sidecar(cls, sidecar: dict[str, Any], where: Path) -> EngineTarget:
+        target = (sidecar.get("options") or {}).get("target")
+        if not isinstance(target, dict):
+            raise UserInputError(f"{where}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
+        try:
+            return cls(str(target["tensorrt_version"]), str(target["gpu_name"]), str(target["compute_capability"]))
+        except KeyError as exc:
+            raise UserInputError(f"{where}: sidecar options.target lacks {exc.args[0]}; rebuild the engine") from None
+
+
+class EngineMismatchError(UserInputError):
+    """The engine was built for another TensorRT version or GPU than the one running it."""
+
+
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]
+
+
+def _capability(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def check_engine_target(engine: Path, sidecar: dict[str, Any], running: EngineTarget) -> None:
+    """Refuse, with a message naming both sides, an engine this TensorRT and GPU cannot run.
+
+    Plain engines need the exact TensorRT version and the same compute capability; a
+    version-compatible engine needs the same major version, no older than the builder; hardware
+    compatibility AMPERE_PLUS needs compute capability >= 8.0. Same capability but another GPU
+    name only warns: it runs, possibly with tactics tuned for the other GPU.
+    """
+    built = EngineTarget.from_sidecar(sidecar, engine)
+    options = sidecar.get("options") or {}
+    rebuild = f"rebuild it here with `edgeres build --engine-only --onnx MODEL.onnx -o {engine.name}`"
+    if options.get("version_compatible"):
+        built_v = tuple(int(p) for p in built.tensorrt_version.split(".")[:3] if p.isdigit())
+        running_v = tuple(int(p) for p in running.tensorrt_version.split(".")[:3] if p.isdigit())
+        if _major(built.tensorrt_version) != _major(running.tensorrt_version) or running_v < built_v:
+            raise EngineMismatchError(
+                f"{engine}: version-compatible engine built with TensorRT {built.tensorrt_version} needs "
+                f"TensorRT {_major(built.tensorrt_version)}.x at or above it, this is {running.tensorrt_version}; "
+                f"{rebuild}"
+            )
+    elif built.tensorrt_version != running.tensorrt_version:
+        raise EngineMismatchError(
+            f"{engine}: built with TensorRT {built.tensorrt_version}, this is TensorRT {running.tensorrt_version} "
+            f"(engines are not portable across versions); {rebuild}"
+        )
+    level = options.get("hardware_compatibility", HardwareCompatibility.NONE.value)
+    if level == HardwareCompatibility.AMPERE_PLUS.value:
+        if _capability(running.compute_capability) < (8, 0):
+            raise EngineMismatchError(
+                f"{engine}: hardware-compatible (Ampere+) engine, but {running.gpu_name} has compute capability "
+                f"{running.compute_capability} (< 8.0); {rebuild}"
+            )
+        return
+    if built.compute_capability != running.compute_capability:
+        raise EngineMismatchError(
+            f"{engine}: built for {built.gpu_name} (compute capability {built.compute_capability}), this GPU is "
+            f"{running.gpu_name} ({running.compute_capability}); engines are not portable across GPUs; {rebuild}"
+        )
+    if built.gpu_name != running.gpu_name:
+        warnings.warn(
+            f"{engine}: built on {built.gpu_name}, running on {running.gpu_name} (same compute capability "
+            f"{running.compute_capability}); it runs, but rebuilding here may be faster",
+            stacklevel=2,
+        )
+
+
+def running_target() -> EngineTarget:
+    """The TensorRT version and GPU of this process."""
+    from edgeres.cuda import current_device
+
+    require_tensorrt()
+    import tensorrt as trt
+
+    device = current_device()
+    return EngineTarget(trt.__version__, device.name, device.compute_capability)
+
+
+def require_tensorrt() -> None:
+    """Raise BackendUnavailableError, saying how to get it, unless `tensorrt` imports."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "TensorRT is not installed: JetPack ships it; on x86 install the gpu extra from NVIDIA's index "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def engine_sidecar_fields(
+    onnx_path: Path, options: BuildOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
+) -> tuple[dict[str, str | None], dict[str, Any]]:
+    """Sidecar `inputs` (hashes of the ONNX and calibration cache) and `options` for an engine."""
+    onnx_input = read_onnx_input(onnx_path)
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    cache = options.calibration_cache
+    inputs: dict[str, str | None] = {
+        "onnx": str(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
+        "calibration_cache": str(cache) if cache else None,
+        "calibration_cache_sha256": sha256_file(cache) if cache else None,
+    }
+    fields: dict[str, Any] = {
+        "precision": precision.value,
+        "strongly_typed": strongly_typed,
+        "input": onnx_input_contract(onnx_path),
+        "profile": {"tensor": onnx_input.name, "min": min_shape, "opt": opt_shape, "max": max_shape},
+        "target": asdict(target),
+        **options.as_dict(),
+    }
+    return inputs, fields
+
+
+def write_engine(
+    output: Path, serialized: bytes, inputs: dict[str, str | None], fields: dict[str, Any], build_seconds: float
+) -> dict[str, Any]:
+    """Write the engine atomically, then its sidecar; returns the sidecar."""
+    if not serialized:
+        raise EdgeresError(f"{output}: TensorRT returned an empty engine")
+    write_bytes_atomic(output, serialized)
+    results = {"build_seconds": round(build_seconds, 2)}
+    return write_sidecar(output, "engine", inputs, fields, results, versions=("tensorrt", "onnx", "numpy"))
+
+
+def as_dims(shape: Sequence[int]) -> trt.Dims:
+    """A real `trt.Dims` from a tuple of ints (TensorRT's Dims(list) constructor), not a cast:
+    pybind would accept the tuple too, but the stubs declare Dims and this keeps both honest."""
+    import tensorrt as trt
+
+    return trt.Dims([int(d) for d in shape])
+
+
+def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
+    """A `trt.Dims` as a tuple of ints; -1 marks a dimension set at run time."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
+    import tensorrt as trt
+
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return
+    errors = []
+    for index in range(parser.num_errors):
+        error = parser.get_error(index)
+        node = error.node_name() or f"#{error.node()}"
+        errors.append(f"node {node} ({error.node_operator()}): {error.desc()}")
+    raise UserInputError(f"{onnx_path}: TensorRT's ONNX parser failed: " + "; ".join(errors or ["no detail given"]))
+
+
+def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildOptions) -> None:
+    """Workspace, optimisation level, DLA, version and hardware compatibility on `config`."""
+    import tensorrt as trt
+
+    if options.workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.optimization_level is not None:
+        config.builder_optimization_level = options.optimization_level
+    if options.dla_core is not None:
+        if options.dla_core >= builder.num_DLA_cores:
+            raise UserInputError(f"--dla {options.dla_core}: this device has {builder.num_DLA_cores} DLA core(s)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run stay on the GPU
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if options.hardware_compatibility is not HardwareCompatibility.NONE:
+        level = options.hardware_compatibility.name
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
+
+
+def _network_flags(precision: Precision) -> tuple[int, list[trt.BuilderFlag]]:
+    """Creation flags and, for APIs without strong typing, the builder flags the precision needs."""
+    import tensorrt as trt
+
+    creation = trt.NetworkDefinitionCreationFlag
+    if hasattr(creation, "STRONGLY_TYPED"):
+        return 1 << int(creation.STRONGLY_TYPED), []
+    flags = 1 << int(creation.EXPLICIT_BATCH) if hasattr(creation, "EXPLICIT_BATCH") else 0
+    wanted = {Precision.FP32: [], Precision.FP16: ["FP16"], Precision.INT8: ["INT8", "FP16"]}[precision]
+    return flags, [getattr(trt.BuilderFlag, name) for name in wanted if hasattr(trt.BuilderFlag, name)]
+
+
+def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
+    """Parse the ONNX, build one optimisation profile, write engine + sidecar; returns the sidecar."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise UserInputError(f"{onnx_path}: ONNX file not found")
+    require_tensorrt()
+    import tensorrt as trt
+
+    target = running_target()
+    precision = onnx_precision(onnx_path)
+    onnx_input = read_onnx_input(onnx_path)
+    started = time.perf_counter()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    creation_flags, precision_flags = _network_flags(precision)
+    network = builder.create_network(creation_flags)
+    _parse_onnx(network, logger, onnx_path)
+    config = builder.create_builder_config()
+    for flag in precision_flags:
+        config.set_flag(flag)
+    _configure(builder, config, options)
+    profile = builder.create_optimization_profile()
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    profile.set_shape(onnx_input.name, as_dims(min_shape), as_dims(opt_shape), as_dims(max_shape))
+    config.add_optimization_profile(profile)
+    cache_path = options.timing_cache
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path and cache_path.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EdgeresError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
+    if cache_path is not None:
+        write_bytes_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    inputs, fields = engine_sidecar_fields(onnx_path, options, precision, target, strongly_typed=not precision_flags)
+    return write_engine(output, bytes(serialized), inputs, fields, time.perf_counter() - started)
