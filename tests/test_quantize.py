@@ -1,0 +1,258 @@
+"""Q/DQ placement, the U8S8 twin, weight quantization and FP16, on small models built here."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeres.calibrate import CalibAlgo, collect_ranges
+from edgeres.errors import UserInputError
+from edgeres.export import torch_to_onnx
+from edgeres.model import Arch, build_model
+from edgeres.quantize import (
+    FRONTEND_PREFIX,
+    QdqPlan,
+    insert_qdq,
+    insert_qdq_cpu,
+    plan_qdq,
+    quantize_weight,
+    to_fp16,
+)
+
+
+def session(model: onnx.ModelProto, optimized: Path | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.log_severity_level = 3
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {out: node for node in model.graph.node for out in node.output}
+
+
+@pytest.fixture(scope="module")
+def resnet18(tmp_path_factory: pytest.TempPathFactory) -> tuple[onnx.ModelProto, Path]:
+    model = torch_to_onnx(build_model(Arch.RESNET18, num_classes=10))
+    path = tmp_path_factory.mktemp("r18") / "r18.onnx"
+    onnx.save(model, path)
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def resnet18_ranges(resnet18: tuple[onnx.ModelProto, Path]) -> tuple[QdqPlan, dict[str, float]]:
+    model, path = resnet18
+    plan = plan_qdq(model)
+    batches = [np.random.default_rng(1).standard_normal((2, 3, 224, 224)).astype(np.float32)]
+    ranges = collect_ranges(path, batches, CalibAlgo.MAX, tensors=list(plan.activations + plan.cpu_extra))
+    return plan, ranges
+
+
+def test_every_conv_and_gemm_reads_quantized_input_and_weight(resnet18, resnet18_ranges) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    qdq = insert_qdq(model, plan, ranges)
+    made_by = producers(qdq)
+    inits = {i.name: i for i in qdq.graph.initializer}
+    weighted = [n for n in qdq.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(weighted) == 21  # 20 convs + fc in ResNet18
+    for node in weighted:
+        act, weight = made_by[node.input[0]], made_by[node.input[1]]
+        assert act.op_type == "DequantizeLinear" and weight.op_type == "DequantizeLinear", node.name
+        assert inits[weight.input[0]].data_type == TensorProto.INT8
+        axis = helper.get_attribute_value(weight.attribute[0])
+        assert axis == 0  # Conv [M, C, kH, kW] and the exported fc (transB=1, [N, K]): output channels first
+        scales = numpy_helper.to_array(inits[weight.input[1]])
+        assert scales.shape == (numpy_helper.to_array(inits[weight.input[0]]).shape[0],)
+        zp = numpy_helper.to_array(inits[act.input[2]])
+        assert zp.dtype == np.int8 and zp == 0
+    # Logits stay float: nothing quantizes the graph output.
+    assert made_by["logits"].op_type == "Gemm"
+
+
+def test_residual_add_quantizes_the_skip_only(resnet18, resnet18_ranges) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    qdq = insert_qdq(model, plan, ranges)
+    made_by = producers(qdq)
+    adds = [n for n in qdq.graph.node if n.op_type == "Add"]
+    assert len(adds) == 8 and len(plan.residual_adds) == 8
+    for add in adds:
+        kinds = sorted(made_by[i].op_type for i in add.input)
+        assert kinds == ["Conv", "DequantizeLinear"], add.name
+    # Downsampling blocks: both inputs come from convs; the shortcut conv's output is the quantized one.
+    shortcut = next(n for n in adds if n.name == "/layer2/layer2.0/Add")
+    skip = next(i for i in shortcut.input if made_by[i].op_type == "DequantizeLinear")
+    assert made_by[made_by[skip].input[0]].input[0] == "/layer2/layer2.0/downsample/downsample.0/Conv_output_0"
+
+
+def test_keep_float_layers_stay_float(resnet18, resnet18_ranges) -> None:
+    model, _ = resnet18
+    _, ranges = resnet18_ranges
+    plan = plan_qdq(model, keep_float=("conv1", "fc"))
+    qdq = insert_qdq(model, plan, ranges)
+    made_by = producers(qdq)
+    by_name = {n.name: n for n in qdq.graph.node}
+    assert by_name["/conv1/Conv"].input[0] == "input"
+    assert by_name["/fc/Gemm"].input[:2] == ["/Flatten_output_0", "fc.weight"]
+    assert made_by[by_name["/layer1/layer1.0/conv1/Conv"].input[0]].op_type == "DequantizeLinear"
+    with pytest.raises(UserInputError, match="no-such-layer"):
+        plan_qdq(model, keep_float=("no-such-layer",))
+
+
+def test_missing_range_is_named(resnet18, resnet18_ranges) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    partial = dict(ranges)
+    del partial[plan.activations[3]]
+    with pytest.raises(UserInputError, match="no range for tensor"):
+        insert_qdq(model, plan, partial)
+
+
+def test_qdq_model_runs_with_dynamic_batch(resnet18, resnet18_ranges) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    run = session(insert_qdq(model, plan, ranges))
+    batch = np.random.default_rng(2).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    together = run.run(None, {"input": batch})[0]
+    alone = np.concatenate([run.run(None, {"input": batch[i : i + 1]})[0] for i in range(3)])
+    assert together.shape == (3, 10)
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
+
+
+def test_cpu_twin_fuses_every_conv_into_qlinearconv(resnet18, resnet18_ranges, tmp_path: Path) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    twin = insert_qdq_cpu(model, plan, ranges)
+    zero_points = [
+        numpy_helper.to_array(i) for i in twin.graph.initializer if i.name.endswith("_zero_point") and i.dims == []
+    ]
+    assert zero_points and all(zp.dtype == np.uint8 and zp == 128 for zp in zero_points)
+    optimized = tmp_path / "optimized.onnx"
+    session(twin, optimized)
+    ops = Counter(n.op_type for n in onnx.load(optimized).graph.node)
+    assert ops["QLinearConv"] == 20, ops
+    assert ops["Conv"] == 0 and ops["FusedConv"] == 0, ops
+
+
+def chain_model() -> onnx.ModelProto:
+    """input -> Conv -> Relu -> MaxPool -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32) * 0.1, "b1"),
+        numpy_helper.from_array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2, "w2"),
+        numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc_w"),
+        numpy_helper.from_array(np.zeros(5, np.float32), "fc_b"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_cpu_twin_is_exactly_the_tensorrt_grid_without_residual_adds() -> None:
+    """With no residual Add the twin only moves quantization through ReLU/MaxPool: same numbers."""
+    model = chain_model()
+    plan = plan_qdq(model)
+    assert plan.cpu_extra == ()
+    assert plan.cpu_moves == (("c1", "p1"),)  # GlobalAveragePool does not commute with rounding: no move
+    ranges = {"input": 3.0, "p1": 2.5, "f": 1.7}
+    batch = np.random.default_rng(3).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    s8 = session(insert_qdq(model, plan, ranges)).run(None, {"input": batch})[0]
+    u8 = session(insert_qdq_cpu(model, plan, ranges)).run(None, {"input": batch})[0]
+    np.testing.assert_allclose(u8, s8, rtol=0, atol=1e-5)
+
+
+def test_frontend_nodes_are_untouched() -> None:
+    """A camera front-end (uint8 frame -> float RGB, including a 1x1 colour conv) stays float."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((3, 3, 1, 1)).astype(np.float32), "colour"),
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((2, 4)).astype(np.float32), "fc_w"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["frame"], ["f32"], name=FRONTEND_PREFIX + "cast", to=TensorProto.FLOAT),
+        helper.make_node("Conv", ["f32", "colour"], ["rgb"], name=FRONTEND_PREFIX + "colour"),
+        helper.make_node("Conv", ["rgb", "w"], ["c"], name="/conv1/Conv", pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w"], ["logits"], name="/fc/Gemm", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "frontend",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    plan = plan_qdq(model)
+    assert plan.frontend_nodes == (FRONTEND_PREFIX + "cast", FRONTEND_PREFIX + "colour")
+    qdq = insert_qdq(model, plan, {"rgb": 2.0, "flat": 1.0})
+    by_name = {n.name: n for n in qdq.graph.node}
+    assert list(by_name[FRONTEND_PREFIX + "cast"].input) == ["frame"]
+    assert list(by_name[FRONTEND_PREFIX + "colour"].input) == ["f32", "colour"]
+    assert by_name["/conv1/Conv"].input[0] == "rgb_dequantized"
+    frame = rng.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
+    assert session(qdq).run(None, {"frame": frame})[0].shape == (2, 2)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((16, 3, 3, 3), 0), ((10, 64), 0), ((64, 10), 1)])
+def test_weight_quantization_is_per_channel_within_half_a_step(shape: tuple[int, ...], axis: int) -> None:
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal(shape).astype(np.float32) * rng.uniform(0.01, 3, shape[axis]).reshape(
+        [-1 if d == axis else 1 for d in range(len(shape))]
+    )
+    values, scales = quantize_weight(weight, axis)
+    assert values.dtype == np.int8 and scales.shape == (shape[axis],)
+    view = [-1 if d == axis else 1 for d in range(len(shape))]
+    error = np.abs(values * scales.reshape(view) - weight)
+    assert np.all(error <= scales.reshape(view) / 2 + 1e-7)
+    assert np.abs(values).max() == 127  # each channel's largest weight lands on the grid's end
+
+
+def test_gemm_without_transpose_quantizes_along_columns() -> None:
+    model = chain_model()
+    fc = next(n for n in model.graph.node if n.name == "fc")
+    del fc.attribute[:]
+    init = next(i for i in model.graph.initializer if i.name == "fc_w")
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).T.copy(), "fc_w"))
+    plan = plan_qdq(model)
+    assert next(w for w in plan.weights if w.node == "fc").axis == 1
+
+
+def test_fp16_model_runs_on_cpu_close_to_fp32(resnet18) -> None:
+    model, _ = resnet18
+    half = to_fp16(model)
+    weights = [i for i in half.graph.initializer if len(i.dims) == 4]
+    assert weights and all(i.data_type == TensorProto.FLOAT16 for i in weights)
+    assert half.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    batch = np.random.default_rng(5).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    ref = session(model).run(None, {"input": batch})[0]
+    got = session(half).run(None, {"input": batch})[0]
+    sqnr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref - got).astype(np.float64) ** 2))
+    assert sqnr > 40, sqnr  # FP16 rounding only: ~60 dB expected, far above INT8's ~30 dB
