@@ -1,0 +1,102 @@
+"""Fidelity measures and the gate, on small models whose differences are known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgeres.errors import FidelityError, UserInputError
+from edgeres.fidelity import FidelityGate, check_gate, compare_models, sqnr_db
+from tests.test_quantize import chain_model
+
+
+def perturbed(model: onnx.ModelProto, initializer: str, noise: float) -> onnx.ModelProto:
+    """A copy with seeded Gaussian noise of std `noise` added to one weight."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    init = next(i for i in copy.graph.initializer if i.name == initializer)
+    values = numpy_helper.to_array(init)
+    values = values + np.random.default_rng(9).standard_normal(values.shape).astype(np.float32) * noise
+    init.CopyFrom(numpy_helper.from_array(values.astype(np.float32), initializer))
+    return copy
+
+
+def batches(count: int = 3, size: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.standard_normal((size, 3, 16, 16)).astype(np.float32) for _ in range(count)]
+
+
+def test_sqnr_definition() -> None:
+    assert sqnr_db(100.0, 1.0) == pytest.approx(20.0)
+    assert sqnr_db(1.0, 0.0) == math.inf
+
+
+def test_identical_models_agree_exactly() -> None:
+    model = chain_model()
+    report = compare_models(model, model, batches(), "int8", "random (seed 0)", random_weights=True)
+    assert report.samples == 12
+    assert report.top1_agreement == 1.0 and report.top5_overlap == 1.0
+    assert report.sqnr_db == math.inf and report.cosine_min == pytest.approx(1.0)
+    assert report.as_dict()["sqnr_db"] == "inf"
+    assert "ill-conditioned" in report.note
+
+
+def test_logit_measures_match_a_direct_computation() -> None:
+    """Streaming over batches gives the same numbers as computing on everything at once."""
+    import onnxruntime as ort
+
+    model, other = chain_model(), perturbed(chain_model(), "fc_w", 0.3)
+    data = batches()
+    report = compare_models(model, other, data, "int8", "w", random_weights=False)
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (model, other)]
+    ref, cand = (np.concatenate([r.run(None, {"input": b})[0] for b in data]).astype(np.float64) for r in run)
+    expected = 10 * np.log10(np.sum(ref**2) / np.sum((ref - cand) ** 2))
+    assert report.sqnr_db == pytest.approx(expected, rel=1e-6)
+    assert report.top1_agreement == pytest.approx(np.mean(ref.argmax(1) == cand.argmax(1)))
+    cosine = np.sum(ref * cand, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1))
+    assert report.cosine_min == pytest.approx(cosine.min()) and report.cosine_mean == pytest.approx(cosine.mean())
+    assert report.top5_overlap == 1.0  # five classes: the top five are always all of them
+
+
+def test_worst_layer_is_the_perturbed_one() -> None:
+    model = chain_model()
+    report = compare_models(model, perturbed(model, "w2", 0.2), batches(), "int8", "w", random_weights=False)
+    worst = report.worst_layers
+    assert worst[0].tensor == "c2" and math.isfinite(worst[0].sqnr_db)
+    assert {layer.tensor: layer.sqnr_db for layer in worst}["c1"] == math.inf  # upstream of the change
+
+
+def test_accuracy_against_labels() -> None:
+    model = chain_model()
+    data = batches()
+    import onnxruntime as ort
+
+    run = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    labelled = [(b, run.run(None, {"input": b})[0].argmax(1)) for b in data]
+    labelled[0] = (labelled[0][0], (labelled[0][1] + 1) % 5)  # first batch labelled wrong on purpose
+    report = compare_models(model, model, labelled, "fp16", "w", random_weights=False)
+    assert report.accuracy is not None
+    assert report.accuracy.reference_top1 == pytest.approx(8 / 12) == report.accuracy.candidate_top1
+    assert report.accuracy.reference_top5 == 1.0
+
+
+def test_gate_names_measure_value_and_limit() -> None:
+    model = chain_model()
+    report = compare_models(model, perturbed(model, "fc_b", 50.0), batches(), "int8", "w", random_weights=False)
+    check_gate(report, FidelityGate(min_sqnr_db=report.sqnr_db - 1))
+    with pytest.raises(FidelityError, match=r"int8 logits SQNR .* dB is below --min-sqnr"):
+        check_gate(report, FidelityGate(min_sqnr_db=report.sqnr_db + 1))
+    assert report.top1_agreement < 1.0  # a bias far larger than the logits overrides the decisions
+    with pytest.raises(FidelityError, match="below --min-agreement"):
+        check_gate(report, FidelityGate(min_agreement=1.0))
+    with pytest.raises(UserInputError, match="--min-agreement 95"):
+        FidelityGate(min_agreement=95)
+
+
+def test_no_samples_is_an_error() -> None:
+    with pytest.raises(UserInputError, match="no held-out samples"):
+        compare_models(chain_model(), chain_model(), [], "int8", "w", random_weights=True)
