@@ -1,0 +1,85 @@
+"""Profile an ONNX model with ONNX Runtime (CPU here; the CUDA execution provider where installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeres.profile import (
+    ArtifactKind,
+    ArtifactProfile,
+    MemoryReport,
+    ProfileOptions,
+    frame_bytes_for,
+    input_batch,
+    measure_batch,
+    sidecar_precision,
+    unstable_warning,
+)
+from edgeres.profile_layers import profile_onnx_layers
+from edgeres.profile_memory import GpuMemorySampler, onnx_weights_bytes, peak_rss_bytes, reset_peak_rss
+from edgeres.runtime import OnnxRuntimeRunner
+
+LAYER_WARMUP_RUNS = 2
+
+
+def profile_onnx(path: Path, options: ProfileOptions) -> ArtifactProfile:
+    warnings: list[str] = []
+    rss_reset = reset_peak_rss()
+    runner = OnnxRuntimeRunner(path, threads=options.threads)
+    with GpuMemorySampler() as gpu, runner:
+        spec = runner.input_spec
+        batches = []
+        for batch in options.batches:
+            result = measure_batch(runner.infer, input_batch(spec.shape, spec.dtype, batch, path), options)
+            batches.append(result)
+            if result.unstable:
+                warnings.append(unstable_warning(path, result, options.cv_warn))
+        end_to_end = None
+        if options.clip is not None:
+            from edgeres.profile_e2e import run_end_to_end
+
+            end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
+        backend = "onnxruntime " + "+".join(p.removesuffix("ExecutionProvider") for p in runner.providers)
+    host_peak = peak_rss_bytes()
+    if not rss_reset:
+        warnings.append("peak RSS could not be reset per artifact: it is the whole process's peak")
+
+    layers = None
+    if options.layers:
+        layer_input = input_batch(spec.shape, spec.dtype, options.batches[0], path)
+        layers = profile_onnx_layers(path, layer_input, options.layer_runs, LAYER_WARMUP_RUNS, options.threads)
+    if layers is not None and layers.arena_peak_bytes is not None:
+        activation: int | None = layers.arena_peak_bytes
+        activation_source = (
+            f"onnxruntime CPU arena: peak bytes in use at batch {layers.batch} (from its profiler; "
+            f"arena reserved {layers.arena_held_bytes} bytes)"
+        )
+    else:
+        activation, activation_source = None, "not measured (the per-layer pass, which reads the arena, was off)"
+
+    frame = frame_bytes_for(spec.shape, options)
+    memory = MemoryReport(
+        artifact_bytes=path.stat().st_size,
+        weights_bytes=onnx_weights_bytes(path),
+        weights_source="ONNX initializers and constants at their stored element type",
+        activation_bytes=activation,
+        activation_source=activation_source,
+        host_peak_rss_bytes=host_peak,
+        host_rss_source="VmHWM of this process during load and timing" + ("" if rss_reset else " (not reset)"),
+        gpu_peak_bytes=gpu.peak_bytes,
+        gpu_source="NVML device memory used, sampled every 10 ms" if gpu.available else "no NVML here: not measured",
+        frame=frame,
+    )
+    return ArtifactProfile(
+        path=str(path),
+        kind=ArtifactKind.ONNX,
+        backend=backend,
+        precision=sidecar_precision(path),
+        input_name=spec.name,
+        input_shape=spec.shape,
+        batches=tuple(batches),
+        layers=layers,
+        memory=memory,
+        end_to_end=end_to_end,
+        warnings=tuple(warnings),
+    )
