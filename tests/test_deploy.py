@@ -1,0 +1,294 @@
+"""Deploy configs checked field by field against the artifact's sidecar, and parsed back by real schemas."""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from google.protobuf import text_format
+
+from edgeres.artifacts import read_sidecar, sha256_file, write_sidecar
+from edgeres.deploy import InputLayout, read_deploy_model, select_artifact
+from edgeres.deploy_deepstream import (
+    NETWORK_MODE,
+    DeepStreamOptions,
+    nvinfer_normalization,
+    write_deepstream,
+)
+from edgeres.deploy_triton import TritonOptions, write_triton_repository
+from edgeres.engine import Precision
+from edgeres.errors import UserInputError
+from edgeres.frames import YuvLayout
+from edgeres.frontend import InputContract, attach_frontend
+from edgeres.images import IMAGENET_MEAN, IMAGENET_STD, normalize
+from edgeres.labels import ClassNames, class_names_for, imagenet_class_names
+from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto
+
+
+def triton_model_config() -> ModuleType:
+    """Triton's ModelConfig protobuf module from the tritonclient wheel, loaded without grpc."""
+    import tritonclient
+
+    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def custom_names(count: int) -> ClassNames:
+    return ClassNames(tuple(f"part {i}" for i in range(count)), "parts.txt")
+
+
+def tiny_artifact(folder: Path, precision: str = "fp32", classes: int = 5, batch: int | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_with_sidecar(tiny_classifier_proto(classes, batch=batch), folder / f"tiny_{precision}.onnx", precision)
+
+
+def yuv_artifact(folder: Path, classes: int = 5) -> tuple[Path, InputContract]:
+    contract = InputContract(YuvLayout.YUYV, width=64, height=48, size=TINY_SIZE)
+    fused = attach_frontend(tiny_classifier_proto(classes), contract)
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_with_sidecar(fused, folder / "tiny_yuyv.onnx", "fp32", input_contract=contract.to_dict()), contract
+
+
+def read_nvinfer_config(path: Path) -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    return parser["property"]
+
+
+# --- DeepStream ---------------------------------------------------------------------------------
+
+
+def test_deepstream_config_matches_the_sidecar_field_by_field(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "fp16", classes=7)
+    sidecar = read_sidecar(artifact)
+    assert sidecar is not None
+    result = write_deepstream(artifact, tmp_path / "ds", custom_names(7), DeepStreamOptions(batch_size=4))
+    prop = read_nvinfer_config(result.config)
+    shape = sidecar["options"]["input"]["shape"]
+    assert prop["infer-dims"] == ";".join(str(d) for d in shape[1:])
+    assert int(prop["network-mode"]) == NETWORK_MODE[Precision(sidecar["options"]["precision"])] == 2
+    assert int(prop["batch-size"]) == 4
+    assert (result.config.parent / prop["onnx-file"]).is_file()
+    assert "int8-calib-file" not in prop and "model-engine-file" not in prop
+    assert int(prop["network-type"]) == 1 and int(prop["model-color-format"]) == 0
+    labels = (result.config.parent / prop["labelfile-path"]).read_text().splitlines()
+    assert len(labels) == 1  # nvinfer: one line per output layer
+    assert labels[0].split(";") == list(custom_names(7).names)
+    assert len(labels[0].split(";")) == sidecar["options"]["num_classes"]
+    generated = read_deploy_model(result.onnx)
+    assert generated.output.name == prop["output-blob-names"]
+    assert generated.output.shape[-1] == sidecar["options"]["num_classes"]
+
+
+def test_deepstream_offsets_and_scale_reproduce_imagenet_normalisation_exactly(tmp_path: Path, real_images):
+    """Feed the generated ONNX what nvinfer computes from the config; it must equal softmax(original(normalised))."""
+    artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
+    result = write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+    prop = read_nvinfer_config(result.config)
+    scale = float(prop["net-scale-factor"])
+    offsets = np.array([float(v) for v in prop["offsets"].split(";")], dtype=np.float64).reshape(3, 1, 1)
+    original = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+    nvinfer = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
+    for name in ("chelsea", "coffee", "rocket"):
+        rgb = cv2.resize(real_images[name], (TINY_SIZE, TINY_SIZE), interpolation=cv2.INTER_AREA)
+        pixels = rgb.transpose(2, 0, 1).astype(np.float64)  # nvinfer: planar RGB, x in 0..255
+        nvinfer_input = (scale * (pixels - offsets)).astype(np.float32)[None]
+        probabilities = nvinfer.run(None, {"input": nvinfer_input})[0]
+        logits = original.run(None, {"input": normalize(rgb)[None]})[0].astype(np.float64)
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(probabilities, expected, atol=2e-6, rtol=1e-5)
+
+
+def test_nvinfer_normalization_splits_std_into_scale_and_gain():
+    norm = nvinfer_normalization()
+    for c in range(3):  # s * gain_c must be 1 / (255 * std_c), offsets 255 * mean_c
+        assert norm.net_scale_factor * norm.channel_gain[c] == pytest.approx(1 / (255 * IMAGENET_STD[c]), rel=1e-6)
+        assert norm.offsets[c] == pytest.approx(255 * IMAGENET_MEAN[c], rel=1e-6)
+
+
+def test_deepstream_int8_references_the_calibration_table(tmp_path: Path):
+    build = tmp_path / "build"
+    artifact = tiny_artifact(build, "int8")
+    table = build / "calibration.table"
+    table.write_text("TRT-100-EntropyCalibration2\ninput: 3c010a14\n")
+    result = write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+    prop = read_nvinfer_config(result.config)
+    assert int(prop["network-mode"]) == 1
+    copied = result.config.parent / prop["int8-calib-file"]
+    assert copied.read_bytes() == table.read_bytes()
+
+
+def test_deepstream_int8_without_a_table_is_a_user_error(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "int8")
+    with pytest.raises(UserInputError, match="calibration table"):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+
+
+def test_deepstream_refuses_a_yuv_frame_model(tmp_path: Path):
+    artifact, _ = yuv_artifact(tmp_path / "build")
+    with pytest.raises(UserInputError, match=r"YUV422 frame.*RGB model"):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+
+
+def test_deepstream_batch_above_a_fixed_graph_batch_is_refused(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", batch=1)
+    with pytest.raises(UserInputError, match="batch size 2"):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5), DeepStreamOptions(batch_size=2))
+
+
+# --- Triton -------------------------------------------------------------------------------------
+
+
+def parse_triton_config(path: Path):
+    schema = triton_model_config()
+    return text_format.Parse(path.read_text(), schema.ModelConfig()), schema
+
+
+def test_triton_config_parses_with_tritons_schema_and_matches_the_sidecar(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "int8", classes=6)
+    sidecar = read_sidecar(artifact)
+    assert sidecar is not None
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(6), TritonOptions(max_batch_size=16))
+    config, schema = parse_triton_config(result.config)
+    assert config.name == result.name == result.model_dir.name == "tiny_int8"
+    assert config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 16
+    (given,) = config.input
+    assert given.name == sidecar["options"]["input"]["name"]
+    assert given.data_type == schema.TYPE_FP32
+    assert list(given.dims) == sidecar["options"]["input"]["shape"][1:]
+    (output,) = config.output
+    assert output.name == sidecar["options"]["output"]["name"]
+    assert list(output.dims) == [sidecar["options"]["num_classes"]]
+    labels = (result.model_dir / output.label_filename).read_text().splitlines()
+    assert labels == list(custom_names(6).names)
+    assert config.HasField("dynamic_batching")
+    assert result.model_file == result.model_dir / "1" / "model.onnx"
+    assert sha256_file(result.model_file) == sha256_file(artifact)
+
+
+def test_triton_yuv_model_takes_the_uint8_frame(tmp_path: Path):
+    artifact, contract = yuv_artifact(tmp_path / "build")
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
+    config, schema = parse_triton_config(result.config)
+    (given,) = config.input
+    assert given.data_type == schema.TYPE_UINT8
+    assert list(given.dims) == [contract.height, contract.width * 2] == list(contract.frame_shape)
+    assert result.name == "tiny_fp32_yuv422"
+
+
+def test_triton_fixed_batch_graph_gets_max_batch_zero_and_full_dims(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", batch=1)
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
+    config, _ = parse_triton_config(result.config)
+    assert config.max_batch_size == 0
+    assert list(config.input[0].dims) == [1, 3, TINY_SIZE, TINY_SIZE]
+    assert not config.HasField("dynamic_batching")
+
+
+def test_triton_onnx_copy_runs_and_gives_the_artifacts_logits(tmp_path: Path, real_images):
+    artifact = tiny_artifact(tmp_path / "build")
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
+    rgb = cv2.resize(real_images["astronaut"], (TINY_SIZE, TINY_SIZE), interpolation=cv2.INTER_AREA)
+    batch = normalize(rgb)[None]
+    served = ort.InferenceSession(str(result.model_file), providers=["CPUExecutionProvider"])
+    source = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(served.run(None, {"input": batch})[0], source.run(None, {"input": batch})[0])
+
+
+def _plan_for(artifact: Path, folder: Path, precision: str, low: int = 1, high: int = 8) -> Path:
+    """Stand-in bytes for an engine (deploy only copies it) with the sidecar layout `edgeres engine` writes."""
+    plan = folder / "tiny.plan"
+    plan.write_bytes(b"serialized engine bytes")
+    write_sidecar(
+        plan,
+        stage="engine",
+        inputs={"onnx": str(artifact), "onnx_sha256": sha256_file(artifact)},
+        options={
+            "precision": precision,
+            "profile": {"tensor": "input", "min": [low, 3, 32, 32], "max": [high, 3, 32, 32]},
+        },
+    )
+    return plan
+
+
+def test_triton_plan_becomes_tensorrt_plan_with_batch_checked_against_its_profile(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "fp16")
+    plan = _plan_for(artifact, tmp_path / "build", "fp16", high=8)
+    options = TritonOptions(plan=plan, max_batch_size=8)
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5), options)
+    config, _ = parse_triton_config(result.config)
+    assert config.platform == "tensorrt_plan"
+    assert result.model_file.name == "model.plan"
+    assert result.model_file.read_bytes() == plan.read_bytes()
+    with pytest.raises(UserInputError, match="at most 8"):
+        too_many = TritonOptions(plan=plan, max_batch_size=9)
+        write_triton_repository(artifact, tmp_path / "repo2", custom_names(5), too_many)
+
+
+def test_triton_plan_from_another_model_or_precision_is_refused(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "fp16")
+    other = tiny_artifact(tmp_path / "other", "fp16", classes=6)
+    wrong_model = _plan_for(other, tmp_path / "other", "fp16")
+    with pytest.raises(UserInputError, match="sha256"):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(plan=wrong_model))
+    wrong_precision = _plan_for(artifact, tmp_path / "build", "int8")
+    with pytest.raises(UserInputError, match="precision int8"):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(plan=wrong_precision))
+
+
+# --- shared: class names and artifact selection -------------------------------------------------
+
+
+def test_class_names_must_match_the_model(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", classes=5)
+    with pytest.raises(UserInputError, match="4 class names for a model with 5 classes"):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(4))
+    with pytest.raises(UserInputError, match="4 class names for a model with 5 classes"):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(4))
+
+
+def test_imagenet_names_fill_a_1000_class_deployment(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", classes=1000)
+    result = write_triton_repository(artifact, tmp_path / "repo", class_names_for(1000))
+    assert result.labels.read_text().splitlines() == list(imagenet_class_names().names)
+
+
+def test_build_directory_prefers_int8_then_honours_the_asked_precision(tmp_path: Path):
+    build = tmp_path / "build"
+    for precision in ("fp32", "fp16", "int8"):
+        tiny_artifact(build, precision)
+    yuv_artifact(build)
+    assert select_artifact(build).name == "tiny_int8.onnx"
+    assert select_artifact(build, Precision.FP16).name == "tiny_fp16.onnx"
+    assert select_artifact(build, Precision.FP32, InputLayout.YUV422_FRAME).name == "tiny_yuyv.onnx"
+    with pytest.raises(UserInputError, match="no ONNX model"):
+        select_artifact(tmp_path / "build" / "..", layout=InputLayout.YUV422_FRAME)
+
+
+def test_sidecar_that_disagrees_with_the_graph_is_refused(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", classes=5)
+    sidecar = read_sidecar(artifact)
+    assert sidecar is not None
+    options = dict(sidecar["options"], num_classes=6)
+    write_sidecar(artifact, "export", sidecar["inputs"], options)
+    with pytest.raises(UserInputError, match="5 classes, the sidecar says 6"):
+        read_deploy_model(artifact)
+
+
+def test_a_model_without_sidecar_is_refused(tmp_path: Path):
+    path = tmp_path / "bare.onnx"
+    path.write_bytes(tiny_classifier_proto(3).SerializeToString())
+    with pytest.raises(UserInputError, match="no sidecar"):
+        read_deploy_model(path)
+
