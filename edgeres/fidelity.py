@@ -67,7 +67,7 @@ class FidelityReport:
     precision: str
     samples: int
     weights: str
-    random_weights: bool
+    random_weights: bool | None  # None: not known (an ONNX without its sidecar)
     top1_agreement: float
     top5_overlap: float
     cosine_mean: float
@@ -80,6 +80,8 @@ class FidelityReport:
     def note(self) -> str:
         if self.random_weights:
             return "random weights: top-1 agreement is ill-conditioned, SQNR is the meaningful measure"
+        if self.random_weights is None:
+            return "weights unknown: if they are random, top-1 agreement is ill-conditioned and SQNR is the measure"
         return "trained weights"
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def compare_models(
     batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
     precision: str,
     weights: str,
-    random_weights: bool,
+    random_weights: bool | None,
     threads: int = 2,
     progress: Progress | None = None,
 ) -> FidelityReport:
