@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,7 @@ def reports_errors(func: F) -> F:
             err_console.print(f"[bold yellow]warning:[/] {message}")
 
         previous = warnings.showwarning
-        warnings.showwarning = show_warning  # type: ignore[assignment]
+        warnings.showwarning = show_warning
         try:
             return func(*args, **kwargs)
         except EdgeresError as exc:
@@ -146,10 +145,15 @@ def summary(
     console.print(table)
 
 
+from edgeres.cli_deploy import deploy_app  # noqa: E402  (it uses reports_errors and console from above)
+
+app.add_typer(deploy_app, name="deploy")
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="edgeres")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

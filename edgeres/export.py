@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,13 +71,13 @@ def torch_to_onnx(model: torch.nn.Module, opset: int = DEFAULT_OPSET, size: int 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserInputError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
     example = torch.zeros(1, 3, size, size)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="edgeres-export-") as scratch, warnings.catch_warnings():
+        exported = Path(scratch) / "model.onnx"
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
         torch.onnx.export(
             model.eval(),
             (example,),
-            buffer,
+            exported,
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
@@ -85,7 +85,7 @@ def torch_to_onnx(model: torch.nn.Module, opset: int = DEFAULT_OPSET, size: int 
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             do_constant_folding=True,
         )
-    proto = onnx.load_from_string(buffer.getvalue())
+        proto = onnx.load(str(exported))
     inline_initializer_identities(proto)
     onnx.checker.check_model(proto, full_check=True)
     return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
