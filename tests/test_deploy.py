@@ -292,3 +292,44 @@ def test_a_model_without_sidecar_is_refused(tmp_path: Path):
     with pytest.raises(UserInputError, match="no sidecar"):
         read_deploy_model(path)
 
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from edgeres.cli import app
+
+    build = tmp_path / "build"
+    tiny_artifact(build, "fp16", classes=1000)
+    runner = CliRunner()
+    ds = runner.invoke(app, ["deploy", "deepstream", str(build), "-o", str(tmp_path / "ds"), "--batch-size", "2"])
+    assert ds.exit_code == 0, ds.output
+    assert int(read_nvinfer_config(tmp_path / "ds" / "config_infer_primary.txt")["batch-size"]) == 2
+    tr = runner.invoke(app, ["deploy", "triton", str(build), "-o", str(tmp_path / "repo"), "--max-batch", "4"])
+    assert tr.exit_code == 0, tr.output
+    config, _ = parse_triton_config(tmp_path / "repo" / "tiny_fp16" / "config.pbtxt")
+    assert config.max_batch_size == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "triton", "{tmp}/absent", "-o", "{tmp}/repo"], "no such artifact"),
+        (["deploy", "deepstream", "{tmp}/build", "--precision", "int4", "-o", "{tmp}/ds"], "unknown --precision"),
+        (["deploy", "deepstream", "{tmp}/build", "--precision", "int8", "-o", "{tmp}/ds"], "no int8 model"),
+        (["deploy", "triton", "{tmp}/build", "--labels", "{tmp}/absent.txt", "-o", "{tmp}/repo"], "not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str):
+    from typer.testing import CliRunner
+
+    from edgeres.cli import app
+
+    tiny_artifact(tmp_path / "build", "fp32", classes=1000)
+    result = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
