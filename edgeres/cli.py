@@ -145,9 +145,179 @@ def summary(
     console.print(table)
 
 
+@app.command()
+@reports_errors
+def profile(
+    artifacts: Annotated[list[Path], typer.Argument(help="ONNX models (.onnx) and TensorRT engines (.engine, .plan).")],
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes to sweep, comma-separated.")] = "1",
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Timed calls per batch (default 50).")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Seconds per batch, not a count.")] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before each measurement.")] = 5,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for onnxruntime; 0: its default.")] = 0,
+    in_flight: Annotated[int, typer.Option("--in-flight", help="Concurrent requests for pipelined throughput.")] = 2,
+    no_layers: Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer profiling pass.")] = False,
+    cv_warn: Annotated[float, typer.Option("--cv-warn", help="Warn when latency std/mean exceeds this.")] = 0.10,
+    from_frames: Annotated[
+        Path | None, typer.Option("--from-frames", help="Raw YUV 4:2:2 clip: also time frame -> top-k end to end.")
+    ] = None,
+    frame_size: Annotated[str, typer.Option("--frame-size", help="WIDTHxHEIGHT of the clip's frames.")] = "1920x1080",
+    frame_format: Annotated[str, typer.Option("--frame-format", help="yuyv|uyvy|i422|nv16.")] = "yuyv",
+    colorspace: Annotated[str, typer.Option("--colorspace", help="bt601|bt709.")] = "bt601",
+    color_range: Annotated[str, typer.Option("--range", help="limited|full.")] = "limited",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here (versioned schema).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write PNG plots into this folder.")] = None,
+) -> None:
+    """Latency, throughput, slowest layers and memory of one or more artifacts, side by side.
+
+    Latency is synchronous (one call at a time, as a camera loop runs); throughput is also shown
+    pipelined (several calls in flight). With several artifacts, the first is the baseline of a
+    comparison table.
+
+    Examples:\n
+      edgeres profile out/model.onnx\n
+      edgeres profile fp32.onnx int8.onnx --batch 1,8 --plot out/ --json out/profile.json\n
+      edgeres profile r50.engine --batch 1,8,32 --duration 10\n
+      edgeres profile r50.onnx --from-frames clip.yuv --frame-size 1920x1080 --frame-format uyvy
+    """
+    from edgeres.frames import ColorRange, ColorSpace, parse_choice, parse_layout, parse_size
+    from edgeres.profile import FrameClip, ProfileOptions, RunLength, machine_info, parse_batches, profile_artifacts
+    from edgeres.report import all_tables, machine_line, report_json, validate_report, write_report
+    from edgeres.stats import PERCENTILE_DEFINITION
+
+    clip = None
+    if from_frames is not None:
+        width, height = parse_size(frame_size)
+        clip = FrameClip(
+            from_frames, width, height, parse_layout(frame_format),
+            parse_choice(ColorSpace, colorspace, "colorspace"), parse_choice(ColorRange, color_range, "range"),  # type: ignore[arg-type]
+        )  # fmt: skip
+    run_length = RunLength(iterations if iterations is not None or duration is not None else 50, duration)
+    options = ProfileOptions(
+        batches=parse_batches(batch), run_length=run_length, warmup=warmup, threads=threads, in_flight=in_flight,
+        layers=not no_layers, cv_warn=cv_warn, clip=clip,
+    )  # fmt: skip
+    machine = machine_info()
+    with err_console.status(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size"):
+        profiles = profile_artifacts(artifacts, options)
+    console.print(f"[dim]{machine_line(machine, options)}[/]")
+    for table in all_tables(profiles):
+        console.print(table)
+    console.print(f"[dim]percentiles: {PERCENTILE_DEFINITION}; CV = std / mean[/]")
+    for profile_result in profiles:
+        for warning in profile_result.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    if json_path is not None:
+        document = report_json(profiles, options, machine)
+        validate_report(document)
+        write_report(json_path, document)
+        console.print(f"[green]wrote[/] {json_path}")
+    if plot is not None:
+        from edgeres.report_plots import write_plots
+
+        for written in write_plots(profiles, plot):
+            console.print(f"[green]wrote[/] {written}")
+
+
 from edgeres.cli_deploy import deploy_app  # noqa: E402  (it uses reports_errors and console from above)
 
 app.add_typer(deploy_app, name="deploy")
+
+
+class _RichBuildProgress:
+    """Draws edgeres.build's progress callbacks as rich bars (one bar per stage)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.progress = Progress(*columns, console=err_console)
+        self.task: Any = None
+
+    def begin(self, task: str, total: int | None) -> None:
+        self.task = self.progress.add_task(task, total=total)
+
+    def advance(self, amount: int) -> None:
+        self.progress.advance(self.task, amount)
+
+    def end(self) -> None:
+        task = self.progress.tasks[-1]
+        self.progress.update(self.task, total=task.completed or 1, completed=task.completed or 1)
+
+
+@app.command()
+@reports_errors
+def build(
+    int8: Annotated[bool, typer.Option("--int8", help="INT8 Q/DQ ONNX for TensorRT + U8S8 twin (default).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="FP16 ONNX (weights and compute FP16, float32 I/O).")] = False,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output directory.")] = Path("out/build"),
+    onnx_path: Annotated[
+        Path | None, typer.Option("--onnx", help="Start from this FP32 ONNX instead of exporting.")
+    ] = None,
+    calib: Annotated[
+        Path | None,
+        typer.Option("--calib", help="Folder of images (recursive), or a path,label CSV. Default: calibration/."),
+    ] = None,
+    calib_algo: Annotated[str, typer.Option("--calib-algo", help="entropy|percentile|max|mse.")] = "entropy",
+    calib_size: Annotated[int, typer.Option("--calib-size", help="Calibration samples.", min=1)] = 64,
+    min_sqnr: Annotated[
+        float | None, typer.Option("--min-sqnr", help="Fail unless logits SQNR (dB) on held-out samples reaches this.")
+    ] = None,
+    min_agreement: Annotated[
+        float | None, typer.Option("--min-agreement", help="Fail unless top-1 agreement (0..1) reaches this.")
+    ] = None,
+    keep_float: Annotated[
+        str, typer.Option("--keep-float", help="Comma-separated layers kept out of INT8, e.g. conv1,fc.")
+    ] = "",
+    weights: WeightsOption = None,
+    num_classes: ClassesOption = None,
+    arch: ArchOption = "resnet50",
+) -> None:
+    """Export (or take --onnx), calibrate, write the INT8 Q/DQ or FP16 ONNX, check fidelity on held-out
+    samples, and build the TensorRT engine when TensorRT and a GPU are present.
+
+    Examples:\n
+      edgeres build --int8\n
+      edgeres build --int8 --calib photos/ --calib-algo percentile --calib-size 500 -o out/r50\n
+      edgeres build --int8 --weights product.pth --num-classes 51 --calib labels.csv --min-agreement 0.99\n
+      edgeres build --int8 --onnx model.onnx --keep-float conv1,fc --min-sqnr 25\n
+      edgeres build --fp16 -o out/r50_fp16
+    """
+    from edgeres.build import BuildOptions, Precision
+    from edgeres.build import build as run_build
+    from edgeres.calibrate import CalibAlgo
+    from edgeres.errors import UserInputError
+    from edgeres.fidelity import FidelityGate
+
+    if int8 and fp16:
+        raise UserInputError("--int8 and --fp16 exclude each other: run build twice")
+    try:
+        algo = CalibAlgo(calib_algo.lower())
+    except ValueError:
+        raise UserInputError(f"unknown --calib-algo '{calib_algo}': choose entropy, percentile, max or mse") from None
+    options = BuildOptions(
+        precision=Precision.FP16 if fp16 else Precision.INT8,
+        onnx=onnx_path,
+        arch=parse_arch(arch),
+        weights=weights,
+        num_classes=num_classes,
+        calib=calib,
+        calib_algo=algo,
+        calib_size=calib_size,
+        keep_float=tuple(name.strip() for name in keep_float.split(",") if name.strip()),
+        gate=FidelityGate(min_sqnr_db=min_sqnr, min_agreement=min_agreement),
+    )
+    bars = _RichBuildProgress()
+    with bars.progress:
+        result = run_build(options, output, bars)
+    for name, path in result.artifacts.items():
+        console.print(f"[green]wrote[/] {name}: {path}")
+    for name, report in result.fidelity.items():
+        console.print(
+            f"{name}: logits SQNR {report.sqnr_db:.1f} dB, top-1 agreement {report.top1_agreement:.0%}, "
+            f"top-5 overlap {report.top5_overlap:.0%}, min cosine {report.cosine_min:.4f} "
+            f"on {report.samples} held-out samples ({report.note})"
+        )
+    console.print(result.engine_note)
 
 
 def main() -> None:
