@@ -158,10 +158,23 @@ def onnx_precision(onnx_path: Path) -> Precision:
     return Precision.FP32
 
 
-def onnx_input_contract(onnx_path: Path) -> dict[str, Any] | None:
-    """The input contract the ONNX's sidecar records (options["input"]), carried into the engine's."""
-    contract = ((read_sidecar(onnx_path) or {}).get("options") or {}).get("input")
-    return contract if isinstance(contract, dict) else None
+def onnx_input_contract(onnx_path: Path, depth: int = 3) -> dict[str, Any] | None:
+    """The input contract (sidecar options["input"]) carried into the engine's sidecar.
+
+    A quantized ONNX's sidecar names its source ONNX (inputs["onnx"]) instead, so that is followed.
+    """
+    sidecar = read_sidecar(onnx_path) or {}
+    contract = (sidecar.get("options") or {}).get("input")
+    if isinstance(contract, dict):
+        return contract
+    source = (sidecar.get("inputs") or {}).get("onnx")
+    if depth > 0 and isinstance(source, str):
+        candidate = Path(source) if Path(source).is_absolute() else onnx_path.parent / Path(source).name
+        if not candidate.is_file():
+            candidate = Path(source)
+        if candidate.is_file() and candidate.resolve() != Path(onnx_path).resolve():
+            return onnx_input_contract(candidate, depth - 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -281,7 +294,7 @@ def engine_sidecar_fields(
         "precision": precision.value,
         "strongly_typed": strongly_typed,
         "input": onnx_input_contract(onnx_path),
-        "profile": {"tensor": onnx_input.name, "min": min_shape, "opt": opt_shape, "max": max_shape},
+        "profile": {"tensor": onnx_input.name, "min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)},
         "target": asdict(target),
         **options.as_dict(),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class TensorSpec:
 
     def describe(self) -> str:
         return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+RunnerT = TypeVar("RunnerT", bound="Runner")
 
 
 class RunnerState(Enum):
@@ -103,7 +106,7 @@ class Runner(ABC):
             self._close_impl()
         self.state = RunnerState.CLOSED
 
-    def __enter__(self) -> Runner:
+    def __enter__(self: RunnerT) -> RunnerT:
         if self.state is RunnerState.NEW:
             self.load()
         return self

@@ -1,0 +1,280 @@
+"""Everything around the TensorRT calls, for real: options, profile shapes, precision and contract
+discovery, sidecar metadata, the version/GPU mismatch refusal and the atomic write. Only the calls
+into the TensorRT library itself are skipped where it is not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeres.artifacts import read_sidecar, sha256_file, write_sidecar
+from edgeres.engine import (
+    BatchProfile,
+    BuildOptions,
+    EngineMismatchError,
+    EngineTarget,
+    HardwareCompatibility,
+    Precision,
+    build_engine,
+    check_engine_target,
+    engine_sidecar_fields,
+    onnx_input_contract,
+    onnx_precision,
+    read_onnx_input,
+    write_engine,
+)
+from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+ORIN = EngineTarget("10.3.0", "Orin", "8.7")
+
+
+def write_onnx(path: Path, qdq: bool = False, fp16: bool = False, dynamic_width: bool = False) -> Path:
+    """A [batch,3,8,8] -> [batch,4] model: flatten + matmul, optionally with Q/DQ or an FP16 weight."""
+    weight = np.random.default_rng(0).standard_normal((192, 4)).astype(np.float16 if fp16 else np.float32)
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"], axis=1)]
+    matmul_in = "flat"
+    if qdq:
+        nodes += [
+            helper.make_node("QuantizeLinear", ["flat", "scale", "zero"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
+        ]
+        matmul_in = "dq"
+    if fp16:
+        nodes.append(helper.make_node("Cast", [matmul_in], ["half"], to=TensorProto.FLOAT16))
+        nodes += [
+            helper.make_node("MatMul", ["half", "weight"], ["h"]),
+            helper.make_node("Cast", ["h"], ["logits"], to=1),
+        ]
+    else:
+        nodes.append(helper.make_node("MatMul", [matmul_in, "weight"], ["logits"]))
+    inits = [numpy_helper.from_array(weight, "weight")]
+    if qdq:
+        inits += [
+            numpy_helper.from_array(np.array(0.05, np.float32), "scale"),
+            numpy_helper.from_array(np.array(0, np.int8), "zero"),
+        ]
+    width: int | str = "w" if dynamic_width else 8
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1:1:1", (1, 1, 1)), ("1:8:32", (1, 8, 32)), ("4", (4, 4, 4)), (" 2:2:6 ", (2, 2, 6))]
+)
+def test_batch_profile_parses(text: str, expected: tuple[int, int, int]) -> None:
+    profile = BatchProfile.parse(text)
+    assert (profile.min, profile.opt, profile.max) == expected
+    assert BatchProfile.parse(str(profile)) == profile
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("8:1:32", "min <= opt <= max"), ("0:1:1", "1 <= min"), ("a:b:c", "whole numbers"), ("1:2", "2 fields")],
+)
+def test_batch_profile_refuses_bad_text(text: str, message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        BatchProfile.parse(text)
+
+
+def test_profile_shapes_put_the_batch_first() -> None:
+    assert BatchProfile(1, 8, 32).shapes((3, 224, 224)) == ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))
+    assert BuildOptions().batch == BatchProfile(1, 1, 1)  # a camera's default
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workspace_mib": 0}, "--workspace"),
+        ({"optimization_level": 6}, "0..5"),
+        ({"dla_core": -1}, "numbered from 0"),
+        ({"dla_core": 0, "hardware_compatibility": HardwareCompatibility.AMPERE_PLUS}, "exclude each other"),
+        ({"calibration_cache": Path("/nonexistent/calib.cache")}, "calibration cache not found"),
+    ],
+)
+def test_build_options_are_validated(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        BuildOptions(**kwargs)
+
+
+def test_build_options_serialise_to_json(tmp_path: Path) -> None:
+    cache = tmp_path / "calib.cache"
+    cache.write_bytes(b"TRT-calibration")
+    options = BuildOptions(
+        BatchProfile(1, 8, 32), 512, 4, tmp_path / "timing.cache", None, True, HardwareCompatibility.AMPERE_PLUS, cache
+    )
+    data = json.loads(json.dumps(options.as_dict()))
+    assert data["batch"] == {"min": 1, "opt": 8, "max": 32}
+    assert data["hardware_compatibility"] == "ampere-plus"
+    assert data["workspace_mib"] == 512 and data["optimization_level"] == 4 and data["version_compatible"] is True
+    assert data["calibration_cache"] == str(cache)
+
+
+# --- what the ONNX says -----------------------------------------------------------------------------
+
+
+def test_onnx_input_and_precision_from_the_graph(tmp_path: Path) -> None:
+    fp32, int8, fp16 = (
+        write_onnx(tmp_path / f"{n}.onnx", qdq=n == "int8", fp16=n == "fp16") for n in ("fp32", "int8", "fp16")
+    )
+    assert read_onnx_input(fp32).name == "input" and read_onnx_input(fp32).sample_shape == (3, 8, 8)
+    assert [onnx_precision(p) for p in (fp32, int8, fp16)] == [Precision.FP32, Precision.INT8, Precision.FP16]
+
+
+def test_sidecar_precision_wins_and_is_checked(tmp_path: Path) -> None:
+    path = write_onnx(tmp_path / "m.onnx")
+    write_sidecar(path, "quantize", {}, {"precision": "INT8"})
+    assert onnx_precision(path) is Precision.INT8
+    write_sidecar(path, "quantize", {}, {"precision": "int4"})
+    with pytest.raises(UserInputError, match="'int4'"):
+        onnx_precision(path)
+
+
+def test_dynamic_axis_besides_batch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="dynamic axis besides the batch"):
+        read_onnx_input(write_onnx(tmp_path / "m.onnx", dynamic_width=True))
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(UserInputError, match="not a valid ONNX"):
+        read_onnx_input(tmp_path / "junk.onnx")
+
+
+def test_input_contract_is_followed_from_a_quantized_onnx_to_its_source(tmp_path: Path) -> None:
+    source, quantized = write_onnx(tmp_path / "fused.onnx"), write_onnx(tmp_path / "fused_int8.onnx", qdq=True)
+    contract = {"kind": "yuv422", "layout": "yuyv", "width": 1920, "height": 1080}
+    write_sidecar(source, "export", {}, {"input": contract})
+    write_sidecar(quantized, "quantize", {"onnx": str(source), "onnx_sha256": sha256_file(source)}, {})
+    assert onnx_input_contract(quantized) == contract
+    assert onnx_input_contract(write_onnx(tmp_path / "bare.onnx")) is None
+
+
+# --- sidecar and atomic write -------------------------------------------------------------------------
+
+
+def test_engine_sidecar_records_target_profile_contract_and_hashes(tmp_path: Path) -> None:
+    onnx_path = write_onnx(tmp_path / "m.onnx", qdq=True)
+    write_sidecar(onnx_path, "export", {}, {"input": {"kind": "rgb_float", "name": "input"}})
+    cache = tmp_path / "calib.cache"
+    cache.write_bytes(b"scales")
+    options = BuildOptions(batch=BatchProfile(1, 2, 4), calibration_cache=cache)
+    inputs, fields = engine_sidecar_fields(onnx_path, options, onnx_precision(onnx_path), ORIN, strongly_typed=True)
+    engine = tmp_path / "m.engine"
+    sidecar = write_engine(engine, b"serialized-engine-bytes", inputs, fields, build_seconds=12.345)
+    assert engine.read_bytes() == b"serialized-engine-bytes"
+    assert read_sidecar(engine) == sidecar
+    assert sidecar["stage"] == "engine" and sidecar["sha256"] == sha256_file(engine)
+    assert sidecar["inputs"]["onnx_sha256"] == sha256_file(onnx_path)
+    assert sidecar["inputs"]["calibration_cache_sha256"] == sha256_file(cache)
+    opts = sidecar["options"]
+    assert opts["target"] == {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
+    assert opts["precision"] == "int8" and opts["strongly_typed"] is True
+    assert opts["input"] == {"kind": "rgb_float", "name": "input"}
+    assert opts["profile"] == {"tensor": "input", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}
+    assert sidecar["results"]["build_seconds"] == 12.35
+
+
+def test_failed_or_empty_engine_write_leaves_nothing(tmp_path: Path) -> None:
+    onnx_path = write_onnx(tmp_path / "m.onnx")
+    inputs, fields = engine_sidecar_fields(onnx_path, BuildOptions(), Precision.FP32, ORIN, strongly_typed=True)
+    good = tmp_path / "good.engine"
+    write_engine(good, b"first", inputs, fields, 1.0)
+    with pytest.raises(EdgeresError, match="empty engine"):
+        write_engine(good, b"", inputs, fields, 1.0)
+    assert good.read_bytes() == b"first"  # the earlier engine is untouched
+    blocked = tmp_path / "blocked.engine"
+    blocked.mkdir()  # the final rename fails after the bytes were written to the temporary file
+    with pytest.raises(OSError):
+        write_engine(blocked, b"second", inputs, fields, 1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.engine", "good.engine", "good.engine.json", "m.onnx"]
+
+
+# --- refusing an engine built elsewhere ---------------------------------------------------------------
+
+
+def engine_sidecar(target: EngineTarget, **options: Any) -> dict[str, Any]:
+    return {
+        "options": {
+            "target": {
+                "tensorrt_version": target.tensorrt_version,
+                "gpu_name": target.gpu_name,
+                "compute_capability": target.compute_capability,
+            },
+            **options,
+        }
+    }
+
+
+def test_same_version_and_gpu_is_accepted() -> None:
+    check_engine_target(Path("m.engine"), engine_sidecar(ORIN), ORIN)
+
+
+@pytest.mark.parametrize(
+    ("built", "running", "options", "message"),
+    [
+        (ORIN, EngineTarget("10.3.1", "Orin", "8.7"), {}, "built with TensorRT 10.3.0, this is TensorRT 10.3.1"),
+        (ORIN, EngineTarget("10.3.0", "NVIDIA H100", "9.0"), {}, "built for Orin \\(compute capability 8.7\\)"),
+        (ORIN, EngineTarget("11.0.0", "Orin", "8.7"), {"version_compatible": True}, "needs TensorRT 10.x"),
+        (EngineTarget("10.8.0", "Orin", "8.7"), ORIN, {"version_compatible": True}, "at or above it"),
+        (ORIN, EngineTarget("10.3.0", "Tesla T4", "7.5"), {"hardware_compatibility": "ampere-plus"}, "< 8.0"),
+    ],
+)
+def test_mismatches_are_refused_naming_both_sides(
+    built: EngineTarget, running: EngineTarget, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(EngineMismatchError, match=message) as info:
+        check_engine_target(Path("m.engine"), engine_sidecar(built, **options), running)
+    assert "rebuild it here" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_compatibility_options_widen_what_is_accepted() -> None:
+    check_engine_target(
+        Path("m.engine"), engine_sidecar(ORIN, version_compatible=True), EngineTarget("10.9.0", "Orin", "8.7")
+    )
+    check_engine_target(
+        Path("m.engine"),
+        engine_sidecar(ORIN, hardware_compatibility="ampere-plus"),
+        EngineTarget("10.3.0", "NVIDIA H100", "9.0"),
+    )
+
+
+def test_same_capability_other_gpu_warns() -> None:
+    with pytest.warns(UserWarning, match="built on Orin, running on Jetson AGX Orin"):
+        check_engine_target(Path("m.engine"), engine_sidecar(ORIN), EngineTarget("10.3.0", "Jetson AGX Orin", "8.7"))
+
+
+def test_sidecar_without_target_is_refused() -> None:
+    with pytest.raises(UserInputError, match=r"no options\.target"):
+        check_engine_target(Path("m.engine"), {"options": {}}, ORIN)
+    with pytest.raises(UserInputError, match="lacks gpu_name"):
+        check_engine_target(Path("m.engine"), {"options": {"target": {"tensorrt_version": "10.3.0"}}}, ORIN)
+
+
+# --- the library calls ----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: tests/gpu exercises the real build")
+def test_build_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="TensorRT is not installed"):
+        build_engine(write_onnx(tmp_path / "m.onnx"), tmp_path / "m.engine")
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_build_refuses_a_missing_onnx_before_touching_tensorrt(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="ONNX file not found"):
+        build_engine(tmp_path / "absent.onnx", tmp_path / "m.engine")
