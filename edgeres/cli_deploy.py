@@ -10,7 +10,7 @@ import typer
 from edgeres.cli import console, reports_errors
 from edgeres.errors import UserInputError
 
-deploy_app = typer.Typer(
+deploy_app: typer.Typer = typer.Typer(
     help="Deployment configs for a built model: DeepStream nvinfer, Triton model repository.",
     no_args_is_help=True,
     add_completion=False,

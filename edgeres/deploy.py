@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto
 
 from edgeres.artifacts import read_sidecar
-from edgeres.engine import Precision
+from edgeres.engine import Precision, onnx_precision
 from edgeres.errors import UserInputError
 from edgeres.labels import ClassNames, class_names_for
 
@@ -81,7 +81,7 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class DeployModel:
-    """A built model ready to deploy: file, format, precision, tensors, class count, sidecar."""
+    """A built model ready to deploy: file, format, precision, tensors, class count, provenance."""
 
     path: Path
     format: ModelFormat
@@ -91,6 +91,7 @@ class DeployModel:
     output: TensorInfo
     layout: InputLayout
     sidecar: dict[str, Any]
+    options: dict[str, Any]  # the sidecar's options over those of the model it was made from
 
     @property
     def fixed_batch(self) -> int | None:
@@ -132,6 +133,24 @@ def _check_against_sidecar(tensor: TensorInfo, recorded: object, role: str, wher
                 )
 
 
+def _source_options(path: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
+    """Options of the model this one was made from (quantize sidecars name their FP32 source)."""
+    recorded = sidecar.get("inputs", {}).get("onnx")
+    if not recorded:
+        return {}
+    for candidate in (Path(str(recorded)), path.parent / Path(str(recorded)).name):
+        if candidate.is_file() and candidate.resolve() != path.resolve():
+            source = read_sidecar(candidate)
+            if source is not None:
+                return dict(source.get("options", {}))
+    return {}
+
+
+def model_options(path: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's options over its source model's: class count and tensors come from export."""
+    return {**_source_options(path, sidecar), **sidecar.get("options", {})}
+
+
 def read_deploy_model(path: Path) -> DeployModel:
     """Read an ONNX artifact made by edgeres (file + sidecar) into a DeployModel."""
     path = Path(path)
@@ -140,14 +159,11 @@ def read_deploy_model(path: Path) -> DeployModel:
     sidecar = read_sidecar(path)
     if sidecar is None:
         raise UserInputError(f"{path}: no sidecar ({path.name}.json); deploy needs a model made by edgeres")
-    options = sidecar.get("options", {})
-    try:
-        precision = Precision(str(options.get("precision")))
-    except ValueError:
-        raise UserInputError(f"{path}.json: precision {options.get('precision')!r} is not fp32, int8 or fp16") from None
+    options = model_options(path, sidecar)
+    precision = onnx_precision(path)  # the model's own sidecar, else its graph (Q/DQ -> INT8, FP16 weights)
     num_classes = options.get("num_classes")
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise UserInputError(f"{path}.json: no valid num_classes in the sidecar options")
+        raise UserInputError(f"{path}.json: no num_classes in its options or its source model's")
     if path.suffix.lower() not in ONNX_SUFFIXES:
         raise UserInputError(f"{path}: deploy reads ONNX models (a TensorRT engine is tied to the GPU that built it)")
     try:
@@ -176,24 +192,25 @@ def read_deploy_model(path: Path) -> DeployModel:
         output=output_tensor,
         layout=_layout(input_tensor, str(path)),
         sidecar=sidecar,
+        options=options,
     )
 
 
 def _candidates(folder: Path) -> list[Path]:
-    """ONNX files in `folder` that carry a sidecar with a precision (artifacts of a build)."""
+    """ONNX files in `folder` that carry a sidecar (the artifacts of a build)."""
     found = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in ONNX_SUFFIXES and path.is_file():
             sidecar = read_sidecar(path)
-            if sidecar is not None and "precision" in sidecar.get("options", {}):
+            if sidecar is not None:
                 found.append(path)
     return found
 
 
 def _is_cpu_twin(path: Path) -> bool:
-    """The U8S8 INT8 twin made for onnxruntime on x86 is not the TensorRT deployment model."""
+    """The U8S8 INT8 twin `build` makes for onnxruntime on x86 is not the TensorRT deployment model."""
     options = (read_sidecar(path) or {}).get("options", {})
-    return str(options.get("activation_type", "")).lower() == "uint8" or options.get("target") == "cpu"
+    return str(options.get("target", "")).startswith("onnxruntime")
 
 
 def select_artifact(location: Path, precision: Precision | None = None, layout: InputLayout | None = None) -> Path:

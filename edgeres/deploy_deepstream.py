@@ -20,6 +20,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgeres.artifacts import sha256_file, write_bytes_atomic, write_sidecar
+from edgeres.calibcache import write_trt_table
 from edgeres.deploy import DeployModel, ElementType, InputLayout, Precision, read_deploy_model
 from edgeres.errors import UserInputError
 from edgeres.images import IMAGENET_MEAN, IMAGENET_STD
@@ -27,6 +28,7 @@ from edgeres.labels import ClassNames
 
 CONFIG_NAME = "config_infer_primary.txt"
 LABELS_NAME = "labels.txt"
+CALIBRATION_NAME = "calibration.table"
 PROBABILITIES = "probabilities"
 NORMALISED_INPUT = "nvinfer_normalised_input"
 # NvDsInferNetworkMode (nvdsinfer_context.h): FP32 = 0, INT8 = 1, FP16 = 2.
@@ -107,19 +109,28 @@ def deepstream_labels(names: ClassNames) -> str:
     return ";".join(names.names) + "\n"
 
 
-def _find_calibration_table(model: DeployModel) -> Path | None:
-    """The TensorRT calibration table `edgeres build` wrote beside the model, if any."""
-    recorded = model.sidecar.get("inputs", {}).get("calibration_table") or model.sidecar.get("options", {}).get(
-        "calibration_table"
-    )
-    if recorded:
-        candidate = model.path.parent / Path(str(recorded)).name
-        if candidate.is_file():
-            return candidate
-    tables = sorted(
-        p for p in model.path.parent.iterdir() if p.suffix in (".table", ".cache") or p.name.endswith("calib.txt")
-    )
-    return tables[0] if len(tables) == 1 else None
+def calibration_table(model: DeployModel, out_dir: Path) -> Path:
+    """The TensorRT calibration table nvinfer's INT8 mode asks for, in `out_dir`.
+
+    nvinfer falls back to FP16 when `int8-calib-file` is missing (nvdsinfer_model_builder.cpp: "INT8
+    calibration file not specified. Trying FP16 mode."). With Q/DQ nodes TensorRT quantizes explicitly
+    and takes every scale from the graph, so the table only has to exist and parse: a table `build` wrote
+    beside the model is copied, otherwise one is written from the calibrated ranges in the sidecar.
+    """
+    tables = sorted(model.path.parent.glob("*.table"))
+    target = out_dir / (tables[0].name if len(tables) == 1 else CALIBRATION_NAME)
+    if len(tables) == 1:
+        if target.resolve() != tables[0].resolve():
+            write_bytes_atomic(target, tables[0].read_bytes())
+        return target
+    ranges = model.sidecar.get("results", {}).get("ranges")
+    if not isinstance(ranges, dict) or not ranges:
+        raise UserInputError(
+            f"{model.path}: no calibration table beside it and no calibrated ranges in its sidecar; "
+            f"nvinfer's INT8 mode needs int8-calib-file (rebuild with `edgeres build`)"
+        )
+    write_trt_table(target, {str(k): float(v) for k, v in ranges.items()})
+    return target
 
 
 def deepstream_config_text(
@@ -181,16 +192,11 @@ def write_deepstream(
         limit = f"1..{model.fixed_batch}" if model.fixed_batch else "at least 1"
         raise UserInputError(f"batch size {options.batch_size}: {model.path.name} takes {limit}")
     names.require_count(model.num_classes)
-    calibration = _find_calibration_table(model) if model.precision is Precision.INT8 else None
-    if model.precision is Precision.INT8 and calibration is None:
-        raise UserInputError(
-            f"{model.path.parent}: no TensorRT calibration table beside {model.path.name}; "
-            f"nvinfer's INT8 mode needs int8-calib-file (rerun `edgeres build`)"
-        )
     norm = nvinfer_normalization()
     proto = onnx.load(str(model.path))
     edited = nvinfer_onnx(proto, norm.channel_gain, model.input.name, model.output.name)
     out_dir = Path(out_dir)
+    calibration = calibration_table(model, out_dir) if model.precision is Precision.INT8 else None
     onnx_path = out_dir / f"{model.path.stem}.nvinfer.onnx"
     write_bytes_atomic(onnx_path, edited.SerializeToString())
     write_sidecar(
@@ -198,19 +204,14 @@ def write_deepstream(
         stage="deploy-deepstream",
         inputs={"model": model.path.name, "model_sha256": sha256_file(model.path)},
         options={
-            **{k: v for k, v in model.sidecar.get("options", {}).items() if k not in ("output",)},
+            **{k: v for k, v in model.options.items() if k != "output"},
             "output": {"name": PROBABILITIES, "shape": ["batch", model.num_classes]},
             "nvinfer_channel_gain": list(norm.channel_gain),
         },
     )
-    calibration_copy = None
-    if calibration is not None:
-        calibration_copy = out_dir / calibration.name
-        if calibration_copy.resolve() != calibration.resolve():
-            write_bytes_atomic(calibration_copy, calibration.read_bytes())
     labels_path = out_dir / LABELS_NAME
     write_bytes_atomic(labels_path, deepstream_labels(names).encode())
     config_path = out_dir / CONFIG_NAME
     text = deepstream_config_text(model, onnx_path.name, norm, options, calibration.name if calibration else None)
     write_bytes_atomic(config_path, text.encode())
-    return DeepStreamResult(config_path, labels_path, onnx_path, calibration_copy, norm)
+    return DeepStreamResult(config_path, labels_path, onnx_path, calibration, norm)

@@ -51,7 +51,7 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def default_model_name(model: DeployModel) -> str:
-    arch = str(model.sidecar.get("options", {}).get("arch", model.path.stem))
+    arch = str(model.options.get("arch", model.path.stem))
     suffix = "_yuv422" if model.layout is InputLayout.YUV422_FRAME else ""
     return f"{arch}_{model.precision.value}{suffix}"
 
@@ -160,7 +160,7 @@ def write_triton_repository(
             "source": str(source.name),
             "source_sha256": sha256_file(source),
             "artifact": model.path.name,
-            "artifact_options": model.sidecar.get("options", {}),
+            "artifact_options": model.options,
             "class_names": names.source,
         },
     )

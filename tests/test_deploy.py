@@ -116,19 +116,49 @@ def test_nvinfer_normalization_splits_std_into_scale_and_gain():
         assert norm.offsets[c] == pytest.approx(255 * IMAGENET_MEAN[c], rel=1e-6)
 
 
-def test_deepstream_int8_references_the_calibration_table(tmp_path: Path):
-    build = tmp_path / "build"
-    artifact = tiny_artifact(build, "int8")
-    table = build / "calibration.table"
-    table.write_text("TRT-100-EntropyCalibration2\ninput: 3c010a14\n")
-    result = write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+@pytest.fixture(scope="module")
+def int8_build(tmp_path_factory) -> Path:
+    """A real `edgeres build` (INT8: calibration, Q/DQ ONNX, U8S8 twin) of the tiny model: ~2 s."""
+    from edgeres.build import BuildOptions, build
+    from edgeres.build import Precision as BuildPrecision
+    from edgeres.fidelity import FidelityGate
+
+    root = tmp_path_factory.mktemp("int8")
+    source = tiny_artifact(root / "source", "fp32", classes=10)
+    gate = FidelityGate(min_sqnr_db=0.0, min_agreement=0.0)  # random tiny weights: the gate is not the point here
+    options = BuildOptions(precision=BuildPrecision.INT8, onnx=source, calib_size=8, batch_size=4, gate=gate)
+    return build(options, root / "build").outdir
+
+
+def test_deepstream_from_an_int8_build_uses_the_tensorrt_qdq_model_and_a_table(tmp_path: Path, int8_build: Path):
+    from edgeres.calibcache import read_trt_table
+
+    result = write_deepstream(select_artifact(int8_build), tmp_path / "ds", custom_names(10))
     prop = read_nvinfer_config(result.config)
     assert int(prop["network-mode"]) == 1
-    copied = result.config.parent / prop["int8-calib-file"]
-    assert copied.read_bytes() == table.read_bytes()
+    assert result.onnx.name == "model_int8_qdq.nvinfer.onnx"  # not the onnxruntime U8S8 twin
+    header, scales = read_trt_table(result.config.parent / prop["int8-calib-file"])
+    ranges = read_sidecar(int8_build / "model_int8_qdq.onnx")["results"]["ranges"]  # type: ignore[index]
+    assert header.startswith("TRT-") and set(scales) == set(ranges)
+    for name, amax in ranges.items():
+        assert scales[name] == pytest.approx(amax / 127, rel=1e-6)
+    edited = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
+    probabilities = edited.run(None, {"input": np.zeros((2, 3, TINY_SIZE, TINY_SIZE), np.float32)})[0]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_deepstream_int8_without_a_table_is_a_user_error(tmp_path: Path):
+def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, int8_build: Path):
+    result = write_triton_repository(select_artifact(int8_build), tmp_path / "repo", custom_names(10))
+    config, _ = parse_triton_config(result.config)
+    source = read_sidecar(next((int8_build.parent / "source").glob("*.onnx")))
+    assert source is not None
+    assert config.name == "tiny_int8"
+    assert list(config.input[0].dims) == source["options"]["input"]["shape"][1:]
+    assert list(config.output[0].dims) == [source["options"]["num_classes"]] == [10]
+    assert sha256_file(result.model_file) == sha256_file(int8_build / "model_int8_qdq.onnx")
+
+
+def test_deepstream_int8_without_table_or_ranges_is_a_user_error(tmp_path: Path):
     artifact = tiny_artifact(tmp_path / "build", "int8")
     with pytest.raises(UserInputError, match="calibration table"):
         write_deepstream(artifact, tmp_path / "ds", custom_names(5))
