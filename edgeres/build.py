@@ -254,7 +254,12 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
         reports[name] = compare_models(source, path, batches, precision, weights, random, progress=bar.advance)
         timings[f"fidelity_{name}_s"] = round(time.perf_counter() - tick, 2)
         bar.end()
-    summary["holdout"] = {"items": len(holdout.items), "labelled": holdout.labelled, "skipped": sorted(set(skipped))}
+    summary["holdout"] = {
+        "items": len(holdout.items),
+        "labelled": holdout.labelled,
+        "paths": [str(item.path) for item in holdout.items],
+        "skipped": sorted(set(skipped)),
+    }
     summary["fidelity"] = {name: report.as_dict() for name, report in reports.items()}
     summary["gate"] = {"min_sqnr_db": options.gate.min_sqnr_db, "min_agreement": options.gate.min_agreement}
     engine_target = artifacts.get("int8_tensorrt", artifacts.get("fp16"))
