@@ -212,12 +212,34 @@ def top_k(logits: np.ndarray, k: int = 5) -> TopK:
 
 
 def artifact_input_contract(artifact: Path) -> dict[str, Any] | None:
-    """The `input` entry a stage wrote into the artifact's sidecar options, or None without a sidecar."""
-    sidecar = read_sidecar(Path(artifact))
-    if sidecar is None:
-        return None
-    contract = sidecar.get("options", {}).get("input")
-    return contract if isinstance(contract, dict) else None
+    """The input contract in the artifact's sidecar (options["input"]), following a quantized ONNX
+    to its source; None when no sidecar records one."""
+    from edgeres.engine import onnx_input_contract
+
+    return onnx_input_contract(Path(artifact))
+
+
+def read_input(artifact: Path, source: Path) -> np.ndarray:
+    """The batch `artifact` takes, read from `source` as its input contract says.
+
+    A fused model (contract kind "yuv422") takes raw frames: every frame of the raw file, uint8
+    [N, rows, cols]. Otherwise `source` is an image, resized, centre-cropped and normalised.
+    """
+    contract = artifact_input_contract(artifact)
+    if contract is not None and contract.get("kind") == "yuv422":
+        from edgeres.frames import YuvLayout, open_yuv
+
+        try:
+            layout, width, height = YuvLayout(contract["layout"]), int(contract["width"]), int(contract["height"])
+        except (KeyError, ValueError) as exc:
+            raise UserInputError(f"{artifact}: input contract {contract} is not valid ({exc})") from None
+        return np.array(open_yuv(Path(source), layout, width, height).frames())
+    from edgeres.images import NETWORK_SIZE, read_batch
+
+    size = NETWORK_SIZE
+    if contract is not None and isinstance(contract.get("shape"), list) and isinstance(contract["shape"][-1], int):
+        size = int(contract["shape"][-1])
+    return read_batch([Path(source)], size)
 
 
 def open_runner(artifact: Path) -> Runner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import EdgeresError, UserInputError
+from edgeres.export import run_onnx
 from edgeres.runtime import OnnxRuntimeRunner, RunnerState, TensorSpec, open_runner, top_k
 
 CLASSES = 7
@@ -113,3 +115,120 @@ def test_importing_the_runtime_does_not_import_torch() -> None:
     code = "import sys, edgeres.runtime, edgeres.engine, edgeres.cuda; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- raw YUYV frame file -> top-k, for FP32, FP16 and INT8 artifacts of a fused model -------------------
+
+FRAME_W, FRAME_H = 320, 240
+
+
+def small_classifier(size: int = 224, classes: int = 4) -> onnx.ModelProto:
+    """[batch,3,size,size] -> [batch,classes]: 1x1 conv (+/- each channel), ReLU, global mean, Gemm."""
+    conv = np.concatenate([np.eye(3), -np.eye(3)]).astype(np.float32).reshape(6, 3, 1, 1)
+    gemm = np.random.default_rng(3).standard_normal((classes, 6)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "conv_w", "conv_b"], ["c"], name="conv"),
+            helper.make_node("Relu", ["c"], ["r"], name="relu"),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+            helper.make_node("Flatten", ["p"], ["f"], axis=1, name="flatten"),
+            helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+        ],
+        "small",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [
+            numpy_helper.from_array(conv, "conv_w"),
+            numpy_helper.from_array(np.zeros(6, np.float32), "conv_b"),
+            numpy_helper.from_array(gemm, "fc_w"),
+            numpy_helper.from_array(np.zeros(classes, np.float32), "fc_b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module")
+def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, np.ndarray]) -> dict[str, Path]:
+    """FP32 fused model (export-style sidecar with the YUYV contract), its FP16 and INT8 (CPU twin)
+    quantizations (quantize-style sidecars naming the source), and a raw YUYV file of real photographs."""
+    from edgeres.artifacts import sha256_file, write_sidecar
+    from edgeres.calibrate import CalibAlgo, collect_ranges
+    from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
+    from edgeres.frontend import InputContract, attach_frontend
+    from edgeres.quantize import insert_qdq_cpu, plan_qdq, to_fp16
+
+    folder = tmp_path_factory.mktemp("fused")
+    contract = InputContract(YuvLayout.YUYV, FRAME_W, FRAME_H)
+    crops = [image[:FRAME_H, :FRAME_W] for image in real_images.values()]
+    frames = rgb_to_yuv422(np.stack(crops), YuvLayout.YUYV)
+    raw = folder / "frames.yuyv"
+    write_yuv(raw, frames, YuvLayout.YUYV)
+    fused = attach_frontend(small_classifier(), contract)
+    paths = {"fp32": folder / "fused.onnx", "fp16": folder / "fused_fp16.onnx", "int8": folder / "fused_int8.onnx"}
+    onnx.save(fused, str(paths["fp32"]))
+    write_sidecar(paths["fp32"], "export", {}, {"precision": "fp32", "input": contract.to_dict()})
+    plan = plan_qdq(fused)
+    ranges = collect_ranges(paths["fp32"], [frames], CalibAlgo.MAX, list(plan.activations + plan.cpu_extra))
+    source = {"onnx": str(paths["fp32"]), "onnx_sha256": sha256_file(paths["fp32"])}
+    for name, model in (("fp16", to_fp16(fused)), ("int8", insert_qdq_cpu(fused, plan, ranges))):
+        onnx.save(model, str(paths[name]))
+        write_sidecar(paths[name], "quantize", source, {})
+    return {**paths, "frames": raw}
+
+
+def test_yuyv_file_to_top_k_for_fp32_fp16_int8(fused_artifacts: dict[str, Path]) -> None:
+    from edgeres.engine import Precision, onnx_precision
+    from edgeres.frontend import InputContract, reference_input
+    from edgeres.runtime import read_input
+
+    assert [onnx_precision(fused_artifacts[p]) for p in ("fp32", "fp16", "int8")] == list(Precision)
+    logits = {}
+    for precision in ("fp32", "fp16", "int8"):
+        batch = read_input(fused_artifacts[precision], fused_artifacts["frames"])
+        assert batch.dtype == np.uint8 and batch.shape == (4, FRAME_H, 2 * FRAME_W)
+        with OnnxRuntimeRunner(fused_artifacts[precision], providers=["CPUExecutionProvider"]) as runner:
+            logits[precision] = runner.infer(batch)
+    # The fused FP32 model equals the plain classifier on the host-side front-end's output.
+    sidecar = json.loads((fused_artifacts["fp32"].parent / "fused.onnx.json").read_text())
+    contract = InputContract.from_dict(sidecar["options"]["input"])
+    frames = read_input(fused_artifacts["fp32"], fused_artifacts["frames"])
+    plain = run_onnx(small_classifier().SerializeToString(), reference_input(frames, contract))
+    np.testing.assert_allclose(logits["fp32"], plain, rtol=1e-3, atol=1e-3)
+    best = top_k(logits["fp32"], k=3)
+    assert len(set(best.indices[:, 0].tolist())) > 1, "the four photographs should not all get one class"
+    for precision in ("fp16", "int8"):
+        other = top_k(logits[precision], k=3)
+        np.testing.assert_array_equal(other.indices[:, 0], best.indices[:, 0])
+        noise = logits[precision].astype(np.float64) - logits["fp32"]
+        sqnr_db = 10 * np.log10(np.sum(logits["fp32"].astype(np.float64) ** 2) / np.sum(noise**2))
+        print(f"{precision}: SQNR {sqnr_db:.1f} dB vs fp32, top-1 {other.indices[:, 0].tolist()}")
+        assert sqnr_db > (40 if precision == "fp16" else 20), f"{precision}: SQNR {sqnr_db:.1f} dB"
+
+
+def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndarray]) -> None:
+    import cv2
+
+    from edgeres.artifacts import write_sidecar
+    from edgeres.runtime import read_input
+
+    model_path = tmp_path / "plain.onnx"
+    onnx.save(small_classifier(), str(model_path))
+    rgb_contract = {"kind": "rgb_float", "name": "input", "shape": ["batch", 3, 224, 224]}
+    write_sidecar(model_path, "export", {}, {"input": rgb_contract})
+    image = tmp_path / "coffee.png"
+    cv2.imwrite(str(image), cv2.cvtColor(real_images["coffee"], cv2.COLOR_RGB2BGR))
+    batch = read_input(model_path, image)
+    assert batch.shape == (1, 3, 224, 224) and batch.dtype == np.float32
+    with OnnxRuntimeRunner(model_path) as runner:
+        assert runner.infer(batch).shape == (1, 4)
+
+
+def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    from edgeres.runtime import read_input
+
+    short = tmp_path / "short.yuyv"
+    short.write_bytes(fused_artifacts["frames"].read_bytes()[:-2])
+    with pytest.raises(UserInputError, match="not a whole number of yuyv 320x240 frames"):
+        read_input(fused_artifacts["int8"], short)
