@@ -171,7 +171,7 @@ def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[
     write_sidecar(paths["fp32"], "export", {}, {"precision": "fp32", "input": contract.to_dict()})
     plan = plan_qdq(fused)
     ranges = collect_ranges(paths["fp32"], [frames], CalibAlgo.MAX, list(plan.activations + plan.cpu_extra))
-    source = {"onnx": str(paths["fp32"]), "onnx_sha256": sha256_file(paths["fp32"])}
+    source: dict[str, str | None] = {"onnx": str(paths["fp32"]), "onnx_sha256": sha256_file(paths["fp32"])}
     for name, model in (("fp16", to_fp16(fused)), ("int8", insert_qdq_cpu(fused, plan, ranges))):
         onnx.save(model, str(paths[name]))
         write_sidecar(paths[name], "quantize", source, {})
