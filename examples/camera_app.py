@@ -1,0 +1,144 @@
+"""Classify a camera's raw YUYV frames with a model from `edgeres build --input yuyv:WxH`.
+
+The model takes the camera's frame as it arrives (uint8, 2 bytes per pixel) and does the colour
+conversion, resize and normalisation itself, so this loop only reads bytes and calls the runtime:
+TensorRT for an engine when TensorRT is installed, ONNX Runtime for the ONNX otherwise.
+
+    python examples/camera_app.py out/build --yuv clip.yuv           # frames from a raw file
+    python examples/camera_app.py out/build --camera /dev/video0     # frames from a V4L2 camera
+    python examples/camera_app.py model_int8_u8s8.onnx --yuv clip.yuv --labels parts.txt --frames 100
+
+The frame size and YUV layout come from the model's input contract (its sidecar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edgeres.errors import EdgeresError, UserInputError
+from edgeres.frames import YuvLayout, open_yuv
+from edgeres.frontend import InputContract
+from edgeres.labels import class_names_for
+from edgeres.runtime import artifact_input_contract, open_runner, top_k
+from edgeres.stats import LatencyStats, frames_per_second
+
+
+def pick_model(path: Path) -> Path:
+    """A file as given; in a build directory the engine if TensorRT is here, else the ONNX for CPU."""
+    if path.is_file():
+        return path
+    engines = sorted(path.glob("*.engine")) + sorted(path.glob("*.plan"))
+    if engines and importlib.util.find_spec("tensorrt") is not None:
+        return engines[0]
+    # On a CPU onnxruntime runs the U8S8 INT8 twin fastest, then FP32 (FP16 kernels are GPU ones).
+    for pattern in ("*_u8s8.onnx", "*_fp32.onnx", "*.onnx"):
+        found = sorted(path.glob(pattern))
+        if found:
+            return found[0]
+    raise UserInputError(f"{path}: no model file (.engine, .plan or .onnx)")
+
+
+def model_contract(model: Path) -> InputContract:
+    contract = artifact_input_contract(model)
+    if contract is None or contract.get("kind") != "yuv422":
+        raise UserInputError(f"{model}: takes no raw camera frame; build it with --input yuyv:WIDTHxHEIGHT")
+    return InputContract.from_dict(contract)
+
+
+def frames_from_file(path: Path, contract: InputContract) -> Iterator[np.ndarray]:
+    clip = open_yuv(path, contract.layout, contract.width, contract.height)
+    for index in range(clip.count):
+        yield clip.frame(index)
+
+
+def frames_from_camera(device: str, contract: InputContract) -> Iterator[np.ndarray]:
+    """Raw frames from V4L2 through OpenCV with its RGB conversion switched off."""
+    import cv2
+
+    fourcc = {YuvLayout.YUYV: "YUYV", YuvLayout.UYVY: "UYVY"}.get(contract.layout)
+    if fourcc is None:
+        raise UserInputError(f"V4L2 capture here reads packed YUYV/UYVY; the model takes {contract.layout.value}")
+    capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+    if not capture.isOpened():
+        raise UserInputError(f"{device}: cannot open the camera")
+    capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
+    capture.set(cv2.CAP_PROP_FRAME_WIDTH, contract.width)
+    capture.set(cv2.CAP_PROP_FRAME_HEIGHT, contract.height)
+    capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # hand over the driver's bytes, not BGR
+    rows, cols = contract.frame_shape
+    try:
+        while True:
+            ok, raw = capture.read()
+            if not ok:
+                return
+            if raw.size != rows * cols:
+                raise UserInputError(f"{device}: a {raw.size}-byte frame, the model takes {rows}x{cols} bytes")
+            yield raw.reshape(rows, cols)
+    finally:
+        capture.release()
+
+
+def run(model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, limit: int | None, top: int) -> int:
+    contract = model_contract(model_path)
+    latencies_ms: list[float] = []
+    winners: Counter[str] = Counter()
+    with open_runner(model_path) as runner:
+        warm = runner.infer(np.zeros((1, *contract.frame_shape), np.uint8))  # first call allocates; not timed
+        names = class_names_for(warm.shape[1], labels)
+        print(f"{model_path.name} on {runner.name}: {contract.layout.value} {contract.width}x{contract.height}, "
+              f"{len(names)} classes")
+        started = time.perf_counter()
+        for index, frame in enumerate(frames):
+            if limit is not None and index >= limit:
+                break
+            tick = time.perf_counter()
+            logits = runner.infer(frame[None])
+            latencies_ms.append((time.perf_counter() - tick) * 1e3)
+            best = top_k(logits, top)
+            labels_text = ", ".join(
+                f"{names[int(i)]} {p:.0%}" for i, p in zip(best.indices[0], best.probabilities[0], strict=True)
+            )
+            winners[names[int(best.indices[0, 0])]] += 1
+            print(f"frame {index:4d}  {latencies_ms[-1]:7.2f} ms  {labels_text}")
+        elapsed = time.perf_counter() - started
+    if not latencies_ms:
+        raise UserInputError("no frames were read")
+    stats = LatencyStats.from_ms(latencies_ms)
+    print(f"\n{stats.count} frames, {frames_per_second(stats.count, elapsed):.1f} frames/s including reading; "
+          f"inference mean {stats.mean_ms:.2f} ms, median {stats.median_ms:.2f} ms, p95 {stats.p95_ms:.2f} ms")
+    print("most frequent top-1: " + ", ".join(f"{name} ({count})" for name, count in winners.most_common(3)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="a build directory, or an .onnx/.engine file with its sidecar")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--yuv", type=Path, help="raw file of frames back to back, in the model's layout and size")
+    source.add_argument("--camera", help="V4L2 device, e.g. /dev/video0")
+    parser.add_argument("--labels", type=Path, help="class names, one per line (default: ImageNet-1k)")
+    parser.add_argument("--frames", type=int, help="stop after this many frames")
+    parser.add_argument("--top", type=int, default=5, help="classes printed per frame (default 5)")
+    args = parser.parse_args(argv)
+    try:
+        model = pick_model(args.model)
+        contract = model_contract(model)
+        frames = frames_from_file(args.yuv, contract) if args.yuv else frames_from_camera(args.camera, contract)
+        return run(model, frames, args.labels, args.frames, args.top)
+    except EdgeresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
