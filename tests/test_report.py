@@ -1,0 +1,155 @@
+"""The profile report: JSON schema validation, comparison ratios, terminal tables and PNG plots."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from edgeres.cli import app
+from edgeres.errors import EdgeresError
+from edgeres.profile import (
+    ArtifactKind,
+    ArtifactProfile,
+    BatchResult,
+    MemoryReport,
+    PipelineMode,
+    ProfileOptions,
+    RunLength,
+    machine_info,
+    profile_artifacts,
+)
+from edgeres.profile_memory import FrameBytes
+from edgeres.report import all_tables, comparison_rows, load_schema, report_json, validate_report
+from edgeres.report_plots import write_plots
+from edgeres.stats import LatencyStats
+from tests.test_profile import write_tiny_classifier
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def two_profiles(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[ArtifactProfile, ...], ProfileOptions]:
+    folder = tmp_path_factory.mktemp("models")
+    paths = [folder / "a.onnx", folder / "b.onnx"]
+    for seed, path in enumerate(paths):
+        write_tiny_classifier(path, seed=seed)
+    options = ProfileOptions(batches=(1, 2), run_length=RunLength(iterations=5), warmup=1, layer_runs=2)
+    return profile_artifacts(paths, options), options
+
+
+def synthetic(name: str, medians_ms: dict[int, float], size: int) -> ArtifactProfile:
+    """A profile with chosen latencies, to check the comparison arithmetic exactly."""
+    batches = []
+    for batch, median in medians_ms.items():
+        samples = [median * 0.9, median, median * 1.1]
+        stats = LatencyStats.from_ms(samples)
+        fps = batch * 3 / (sum(samples) / 1e3)
+        batches.append(BatchResult(batch, stats, fps, 2 * fps, 2, PipelineMode.THREADS, False, tuple(samples)))
+    frame = FrameBytes.for_frame(224, 224, (3, 224, 224))
+    memory = MemoryReport(size, None, "-", None, "-", 1, "-", None, "-", frame)
+    shape = (None, 3, 224, 224)
+    return ArtifactProfile(name, ArtifactKind.ONNX, "cpu", None, "input", shape, tuple(batches), None, memory, None, ())
+
+
+def test_comparison_ratios() -> None:
+    base = synthetic("fp32.onnx", {1: 20.0, 8: 100.0}, size=100)
+    fast = synthetic("int8.onnx", {1: 8.0, 8: 25.0, 32: 90.0}, size=26)
+    rows = comparison_rows((base, fast))
+    assert [r["batch"] for r in rows] == [1, 8]  # batch 32 has no baseline
+    assert rows[0]["median_speedup"] == pytest.approx(2.5)
+    assert rows[1]["median_speedup"] == pytest.approx(4.0)
+    assert rows[1]["sync_fps_ratio"] == pytest.approx(4.0)  # same spread, so throughput scales alike
+    assert rows[0]["artifact_size_ratio"] == pytest.approx(0.26)
+    assert comparison_rows((base,)) == []
+
+
+def test_report_validates_against_the_shipped_schema(two_profiles, tmp_path: Path) -> None:
+    profiles, options = two_profiles
+    document = report_json(profiles, options, machine_info())
+    validate_report(document)
+    assert load_schema()["properties"]["schema_version"]["const"] == document["schema_version"] == 1
+    assert len(document["comparison"]) == 2 and document["comparison"][0]["candidate"].endswith("b.onnx")
+    first = document["artifacts"][0]
+    assert len(first["batches"][0]["samples_ms"]) == first["batches"][0]["sync"]["count"] == 5
+    assert first["layers"]["top"][0]["share"] > 0
+    # survives a round trip through a file
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    validate_report(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    ("breakage", "where"),
+    [
+        (lambda d: d.pop("artifacts"), "(top level)"),
+        (
+            lambda d: d["artifacts"][0]["batches"][0]["sync"].__setitem__("p99_ms", -1.0),
+            "artifacts/0/batches/0/sync/p99_ms",
+        ),
+        (lambda d: d.__setitem__("schema_version", 2), "schema_version"),
+        (lambda d: d["artifacts"][0].__setitem__("kind", "tflite"), "artifacts/0/kind"),
+        (lambda d: d["artifacts"][0]["layers"]["top"][0].__setitem__("share", 1.5), "artifacts/0/layers"),
+    ],
+)
+def test_schema_rejects_broken_reports(two_profiles, breakage, where: str) -> None:
+    profiles, options = two_profiles
+    document = copy.deepcopy(report_json(profiles, options, machine_info()))
+    breakage(document)
+    with pytest.raises(EdgeresError, match="breaks its schema at " + re.escape(where)):
+        validate_report(document)
+
+
+def test_tables_name_every_artifact_and_the_comparison(two_profiles) -> None:
+    profiles, _ = two_profiles
+    console = Console(record=True, width=160)
+    for table in all_tables(profiles):
+        console.print(table)
+    text = console.export_text()
+    for expected in ("a.onnx", "b.onnx", "Against a.onnx", "median", "p99", "pipelined f/s", "slowest", "Gemm"):
+        assert expected in text
+    assert "x" in text.split("Against a.onnx")[1]
+
+
+def test_plots_are_written_and_are_real_pngs(two_profiles, tmp_path: Path) -> None:
+    import matplotlib.image
+
+    profiles, _ = two_profiles
+    written = write_plots(profiles, tmp_path / "plots")
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        [
+            "throughput_vs_batch.png",
+            "memory.png",
+            "1-a_latency.png",
+            "1-a_layers.png",
+            "2-b_latency.png",
+            "2-b_layers.png",
+        ]
+    )
+    for path in written:
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 300 and image.shape[1] > 600
+        assert float(np.std(image)) > 0.05  # not a blank canvas
+
+
+def test_cli_writes_table_json_and_plots(tmp_path: Path) -> None:
+    fp32, other = tmp_path / "fp32.onnx", tmp_path / "fp32_copy.onnx"
+    write_tiny_classifier(fp32)
+    write_tiny_classifier(other, seed=3)
+    report, plots = tmp_path / "out" / "profile.json", tmp_path / "out"
+    args = ["profile", str(fp32), str(other), "--batch", "1,8", "--iterations", "4", "--warmup", "1"]
+    result = CliRunner().invoke(app, [*args, "--json", str(report), "--plot", str(plots)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "Against fp32.onnx" in result.output and "Hyndman-Fan type 7" in result.output
+    document = json.loads(report.read_text())
+    validate_report(document)
+    assert [b["batch"] for b in document["artifacts"][1]["batches"]] == [1, 8]
+    assert len(list(plots.glob("*.png"))) == 6
