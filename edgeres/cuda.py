@@ -21,11 +21,18 @@ class CudaError(EdgeresError):
 
 
 def runtime_module() -> Any:
-    """`cuda.bindings.runtime` (cudart), imported on first use so CPU-only installs never need it."""
+    """`cuda.bindings.runtime` (cudart), imported on first use so CPU-only installs never need it.
+
+    cuda-python before 12.8 (e.g. what an older JetPack image carries) has the same module as
+    `cuda.cudart`; it is used when `cuda.bindings` is absent.
+    """
     try:
         from cuda.bindings import runtime as cudart
-    except ImportError as exc:
-        raise BackendUnavailableError("cuda-python is not installed: pip install 'edgeres[gpu]'") from exc
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError as exc:
+            raise BackendUnavailableError("cuda-python is not installed: pip install 'edgeres[gpu]'") from exc
     return cudart
 
 
@@ -57,7 +64,10 @@ class DeviceInfo:
 def current_device() -> DeviceInfo:
     """Name and compute capability of the current device; raises CudaError without a usable GPU."""
     cudart = runtime_module()
-    index = int(check("cudaGetDevice", cudart.cudaGetDevice()))
+    try:
+        index = int(check("cudaGetDevice", cudart.cudaGetDevice()))
+    except RuntimeError as exc:  # older cuda-python raises when it cannot load libcuda at all
+        raise CudaError(f"cudaGetDevice failed: {exc}") from exc
     props = check("cudaGetDeviceProperties", cudart.cudaGetDeviceProperties(index))
     raw_name = props.name
     name = raw_name.split(b"\0", 1)[0].decode() if isinstance(raw_name, bytes) else str(raw_name)
