@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -232,3 +233,17 @@ def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path],
     short.write_bytes(fused_artifacts["frames"].read_bytes()[:-2])
     with pytest.raises(UserInputError, match="not a whole number of yuyv 320x240 frames"):
         read_input(fused_artifacts["int8"], short)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed: tests/gpu runs it")
+def test_tensorrt_runner_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> None:
+    from edgeres.errors import BackendUnavailableError
+    from edgeres.runtime import TensorRTRunner
+
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"engine bytes")
+    assert isinstance(open_runner(engine), TensorRTRunner)
+    with pytest.raises(BackendUnavailableError, match="TensorRT is not installed"):
+        TensorRTRunner(engine).load()
+    with pytest.raises(UserInputError, match="file not found"):
+        TensorRTRunner(tmp_path / "absent.engine").load()
