@@ -114,6 +114,12 @@ def test_build_options_are_validated(kwargs: dict[str, Any], message: str) -> No
         BuildOptions(**kwargs)
 
 
+def test_hardware_compatibility_parses() -> None:
+    assert HardwareCompatibility.parse("Ampere-Plus") is HardwareCompatibility.AMPERE_PLUS
+    with pytest.raises(UserInputError, match="choose one of none, ampere-plus, same-compute-capability"):
+        HardwareCompatibility.parse("turing")
+
+
 def test_build_options_serialise_to_json(tmp_path: Path) -> None:
     cache = tmp_path / "calib.cache"
     cache.write_bytes(b"TRT-calibration")
