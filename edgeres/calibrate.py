@@ -106,12 +106,14 @@ def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
-def activation_tensors(model: onnx.ModelProto, op_types: Sequence[str] = CONSUMER_OPS) -> list[str]:
+def activation_tensors(
+    model: onnx.ModelProto, op_types: Sequence[str] = CONSUMER_OPS, types: dict[str, int] | None = None
+) -> list[str]:
     """Float activations (not weights) read by nodes of `op_types`, in graph order, without repeats."""
     graph = model.graph
     constants = {init.name for init in graph.initializer}
     constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
-    types = _tensor_types(model)
+    types = _tensor_types(model) if types is None else types
     chosen: dict[str, None] = {}
     for node in graph.node:
         if node.op_type not in op_types:
@@ -124,17 +126,13 @@ def activation_tensors(model: onnx.ModelProto, op_types: Sequence[str] = CONSUME
     return list(chosen)
 
 
-def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
-    """Serialized copy of `model` whose graph also outputs `names` (graph inputs excluded)."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    graph = copy.graph
+def _add_outputs(model: onnx.ModelProto, names: Sequence[str], types: dict[str, int]) -> None:
+    """Make `names` graph outputs too (in place; graph inputs and existing outputs are left alone)."""
+    graph = model.graph
     present = {out.name for out in graph.output} | {inp.name for inp in graph.input}
-    types = _tensor_types(model)
     for name in names:
         if name not in present:
             graph.output.append(onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None))
-    return copy.SerializeToString()
 
 
 def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
@@ -176,6 +174,29 @@ class _ReusingRunner:
         return arrays  # valid until the next call, which may overwrite them
 
 
+def _prepare(
+    onnx_path: Path | str, tensors: Sequence[str] | None, threads: int
+) -> tuple[_ReusingRunner, list[str], set[str]]:
+    """Session over the model with the wanted tensors as extra outputs; the ONNX proto is freed on return."""
+    model = _load(onnx_path)
+    types = _tensor_types(model)
+    names = list(tensors) if tensors is not None else activation_tensors(model, types=types)
+    known = {out for node in model.graph.node for out in node.output} | {i.name for i in model.graph.input}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise UserInputError(f"{onnx_path}: no tensor named {missing[0]!r} to calibrate")
+    if not names:
+        raise UserInputError(f"{onnx_path}: no activation tensors to calibrate")
+    weights = {init.name for init in model.graph.initializer}
+    graph_inputs = {inp.name for inp in model.graph.input if inp.name not in weights}
+    input_name = next(inp.name for inp in model.graph.input if inp.name not in weights)
+    fetched = [name for name in names if name not in graph_inputs]
+    _add_outputs(model, fetched, types)
+    model_bytes = model.SerializeToString()
+    del model
+    return _ReusingRunner(_session(model_bytes, threads), input_name, fetched), names, graph_inputs
+
+
 def collect_statistics(
     onnx_path: Path | str,
     batches: Iterable[np.ndarray],
@@ -187,18 +208,8 @@ def collect_statistics(
 ) -> CalibrationStats:
     """One streaming pass over `batches`; `histograms=False` tracks only max |x| (enough for MAX)."""
     options = options or CalibOptions()
-    model = _load(onnx_path)
-    names = list(tensors) if tensors is not None else activation_tensors(model)
-    known = {out for node in model.graph.node for out in node.output} | {i.name for i in model.graph.input}
-    missing = [name for name in names if name not in known]
-    if missing:
-        raise UserInputError(f"{onnx_path}: no tensor named {missing[0]!r} to calibrate")
-    if not names:
-        raise UserInputError(f"{onnx_path}: no activation tensors to calibrate")
-    input_name = model.graph.input[0].name
-    graph_inputs = {inp.name for inp in model.graph.input}
-    fetched = [name for name in names if name not in graph_inputs]
-    runner = _ReusingRunner(_session(_with_outputs(model, fetched), threads), input_name, fetched)
+    runner, names, graph_inputs = _prepare(onnx_path, tensors, threads)
+    fetched = runner.fetched
     stats = CalibrationStats({name: StreamingHistogram(options.num_bins) for name in names})
     for batch in batches:
         values = dict(zip(fetched, runner.run(batch), strict=True))
