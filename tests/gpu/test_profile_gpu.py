@@ -1,0 +1,45 @@
+"""Profiling a real TensorRT engine: stage split, CUDA-graph replay, IProfiler layers, device memory.
+
+Run on a machine with TensorRT and a GPU:  .venv/bin/python -m pytest tests/gpu -v
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from edgeres.artifacts import write_sidecar
+from edgeres.engine import BatchProfile, BuildOptions, build_engine
+from edgeres.profile import ArtifactKind, PipelineMode, ProfileOptions, RunLength, machine_info, profile_artifacts
+from edgeres.quantize import to_fp16
+from edgeres.report import report_json, validate_report
+from tests.test_runtime import small_classifier
+
+
+@pytest.fixture(scope="module")
+def fp16_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("profile_gpu")
+    onnx_path = folder / "small_fp16.onnx"
+    onnx.save(to_fp16(small_classifier()), str(onnx_path))
+    write_sidecar(onnx_path, "quantize", {}, {"precision": "fp16"})
+    engine = folder / "small_fp16.engine"
+    build_engine(onnx_path, engine, BuildOptions(batch=BatchProfile(1, 4, 8)))
+    return engine
+
+
+def test_engine_profile_has_gpu_numbers(fp16_engine: Path) -> None:
+    options = ProfileOptions(batches=(1, 8), run_length=RunLength(iterations=20), warmup=3, layer_runs=5)
+    (profile,) = profile_artifacts([fp16_engine], options)
+    assert profile.kind is ArtifactKind.TENSORRT and profile.precision == "fp16"
+    for result in profile.batches:
+        assert result.stages is not None and result.graph is not None
+        assert result.stages.compute_ms > 0 and result.stages.h2d_ms > 0 and result.stages.d2h_ms > 0
+        assert result.pipeline_mode is PipelineMode.STREAM_QUEUE and result.pipelined_fps > 0
+        # the host-timed call includes both copies and the compute the events measured
+        assert result.sync.median_ms >= result.stages.compute_ms
+    assert profile.layers is not None and profile.layers.source == "TensorRT IProfiler"
+    assert profile.layers.layer_count >= 1 and profile.layers.total_ms > 0
+    assert profile.memory.activation_bytes is not None and profile.memory.activation_bytes >= 0
+    validate_report(report_json((profile,), options, machine_info()))
