@@ -4,7 +4,7 @@ Contract (what the Q/DQ step codes against)::
 
     collect_ranges(onnx_path, batches, algo, tensors=None, options=None, progress=None) -> dict[str, float]
 
-maps tensor name -> symmetric amax (scale = amax / 127, zero point 0) for each activation tensor.
+maps tensor name -> symmetric amax > 0 (scale = amax / 127, zero point 0) for each activation tensor.
 `tensors=None` means every float activation (not an initializer, not a Constant output) that feeds a
 Conv, Gemm, MatMul, Add, Concat, MaxPool or GlobalAveragePool node — see `activation_tensors`.
 `batches` is any iterable of model-input arrays (edgeres.calibdata yields them).
@@ -42,6 +42,7 @@ __all__ = [
 CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAveragePool")
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 DEFAULT_THREADS = 2
+MIN_AMAX = 1e-6  # floor for tensors that were all zeros (scale must be positive)
 
 Progress = Callable[[int], None]  # called with the number of samples just processed
 
@@ -77,9 +78,13 @@ class CalibrationStats:
 def ranges_from_statistics(
     stats: CalibrationStats, algo: CalibAlgo, options: CalibOptions | None = None
 ) -> dict[str, float]:
-    """Apply one algorithm to every tensor's statistics."""
+    """Apply one algorithm to every tensor's statistics.
+
+    A tensor that was zero on every sample gets MIN_AMAX rather than 0: any scale represents zero
+    exactly, and QuantizeLinear/TensorRT need a positive scale.
+    """
     options = options or CalibOptions()
-    return {name: compute_amax(hist, algo, options) for name, hist in stats.histograms.items()}
+    return {name: max(compute_amax(hist, algo, options), MIN_AMAX) for name, hist in stats.histograms.items()}
 
 
 def _load(onnx_path: Path | str) -> onnx.ModelProto:

@@ -21,7 +21,13 @@ from edgeres.calibhist import (
     amax_percentile,
     entropy_divergences,
 )
-from edgeres.calibrate import activation_tensors, collect_ranges, collect_statistics, ranges_from_statistics
+from edgeres.calibrate import (
+    MIN_AMAX,
+    activation_tensors,
+    collect_ranges,
+    collect_statistics,
+    ranges_from_statistics,
+)
 from edgeres.errors import UserInputError
 
 OPTIONS = CalibOptions()
@@ -278,3 +284,9 @@ def test_invalid_options_rejected() -> None:
         CalibOptions(percentile=0.0)
     with pytest.raises(ValueError, match="num_bins"):
         CalibOptions(num_bins=1000)
+
+
+def test_all_zero_activation_gets_a_positive_range(tmp_path: Path) -> None:
+    path = tiny_residual_model(tmp_path / "tiny.onnx")
+    ranges = collect_ranges(path, [np.zeros((2, 3, 8, 8), np.float32)], CalibAlgo.ENTROPY)
+    assert ranges["input"] == MIN_AMAX and all(amax > 0 for amax in ranges.values())
