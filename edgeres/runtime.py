@@ -285,6 +285,8 @@ class TensorRTRunner(Runner):
             raise UserInputError(f"{self.artifact}: no sidecar, so its TensorRT version and GPU cannot be checked")
         check_engine_target(self.artifact, sidecar, running_target())
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        if (sidecar.get("options") or {}).get("version_compatible"):
+            runtime.engine_host_code_allowed = True  # a version-compatible plan embeds its lean runtime
         engine = self._engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:
             raise UserInputError(f"{self.artifact}: TensorRT could not deserialize the engine")
