@@ -54,8 +54,10 @@ def profile_onnx(path: Path, options: ProfileOptions) -> ArtifactProfile:
             f"onnxruntime CPU arena: peak bytes in use at batch {layers.batch} (from its profiler; "
             f"arena reserved {layers.arena_held_bytes} bytes)"
         )
-    else:
+    elif layers is None:
         activation, activation_source = None, "not measured (the per-layer pass, which reads the arena, was off)"
+    else:
+        activation, activation_source = None, "not measured (this onnxruntime's profiler reports no arena figures)"
 
     frame = frame_bytes_for(spec.shape, options)
     memory = MemoryReport(
