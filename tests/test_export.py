@@ -129,3 +129,16 @@ def test_unsupported_opset_is_user_error(opset):
 def test_opset_18_exports():
     proto = torch_to_onnx(build_model(Arch.RESNET18, num_classes=3), 18)
     assert [imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")] == [18]
+
+
+def test_artifacts_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from edgeres.artifacts import write_bytes_atomic
+
+    previous = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "a.bin", b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
