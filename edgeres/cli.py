@@ -257,7 +257,7 @@ def build(
         Path | None,
         typer.Option("--calib", help="Folder of images (recursive), or a path,label CSV. Default: calibration/."),
     ] = None,
-    calib_algo: Annotated[str, typer.Option("--calib-algo", help="entropy|percentile|max|mse.")] = "entropy",
+    calib_algo: Annotated[str, typer.Option("--calib-algo", help="mse|entropy|percentile|max.")] = "mse",
     calib_size: Annotated[int, typer.Option("--calib-size", help="Calibration samples.", min=1)] = 64,
     min_sqnr: Annotated[
         float | None, typer.Option("--min-sqnr", help="Fail unless logits SQNR (dB) on held-out samples reaches this.")
