@@ -290,3 +290,25 @@ def test_all_zero_activation_gets_a_positive_range(tmp_path: Path) -> None:
     path = tiny_residual_model(tmp_path / "tiny.onnx")
     ranges = collect_ranges(path, [np.zeros((2, 3, 8, 8), np.float32)], CalibAlgo.ENTROPY)
     assert ranges["input"] == MIN_AMAX and all(amax > 0 for amax in ranges.values())
+
+
+def test_tensors_without_batch_axis_are_still_collected(tmp_path: Path) -> None:
+    """A Reshape to [-1] has no batch axis: output buffers cannot be pre-bound, plain runs take over."""
+    shape = numpy_helper.from_array(np.array([-1], np.int64), "flat_shape")
+    nodes = [
+        helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
+        helper.make_node("Add", ["flat", "flat"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "flat",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None])],
+        [shape],
+    )
+    path = tmp_path / "flat.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    data = batches(3)
+    data[2] = data[2] * 5  # the largest value arrives in the last batch
+    ranges = collect_ranges(path, data, CalibAlgo.MAX)
+    assert ranges["flat"] == pytest.approx(max(float(np.abs(b).max()) for b in data))
