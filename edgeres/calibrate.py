@@ -149,12 +149,10 @@ def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
 
 
 class _ReusingRunner:
-    """Runs the session, writing the fetched tensors into arrays allocated once per batch shape.
+    """Runs the session, writing the fetched tensors into the same arrays batch after batch.
 
-    For each new batch shape one single-sample run tells the per-sample output shapes; buffers of the
-    full batch are then bound as outputs (onnxruntime IO binding), so onnxruntime writes straight into
-    them: no second copy of hundreds of MB of activations and no re-allocation per batch. Should any
-    output lack a leading batch axis, it falls back to ordinary runs.
+    The first batch of each shape runs normally; its output arrays are then bound as the output
+    buffers (onnxruntime IO binding), which saves re-allocating hundreds of MB per batch.
     """
 
     def __init__(self, session: ort.InferenceSession, input_name: str, fetched: list[str]) -> None:
@@ -163,33 +161,22 @@ class _ReusingRunner:
         self.binding: ort.IOBinding | None = None
         self.arrays: list[np.ndarray] = []
 
-    def _bind(self, batch: np.ndarray) -> None:
-        self.binding, self.key, self.arrays = None, (batch.shape, batch.dtype), []
-        probe = self.session.run(self.fetched, {self.input_name: batch[:1]})
-        if not all(isinstance(a, np.ndarray) and a.ndim and a.shape[0] == 1 for a in probe):
-            return
-        self.arrays = [np.empty((len(batch), *a.shape[1:]), a.dtype) for a in probe]
-        del probe
-        binding = self.session.io_binding()
-        for name, array in zip(self.fetched, self.arrays, strict=True):
-            binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
-        self.binding = binding
-
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The fetched tensors for `batch`; valid until the next call, which may overwrite them."""
         batch = np.ascontiguousarray(batch)
         if not self.fetched:
             return []
-        if self.key != (batch.shape, batch.dtype):
-            self._bind(batch)
-        if self.binding is not None:
+        if self.binding is not None and self.key == (batch.shape, batch.dtype):
             self.binding.bind_cpu_input(self.input_name, batch)
-            try:
-                self.session.run_with_iobinding(self.binding)
-                return self.arrays
-            except Exception:  # a shape that does not scale with the batch: plain runs from now on
-                self.binding, self.arrays = None, []
-        return self.session.run(self.fetched, {self.input_name: batch})
+            self.session.run_with_iobinding(self.binding)
+            return self.arrays
+        arrays = self.session.run(self.fetched, {self.input_name: batch})
+        self.binding, self.key, self.arrays = None, (batch.shape, batch.dtype), arrays
+        if all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays):
+            binding = self.session.io_binding()
+            for name, array in zip(self.fetched, arrays, strict=True):
+                binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+            self.binding = binding
+        return arrays  # valid until the next call, which may overwrite them
 
 
 def _prepare(
