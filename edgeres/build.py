@@ -26,7 +26,8 @@ from edgeres.fidelity import FidelityGate, FidelityReport, check_gate, compare_m
 from edgeres.frames import open_yuv
 from edgeres.images import read_rgb
 from edgeres.model import Arch
-from edgeres.quantize import insert_qdq, insert_qdq_cpu, plan_qdq, to_fp16
+from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
+from edgeres.quantize_ort import insert_qdq_cpu
 
 HOLDOUT_FRACTION = 0.25  # of the readable candidates, kept away from the calibrator for the fidelity report
 MAX_HOLDOUT = 256

@@ -77,8 +77,8 @@ class QdqPlan:
     frontend_nodes: tuple[str, ...]
     # Conv outputs that feed an Add unquantized: the CPU twin quantizes them so onnxruntime can fuse.
     cpu_extra: tuple[str, ...] = field(default=())
-    # (conv output, quantized tensor it reaches through ReLU/Clip/MaxPool): the CPU twin quantizes the
-    # conv output on the same grid, which is exact because those ops commute with rounding to the grid.
+    # (conv or residual-Add output, quantized tensor it reaches through ReLU/Clip/MaxPool): the CPU twin
+    # quantizes that output on the same grid, exact because those ops commute with rounding to the grid.
     cpu_moves: tuple[tuple[str, str], ...] = field(default=())
 
     @property
@@ -191,10 +191,12 @@ def plan_qdq(
         if all((n.name, i) in readers for n in nodes for i, name in enumerate(n.input) if name == q.tensor)
         and q.tensor not in {o.name for o in model.graph.output}
     }
+    # Residual Adds whose both inputs the twin dequantizes can become QLinearAdd once their output is too.
+    movable = quantized_convs | {a.node for a in adds if a.fused in extra}
     moves = tuple(
         (n.output[0], reached)
         for n in nodes
-        if n.name in quantized_convs and n.op_type == "Conv" and n.output[0] not in quantized
+        if n.name in movable and n.op_type in ("Conv", "Add") and n.output[0] not in quantized
         for reached in [_quantized_downstream(n.output[0], model, quantized)]
         if reached is not None
     )
@@ -355,25 +357,6 @@ def insert_qdq(
     _drop_unused_initializers(out)
     onnx.checker.check_model(out)
     return out
-
-
-def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
-    """Ranges for the CPU twin: the TensorRT ones, plus each moved conv output on its target's grid."""
-    merged = dict(ranges)
-    merged.update({conv_out: ranges[reached] for conv_out, reached in plan.cpu_moves if reached in ranges})
-    return merged
-
-
-def insert_qdq_cpu(model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float]) -> onnx.ModelProto:
-    """The onnxruntime CPU twin: uint8 activations (zero point 128, the TensorRT scales) and int8 weights.
-
-    onnxruntime fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv only when the conv
-    output is quantized, so the twin also quantizes conv outputs: exactly (same grid) where a ReLU,
-    Clip or MaxPool leads to a quantized tensor, and with their own calibrated range where the output
-    feeds a residual Add (`plan.cpu_extra`), the one place the twin rounds more than TensorRT does.
-    """
-    extra = tuple(dict.fromkeys(plan.cpu_extra + tuple(conv_out for conv_out, _ in plan.cpu_moves)))
-    return insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra)
 
 
 def to_fp16(model: onnx.ModelProto, keep_io_float: bool = True, keep_nodes: Iterable[str] = ()) -> onnx.ModelProto:

@@ -19,11 +19,11 @@ from edgeres.quantize import (
     FRONTEND_PREFIX,
     QdqPlan,
     insert_qdq,
-    insert_qdq_cpu,
     plan_qdq,
     quantize_weight,
     to_fp16,
 )
+from edgeres.quantize_ort import insert_qdq_cpu
 
 
 def session(model: onnx.ModelProto, optimized: Path | None = None) -> ort.InferenceSession:
@@ -139,23 +139,30 @@ def test_cpu_twin_fuses_every_conv_into_qlinearconv(resnet18, resnet18_ranges, t
     optimized = tmp_path / "optimized.onnx"
     session(twin, optimized)
     ops = Counter(n.op_type for n in onnx.load(optimized).graph.node)
-    assert ops["QLinearConv"] == 20, ops
+    assert ops["QLinearConv"] == 20 and ops["QLinearAdd"] == 7, ops  # the last Add feeds the float pooling
     assert ops["Conv"] == 0 and ops["FusedConv"] == 0, ops
 
 
-def chain_model() -> onnx.ModelProto:
-    """input -> Conv -> Relu -> MaxPool -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
+def chain_model(relu6: bool = False) -> onnx.ModelProto:
+    """input -> Conv -> Relu (or Clip 0..6) -> MaxPool -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
     rng = np.random.default_rng(0)
+    first = (
+        helper.make_node("Clip", ["c1", "zero", "six"], ["r1"], name="relu1")
+        if relu6
+        else helper.make_node("Relu", ["c1"], ["r1"], name="relu1")
+    )
     inits = [
         numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
         numpy_helper.from_array(rng.standard_normal(8).astype(np.float32) * 0.1, "b1"),
         numpy_helper.from_array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2, "w2"),
         numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "fc_w"),
         numpy_helper.from_array(np.zeros(5, np.float32), "fc_b"),
+        numpy_helper.from_array(np.array(0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(0.61, np.float32), "six"),  # a bound off the grid, and inside the range
     ]
     nodes = [
         helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        first,
         helper.make_node("MaxPool", ["r1"], ["p1"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Conv", ["p1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
@@ -173,16 +180,22 @@ def chain_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_cpu_twin_is_exactly_the_tensorrt_grid_without_residual_adds() -> None:
-    """With no residual Add the twin only moves quantization through ReLU/MaxPool: same numbers."""
-    model = chain_model()
+@pytest.mark.parametrize("relu6", [False, True])
+def test_cpu_twin_is_exactly_the_tensorrt_grid_without_residual_adds(relu6: bool) -> None:
+    """With no residual Add the twin only moves quantization through ReLU/Clip/MaxPool: same numbers."""
+    model = chain_model(relu6)
     plan = plan_qdq(model)
     assert plan.cpu_extra == ()
     assert plan.cpu_moves == (("c1", "p1"),)  # GlobalAveragePool does not commute with rounding: no move
     ranges = {"input": 3.0, "p1": 2.5, "f": 1.7}
     batch = np.random.default_rng(3).standard_normal((4, 3, 16, 16)).astype(np.float32)
     s8 = session(insert_qdq(model, plan, ranges)).run(None, {"input": batch})[0]
-    u8 = session(insert_qdq_cpu(model, plan, ranges)).run(None, {"input": batch})[0]
+    twin = insert_qdq_cpu(model, plan, ranges)
+    on_codes = [n for n in twin.graph.node if n.name.startswith("relu1")]
+    assert [n.op_type for n in on_codes] == ["Clip"]  # the ReLU/Clip now acts on the uint8 codes
+    code_min = next(i for i in twin.graph.initializer if i.name == on_codes[0].input[1])
+    assert numpy_helper.to_array(code_min) == np.uint8(128)
+    u8 = session(twin).run(None, {"input": batch})[0]
     np.testing.assert_allclose(u8, s8, rtol=0, atol=1e-5)
 
 
