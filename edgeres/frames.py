@@ -180,14 +180,15 @@ def color_conversion(colorspace: ColorSpace, color_range: ColorRange) -> ColorCo
     )
     y_scale, c_scale, y_offset = (219.0, 224.0, 16.0) if color_range is ColorRange.LIMITED else (255.0, 255.0, 0.0)
     to_yuv = np.diag([y_scale, c_scale, c_scale]) @ analog / 255.0
-    return ColorConversion(
-        to_rgb=np.linalg.inv(to_yuv), to_yuv=to_yuv, offset=np.array([y_offset, 128.0, 128.0])
-    )
+    return ColorConversion(to_rgb=np.linalg.inv(to_yuv), to_yuv=to_yuv, offset=np.array([y_offset, 128.0, 128.0]))
 
 
 def yuv422_to_rgb_float(
-    frames: np.ndarray, layout: YuvLayout, colorspace: ColorSpace = DEFAULT_COLORSPACE,
-    color_range: ColorRange = DEFAULT_RANGE, clip: bool = True,
+    frames: np.ndarray,
+    layout: YuvLayout,
+    colorspace: ColorSpace = DEFAULT_COLORSPACE,
+    color_range: ColorRange = DEFAULT_RANGE,
+    clip: bool = True,
 ) -> np.ndarray:
     """Frames -> float32 RGB [..., H, W, 3] in 0..255 (clipped unless asked not to); chroma repeated per pair."""
     y, u, v = split_planes(frames, layout)
@@ -202,7 +203,9 @@ def yuv422_to_rgb_float(
 
 
 def yuv422_to_rgb(
-    frames: np.ndarray, layout: YuvLayout, colorspace: ColorSpace = DEFAULT_COLORSPACE,
+    frames: np.ndarray,
+    layout: YuvLayout,
+    colorspace: ColorSpace = DEFAULT_COLORSPACE,
     color_range: ColorRange = DEFAULT_RANGE,
 ) -> np.ndarray:
     """Frames -> uint8 RGB [..., H, W, 3], rounded to nearest."""
@@ -210,20 +213,23 @@ def yuv422_to_rgb(
 
 
 def rgb_to_yuv422(
-    rgb: np.ndarray, layout: YuvLayout, colorspace: ColorSpace = DEFAULT_COLORSPACE,
+    rgb: np.ndarray,
+    layout: YuvLayout,
+    colorspace: ColorSpace = DEFAULT_COLORSPACE,
     color_range: ColorRange = DEFAULT_RANGE,
 ) -> np.ndarray:
     """uint8 RGB [..., H, W, 3] (W even) -> frames; each chroma sample is the mean of its pixel pair."""
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3:
-        raise UserInputError(f"expected uint8 RGB [..., H, W, 3], got {getattr(rgb, 'dtype', type(rgb))} "
-                             f"{getattr(rgb, 'shape', '')}")
+        raise UserInputError(
+            f"expected uint8 RGB [..., H, W, 3], got {getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}"
+        )
     height, width = rgb.shape[-3:-1]
     check_size(width, height)
     conv = color_conversion(colorspace, color_range)
     yuv = rgb.astype(np.float32) @ conv.to_yuv.T.astype(np.float32) + conv.offset.astype(np.float32)
     chroma = 0.5 * (yuv[..., 0::2, 1:] + yuv[..., 1::2, 1:])
-    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (yuv[..., 0], chroma[..., 0], chroma[..., 1])]
-    return join_planes(*planes, layout)
+    y, u, v = (np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (yuv[..., 0], chroma[..., 0], chroma[..., 1]))
+    return join_planes(y, u, v, layout)
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,8 @@ class YuvFile:
 
     def frames(self) -> np.ndarray:
         """A read-only memory map [count, rows, cols]; slicing it reads only the touched pages."""
-        return np.memmap(self.path, np.uint8, "r", shape=(self.count, *frame_shape(self.layout, self.width, self.height)))
+        shape = (self.count, *frame_shape(self.layout, self.width, self.height))
+        return np.memmap(self.path, np.uint8, "r", shape=shape)
 
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` (negative counts from the end) as an ordinary array."""
@@ -272,3 +279,35 @@ def write_yuv(path: Path, frames: np.ndarray, layout: YuvLayout) -> int:
     batch = frames if frames.ndim == 3 else frames[None]
     write_bytes_atomic(Path(path), np.ascontiguousarray(batch).tobytes())
     return len(batch)
+
+
+def triangle_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Dense [n_out, n_in] bilinear weights (half-pixel centres); when shrinking the triangle widens
+    with the scale (antialiasing, as Pillow and ONNX Resize antialias=1 do). Edges repeat; rows sum to 1."""
+    scale = n_in / n_out
+    radius = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5
+    reach = int(np.ceil(radius)) + 1
+    columns = np.floor(centres)[:, None].astype(np.int64) + np.arange(-reach, reach + 1)[None, :]
+    weights = np.maximum(0.0, 1.0 - np.abs(columns - centres[:, None]) / radius)
+    matrix = np.zeros((n_out, n_in))
+    np.add.at(
+        matrix, (np.repeat(np.arange(n_out), columns.shape[1]), np.clip(columns, 0, n_in - 1).ravel()), weights.ravel()
+    )
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+def sparse_taps(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Shared column indices [n_out, K] and per-matrix weights [M, n_out, K] for matrices with few non-zeros a row."""
+    stacked = np.stack(matrices)
+    support = np.any(stacked != 0, axis=0)
+    taps = int(support.sum(axis=1).max())
+    index = np.zeros((support.shape[0], taps), dtype=np.int64)
+    for row, cols in enumerate(support):
+        found = np.flatnonzero(cols)
+        index[row] = np.concatenate([found, np.full(taps - len(found), found[-1])])
+        # padded taps repeat the last column with weight 0
+    weights = np.take_along_axis(stacked, np.broadcast_to(index, (len(matrices), *index.shape)), axis=2)
+    for row, cols in enumerate(support):
+        weights[:, row, int(cols.sum()) :] = 0.0
+    return index, weights.astype(np.float32)
