@@ -79,8 +79,10 @@ def integer_clips(model: onnx.ModelProto) -> None:
             readers[name] = readers.get(name, 0) + 1
     for node in list(graph.node):
         bounds = _clip_bounds(node, constants)
+        if bounds is None:
+            continue
         dq = producers.get(node.input[0])
-        if bounds is None or dq is None or dq.op_type != "DequantizeLinear" or readers[dq.output[0]] != 1:
+        if dq is None or dq.op_type != "DequantizeLinear" or readers[dq.output[0]] != 1:
             continue
         zero_point = constants.get(dq.input[2]) if len(dq.input) > 2 else None
         if zero_point is None or zero_point.dtype != np.uint8 or zero_point.size != 1:
