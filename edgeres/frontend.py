@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -44,6 +45,7 @@ from edgeres.frames import (
     frame_shape,
     parse_choice,
     parse_layout,
+    rgb_to_yuv422,
     sparse_taps,
     triangle_matrix,
 )
@@ -427,3 +429,22 @@ def attach_frontend(model: onnx.ModelProto, contract: InputContract) -> onnx.Mod
     )
     onnx.checker.check_model(fused, full_check=True)
     return onnx.shape_inference.infer_shapes(fused, check_type=True, strict_mode=True)
+
+
+def parity_frames(
+    images: list[np.ndarray], contract: InputContract, random_count: int = 2, seed: int = 0
+) -> np.ndarray:
+    """Frames for parity checks: RGB photographs scaled to the frame size and encoded in the contract's
+    format, then seeded random bytes (every code value, out-of-range ones included)."""
+    size = (contract.width, contract.height)
+    encoded = [
+        rgb_to_yuv422(
+            cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+            contract.layout,
+            contract.colorspace,
+            contract.color_range,
+        )
+        for rgb in images
+    ]
+    noise = np.random.default_rng(seed).integers(0, 256, (random_count, *contract.frame_shape), dtype=np.uint8)
+    return np.concatenate([np.stack(encoded), noise]) if encoded else noise
