@@ -66,7 +66,8 @@ class BuildOptions:
     weights: Path | None = None
     num_classes: int | None = None
     calib: Path | None = None  # folder of images / raw frames, or a path,label CSV; None: calibration/
-    # MSE measured the best logits SQNR on the trained EfficientNet-Lite0 (tests/test_int8_trained.py).
+    # On the trained EfficientNet-Lite0 check MSE and max gave 16.8-18.0 dB logits SQNR, percentile 14.9-17.1,
+    # entropy 11.2-11.6; MSE is the default because one outlier frame cannot set its range, as it sets max's.
     calib_algo: CalibAlgo = CalibAlgo.MSE
     calib_size: int = 64
     batch_size: int = 8

@@ -37,6 +37,7 @@ def insert_qdq_cpu(model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, f
     twin = insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra)
     integer_clips(twin)
     drop_requantize(twin)
+    _drop_unused_constants(twin)
     onnx.checker.check_model(twin)
     return twin
 
@@ -128,3 +129,10 @@ def drop_requantize(model: onnx.ModelProto) -> None:
         graph.node.remove(q)
         if not any(dq.output[0] in n.input for n in graph.node) and dq.output[0] not in outputs:
             graph.node.remove(dq)
+
+
+def _drop_unused_constants(model: onnx.ModelProto) -> None:
+    """Constant nodes left without readers (the bounds of replaced Clips)."""
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    for node in [n for n in model.graph.node if n.op_type == "Constant" and n.output[0] not in used]:
+        model.graph.node.remove(node)
