@@ -83,17 +83,45 @@ def export(
     num_classes: ClassesOption = None,
     arch: ArchOption = "resnet50",
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
+    frame_input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Take raw camera frames instead of RGB floats: FORMAT:WIDTHxHEIGHT with FORMAT yuyv|uyvy|i422|nv16, "
+            "e.g. yuyv:1920x1080. Unpacking, colour conversion, resize and normalisation run inside the model.",
+        ),
+    ] = None,
+    colorspace: Annotated[
+        str, typer.Option("--colorspace", help="With --input: bt601|bt709. Default bt601 (UVC/V4L2 camera default).")
+    ] = "bt601",
+    color_range: Annotated[
+        str, typer.Option("--range", help="With --input: limited|full. Default limited (Y 16-235), as cameras send.")
+    ] = "limited",
+    resize: Annotated[
+        str,
+        typer.Option("--resize", help="With --input: center-crop (default)|stretch|letterbox, to the 224x224 input."),
+    ] = "center-crop",
 ) -> None:
     """Export the model to ONNX and check it against PyTorch in onnxruntime.
 
     Examples:\n
       edgeres export -o r50.onnx\n
       edgeres export --weights resnet50-11ad3fa6.pth -o r50.onnx\n
-      edgeres export --weights product.pth --num-classes 51 -o product.onnx
+      edgeres export --weights product.pth --num-classes 51 -o product.onnx\n
+      edgeres export --input yuyv:1920x1080 --colorspace bt709 -o r50_yuyv.onnx
     """
+    from edgeres.frontend import parse_input
     from edgeres.pipeline import export_default
 
-    result = export_default(output, parse_arch(arch), weights, num_classes, opset)
+    contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
+    result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
+    if contract is not None:
+        c, f = contract, result.sidecar["results"]["frontend_parity"]
+        console.print(
+            f"input: raw {c.layout.value} {c.width}x{c.height} uint8 {list(c.frame_shape)}, {c.colorspace.value} "
+            f"{c.color_range.value} range, {c.resize.value}; fused vs host path on {f['samples']} frames: "
+            f"max abs {f['max_abs_error']:.2e}, top-1 agreement {f['top1_agreement']:.0%}"
+        )
     p = result.parity
     console.print(f"[green]wrote[/] {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {opset})")
     console.print(
@@ -221,6 +249,9 @@ def profile(
 from edgeres.cli_deploy import deploy_app  # noqa: E402  (it uses reports_errors and console from above)
 
 app.add_typer(deploy_app, name="deploy")
+from edgeres.cli_frames import frames_app  # noqa: E402
+
+app.add_typer(frames_app, name="frames")
 
 
 class _RichBuildProgress:
