@@ -7,8 +7,9 @@
    fused - plain, in % of the plain model. Target: <= 5% of the FP32 model.
 
 Other processes may share the CPU: everything is timed in interleaved rounds (a load change hits
-all variants alike) and medians are reported. Pool threads do not spin between runs, so one
-session's idle threads do not slow the next (each latency is a little higher than a lone session's).
+all variants alike) and medians are reported. Each block starts with an untimed run, so the spinning
+pool threads of the session timed before it have gone idle. (Turning spinning off instead doubled
+ResNet50's FP32 latency, which would flatter the front-end's share.)
 
     .venv/bin/python bench/frames.py [--rounds 7] [--arch resnet50]
 """
@@ -48,8 +49,6 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    # Spinning pool threads of the session that just ran would steal the 2 cores from the next one.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -60,6 +59,7 @@ def interleaved(runs: dict[str, Callable[[], object]], rounds: int, repeats: int
         run()  # warm-up
     for _ in range(rounds):
         for name, run in runs.items():
+            run()  # untimed: lets the previous session's spinning pool threads go idle
             for _ in range(repeats):
                 start = time.perf_counter()
                 run()
