@@ -4,9 +4,9 @@ Both paths compute the same thing in the same order (numpy and onnx only, no tor
 model and the host reference agree to float rounding:
 
 1. Cast uint8 -> float (TensorRT takes a UINT8 network input only when it is cast right away).
-2. Crop (center-crop mode), then an integer box pre-filter: sums over blocks of `fy` rows x `fxp`
-   pixel pairs, taken straight on the packed bytes (one Reshape + ReduceSum, no unpacking).
-   Sums of bytes are exact integers in float32, so this step is bit-identical on both paths.
+2. An integer box pre-filter: sums over blocks of `fy` rows x `fxp` pixel pairs, taken straight
+   on the packed bytes (row ReduceSum + a strided 0/1 Conv that also unpacks), then the crop of
+   the small block grid. Sums of bytes are exact integers in float32: bit-identical on both paths.
 3. The remaining (< 2x) scale with a triangle (bilinear, antialiased when shrinking) filter,
    horizontal then vertical, as Gather + Mul + ReduceSum over a few taps.
 4. One 1x1 Conv: pairs Y0+Y1, colour matrix, range offsets and ImageNet mean/std; then a clip to
