@@ -158,7 +158,8 @@ def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[
     from edgeres.calibrate import CalibAlgo, collect_ranges
     from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
     from edgeres.frontend import InputContract, attach_frontend
-    from edgeres.quantize import insert_qdq_cpu, plan_qdq, to_fp16
+    from edgeres.quantize import plan_qdq, to_fp16
+    from edgeres.quantize_ort import insert_qdq_cpu
 
     folder = tmp_path_factory.mktemp("fused")
     contract = InputContract(YuvLayout.YUYV, FRAME_W, FRAME_H)
