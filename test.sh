@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source ./setup.sh
 .venv/bin/python -m ruff check .
+.venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"
