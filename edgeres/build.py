@@ -2,41 +2,54 @@
 report -> TensorRT engine when TensorRT and a GPU are present; everything in one output directory.
 
 The calibration source is split once, by a seeded shuffle: a held-out share is never seen by the
-calibrator and serves the fidelity report, the rest calibrates.
+calibrator and serves the fidelity report (edgeres.build_holdout), the rest calibrates. INT8 ranges are
+kept in `calibration_cache.json` (edgeres.calibcache): a rebuild with identical model, data and settings
+reuses them, a changed input is refused by name. With an input contract (camera frames) the FP32 model is
+the fused one (YUV 4:2:2 front-end + network), calibration samples are camera-encoded frames, and the
+front-end nodes stay float.
 """
 
 from __future__ import annotations
 
-import enum
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import onnx
 
-from edgeres.artifacts import read_sidecar, sha256_file, write_bytes_atomic, write_json_atomic, write_sidecar
-from edgeres.calibdata import CalibItem, CalibrationSet, RawFrames
-from edgeres.calibencode import CameraEncoding, SampleEncoder, encoder_for
-from edgeres.calibrate import CalibAlgo, collect_ranges
+from edgeres.artifacts import sha256_file, write_bytes_atomic, write_json_atomic, write_sidecar
+from edgeres.build_holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, MIN_HOLDOUT_SAMPLES, Holdout, holdout_batches
+from edgeres.build_source import describe_contract, source_model
+from edgeres.calibcache import (
+    DEFAULT_TRT_VERSION,
+    CalibCache,
+    StaleCacheError,
+    cache_key,
+    load_matching,
+    trt_version_number,
+    write_cache,
+    write_trt_table,
+)
+from edgeres.calibdata import CalibrationSet, RawFrames
+from edgeres.calibencode import encoder_for
+from edgeres.calibrate import CalibAlgo, CalibOptions, collect_ranges
+from edgeres.engine import BuildOptions as EngineOptions
+from edgeres.engine import Precision
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 from edgeres.fidelity import FidelityGate, FidelityReport, check_gate, compare_models
-from edgeres.frames import open_yuv
-from edgeres.images import read_rgb
+from edgeres.frontend import InputContract
 from edgeres.model import Arch
 from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
 from edgeres.quantize_ort import insert_qdq_cpu
 
-HOLDOUT_FRACTION = 0.25  # of the readable candidates, kept away from the calibrator for the fidelity report
-MAX_HOLDOUT = 256
+__all__ = ["BuildOptions", "BuildResult", "Precision", "build", "build_engine_only", "engine_status"]
+
 SUMMARY_NAME = "build_summary.json"
-
-
-class Precision(str, enum.Enum):
-    INT8 = "int8"
-    FP16 = "fp16"
+CACHE_NAME = "calibration_cache.json"
+TRT_TABLE_NAME = "calibration.table"
+DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
+ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 class BuildProgress(Protocol):
@@ -72,16 +85,37 @@ class BuildOptions:
     calib_size: int = 64
     batch_size: int = 8
     seed: int = 0
+    percentile: float = CalibOptions().percentile  # for --calib-algo percentile
     keep_float: tuple[str, ...] = ()
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: RawFrames | None = None  # layout and size of raw .yuv calibration frames
-    camera: CameraEncoding | None = None  # the camera encoding, for a model that takes YUV frames
+    contract: InputContract | None = None  # camera-frame input: export (or expect) the fused model
+    recalibrate: bool = False  # overwrite a calibration cache made from other inputs instead of refusing
+    trt_table_version: str = DEFAULT_TRT_VERSION  # header version of calibration.table
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    profile_iterations: int = DEFAULT_PROFILE_ITERATIONS  # 0: no profile after the build
+    min_holdout_samples: int = MIN_HOLDOUT_SAMPLES
 
     def __post_init__(self) -> None:
+        if self.precision is Precision.FP32:
+            raise UserInputError("build makes INT8 or FP16 models; the FP32 ONNX comes from `edgeres export`")
         if self.calib_size < 1:
             raise UserInputError(f"--calib-size {self.calib_size}: must be at least 1")
+        if self.batch_size < 1:
+            raise UserInputError(f"--calib-batch {self.batch_size}: must be at least 1")
+        if self.profile_iterations < 0:
+            raise UserInputError(f"profile iterations {self.profile_iterations}: must be 0 (off) or more")
         if self.onnx is not None and not Path(self.onnx).is_file():
             raise UserInputError(f"{self.onnx}: ONNX file not found")
+        try:
+            CalibOptions(percentile=self.percentile)
+        except ValueError as exc:
+            raise UserInputError(f"--percentile {self.percentile}: {exc}") from None
+        trt_version_number(self.trt_table_version)  # raises UserInputError when it cannot be a header
+
+    @property
+    def calib_options(self) -> CalibOptions:
+        return CalibOptions(percentile=self.percentile)
 
 
 @dataclass(frozen=True)
@@ -91,59 +125,8 @@ class BuildResult:
     fidelity: dict[str, FidelityReport]
     engine_note: str
     summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Holdout:
-    items: tuple[CalibItem, ...]
-    labelled: bool
-
-
-def split_holdout(calibration: CalibrationSet) -> Holdout:
-    """Move the last share of the shuffled candidates out of `calibration`; they become the held-out set."""
-    pool = calibration.pool
-    if len(pool) < 2:
-        raise UserInputError(
-            f"{calibration.source}: {len(pool)} calibration item(s); at least 2 are needed to hold one out "
-            "for the fidelity report"
-        )
-    count = min(MAX_HOLDOUT, max(1, round(len(pool) * HOLDOUT_FRACTION)))
-    calibration.pool = pool[:-count]
-    calibration.summary.candidates = len(calibration.pool)
-    held = tuple(pool[-count:])
-    return Holdout(held, all(item.label is not None and item.label.strip().isdigit() for item in held))
-
-
-def holdout_batches(
-    holdout: Holdout, encoder: SampleEncoder, raw: RawFrames | None, batch_size: int, skipped: list[str]
-) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
-    """Encoded held-out samples in batches, with integer labels when every item has one."""
-    samples: list[np.ndarray] = []
-    labels: list[int] = []
-
-    def flush() -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        batch = np.stack(samples)
-        out = (batch, np.array(labels)) if holdout.labelled else batch
-        samples.clear()
-        labels.clear()
-        return out
-
-    for item in holdout.items:
-        try:
-            if item.frame is not None and raw is not None:
-                frame = open_yuv(item.path, raw.layout, raw.width, raw.height).frame(item.frame)
-                samples.append(encoder.from_frame(frame, raw.layout))
-            else:
-                samples.append(encoder.from_rgb(read_rgb(item.path)))
-        except (UserInputError, OSError, ValueError) as exc:
-            skipped.append(f"{item.path}: {exc}")
-            continue
-        if holdout.labelled:
-            labels.append(int(str(item.label)))
-        if len(samples) == batch_size:
-            yield flush()
-    if samples:
-        yield flush()
+    notes: tuple[str, ...] = ()  # what the CLI prints besides the fidelity lines (cache, held-out set)
+    profile: tuple[str, ...] = ()  # quick-profile lines, empty with profile_iterations=0
 
 
 def engine_status() -> str | None:
@@ -159,31 +142,122 @@ def engine_status() -> str | None:
     return None
 
 
-def _source_model(options: BuildOptions, outdir: Path, progress: BuildProgress) -> tuple[Path, str, bool | None]:
-    """The FP32 ONNX to start from, and which weights it carries (None: unknown)."""
-    if options.onnx is not None:
-        sidecar = read_sidecar(Path(options.onnx)) or {}
-        random = sidecar.get("options", {}).get("random_weights")
-        weights = sidecar.get("inputs", {}).get("weights")
-        if random is None:
-            return Path(options.onnx), f"unknown (no edgeres sidecar beside {options.onnx})", None
-        return Path(options.onnx), str(weights) if weights else "random (seeded)", bool(random)
-    from edgeres.pipeline import export_default
-
-    progress.begin("export FP32 ONNX", None)
-    result = export_default(outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes)
-    progress.end()
-    random = bool(result.sidecar["options"]["random_weights"])
-    if options.weights:
-        return result.path, str(options.weights), random
-    return result.path, "random (seeded)" if random else "torchvision cache", random
-
-
 def _write_model(
     path: Path, model: onnx.ModelProto, source: Path, options: dict[str, Any], results: dict[str, Any]
 ) -> None:
     write_bytes_atomic(path, model.SerializeToString())
     write_sidecar(path, "quantize", {"onnx": str(source), "onnx_sha256": sha256_file(source)}, options, results)
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    ranges: dict[str, float]
+    summary: dict[str, Any]
+    note: str
+    seconds: float
+
+
+def _calibrate(
+    options: BuildOptions,
+    source: Path,
+    calibration: CalibrationSet,
+    tensors: list[str],
+    outdir: Path,
+    bar: BuildProgress,
+) -> Calibrated:
+    """Ranges from the matching calibration cache in `outdir`, else a calibration pass (then cached)."""
+    cache_path = outdir / CACHE_NAME
+    key = cache_key(source, calibration.fingerprint(), options.calib_algo, options.calib_options, tensors)
+    algo = {"algo": options.calib_algo.value, "percentile": options.percentile}
+    if not options.recalibrate:
+        try:
+            cached = load_matching(cache_path, key)
+        except StaleCacheError as exc:
+            raise StaleCacheError(f"{exc}, or pass --recalibrate") from None
+        if cached is not None:
+            note = f"reused calibration cache {cache_path} ({len(cached.ranges)} tensors, {cached.samples} samples)"
+            summary = {"reused_cache": str(cache_path), "samples": cached.samples, **algo}
+            return Calibrated(cached.ranges, summary, note, 0.0)
+    bar.begin(f"calibrate ({options.calib_algo.value})", len(calibration))
+    tick = time.perf_counter()
+    batches = calibration.batches(options.batch_size)
+    ranges = collect_ranges(source, batches, options.calib_algo, tensors, options.calib_options, bar.advance)
+    seconds = time.perf_counter() - tick
+    bar.end()
+    write_cache(cache_path, CalibCache(key, ranges, calibration.summary.samples))
+    note = f"{calibration.summary.describe()}; ranges cached in {cache_path}"
+    return Calibrated(ranges, calibration.summary.as_dict() | algo | {"cache": str(cache_path)}, note, seconds)
+
+
+def _quantize_int8(
+    options: BuildOptions,
+    source: Path,
+    calibration: CalibrationSet,
+    outdir: Path,
+    bar: BuildProgress,
+    summary: dict[str, Any],
+    timings: dict[str, float],
+) -> tuple[dict[str, Path], list[str]]:
+    """Calibrate (or reuse the cache), write the TensorRT Q/DQ model, its U8S8 twin and the text table."""
+    model = onnx.load(str(source))
+    plan = plan_qdq(model, options.keep_float)
+    tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
+    calibrated = _calibrate(options, source, calibration, tensors, outdir, bar)
+    timings["calibration_s"] = round(calibrated.seconds, 2)
+    ranges = calibrated.ranges
+    quant_options = {
+        "calib_algo": options.calib_algo.value,
+        "keep_float": list(options.keep_float),
+        "weights": "int8 symmetric per-channel",
+        "activations": "int8 symmetric per-tensor",
+    }
+    trt_path, cpu_path = outdir / "model_int8_qdq.onnx", outdir / "model_int8_u8s8.onnx"
+    placement = {
+        "quantized_inputs": len(plan.inputs),
+        "weights": len(plan.weights),
+        "residual_adds": len(plan.residual_adds),
+        "kept_float": list(plan.kept_float),
+        "frontend_nodes": len(plan.frontend_nodes),
+    }
+    _write_model(
+        trt_path,
+        insert_qdq(model, plan, ranges),
+        source,
+        {**quant_options, "target": "tensorrt (S8S8)"},
+        {"placement": placement, "ranges": ranges, "calibration": calibrated.summary},
+    )
+    _write_model(
+        cpu_path,
+        insert_qdq_cpu(model, plan, ranges),
+        source,
+        {**quant_options, "target": "onnxruntime cpu (U8S8, zero point 128, TensorRT scales)"},
+        {"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
+    )
+    table = outdir / TRT_TABLE_NAME
+    write_trt_table(
+        table, {name: ranges[name] for name in plan.activations if name in ranges}, options.trt_table_version
+    )
+    summary["calibration"] = calibrated.summary
+    summary["placement"] = placement
+    return (
+        {"int8_tensorrt": trt_path, "int8_onnxruntime": cpu_path, "calibration_cache": outdir / CACHE_NAME,
+         "calibration_table": table},
+        [calibrated.note, f"TensorRT calibration table (header TRT-{trt_version_number(options.trt_table_version)}) "
+         f"for DeepStream int8-calib-file: {table}"],
+    )  # fmt: skip
+
+
+def _quick_profiles(artifacts: dict[str, Path], names: list[str], iterations: int) -> tuple[str, ...]:
+    """One line per model (batch 1, `iterations` timed calls) and the speed ratio to FP32."""
+    from edgeres.profile import quick_profile
+
+    profiles = {name: quick_profile(artifacts[name], iterations) for name in names}
+    lines = [f"{name}: {p.describe()}" for name, p in profiles.items()]
+    base = profiles[names[0]].profile.batches[0].sync.median_ms
+    for name in names[1:]:
+        median = profiles[name].profile.batches[0].sync.median_ms
+        lines.append(f"{name} vs {names[0]}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)")
+    return tuple(lines)
 
 
 def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = None) -> BuildResult:
@@ -192,101 +266,83 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    source, weights, random = _source_model(options, outdir, bar)
-    encoder = encoder_for(source, options.camera)
-    calibration = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw)
-    holdout = split_holdout(calibration)
-    model = onnx.load(str(source))
-    artifacts: dict[str, Path] = {"fp32": source}
-    candidates: dict[str, Path] = {}
+    source = source_model(options.onnx, options, outdir, bar)
+    encoder = encoder_for(source.path, source.contract)
+    full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw)
+    calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
+    holdout = Holdout.of(held_items, options.min_holdout_samples)
+    artifacts: dict[str, Path] = {"fp32": source.path}
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"precision": options.precision.value, "weights": weights, "random_weights": random}
+    summary: dict[str, Any] = {
+        "precision": options.precision.value,
+        "weights": source.weights,
+        "random_weights": source.random_weights,
+        "input": source.contract.to_dict() if source.contract else None,
+    }
+    notes: list[str] = []
+    if source.contract is not None:
+        notes.append(f"input: raw {describe_contract(source.contract)} frames; the front-end stays float")
     if options.precision is Precision.INT8:
-        plan = plan_qdq(model, options.keep_float)
-        tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
-        bar.begin(f"calibrate ({options.calib_algo.value})", len(calibration))
-        tick = time.perf_counter()
-        ranges = collect_ranges(
-            source, calibration.batches(options.batch_size), options.calib_algo, tensors, progress=bar.advance
-        )
-        timings["calibration_s"] = round(time.perf_counter() - tick, 2)
-        bar.end()
-        quant_options = {
-            "calib_algo": options.calib_algo.value,
-            "keep_float": list(options.keep_float),
-            "weights": "int8 symmetric per-channel",
-            "activations": "int8 symmetric per-tensor",
-        }
-        trt_path, cpu_path = outdir / "model_int8_qdq.onnx", outdir / "model_int8_u8s8.onnx"
-        placement = {
-            "quantized_inputs": len(plan.inputs),
-            "weights": len(plan.weights),
-            "residual_adds": len(plan.residual_adds),
-            "kept_float": list(plan.kept_float),
-            "frontend_nodes": len(plan.frontend_nodes),
-        }
-        _write_model(
-            trt_path,
-            insert_qdq(model, plan, ranges),
-            source,
-            {**quant_options, "target": "tensorrt (S8S8)"},
-            {"placement": placement, "ranges": ranges, "calibration": calibration.summary.as_dict()},
-        )
-        _write_model(
-            cpu_path,
-            insert_qdq_cpu(model, plan, ranges),
-            source,
-            {**quant_options, "target": "onnxruntime cpu (U8S8, zero point 128, TensorRT scales)"},
-            {"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
-        )
-        artifacts |= {"int8_tensorrt": trt_path, "int8_onnxruntime": cpu_path}
-        candidates = {"int8_tensorrt": trt_path, "int8_onnxruntime": cpu_path}
-        summary["calibration"] = calibration.summary.as_dict() | {"algo": options.calib_algo.value}
+        made, made_notes = _quantize_int8(options, source.path, calibration, outdir, bar, summary, timings)
+        artifacts |= made
+        notes += made_notes
+        candidates = {"int8_tensorrt": made["int8_tensorrt"], "int8_onnxruntime": made["int8_onnxruntime"]}
     else:
         fp16_path = outdir / "model_fp16.onnx"
-        _write_model(fp16_path, to_fp16(model), source, {"keep_io_float": True}, {})
+        _write_model(fp16_path, to_fp16(onnx.load(str(source.path))), source.path, {"keep_io_float": True}, {})
         artifacts["fp16"] = fp16_path
         candidates = {"fp16": fp16_path}
     skipped: list[str] = []
     reports: dict[str, FidelityReport] = {}
     for name, path in candidates.items():
-        bar.begin(f"fidelity {name}", len(holdout.items))
+        bar.begin(f"fidelity {name}", holdout.samples)
         tick = time.perf_counter()
-        batches = holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped)
+        batches = holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped, options.seed)
         precision = options.precision.value
-        reports[name] = compare_models(source, path, batches, precision, weights, random, progress=bar.advance)
+        reports[name] = compare_models(
+            source.path, path, batches, precision, source.weights, source.random_weights, progress=bar.advance
+        )
         timings[f"fidelity_{name}_s"] = round(time.perf_counter() - tick, 2)
         bar.end()
-    summary["holdout"] = {
-        "items": len(holdout.items),
-        "labelled": holdout.labelled,
-        "paths": [str(item.path) for item in holdout.items],
-        "skipped": sorted(set(skipped)),
-    }
+    notes.append(f"fidelity on {holdout.describe()}, none seen by the calibrator")
+    summary["holdout"] = holdout.as_dict() | {"skipped": sorted(set(skipped))}
     summary["fidelity"] = {name: report.as_dict() for name, report in reports.items()}
     summary["gate"] = {"min_sqnr_db": options.gate.min_sqnr_db, "min_agreement": options.gate.min_agreement}
     engine_target = artifacts.get("int8_tensorrt", artifacts.get("fp16"))
+    assert engine_target is not None
+    engine_options = options.engine
+    if options.precision is Precision.INT8:
+        engine_options = replace(engine_options, calibration_cache=outdir / CACHE_NAME)
+    summary["engine_options"] = engine_options.as_dict()
     note = engine_status()
     if note is None:
         from edgeres.engine import build_engine
 
-        assert engine_target is not None
         engine_path = outdir / f"model_{options.precision.value}.engine"
         bar.begin("TensorRT engine", None)
-        build_engine(engine_target, engine_path)
+        build_engine(engine_target, engine_path, engine_options)
         bar.end()
         artifacts["engine"] = engine_path
         note = f"TensorRT engine built: {engine_path.name}"
     else:
         note = (
             f"TensorRT engine not built ({note}). Made here: the ONNX models and the fidelity report. "
-            f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) build the engine from "
-            f"{engine_target.name if engine_target else 'the ONNX'}."
+            f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
+            f"`edgeres build --engine-only --onnx {engine_target}` to build it."
         )
+    profile: tuple[str, ...] = ()
+    if options.profile_iterations:
+        cpu_name = "int8_onnxruntime" if options.precision is Precision.INT8 else "fp16"
+        bar.begin("quick profile", None)
+        tick = time.perf_counter()
+        profile = _quick_profiles(artifacts, ["fp32", cpu_name], options.profile_iterations)
+        timings["profile_s"] = round(time.perf_counter() - tick, 2)
+        bar.end()
     timings["total_s"] = round(time.perf_counter() - started, 2)
     summary |= {
         "artifacts": {k: str(v) for k, v in artifacts.items()},
         "engine": note,
+        "profile": list(profile),
         "timings": timings,
         "gate_passed": None,
     }
@@ -301,4 +357,26 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
         raise
     write_json_atomic(summary_path, summary)
     artifacts["summary"] = summary_path
-    return BuildResult(outdir, artifacts, reports, note, summary)
+    return BuildResult(outdir, artifacts, reports, note, summary, tuple(notes), profile)
+
+
+def engine_path_for(onnx_path: Path, output: Path) -> Path:
+    """`-o` of `--engine-only`: an .engine/.plan file as given, else a folder that gets `<onnx stem>.engine`."""
+    output = Path(output)
+    return output if output.suffix.lower() in ENGINE_SUFFIXES else output / f"{Path(onnx_path).stem}.engine"
+
+
+def build_engine_only(onnx_path: Path, output: Path, options: EngineOptions | None = None) -> Path:
+    """TensorRT engine from an existing ONNX; its folder's calibration cache (if any) is hashed into the sidecar."""
+    onnx_path, options = Path(onnx_path), options or EngineOptions()
+    if not onnx_path.is_file():
+        raise UserInputError(f"{onnx_path}: ONNX file not found")
+    cache = onnx_path.parent / CACHE_NAME
+    if options.calibration_cache is None and cache.is_file() and onnx_path.name.startswith("model_int8"):
+        options = replace(options, calibration_cache=cache)
+    from edgeres.engine import build_engine
+
+    engine = engine_path_for(onnx_path, output)
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    build_engine(onnx_path, engine, options)
+    return engine

@@ -10,6 +10,7 @@ the camera's RGB -> YUV 4:2:2 encoding for a model that takes frames.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 from collections.abc import Iterator
@@ -184,6 +185,21 @@ class CalibrationSet:
 
     def __len__(self) -> int:
         return self.calib_size
+
+    def split_holdout(self, fraction: float, limit: int) -> tuple[CalibrationSet, tuple[CalibItem, ...]]:
+        """(a set that calibrates on the rest, the held-out items): the last `fraction` of the shuffled
+        candidates (1..`limit` of them) never reach the calibrator. `self` is left as it was."""
+        if len(self.pool) < 2:
+            raise UserInputError(
+                f"{self.source}: {len(self.pool)} calibration item(s); at least 2 are needed to hold one out "
+                "for the fidelity report"
+            )
+        count = min(limit, max(1, round(len(self.pool) * fraction)))
+        rest = copy.copy(self)
+        rest.pool = self.pool[:-count]
+        rest.summary = copy.deepcopy(self.summary)
+        rest.summary.candidates = len(rest.pool)
+        return rest, tuple(self.pool[-count:])
 
     def _read(self, item: CalibItem) -> tuple[np.ndarray, bool]:
         """(pixels, is_yuv_frame) for one item; raises Unreadable for anything that cannot be used."""

@@ -2,8 +2,8 @@
 
 The encoder reads the model's input (name, dtype, shape) and works out one of two cases:
 - float RGB tensor [N, 3, H, W] (or [N, H, W, 3]): ImageNet resize/crop and normalisation; with a
-  `CameraEncoding` the picture first makes the camera's RGB -> YUV 4:2:2 -> RGB round trip, so
-  calibration sees the chroma subsampling the deployed pipeline will see;
+  camera `InputContract` (edgeres.frontend) the picture first makes the camera's RGB -> YUV 4:2:2 ->
+  RGB round trip, so calibration sees the chroma subsampling the deployed pipeline will see;
 - a YUV 4:2:2 frame (any tensor whose non-unit dims are the frame's [rows, cols]): the picture is
   resized to cover the frame and encoded with edgeres.frames.rgb_to_yuv422, as the camera would.
 """
@@ -29,6 +29,7 @@ from edgeres.frames import (
     size_of,
     yuv422_to_rgb,
 )
+from edgeres.frontend import InputContract
 from edgeres.images import NETWORK_SIZE, RESIZE_SHORTER_TO, center_crop_resize, normalize
 
 DERIVED_CROP_SIDE = (0.55, 0.9)  # derived samples crop this fraction of each side
@@ -45,16 +46,6 @@ class ModelInput:
     @property
     def fixed_batch(self) -> int | None:
         return self.shape[0] if self.shape else None
-
-
-@dataclass(frozen=True)
-class CameraEncoding:
-    """How the deployed camera encodes pixels; `size` (width, height) only for dynamic-size frame inputs."""
-
-    layout: YuvLayout
-    colorspace: ColorSpace = DEFAULT_COLORSPACE
-    color_range: ColorRange = DEFAULT_RANGE
-    size: tuple[int, int] | None = None
 
 
 def model_input(model: onnx.ModelProto | Path | str) -> ModelInput:
@@ -95,7 +86,7 @@ def derive_variant(rgb: np.ndarray, variant: int, rng: np.random.Generator) -> n
 class SampleEncoder:
     """Photographs / frames -> one model-input sample (no batch axis) of the model's dtype and shape."""
 
-    def __init__(self, model: ModelInput, camera: CameraEncoding | None = None) -> None:
+    def __init__(self, model: ModelInput, camera: InputContract | None = None) -> None:
         self.model, self.camera = model, camera
         sample_shape = model.shape[1:]
         self.frame_size: tuple[int, int] | None
@@ -114,15 +105,20 @@ class SampleEncoder:
         self.width = (spatial[1] or NETWORK_SIZE) if len(spatial) > 1 else NETWORK_SIZE
 
     @staticmethod
-    def _frame_size(sample_shape: tuple[int | None, ...], camera: CameraEncoding) -> tuple[int, int]:
+    def _frame_size(sample_shape: tuple[int | None, ...], camera: InputContract) -> tuple[int, int]:
+        """The frame's (width, height): the contract's, checked against the model's fixed frame dims."""
         dims = [d for d in sample_shape if d != 1]
-        if camera.size is not None and (None in dims or len(dims) != 2):
-            return camera.size
         if len(dims) != 2 or None in dims:
-            raise UserInputError(f"cannot read a frame size from model input shape {list(sample_shape)}; give it")
+            return camera.width, camera.height  # dynamic frame size: the contract decides
         rows, cols = dims
         assert rows is not None and cols is not None
-        return size_of(np.empty((rows, cols), np.uint8), camera.layout)
+        size = size_of(np.empty((rows, cols), np.uint8), camera.layout)
+        if size != (camera.width, camera.height):
+            raise UserInputError(
+                f"model input {list(sample_shape)} is a {size[0]}x{size[1]} {camera.layout.value} frame, "
+                f"but the input contract says {camera.width}x{camera.height}"
+            )
+        return size
 
     def describe(self) -> str:
         """Everything about the encoding that changes the samples (part of the data fingerprint)."""
@@ -192,5 +188,5 @@ def _is_rgb(sample_shape: tuple[int | None, ...]) -> bool:
     return len(sample_shape) == 3 and (sample_shape[0] == 3 or sample_shape[-1] == 3)
 
 
-def encoder_for(onnx_path: Path | str, camera: CameraEncoding | None = None) -> SampleEncoder:
+def encoder_for(onnx_path: Path | str, camera: InputContract | None = None) -> SampleEncoder:
     return SampleEncoder(model_input(onnx_path), camera)

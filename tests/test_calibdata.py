@@ -10,9 +10,10 @@ import pytest
 from skimage import data as skdata
 
 from edgeres.calibdata import CalibrationSet, RawFrames, SourceKind
-from edgeres.calibencode import CameraEncoding, ModelInput, SampleEncoder, cover_resize
+from edgeres.calibencode import ModelInput, SampleEncoder, cover_resize
 from edgeres.errors import UserInputError
 from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.frontend import InputContract
 from edgeres.images import read_rgb
 
 RGB_MODEL = ModelInput("input", "float32", (None, 3, 32, 32))
@@ -139,7 +140,7 @@ def yuv_folder(tmp_path: Path, layout: YuvLayout, width: int = 64, height: int =
 def test_yuv_folder_frames_pass_through_untouched_to_a_frame_model(tmp_path: Path, layout: YuvLayout) -> None:
     frames = yuv_folder(tmp_path, layout)
     rows, cols = frames.shape[1:]
-    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, rows, cols)), CameraEncoding(layout))
+    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, rows, cols)), InputContract(layout, 64, 48))
     calib = CalibrationSet(tmp_path, encoder, calib_size=4, raw=RawFrames(layout, 64, 48))
     got = np.concatenate(drain(calib))
     assert calib.summary.kind is SourceKind.YUV_FOLDER and calib.summary.candidates == 4
@@ -164,7 +165,7 @@ def test_yuv_folder_without_format_is_refused(tmp_path: Path) -> None:
 def test_photos_become_the_camera_encoding_for_a_frame_model(tmp_path: Path) -> None:
     paths = write_photos(tmp_path, nested=False)
     layout = YuvLayout.UYVY
-    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, 1, 40, 2 * 56)), CameraEncoding(layout))
+    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, 1, 40, 2 * 56)), InputContract(layout, 56, 40))
     assert encoder.frame_size == (56, 40)
     calib = CalibrationSet(tmp_path, encoder, calib_size=4)
     got = {g.tobytes() for g in np.concatenate(drain(calib))}
@@ -191,3 +192,10 @@ def test_default_source_is_the_shipped_photographs() -> None:
     calib = CalibrationSet(None, SampleEncoder(RGB_MODEL), calib_size=16)
     assert sum(len(b) for b in drain(calib, 8)) == 16
     assert calib.summary.originals == calib.summary.candidates == 11 and calib.summary.derived == 5
+
+
+def test_contract_size_must_match_a_fixed_frame_model() -> None:
+    model = ModelInput("frames", "uint8", (None, 48, 128))  # a 64x48 YUYV frame
+    assert SampleEncoder(model, InputContract(YuvLayout.YUYV, 64, 48)).frame_size == (64, 48)
+    with pytest.raises(UserInputError, match="contract says 96x48"):
+        SampleEncoder(model, InputContract(YuvLayout.YUYV, 96, 48))
