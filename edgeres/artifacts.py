@@ -37,10 +37,27 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _current_umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask cannot be read without setting it
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename durable: a camera loses power without warning."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems cannot open a directory; the rename itself is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # fsync of a directory is not supported everywhere; nothing more can be done
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -54,10 +71,13 @@ def atomic_path(final: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; artifacts get the usual mode
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
     try:
         yield tmp
+        with open(tmp, "rb+") as handle:  # the bytes reach the disk before the name does
+            os.fsync(handle.fileno())
         os.replace(tmp, final)
+        _fsync_directory(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

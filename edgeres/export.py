@@ -62,14 +62,18 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport
     )
 
 
+def validate_opset(opset: int) -> None:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UserInputError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
+
+
 def torch_to_onnx(model: torch.nn.Module, opset: int = DEFAULT_OPSET, size: int = NETWORK_SIZE) -> onnx.ModelProto:
     """Export with the TorchScript exporter (dynamo=False): opset 17-20 as asked, one file, ~2 s.
 
     The dynamo exporter only really emits opset 18 and writes external data by default; the
     TorchScript one gives the opset TensorRT 8.6+/10 parse everywhere, in a single file.
     """
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UserInputError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
+    validate_opset(opset)
     example = torch.zeros(1, 3, size, size)
     with tempfile.TemporaryDirectory(prefix="edgeres-export-") as scratch, warnings.catch_warnings():
         exported = Path(scratch) / "model.onnx"
@@ -163,9 +167,36 @@ def export_model(
 
     Nothing is written when any check fails.
     """
+    proto, parity = export_checked(model, parity_inputs, opset, tolerance)
+    return write_export(
+        output, proto.SerializeToString(), model, weights, opset, parity, tolerance, input_hashes=input_hashes
+    )
+
+
+RGB_INPUT_SPEC = {"kind": "rgb_float", "name": INPUT_NAME, "shape": ["batch", 3, NETWORK_SIZE, NETWORK_SIZE]}
+
+
+def export_checked(
+    model: ResNet, parity_inputs: np.ndarray, opset: int, tolerance: ParityTolerance
+) -> tuple[onnx.ModelProto, ParityReport]:
+    """The exported graph, already compared with PyTorch (ParityError outside tolerance)."""
     proto = torch_to_onnx(model, opset)
-    model_bytes = proto.SerializeToString()
-    parity = check_parity(model, model_bytes, parity_inputs, tolerance)
+    return proto, check_parity(model, proto.SerializeToString(), parity_inputs, tolerance)
+
+
+def write_export(
+    output: Path,
+    model_bytes: bytes,
+    model: ResNet,
+    weights: str | None,
+    opset: int,
+    parity: ParityReport,
+    tolerance: ParityTolerance,
+    input_spec: dict[str, Any] = RGB_INPUT_SPEC,
+    input_hashes: dict[str, str | None] | None = None,
+    results: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Write a checked export and its sidecar (what it was made from, options, parity numbers)."""
     output = Path(output)
     write_bytes_atomic(output, model_bytes)
     weights_hash = sha256_file(Path(weights)) if weights else None
@@ -180,10 +211,10 @@ def export_model(
             "num_classes": model.num_classes,
             "opset": opset,
             "precision": "fp32",
-            "input": {"kind": "rgb_float", "name": INPUT_NAME, "shape": ["batch", 3, NETWORK_SIZE, NETWORK_SIZE]},
+            "input": input_spec,
             "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
             "random_weights": weights is None,
         },
-        results={"parity": asdict(parity), "tolerance": asdict(tolerance)},
+        results={"parity": asdict(parity), "tolerance": asdict(tolerance), **(results or {})},
     )
     return ExportResult(output, parity, sidecar)

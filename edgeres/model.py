@@ -34,9 +34,6 @@ _LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 DEFAULT_SEED = 0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-NETWORK_SIZE = 224
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:

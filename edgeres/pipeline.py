@@ -7,19 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeres.artifacts import sha256_bytes, sha256_file, write_bytes_atomic, write_sidecar
+from edgeres.artifacts import sha256_bytes
 from edgeres.errors import ParityError
 from edgeres.export import (
     DEFAULT_OPSET,
-    OUTPUT_NAME,
     ExportResult,
     ParityTolerance,
-    check_parity,
     compare_logits,
+    export_checked,
     export_model,
     parity_batch,
     run_onnx,
-    torch_to_onnx,
+    validate_opset,
+    write_export,
 )
 from edgeres.frontend import InputContract, attach_frontend, parity_frames, reference_input
 from edgeres.images import default_calibration_dir, list_images, read_batch, read_rgb
@@ -28,7 +28,7 @@ from edgeres.model import Arch, ResNet, load_model
 PARITY_IMAGES = 4  # real photographs in the parity batch, plus two random inputs
 
 
-def parity_inputs(folder: Path | None = None, count: int = PARITY_IMAGES) -> tuple[object, str | None]:
+def parity_inputs(folder: Path | None = None, count: int = PARITY_IMAGES) -> tuple[np.ndarray, str]:
     """A parity batch of real photographs (the shipped ones by default) and random inputs, with its hash."""
     paths = list_images(folder or default_calibration_dir())[:count]
     real = read_batch(paths) if paths else None
@@ -45,12 +45,13 @@ def export_default(
     contract: InputContract | None = None,
 ) -> ExportResult:
     """The RGB-float model, or with `contract` the model with the YUV 4:2:2 front-end fused in front."""
+    validate_opset(opset)  # before the model is built, so a bad option is the only message
     model, weights_used = load_model(arch, weights, num_classes)
     batch, batch_hash = parity_inputs()
     if contract is not None:
-        return export_fused(model, output, contract, batch, weights_used, opset, batch_hash)  # type: ignore[arg-type]
+        return export_fused(model, output, contract, batch, weights_used, opset, batch_hash)
     return export_model(
-        model, output, batch, weights_used, opset, input_hashes={"parity_inputs_sha256": batch_hash}  # type: ignore[arg-type]
+        model, output, batch, weights_used, opset, input_hashes={"parity_inputs_sha256": batch_hash}
     )
 
 
@@ -67,9 +68,8 @@ def export_fused(
     real photographs encoded as frames (plus random bytes) against the host path: frames.py/frontend.py
     preprocessing + the plain ONNX. Nothing is written when a check fails."""
     tolerance = ParityTolerance()  # the two front-ends differ by float summation order only
-    proto = torch_to_onnx(model, opset)
+    proto, parity = export_checked(model, batch, opset, tolerance)
     plain = proto.SerializeToString()
-    parity = check_parity(model, plain, batch, tolerance)
     fused = attach_frontend(proto, contract).SerializeToString()
     photos = [read_rgb(p) for p in list_images(default_calibration_dir())[:PARITY_IMAGES]]
     frames = parity_frames(photos, contract)
@@ -79,13 +79,8 @@ def export_fused(
             f"fused {contract.layout.value} model disagrees with the host path: max abs error "
             f"{front.max_abs_error:.3g} (limit {tolerance.max_abs:g}), min cosine {front.min_cosine:.7f}"
         )
-    write_bytes_atomic(Path(output), fused)
-    inputs = {"weights": weights, "weights_sha256": sha256_file(Path(weights)) if weights else None}
-    inputs |= {"parity_inputs_sha256": batch_hash, "parity_frames_sha256": sha256_bytes(frames.tobytes())}
-    options: dict[str, object] = {"arch": model.arch.value, "num_classes": model.num_classes, "opset": opset}
-    output_spec = {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]}
-    options |= {"precision": "fp32", "input": contract.to_dict(), "output": output_spec}
-    options["random_weights"] = weights is None
-    results = {"parity": asdict(parity), "frontend_parity": asdict(front), "tolerance": asdict(tolerance)}
-    sidecar = write_sidecar(Path(output), stage="export", inputs=inputs, options=options, results=results)
-    return ExportResult(Path(output), parity, sidecar)
+    hashes = {"parity_inputs_sha256": batch_hash, "parity_frames_sha256": sha256_bytes(frames.tobytes())}
+    return write_export(
+        output, fused, model, weights, opset, parity, tolerance,
+        input_spec=contract.to_dict(), input_hashes=hashes, results={"frontend_parity": asdict(front)},
+    )  # fmt: skip

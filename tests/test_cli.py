@@ -90,3 +90,11 @@ def test_console_script_help_runs_without_heavy_imports():
     code = "import sys; from edgeres.cli import app; print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_bad_opset_is_rejected_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    result = invoke("export", "--opset", "5", "-o", str(tmp_path / "x.onnx"))
+    assert result.exit_code == 2
+    assert "opset 5 is not supported" in result.output
+    assert "meaningless" not in result.output  # no model was built for a command that cannot run
