@@ -3,8 +3,10 @@
 A frame is kept exactly as the camera hands it out, as a uint8 array:
 packed YUYV/UYVY are [H, 2W] (two bytes per pixel on each row), planar I422 and semi-planar
 NV16 are [2H, W] (the Y plane's H rows, then H rows' worth of chroma bytes). A batch adds a
-leading axis. Chroma is co-sited with the even luma column; the reference upsampler repeats
-each chroma sample for both pixels of its pair (as OpenCV's `cvtColor` does).
+leading axis. Chroma siting is treated as centred on each pixel pair: the encoder averages the
+pair's chroma and the decoder repeats each chroma sample for both pixels (as OpenCV's `cvtColor`
+does). BT.601 specifies co-sited chroma (on the even column); the difference is a half-pixel
+chroma shift, invisible after the network's 5x-8x downscale of a camera frame.
 
 Defaults: BT.601 matrix, limited range. That is what the USB Video Class assumes when a camera
 sends no colour-matching descriptor (bMatrixCoefficients 4, SMPTE 170M) and V4L2's default
