@@ -20,6 +20,7 @@ import onnx
 
 from edgeres.artifacts import sha256_file, write_bytes_atomic, write_json_atomic, write_sidecar
 from edgeres.build_holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, MIN_HOLDOUT_SAMPLES, Holdout, holdout_batches
+from edgeres.build_profile import quick_profiles
 from edgeres.build_source import describe_contract, source_model
 from edgeres.calibcache import (
     DEFAULT_TRT_VERSION,
@@ -247,19 +248,6 @@ def _quantize_int8(
     )  # fmt: skip
 
 
-def _quick_profiles(artifacts: dict[str, Path], names: list[str], iterations: int) -> tuple[str, ...]:
-    """One line per model (batch 1, `iterations` timed calls) and the speed ratio to FP32."""
-    from edgeres.profile import quick_profile
-
-    profiles = {name: quick_profile(artifacts[name], iterations) for name in names}
-    lines = [f"{name}: {p.describe()}" for name, p in profiles.items()]
-    base = profiles[names[0]].profile.batches[0].sync.median_ms
-    for name in names[1:]:
-        median = profiles[name].profile.batches[0].sync.median_ms
-        lines.append(f"{name} vs {names[0]}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)")
-    return tuple(lines)
-
-
 def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = None) -> BuildResult:
     """Run the whole chain; raises FidelityError (after writing the report) when the gate fails."""
     bar = progress or _Silent()
@@ -335,7 +323,7 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
         cpu_name = "int8_onnxruntime" if options.precision is Precision.INT8 else "fp16"
         bar.begin("quick profile", None)
         tick = time.perf_counter()
-        profile = _quick_profiles(artifacts, ["fp32", cpu_name], options.profile_iterations)
+        profile = quick_profiles(artifacts, ["fp32", cpu_name], options.profile_iterations, source.contract)
         timings["profile_s"] = round(time.perf_counter() - tick, 2)
         bar.end()
     timings["total_s"] = round(time.perf_counter() - started, 2)

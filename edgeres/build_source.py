@@ -52,7 +52,8 @@ def _given_model_contract(
 ) -> InputContract | None:
     """The input contract of a given ONNX: its sidecar's, checked against --input when both exist."""
     declared = (sidecar.get("options") or {}).get("input")
-    contract = InputContract.from_dict(declared) if isinstance(declared, dict) else None
+    frames = isinstance(declared, dict) and declared.get("kind") == "yuv422"  # plain models say "rgb_float"
+    contract = InputContract.from_dict(declared) if frames else None  # type: ignore[arg-type]
     if wanted is None or contract == wanted:
         return contract
     if contract is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,14 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from edgeres.build import SUMMARY_NAME, BuildOptions, Precision, build, split_holdout
+from edgeres.build import CACHE_NAME, SUMMARY_NAME, TRT_TABLE_NAME, BuildOptions, Precision, build, engine_path_for
+from edgeres.build_holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
+from edgeres.calibcache import StaleCacheError, read_trt_table
 from edgeres.calibdata import CalibrationSet
 from edgeres.calibencode import encoder_for
 from edgeres.calibrate import CalibAlgo
 from edgeres.cli import app
+from edgeres.engine import Precision as EnginePrecision
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.fidelity import FidelityGate
 from edgeres.images import default_calibration_dir
@@ -35,29 +39,46 @@ def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_holdout_is_disjoint_from_calibration(resnet18_onnx: Path) -> None:
-    calibration = CalibrationSet(None, encoder_for(resnet18_onnx), calib_size=8)
-    everything = list(calibration.pool)
-    holdout = split_holdout(calibration)
-    assert len(holdout.items) == 3 and len(calibration.pool) == 8  # 11 shipped photographs, a quarter held out
-    assert not {i.path for i in holdout.items} & {i.path for i in calibration.pool}
+    full = CalibrationSet(None, encoder_for(resnet18_onnx), calib_size=8)
+    everything = list(full.pool)
+    calibration, held = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
+    assert len(held) == 3 and len(calibration.pool) == 8  # 11 shipped photographs, a quarter held out
+    assert full.pool == everything and full.summary.candidates == 11  # the split leaves the full set as it was
+    assert calibration.summary.candidates == 8
+    assert not {i.path for i in held} & {i.path for i in calibration.pool}
     assert sorted(map(str, (i.path for i in everything))) == sorted(
-        map(str, (i.path for i in (*calibration.pool, *holdout.items)))
+        map(str, (i.path for i in (*calibration.pool, *held)))
     )
 
 
+def test_one_precision_enum() -> None:
+    assert Precision is EnginePrecision
+    with pytest.raises(UserInputError, match="INT8 or FP16"):
+        BuildOptions(precision=Precision.FP32)
+
+
 def test_int8_build_writes_models_report_and_summary(resnet18_onnx: Path, tmp_path: Path) -> None:
-    options = BuildOptions(onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=8)
+    options = BuildOptions(onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=8, profile_iterations=0)
     result = build(options, tmp_path)
     summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
     for name in ("int8_tensorrt", "int8_onnxruntime"):
         assert Path(summary["artifacts"][name]).is_file()
         assert (tmp_path / (Path(summary["artifacts"][name]).name + ".json")).is_file()  # sidecar
         report = summary["fidelity"][name]
-        assert report["samples"] == 3 and report["random_weights"] is True and "ill-conditioned" in report["note"]
+        # 3 held-out photographs + 9 flips/crops of those same photographs
+        assert report["samples"] == 12 and report["random_weights"] is True and "ill-conditioned" in report["note"]
         assert report["sqnr_db"] > MIN_RANDOM_WEIGHTS_SQNR_DB
         assert len(report["worst_layers"]) == 10
     assert summary["calibration"]["samples"] == 8 and summary["gate_passed"] is True
-    assert len(summary["holdout"]["paths"]) == 3
+    assert summary["holdout"]["originals"] == 3 and summary["holdout"]["derived"] == 9
+    assert len(summary["holdout"]["paths"]) == 3 and summary["profile"] == []
+    assert any("12 held-out samples (3 originals + 9 flips/crops" in note for note in result.notes)
+    header, scales = read_trt_table(tmp_path / TRT_TABLE_NAME)
+    ranges = json.loads((tmp_path / "model_int8_qdq.onnx.json").read_text())["results"]["ranges"]
+    assert header == "TRT-8602-EntropyCalibration2" and scales and set(scales) <= set(ranges)
+    for name, scale in scales.items():
+        assert scale == pytest.approx(ranges[name] / 127, rel=1e-6)
+    assert summary["engine_options"]["calibration_cache"] == str(tmp_path / CACHE_NAME)
     qdq = onnx.load(result.artifacts["int8_tensorrt"])
     assert sum(n.op_type == "QuantizeLinear" for n in qdq.graph.node) > 0
     if not HAS_TENSORRT:
@@ -65,7 +86,9 @@ def test_int8_build_writes_models_report_and_summary(resnet18_onnx: Path, tmp_pa
 
 
 def test_gate_failure_raises_and_still_writes_the_report(resnet18_onnx: Path, tmp_path: Path) -> None:
-    options = BuildOptions(onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=4, gate=FidelityGate(200.0))
+    options = BuildOptions(
+        onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=4, gate=FidelityGate(200.0), profile_iterations=0
+    )
     with pytest.raises(FidelityError, match="below --min-sqnr 200 dB"):
         build(options, tmp_path)
     summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
@@ -73,7 +96,7 @@ def test_gate_failure_raises_and_still_writes_the_report(resnet18_onnx: Path, tm
 
 
 def test_fp16_build(resnet18_onnx: Path, tmp_path: Path) -> None:
-    result = build(BuildOptions(precision=Precision.FP16, onnx=resnet18_onnx), tmp_path)
+    result = build(BuildOptions(precision=Precision.FP16, onnx=resnet18_onnx, profile_iterations=0), tmp_path)
     assert result.artifacts["fp16"].is_file() and "int8_tensorrt" not in result.artifacts
     assert result.fidelity["fp16"].sqnr_db > 40  # FP16 rounding only
 
@@ -82,7 +105,8 @@ def test_labelled_csv_reports_accuracy(resnet18_onnx: Path, tmp_path: Path) -> N
     photos = sorted(default_calibration_dir().glob("*.jpg"))
     csv = tmp_path / "labels.csv"
     csv.write_text("".join(f"{p},{i % 10}\n" for i, p in enumerate(photos)))
-    result = build(BuildOptions(onnx=resnet18_onnx, calib=csv, calib_algo=CalibAlgo.MAX, calib_size=4), tmp_path)
+    options = BuildOptions(onnx=resnet18_onnx, calib=csv, calib_algo=CalibAlgo.MAX, calib_size=4, profile_iterations=0)
+    result = build(options, tmp_path)
     accuracy = result.fidelity["int8_tensorrt"].accuracy
     assert accuracy is not None and 0.0 <= accuracy.reference_top1 <= accuracy.reference_top5 <= 1.0
 
@@ -90,7 +114,7 @@ def test_labelled_csv_reports_accuracy(resnet18_onnx: Path, tmp_path: Path) -> N
 def test_empty_calibration_folder_is_a_user_error(resnet18_onnx: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserInputError, match="no calibration images"):
-        build(BuildOptions(onnx=resnet18_onnx, calib=tmp_path / "empty"), tmp_path / "out")
+        build(BuildOptions(onnx=resnet18_onnx, calib=tmp_path / "empty", profile_iterations=0), tmp_path / "out")
 
 
 def test_one_photo_cannot_be_split(resnet18_onnx: Path, tmp_path: Path) -> None:
@@ -107,8 +131,91 @@ def test_cli_build_and_bad_keep_float(resnet18_onnx: Path, tmp_path: Path) -> No
     ok = runner.invoke(app, [*args, "-o", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output
     assert "logits SQNR" in ok.output and (tmp_path / "ok" / SUMMARY_NAME).is_file()
+    assert "profile int8_onnxruntime vs fp32:" in ok.output and "x the speed at batch 1" in ok.output
+    summary = json.loads((tmp_path / "ok" / SUMMARY_NAME).read_text())
+    assert len(summary["profile"]) == 3 and summary["timings"]["profile_s"] > 0
     bad = runner.invoke(app, [*args, "--keep-float", "nope", "-o", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "--keep-float 'nope'" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_no_profile_and_engine_options_reach_the_summary(resnet18_onnx: Path, tmp_path: Path) -> None:
+    args = ["build", "--onnx", str(resnet18_onnx), "--calib-size", "4", "--calib-algo", "percentile"]
+    args += ["--percentile", "99.9", "--calib-batch", "2", "--calib-seed", "5", "--no-profile", "-o", str(tmp_path)]
+    engine = ["--batch", "1:8:32", "--workspace", "512", "--opt-level", "2", "--timing-cache", str(tmp_path / "t")]
+    engine += ["--version-compatible", "--hardware-compat", "ampere-plus"]
+    result = CliRunner().invoke(app, [*args, *engine])
+    assert result.exit_code == 0, result.output
+    assert "model_fp32.onnx on onnxruntime" not in result.output and "x the speed" not in result.output
+    summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert summary["profile"] == [] and "profile_s" not in summary["timings"]
+    options = summary["engine_options"]
+    assert options["batch"] == {"min": 1, "opt": 8, "max": 32} and options["workspace_mib"] == 512
+    assert options["optimization_level"] == 2 and options["timing_cache"] == str(tmp_path / "t")
+    assert options["version_compatible"] is True and options["hardware_compatibility"] == "ampere-plus"
+    assert summary["calibration"]["algo"] == "percentile" and summary["calibration"]["percentile"] == 99.9
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--batch", "8:1:4"], "need 1 <= min <= opt <= max"),
+        (["--batch", "1:x"], "expected N or MIN:OPT:MAX"),
+        (["--opt-level", "9"], "--opt-level 9"),
+        (["--workspace", "0"], "--workspace 0 MiB"),
+        (["--dla", "0", "--hardware-compat", "ampere-plus"], "exclude each other"),
+        (["--hardware-compat", "turing"], "--hardware-compat 'turing'"),
+        (["--percentile", "150"], "--percentile 150"),
+        (["--trt-table-version", "8.x"], "not MAJOR.MINOR.PATCH"),
+        (["--calib-frame-size", "64x48"], "needs --calib-format"),
+        (["--calib-format", "yuyv"], "needs --calib-frame-size"),
+    ],
+)
+def test_cli_refuses_bad_build_options(resnet18_onnx: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["build", "--onnx", str(resnet18_onnx), "-o", str(tmp_path), *extra])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / SUMMARY_NAME).exists()
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="checks the refusal on a machine without TensorRT")
+def test_engine_only_without_tensorrt_is_one_line_exit_2(resnet18_onnx: Path, tmp_path: Path) -> None:
+    args = ["build", "--engine-only", "--onnx", str(resnet18_onnx), "--batch", "1:4:8", "-o", str(tmp_path / "e")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: TensorRT is not installed") and len(result.output.strip().splitlines()) <= 3
+    assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+    missing = CliRunner().invoke(app, ["build", "--engine-only", "-o", str(tmp_path)])
+    assert missing.exit_code == 2 and "--engine-only needs --onnx" in missing.output
+
+
+def test_engine_path_for_folder_or_file() -> None:
+    assert engine_path_for(Path("b/model_int8_qdq.onnx"), Path("out")) == Path("out/model_int8_qdq.engine")
+    assert engine_path_for(Path("b/m.onnx"), Path("out/r50.plan")) == Path("out/r50.plan")
+
+
+def test_calibration_cache_is_reused_and_a_changed_input_is_refused(resnet18_onnx: Path, tmp_path: Path) -> None:
+    base = BuildOptions(onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=4, profile_iterations=0)
+    first = build(base, tmp_path)
+    cache = json.loads((tmp_path / CACHE_NAME).read_text())
+    assert cache["samples"] == 4 and cache["key"]["algorithm"] == "max"
+    assert not any("reused" in note for note in first.notes)
+    second = build(base, tmp_path)
+    assert any(note.startswith(f"reused calibration cache {tmp_path / CACHE_NAME}") for note in second.notes)
+    assert second.summary["calibration"]["reused_cache"] == str(tmp_path / CACHE_NAME)
+    assert "calibration_s" in second.summary["timings"] and second.summary["timings"]["calibration_s"] == 0.0
+    ranges = [json.loads((tmp_path / "model_int8_qdq.onnx.json").read_text())["results"]["ranges"]]
+    assert ranges[0] == {name: entry["amax"] for name, entry in cache["tensors"].items()}
+    with pytest.raises(
+        StaleCacheError, match=r"changed: calibration data .*delete it to recalibrate, or pass --recalibrate"
+    ):
+        build(replace(base, calib_size=5), tmp_path)
+    with pytest.raises(StaleCacheError, match=r"changed: algorithm \(max -> mse\)"):
+        build(replace(base, calib_algo=CalibAlgo.MSE), tmp_path)
+    redone = build(replace(base, calib_algo=CalibAlgo.MSE, recalibrate=True), tmp_path)
+    assert not any("reused" in note for note in redone.notes)
+    assert json.loads((tmp_path / CACHE_NAME).read_text())["key"]["algorithm"] == "mse"
+    args = ["build", "--onnx", str(resnet18_onnx), "--calib-size", "6", "--no-profile", "-o", str(tmp_path)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "calibration data" in refused.output and "--recalibrate" in refused.output
 
 
 @pytest.mark.slow
