@@ -65,14 +65,10 @@ ClassesOption = Annotated[
 
 
 def parse_arch(value: str) -> Any:
-    from edgeres.errors import UserInputError
+    from edgeres.choices import parse_choice
     from edgeres.model import Arch
 
-    try:
-        return Arch(value.lower())
-    except ValueError:
-        choices = ", ".join(a.value for a in Arch)
-        raise UserInputError(f"unknown --arch '{value}': choose one of {choices}") from None
+    return parse_choice(Arch, value, "--arch")
 
 
 @app.command()
@@ -217,7 +213,7 @@ def profile(
         width, height = parse_size(frame_size)
         clip = FrameClip(
             from_frames, width, height, parse_layout(frame_format),
-            parse_choice(ColorSpace, colorspace, "colorspace"), parse_choice(ColorRange, color_range, "range"),  # type: ignore[arg-type]
+            parse_choice(ColorSpace, colorspace, "colorspace"), parse_choice(ColorRange, color_range, "range"),
         )  # fmt: skip
     run_length = RunLength(iterations if iterations is not None or duration is not None else 50, duration)
     options = ProfileOptions(

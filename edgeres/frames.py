@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.artifacts import write_bytes_atomic
+from edgeres.choices import parse_choice
 from edgeres.errors import UserInputError
 
 
@@ -62,17 +63,8 @@ PACKED_ROLES: dict[YuvLayout, tuple[str, str, str, str]] = {
 }
 
 
-def parse_choice(enum_type: type[enum.Enum], value: str, what: str) -> enum.Enum:
-    """Enum member from its value, case-insensitive; UserInputError listing the choices otherwise."""
-    try:
-        return enum_type(value.strip().lower())
-    except ValueError:
-        choices = "|".join(str(member.value) for member in enum_type)
-        raise UserInputError(f"unknown {what} '{value}': choose one of {choices}") from None
-
-
 def parse_layout(value: str) -> YuvLayout:
-    return parse_choice(YuvLayout, value, "frame format")  # type: ignore[return-value]
+    return parse_choice(YuvLayout, value, "frame format")
 
 
 def check_size(width: int, height: int) -> None:

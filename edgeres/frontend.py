@@ -132,9 +132,9 @@ def parse_input(
         layout=parse_layout(match.group(1)),
         width=int(match.group(2)),
         height=int(match.group(3)),
-        colorspace=parse_choice(ColorSpace, colorspace, "colorspace"),  # type: ignore[arg-type]
-        color_range=parse_choice(ColorRange, color_range, "range"),  # type: ignore[arg-type]
-        resize=parse_choice(ResizeMode, resize, "resize mode"),  # type: ignore[arg-type]
+        colorspace=parse_choice(ColorSpace, colorspace, "colorspace"),
+        color_range=parse_choice(ColorRange, color_range, "range"),
+        resize=parse_choice(ResizeMode, resize, "resize mode"),
         size=size,
     )
 
