@@ -17,13 +17,15 @@ from edgeres.build import CACHE_NAME, SUMMARY_NAME, TRT_TABLE_NAME, BuildOptions
 from edgeres.build_holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
 from edgeres.calibcache import StaleCacheError, read_trt_table
 from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import encoder_for
+from edgeres.calibencode import cover_resize, encoder_for
 from edgeres.calibrate import CalibAlgo
 from edgeres.cli import app
 from edgeres.engine import Precision as EnginePrecision
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.fidelity import FidelityGate
-from edgeres.images import default_calibration_dir
+from edgeres.frames import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.frontend import InputContract
+from edgeres.images import default_calibration_dir, read_rgb
 from edgeres.model import Arch
 from edgeres.pipeline import export_default
 
@@ -216,6 +218,91 @@ def test_calibration_cache_is_reused_and_a_changed_input_is_refused(resnet18_onn
     args = ["build", "--onnx", str(resnet18_onnx), "--calib-size", "6", "--no-profile", "-o", str(tmp_path)]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 2 and "calibration data" in refused.output and "--recalibrate" in refused.output
+
+
+CAMERA = InputContract(YuvLayout.YUYV, 320, 240, ColorSpace.BT709, ColorRange.FULL)
+
+
+@pytest.fixture(scope="module")
+def fused_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ResNet18 (10 classes) with the YUYV 320x240 front-end fused in, as `edgeres export --input` makes it."""
+    with pytest.warns(UserWarning, match="random"):
+        return export_default(
+            tmp_path_factory.mktemp("fused") / "fused.onnx", Arch.RESNET18, num_classes=10, contract=CAMERA
+        ).path
+
+
+def test_camera_build_quantizes_the_network_and_leaves_the_front_end_float(fused_onnx: Path, tmp_path: Path) -> None:
+    result = build(BuildOptions(onnx=fused_onnx, calib_size=8, profile_iterations=2), tmp_path)
+    summary = result.summary
+    assert summary["input"] == CAMERA.to_dict() and summary["placement"]["frontend_nodes"] > 0
+    fp32, qdq = onnx.load(str(fused_onnx)), onnx.load(str(result.artifacts["int8_tensorrt"]))
+    frame = qdq.graph.input[0]
+    assert frame.type.tensor_type.elem_type == onnx.TensorProto.UINT8  # still takes the raw camera frame
+    producers = {out: node for node in qdq.graph.node for out in node.output}
+    front = [node for node in qdq.graph.node if node.name.startswith("frontend/")]
+    assert [n.op_type for n in front] == [n.op_type for n in fp32.graph.node if n.name.startswith("frontend/")]
+    for node in front:  # no Q/DQ feeds a front-end node and no front-end initializer became integer
+        assert not any(producers.get(i) is not None and producers[i].op_type == "DequantizeLinear" for i in node.input)
+    qnodes = [n for n in qdq.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qnodes and not any(n.name.startswith("frontend/") for n in qnodes)
+    assert not any(n.input[0] == frame.name for n in qnodes)
+    trt = result.fidelity["int8_tensorrt"]
+    assert trt.samples == 12 and trt.sqnr_db > MIN_RANDOM_WEIGHTS_SQNR_DB
+    assert len(result.profile) == 3 and "model_fp32.onnx" not in result.profile[0]  # the given fused model
+    assert any("input: raw yuyv 320x240 bt709 full center-crop frames" in note for note in result.notes)
+
+
+def test_camera_calibration_samples_are_the_camera_encoding(fused_onnx: Path) -> None:
+    """Photographs become YUYV frames with the contract's matrix and range, exactly as a camera would send."""
+    encoder = encoder_for(fused_onnx, CAMERA)
+    photo = read_rgb(default_calibration_dir() / "chelsea.jpg")
+    expected = rgb_to_yuv422(cover_resize(photo, 320, 240), YuvLayout.YUYV, ColorSpace.BT709, ColorRange.FULL)
+    assert np.array_equal(encoder.from_rgb(photo), expected)
+
+
+def test_raw_yuv_calibration_folder_through_the_cli(fused_onnx: Path, tmp_path: Path) -> None:
+    photos = [read_rgb(p) for p in sorted(default_calibration_dir().glob("*.jpg"))]
+    frames = np.stack([cover_resize(p, 320, 240) for p in photos])
+    frames = rgb_to_yuv422(frames, YuvLayout.YUYV, ColorSpace.BT709, ColorRange.FULL)
+    write_yuv(tmp_path / "cam" / "a.yuv", frames[:6], YuvLayout.YUYV)
+    write_yuv(tmp_path / "cam" / "b.yuv", frames[6:], YuvLayout.YUYV)
+    args = ["build", "--onnx", str(fused_onnx), "--calib", str(tmp_path / "cam"), "--calib-format", "yuyv"]
+    args += ["--calib-frame-size", "320x240", "--calib-size", "6", "--no-profile", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / SUMMARY_NAME).read_text())
+    assert summary["calibration"]["kind"] == "yuv" and summary["calibration"]["samples"] == 6
+    assert summary["holdout"]["originals"] == 3 and all("#" in p for p in summary["holdout"]["paths"])
+    assert summary["input"]["layout"] == "yuyv" and summary["fidelity"]["int8_tensorrt"]["samples"] == 12
+
+
+def test_cli_input_exports_the_fused_model_and_calibrates_on_camera_frames(tmp_path: Path) -> None:
+    photos = [read_rgb(p) for p in sorted(default_calibration_dir().glob("*.jpg"))[:4]]
+    frames = rgb_to_yuv422(np.stack([cover_resize(p, 320, 240) for p in photos]), YuvLayout.YUYV)
+    write_yuv(tmp_path / "cam.yuv", frames, YuvLayout.YUYV)
+    args = ["build", "--int8", "--input", "yuyv:320x240", "--colorspace", "bt709", "--range", "full"]
+    args += ["--arch", "resnet18", "--num-classes", "10", "--calib", str(tmp_path), "--calib-format", "yuyv"]
+    args += ["--calib-size", "3", "--no-profile", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / SUMMARY_NAME).read_text())
+    fp32 = Path(summary["artifacts"]["fp32"])
+    assert fp32 == tmp_path / "out" / "model_fp32.onnx" and summary["input"] == CAMERA.to_dict()
+    assert json.loads((tmp_path / "out" / "model_fp32.onnx.json").read_text())["options"]["input"] == CAMERA.to_dict()
+    assert summary["calibration"]["kind"] == "yuv" and summary["holdout"]["originals"] == 1  # a quarter of 4 frames
+
+
+def test_camera_contract_mismatches_are_refused(fused_onnx: Path, resnet18_onnx: Path, tmp_path: Path) -> None:
+    other = InputContract(YuvLayout.UYVY, 320, 240)
+    with pytest.raises(UserInputError, match="sidecar declares input yuyv 320x240 bt709 full"):
+        build(BuildOptions(onnx=fused_onnx, contract=other), tmp_path)
+    with pytest.raises(UserInputError, match="takes RGB floats, not uyvy frames"):
+        build(BuildOptions(onnx=resnet18_onnx, contract=other), tmp_path)
+    cli = CliRunner().invoke(
+        app, ["build", "--onnx", str(fused_onnx), "--input", "yuyv:320x240", "-o", str(tmp_path / "cli")]
+    )
+    assert cli.exit_code == 2 and "--input asks for yuyv 320x240 bt601 limited" in cli.output
 
 
 @pytest.mark.slow
