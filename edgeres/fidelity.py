@@ -4,6 +4,13 @@ Logits: top-1 agreement, top-5 overlap, cosine similarity and SQNR; per layer: S
 output, the worst ten reported. SQNR = 10 log10(sum ref^2 / sum (ref - cand)^2) in dB. With random
 weights top-1 agreement is ill-conditioned (logits are nearly tied), so the report names the weights
 and SQNR is the measure to gate on there.
+
+The logits come from sessions over the models exactly as shipped. Per-layer SQNR needs every layer
+output fetched, and a fetched conv output can no longer be fused by onnxruntime (the U8S8 twin's
+DequantizeLinear -> Conv -> QuantizeLinear chains stop becoming QLinearConv: measured on
+EfficientNet-Lite0, 48 QLinearConv without extra outputs, none with them, logits 29 dB apart). So the
+layers are compared in a second pass, on the first `layer_samples` held-out samples only, and they
+describe the unfused graph (float convolutions on dequantized values); `layer_samples` says how many.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from onnx import helper
 from edgeres.errors import FidelityError, UserInputError
 
 WORST_LAYERS = 10
+LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memory: 3 MB each at 224x224)
 TOP_K = 5
 LAYER_OPS = ("Conv", "Gemm")
 Progress = Callable[[int], None]
@@ -75,6 +83,7 @@ class FidelityReport:
     sqnr_db: float
     worst_layers: tuple[LayerSqnr, ...]
     accuracy: Accuracy | None = None
+    layer_samples: int = 0  # how many of the samples the per-layer pass saw
 
     @property
     def note(self) -> str:
@@ -122,10 +131,13 @@ def layer_tensors(model: onnx.ModelProto) -> list[str]:
 
 
 def _session(model: onnx.ModelProto, extra_outputs: list[str], threads: int) -> ort.InferenceSession:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    present = {o.name for o in copy.graph.output}
-    copy.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra_outputs if t not in present)
+    """A CPU session; `extra_outputs` become graph outputs of a copy (which changes onnxruntime's fusions)."""
+    copy = model
+    if extra_outputs:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        present = {o.name for o in copy.graph.output}
+        copy.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra_outputs if t not in present)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -141,10 +153,9 @@ def _load(model: onnx.ModelProto | Path) -> onnx.ModelProto:
 
 
 class _Tally:
-    """Running sums for one comparison, so evaluation streams over any number of batches."""
+    """Running sums for the logits, so evaluation streams over any number of batches."""
 
-    def __init__(self, layers: list[str]) -> None:
-        self.layer_power = {t: [0.0, 0.0] for t in layers}
+    def __init__(self) -> None:
         self.logit_power = [0.0, 0.0]
         self.agree = 0
         self.overlap = 0.0
@@ -167,6 +178,27 @@ class _Tally:
                 self.hits[offset + 1] += np.sum(np.any(top == labels[:, None], axis=1))
 
 
+def layer_sqnr(
+    reference: onnx.ModelProto, candidate: onnx.ModelProto, inputs: list[np.ndarray], threads: int = 2
+) -> list[LayerSqnr]:
+    """SQNR of every Conv/Gemm output both models compute, worst first (sessions with extra outputs)."""
+    cand_names = {o for n in candidate.graph.node for o in n.output}
+    layers = [t for t in layer_tensors(reference) if t in cand_names]
+    if not layers or not inputs:
+        return []
+    ref_run, cand_run = _session(reference, layers, threads), _session(candidate, layers, threads)
+    input_name = ref_run.get_inputs()[0].name
+    power = {t: [0.0, 0.0] for t in layers}
+    for batch in inputs:
+        ref_out = ref_run.run(layers, {input_name: batch})
+        cand_out = cand_run.run(layers, {input_name: batch})
+        for name, r, c in zip(layers, ref_out, cand_out, strict=True):
+            r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64)
+            power[name][0] += float(np.sum(r64**2))
+            power[name][1] += float(np.sum((r64 - c64) ** 2))
+    return sorted((LayerSqnr(t, sqnr_db(*p)) for t, p in power.items()), key=lambda x: x.sqnr_db)
+
+
 def compare_models(
     reference: onnx.ModelProto | Path,
     candidate: onnx.ModelProto | Path,
@@ -176,31 +208,32 @@ def compare_models(
     random_weights: bool | None,
     threads: int = 2,
     progress: Progress | None = None,
+    layer_samples: int = LAYER_SAMPLES,
 ) -> FidelityReport:
-    """Run both models on every batch (an input array, or (inputs, labels)); compare logits and layers."""
+    """Compare logits of both models as shipped on every batch (an input array, or (inputs, labels));
+    then compare their layers on the first `layer_samples` samples (see the module docstring)."""
     ref_model, cand_model = _load(reference), _load(candidate)
-    cand_names = {o for n in cand_model.graph.node for o in n.output}
-    layers = [t for t in layer_tensors(ref_model) if t in cand_names]
-    ref_run, cand_run = _session(ref_model, layers, threads), _session(cand_model, layers, threads)
+    ref_run, cand_run = _session(ref_model, [], threads), _session(cand_model, [], threads)
     input_name = ref_run.get_inputs()[0].name
-    fetch = [ref_run.get_outputs()[0].name, *layers]
-    tally, samples, labelled = _Tally(layers), 0, True
+    ref_output, cand_output = ref_run.get_outputs()[0].name, cand_run.get_outputs()[0].name
+    tally, samples, labelled = _Tally(), 0, True
+    kept: list[np.ndarray] = []  # inputs for the per-layer pass
     for item in batches:
         inputs, labels = item if isinstance(item, tuple) else (item, None)
         labelled = labelled and labels is not None
-        ref_out = ref_run.run(fetch, {input_name: inputs})
-        cand_out = cand_run.run(fetch, {input_name: inputs})
-        tally.add(np.asarray(ref_out[0]), np.asarray(cand_out[0], dtype=np.float32), labels)
-        for name, r, c in zip(layers, ref_out[1:], cand_out[1:], strict=True):
-            r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64)
-            tally.layer_power[name][0] += float(np.sum(r64**2))
-            tally.layer_power[name][1] += float(np.sum((r64 - c64) ** 2))
+        ref_out = ref_run.run([ref_output], {input_name: inputs})[0]
+        cand_out = cand_run.run([cand_output], {input_name: inputs})[0]
+        tally.add(np.asarray(ref_out), np.asarray(cand_out, dtype=np.float32), labels)
+        wanted = layer_samples - sum(len(k) for k in kept)
+        if wanted > 0:
+            kept.append(np.array(inputs[:wanted]))
         samples += len(inputs)
         if progress is not None:
             progress(len(inputs))
     if samples == 0:
         raise UserInputError("fidelity check received no held-out samples")
-    per_layer = sorted((LayerSqnr(t, sqnr_db(*p)) for t, p in tally.layer_power.items()), key=lambda x: x.sqnr_db)
+    del ref_run, cand_run
+    per_layer = layer_sqnr(ref_model, cand_model, kept, threads)
     accuracy = Accuracy(*(float(h / samples) for h in tally.hits)) if labelled else None
     return FidelityReport(
         precision=precision,
@@ -214,4 +247,5 @@ def compare_models(
         sqnr_db=sqnr_db(*tally.logit_power),
         worst_layers=tuple(per_layer[:WORST_LAYERS]),
         accuracy=accuracy,
+        layer_samples=sum(len(k) for k in kept),
     )

@@ -11,6 +11,8 @@ from onnx import numpy_helper
 
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.fidelity import FidelityGate, check_gate, compare_models, sqnr_db
+from edgeres.quantize import plan_qdq
+from edgeres.quantize_ort import insert_qdq_cpu
 from tests.test_quantize import chain_model
 
 
@@ -100,3 +102,46 @@ def test_gate_names_measure_value_and_limit() -> None:
 def test_no_samples_is_an_error() -> None:
     with pytest.raises(UserInputError, match="no held-out samples"):
         compare_models(chain_model(), chain_model(), [], "int8", "w", random_weights=True)
+
+
+def logits_sqnr(
+    reference: onnx.ModelProto, candidate: onnx.ModelProto, data: list[np.ndarray], fetch: list[str]
+) -> float:
+    """Logits SQNR computed directly; `fetch` tensors are added as graph outputs of the candidate first."""
+    import onnxruntime as ort
+
+    shipped = onnx.ModelProto()
+    shipped.CopyFrom(candidate)
+    shipped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in fetch)
+    runs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (reference, shipped)
+    ]
+    ref, cand = (np.concatenate([r.run(["logits"], {"input": b})[0] for b in data]).astype(np.float64) for r in runs)
+    return sqnr_db(float(np.sum(ref**2)), float(np.sum((ref - cand) ** 2)))
+
+
+def overflowing_twin() -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """chain_model and a U8S8 twin whose conv1 channel 0 has a near-zero weight scale and a large bias.
+
+    Fused into QLinearConv, that bias (int32 codes of input scale x weight scale) overflows; run as
+    DequantizeLinear -> float Conv it does not. So the twin's logits depend on whether conv1 is fused.
+    """
+    model = chain_model()
+    twin = insert_qdq_cpu(model, plan_qdq(model), {"input": 3.0, "p1": 2.5, "f": 1.7})
+    inits = {i.name: i for i in twin.graph.initializer}
+    scale, bias = numpy_helper.to_array(inits["w1_scale"]).copy(), numpy_helper.to_array(inits["b1"]).copy()
+    scale[0], bias[0] = 1e-9, 2.0
+    inits["w1_scale"].CopyFrom(numpy_helper.from_array(scale, "w1_scale"))
+    inits["b1"].CopyFrom(numpy_helper.from_array(bias, "b1"))
+    return model, twin
+
+
+def test_logits_are_measured_on_the_shipped_graph() -> None:
+    """Fetching conv outputs stops onnxruntime fusing the twin's QLinearConv; the logits must not see that."""
+    model, twin = overflowing_twin()
+    data = batches()
+    shipped, unfused = logits_sqnr(model, twin, data, []), logits_sqnr(model, twin, data, ["c1", "c2"])
+    assert abs(shipped - unfused) > 0.1  # the premise: fetching layer outputs changes the numbers
+    report = compare_models(model, twin, data, "int8", "w", random_weights=False, layer_samples=6)
+    assert report.sqnr_db == pytest.approx(shipped, rel=1e-9)
+    assert report.layer_samples == 6 and {layer.tensor for layer in report.worst_layers} == {"c1", "c2"}
