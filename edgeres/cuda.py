@@ -145,8 +145,13 @@ class EventTimer:
 
     def __init__(self) -> None:
         cudart = runtime_module()
-        self._start = check("cudaEventCreate", cudart.cudaEventCreate())
-        self._stop = check("cudaEventCreate", cudart.cudaEventCreate())
+        self._start: Any = check("cudaEventCreate", cudart.cudaEventCreate())
+        self._stop: Any = None
+        try:
+            self._stop = check("cudaEventCreate", cudart.cudaEventCreate())
+        except CudaError:
+            self.destroy()  # do not leak the first event
+            raise
 
     def start(self, stream: Stream) -> None:
         check("cudaEventRecord", runtime_module().cudaEventRecord(self._start, stream.handle))
@@ -160,9 +165,13 @@ class EventTimer:
         return float(check("cudaEventElapsedTime", cudart.cudaEventElapsedTime(self._start, self._stop)))
 
     def destroy(self) -> None:
+        """Destroy both events; calling it again (or after a failed constructor) does nothing."""
         cudart = runtime_module()
-        for event in (self._start, self._stop):
-            check("cudaEventDestroy", cudart.cudaEventDestroy(event))
+        start, stop = self._start, self._stop
+        self._start = self._stop = None
+        for event in (start, stop):
+            if event is not None:
+                check("cudaEventDestroy", cudart.cudaEventDestroy(event))
 
 
 class CapturedGraph:

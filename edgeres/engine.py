@@ -9,7 +9,6 @@ Q/DQ networks need are set instead. Everything except `build_engine` runs withou
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeres.artifacts import read_sidecar, sha256_file, write_bytes_atomic, write_sidecar
-from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+from edgeres.engine_target import EngineTarget, HardwareCompatibility, require_tensorrt, running_target
+from edgeres.errors import EdgeresError, UserInputError
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -66,22 +66,6 @@ class Precision(Enum):
     FP32 = "fp32"
     FP16 = "fp16"
     INT8 = "int8"
-
-
-class HardwareCompatibility(Enum):
-    """TensorRT's HardwareCompatibilityLevel: which GPUs besides the build GPU may run the engine."""
-
-    NONE = "none"
-    AMPERE_PLUS = "ampere-plus"
-    SAME_COMPUTE_CAPABILITY = "same-compute-capability"
-
-    @classmethod
-    def parse(cls, text: str) -> HardwareCompatibility:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            choices = ", ".join(level.value for level in cls)
-            raise UserInputError(f"--hardware-compat '{text}': choose one of {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -185,106 +169,6 @@ def onnx_input_contract(onnx_path: Path, depth: int = 3) -> dict[str, Any] | Non
     return None
 
 
-@dataclass(frozen=True)
-class EngineTarget:
-    """What a serialized engine is bound to: the TensorRT version and the GPU it was built on."""
-
-    tensorrt_version: str
-    gpu_name: str
-    compute_capability: str
-
-    @classmethod
-    def from_sidecar(cls, sidecar: dict[str, Any], where: Path) -> EngineTarget:
-        target = (sidecar.get("options") or {}).get("target")
-        if not isinstance(target, dict):
-            raise UserInputError(f"{where}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
-        try:
-            return cls(str(target["tensorrt_version"]), str(target["gpu_name"]), str(target["compute_capability"]))
-        except KeyError as exc:
-            raise UserInputError(f"{where}: sidecar options.target lacks {exc.args[0]}; rebuild the engine") from None
-
-
-class EngineMismatchError(UserInputError):
-    """The engine was built for another TensorRT version or GPU than the one running it."""
-
-
-def _major(version: str) -> str:
-    return version.split(".", 1)[0]
-
-
-def _capability(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
-
-
-def check_engine_target(engine: Path, sidecar: dict[str, Any], running: EngineTarget) -> None:
-    """Refuse, with a message naming both sides, an engine this TensorRT and GPU cannot run.
-
-    Plain engines need the exact TensorRT version and the same compute capability; a
-    version-compatible engine needs the same major version, no older than the builder; hardware
-    compatibility AMPERE_PLUS needs compute capability >= 8.0. Same capability but another GPU
-    name only warns: it runs, possibly with tactics tuned for the other GPU.
-    """
-    built = EngineTarget.from_sidecar(sidecar, engine)
-    options = sidecar.get("options") or {}
-    rebuild = f"rebuild it here with `edgeres build --engine-only --onnx MODEL.onnx -o {engine.name}`"
-    if options.get("version_compatible"):
-        built_v = tuple(int(p) for p in built.tensorrt_version.split(".")[:3] if p.isdigit())
-        running_v = tuple(int(p) for p in running.tensorrt_version.split(".")[:3] if p.isdigit())
-        if _major(built.tensorrt_version) != _major(running.tensorrt_version) or running_v < built_v:
-            raise EngineMismatchError(
-                f"{engine}: version-compatible engine built with TensorRT {built.tensorrt_version} needs "
-                f"TensorRT {_major(built.tensorrt_version)}.x at or above it, this is {running.tensorrt_version}; "
-                f"{rebuild}"
-            )
-    elif built.tensorrt_version != running.tensorrt_version:
-        raise EngineMismatchError(
-            f"{engine}: built with TensorRT {built.tensorrt_version}, this is TensorRT {running.tensorrt_version} "
-            f"(engines are not portable across versions); {rebuild}"
-        )
-    level = options.get("hardware_compatibility", HardwareCompatibility.NONE.value)
-    if level == HardwareCompatibility.AMPERE_PLUS.value:
-        if _capability(running.compute_capability) < (8, 0):
-            raise EngineMismatchError(
-                f"{engine}: hardware-compatible (Ampere+) engine, but {running.gpu_name} has compute capability "
-                f"{running.compute_capability} (< 8.0); {rebuild}"
-            )
-        return
-    if built.compute_capability != running.compute_capability:
-        raise EngineMismatchError(
-            f"{engine}: built for {built.gpu_name} (compute capability {built.compute_capability}), this GPU is "
-            f"{running.gpu_name} ({running.compute_capability}); engines are not portable across GPUs; {rebuild}"
-        )
-    if built.gpu_name != running.gpu_name:
-        warnings.warn(
-            f"{engine}: built on {built.gpu_name}, running on {running.gpu_name} (same compute capability "
-            f"{running.compute_capability}); it runs, but rebuilding here may be faster",
-            stacklevel=2,
-        )
-
-
-def running_target() -> EngineTarget:
-    """The TensorRT version and GPU of this process."""
-    from edgeres.cuda import current_device
-
-    require_tensorrt()
-    import tensorrt as trt
-
-    device = current_device()
-    return EngineTarget(trt.__version__, device.name, device.compute_capability)
-
-
-def require_tensorrt() -> None:
-    """Raise BackendUnavailableError, saying how to get it, unless `tensorrt` imports."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "TensorRT is not installed: JetPack ships it; on x86 install the gpu extra from NVIDIA's index "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
-
-
 def engine_sidecar_fields(
     onnx_path: Path, options: BuildOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
 ) -> tuple[dict[str, str | None], dict[str, Any]]:
@@ -303,7 +187,7 @@ def engine_sidecar_fields(
         "strongly_typed": strongly_typed,
         "input": onnx_input_contract(onnx_path),
         "profile": {"tensor": onnx_input.name, "min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)},
-        "target": asdict(target),
+        "target": target.sidecar_fields(),
         **options.as_dict(),
     }
     return inputs, fields
@@ -333,12 +217,17 @@ def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
-def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
+def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> trt.OnnxParser:
+    """Fill `network` from the ONNX; returns the parser, which the caller keeps until the engine is built.
+
+    The parser owns the weight memory the network points at, so it must outlive
+    build_serialized_network (TensorRT Developer Guide, "Importing a Model Using the ONNX Parser").
+    """
     import tensorrt as trt
 
     parser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
-        return
+        return parser
     errors = []
     for index in range(parser.num_errors):
         error = parser.get_error(index)
@@ -368,16 +257,36 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildO
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
 
 
-def _network_flags(precision: Precision) -> tuple[int, list[trt.BuilderFlag]]:
-    """Creation flags and, for APIs without strong typing, the builder flags the precision needs."""
-    import tensorrt as trt
+def network_flags(precision: Precision, dla: bool = False, trt: Any = None) -> tuple[int, list[Any], bool]:
+    """(creation flags, builder flags, strongly typed) for building `precision` on this TensorRT.
+
+    Strongly typed where the API has the flag, except for DLA on an API that still has the FP16/INT8
+    builder flags (TensorRT 10.x, JetPack 6 ships 10.3): NVIDIA's 10.x "Working with DLA" guide
+    builds DLA engines with those flags (`trtexec --useDLACore=0 --fp16`), and strongly typed DLA
+    is documented only from TensorRT 11.4.1 ("Strongly Typed Networks for DLA"), where the flags
+    are gone and every network is strongly typed. `trt` is the tensorrt module (a stand-in in tests).
+    """
+    if trt is None:
+        import tensorrt as trt
 
     creation = trt.NetworkDefinitionCreationFlag
-    if hasattr(creation, "STRONGLY_TYPED"):
-        return 1 << int(creation.STRONGLY_TYPED), []
+    legacy = hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8")
+    if hasattr(creation, "STRONGLY_TYPED") and not (dla and legacy):
+        return 1 << int(creation.STRONGLY_TYPED), [], True
     flags = 1 << int(creation.EXPLICIT_BATCH) if hasattr(creation, "EXPLICIT_BATCH") else 0
     wanted = {Precision.FP32: [], Precision.FP16: ["FP16"], Precision.INT8: ["INT8", "FP16"]}[precision]
-    return flags, [getattr(trt.BuilderFlag, name) for name in wanted if hasattr(trt.BuilderFlag, name)]
+    return flags, [getattr(trt.BuilderFlag, name) for name in wanted if hasattr(trt.BuilderFlag, name)], False
+
+
+def _attach_timing_cache(config: trt.IBuilderConfig, cache_path: Path) -> trt.ITimingCache:
+    """Load `cache_path` (empty when absent) into `config`; a cache TensorRT rejects is refused, untouched."""
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise UserInputError(
+            f"{cache_path}: TensorRT rejected this timing cache (made by another TensorRT version or GPU?); "
+            "delete it or pass another --timing-cache"
+        )
+    return cache
 
 
 def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
@@ -392,11 +301,13 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOpt
     precision = onnx_precision(onnx_path)
     onnx_input = read_onnx_input(onnx_path)
     started = time.perf_counter()
+    # logger, builder, network, parser, config and timing cache are all held in this frame until
+    # build_serialized_network returns: the network points into the parser's weights.
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    creation_flags, precision_flags = _network_flags(precision)
+    creation_flags, precision_flags, strongly_typed = network_flags(precision, dla=options.dla_core is not None)
     network = builder.create_network(creation_flags)
-    _parse_onnx(network, logger, onnx_path)
+    parser = _parse_onnx(network, logger, onnx_path)
     config = builder.create_builder_config()
     for flag in precision_flags:
         config.set_flag(flag)
@@ -404,14 +315,15 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOpt
     profile = builder.create_optimization_profile()
     min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
     profile.set_shape(onnx_input.name, as_dims(min_shape), as_dims(opt_shape), as_dims(max_shape))
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:
+        raise EdgeresError(f"{onnx_path}: TensorRT refused the profile {options.batch} for '{onnx_input.name}'")
     cache_path = options.timing_cache
-    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path and cache_path.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    timing_cache = _attach_timing_cache(config, cache_path) if cache_path is not None else None
     serialized = builder.build_serialized_network(network, config)
+    del parser  # only now may the parser's weight memory go
     if serialized is None:
         raise EdgeresError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
-    if cache_path is not None:
+    if cache_path is not None and timing_cache is not None:  # reached only when TensorRT accepted the cache
         write_bytes_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    inputs, fields = engine_sidecar_fields(onnx_path, options, precision, target, strongly_typed=not precision_flags)
+    inputs, fields = engine_sidecar_fields(onnx_path, options, precision, target, strongly_typed=strongly_typed)
     return write_engine(output, bytes(serialized), inputs, fields, time.perf_counter() - started)

@@ -109,14 +109,20 @@ class ProfilingTensorRTRunner(TensorRTRunner):
         """Per-layer times from an IProfiler attached to the context (plain enqueues, no graph)."""
         import tensorrt as trt
 
-        assert self._context is not None
+        context = self._context
+        assert context is not None
         collector = make_tensorrt_layer_collector(trt)
-        self._context.profiler = collector
-        for _ in range(warmup):
-            self.infer(batch)
-        collector.totals_ms.clear()
-        for _ in range(runs):
-            self.infer(batch)
+        previous = context.profiler  # None unless one was attached (IExecutionContext.profiler)
+        context.profiler = collector
+        try:
+            for _ in range(warmup):
+                self.infer(batch)
+            collector.totals_ms.clear()
+            for _ in range(runs):
+                self.infer(batch)
+        finally:
+            # detach: an attached IProfiler makes every later enqueue synchronous and report layers
+            context.profiler = previous
         return tensorrt_layer_profile(collector.totals_ms, runs, len(batch))
 
     @property

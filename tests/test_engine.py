@@ -4,8 +4,10 @@ into the TensorRT library itself are skipped where it is not installed."""
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import json
+import types
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +20,17 @@ from edgeres.artifacts import read_sidecar, sha256_file, write_sidecar
 from edgeres.engine import (
     BatchProfile,
     BuildOptions,
-    EngineMismatchError,
-    EngineTarget,
-    HardwareCompatibility,
     Precision,
+    _attach_timing_cache,
     build_engine,
-    check_engine_target,
     engine_sidecar_fields,
+    network_flags,
     onnx_input_contract,
     onnx_precision,
     read_onnx_input,
     write_engine,
 )
+from edgeres.engine_target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -269,6 +270,79 @@ def test_sidecar_without_target_is_refused() -> None:
         check_engine_target(Path("m.engine"), {"options": {}}, ORIN)
     with pytest.raises(UserInputError, match="lacks gpu_name"):
         check_engine_target(Path("m.engine"), {"options": {"target": {"tensorrt_version": "10.3.0"}}}, ORIN)
+
+
+# --- network flags and the timing cache, against stand-ins for the TensorRT enums and config -----------
+
+
+class Creation10(enum.IntEnum):  # TensorRT 10.x NetworkDefinitionCreationFlag values (typings/ stubs)
+    EXPLICIT_BATCH = 0
+    STRONGLY_TYPED = 1
+
+
+class Creation8(enum.IntEnum):  # TensorRT 8.x: no STRONGLY_TYPED
+    EXPLICIT_BATCH = 0
+
+
+class Builder10(enum.IntEnum):  # TensorRT 10.x BuilderFlag values (typings/ stubs)
+    FP16 = 0
+    INT8 = 1
+
+
+class Builder11(enum.IntEnum):  # TensorRT 11: FP16/INT8 removed
+    GPU_FALLBACK = 3
+
+
+def stand_in(creation: type[enum.IntEnum], builder: type[enum.IntEnum]) -> Any:
+    return types.SimpleNamespace(NetworkDefinitionCreationFlag=creation, BuilderFlag=builder)
+
+
+def test_without_strongly_typed_the_precision_flags_are_set_and_recorded() -> None:
+    old_api = stand_in(Creation8, Builder10)
+    assert network_flags(Precision.FP32, trt=old_api) == (1, [], False)  # weakly typed even with no flags
+    assert network_flags(Precision.FP16, trt=old_api) == (1, [Builder10.FP16], False)
+    assert network_flags(Precision.INT8, trt=old_api) == (1, [Builder10.INT8, Builder10.FP16], False)
+
+
+def test_strongly_typed_where_the_api_has_it_except_dla_on_10x() -> None:
+    for precision in Precision:
+        assert network_flags(precision, trt=stand_in(Creation10, Builder10)) == (2, [], True)
+        # TensorRT 11 keeps STRONGLY_TYPED (ignored) and has no precision flags: DLA is strongly typed too
+        assert network_flags(precision, dla=True, trt=stand_in(Creation10, Builder11)) == (2, [], True)
+    # TensorRT 10.x DLA: the documented precision flags on a weakly typed network
+    assert network_flags(Precision.INT8, dla=True, trt=stand_in(Creation10, Builder10)) == (
+        1,
+        [Builder10.INT8, Builder10.FP16],
+        False,
+    )
+
+
+class StandInConfig:
+    """Records what the builder config was given; `accepts` is what set_timing_cache returns."""
+
+    def __init__(self, accepts: bool) -> None:
+        self.accepts = accepts
+        self.loaded: bytes | None = None
+
+    def create_timing_cache(self, data: bytes) -> bytes:
+        self.loaded = data
+        return data
+
+    def set_timing_cache(self, cache: bytes, ignore_mismatch: bool) -> bool:
+        assert ignore_mismatch is False
+        return self.accepts
+
+
+def test_rejected_timing_cache_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"cache from another GPU")
+    with pytest.raises(UserInputError, match=r"timing\.cache: TensorRT rejected this timing cache"):
+        _attach_timing_cache(StandInConfig(accepts=False), cache)  # type: ignore[arg-type]
+    assert cache.read_bytes() == b"cache from another GPU"
+    config = StandInConfig(accepts=True)
+    _attach_timing_cache(config, tmp_path / "new.cache")  # type: ignore[arg-type]
+    assert config.loaded == b""  # a missing cache starts empty
+    assert not (tmp_path / "new.cache").exists()  # written only after a successful build
 
 
 # --- the library calls ----------------------------------------------------------------------------------

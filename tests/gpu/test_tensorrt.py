@@ -13,7 +13,8 @@ import onnx
 import pytest
 
 from edgeres.artifacts import sha256_file, write_sidecar
-from edgeres.engine import BatchProfile, BuildOptions, EngineMismatchError, build_engine
+from edgeres.engine import BatchProfile, BuildOptions, build_engine
+from edgeres.engine_target import EngineMismatchError
 from edgeres.runtime import OnnxRuntimeRunner, TensorRTRunner, read_input, top_k
 from tests.test_runtime import FRAME_H, FRAME_W, small_classifier
 
@@ -92,3 +93,42 @@ def test_batch_outside_the_profile_is_refused(artifacts: dict[str, Path], tmp_pa
     frames = read_input(engine, artifacts["frames"])
     with TensorRTRunner(engine) as runner, pytest.raises(UserInputError, match=r"takes 1\.\.2"):
         runner.infer(frames[:3])
+
+
+def test_cuda_graph_follows_shape_changes_a_b_a(artifacts: dict[str, Path], tmp_path: Path) -> None:
+    """Batch 1 -> 3 -> 1 with graph replay: the second batch-1 call must not replay a stale capture."""
+    engine = tmp_path / "fp16.engine"
+    build_engine(artifacts["fp16"], engine, BuildOptions(batch=BatchProfile(1, 2, 4)))
+    frames = read_input(engine, artifacts["frames"])
+    with TensorRTRunner(engine) as plain:
+        expected = [plain.infer(frames[:1]), plain.infer(frames[1:]), plain.infer(frames[3:])]
+    with TensorRTRunner(engine, cuda_graph=True) as runner:
+        got = [runner.infer(frames[:1]), runner.infer(frames[1:]), runner.infer(frames[3:])]
+        replayed = runner.infer(frames[3:])  # same shape again: a replay of the fresh capture
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have, want)
+    np.testing.assert_array_equal(replayed, expected[2])
+
+
+def test_failed_load_releases_the_runtime_and_event_timer_destroys_once(
+    artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    """An engine that passes the sidecar checks but cannot be deserialized: the runtime made for it is
+    released by the failed load; EventTimer.destroy twice is harmless."""
+    from edgeres.artifacts import read_sidecar
+    from edgeres.cuda import EventTimer
+    from edgeres.errors import UserInputError
+
+    engine = tmp_path / "fp16.engine"
+    sidecar = build_engine(artifacts["fp16"], engine)
+    data = engine.read_bytes()
+    engine.write_bytes(data[: len(data) // 2])  # truncated: TensorRT's size check refuses it
+    write_sidecar(engine, "engine", sidecar["inputs"], sidecar["options"])  # a sidecar true to the broken file
+    assert read_sidecar(engine) is not None
+    runner = TensorRTRunner(engine)
+    with pytest.raises(UserInputError, match="could not deserialize"):
+        runner.load()
+    assert runner._runtime is None and runner._engine is None and runner._stream is None and runner._buffers == []
+    timer = EventTimer()
+    timer.destroy()
+    timer.destroy()
