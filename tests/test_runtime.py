@@ -96,6 +96,22 @@ def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
         open_runner(tmp_path / "model.pt")
 
 
+def test_failed_load_releases_what_it_acquired(tmp_path: Path) -> None:
+    """onnxruntime opens the two-input model, then the runner refuses it: the session must not linger."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["logits"])],
+        "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])],
+    )
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    runner = OnnxRuntimeRunner(path)
+    with pytest.raises(UserInputError, match="2 inputs"):
+        runner.load()
+    assert runner._session is None and runner.state is RunnerState.NEW
+
+
 def test_unavailable_provider_is_named(linear_onnx: tuple[Path, np.ndarray]) -> None:
     with pytest.raises(UserInputError, match="NoSuchExecutionProvider"):
         OnnxRuntimeRunner(linear_onnx[0], providers=["NoSuchExecutionProvider"]).load()
@@ -225,6 +241,40 @@ def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndar
     assert batch.shape == (1, 3, 224, 224) and batch.dtype == np.float32
     with OnnxRuntimeRunner(model_path) as runner:
         assert runner.infer(batch).shape == (1, 4)
+
+
+def test_raw_clip_is_read_a_slice_at_a_time(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    from edgeres.frames import YuvLayout, open_yuv
+    from edgeres.runtime import read_input
+
+    whole = np.array(open_yuv(fused_artifacts["frames"], YuvLayout.YUYV, FRAME_W, FRAME_H).frames())
+    np.testing.assert_array_equal(read_input(fused_artifacts["fp32"], fused_artifacts["frames"], 1, 2), whole[1:3])
+    np.testing.assert_array_equal(read_input(fused_artifacts["fp32"], fused_artifacts["frames"], 3, 100), whole[3:])
+    with pytest.raises(UserInputError, match=r"first frame 4 is outside the clip's 0\.\.3"):
+        read_input(fused_artifacts["fp32"], fused_artifacts["frames"], start=4)
+    with pytest.raises(UserInputError, match="frame count 0"):
+        read_input(fused_artifacts["fp32"], fused_artifacts["frames"], count=0)
+
+
+def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    """A sidecar copied beside another model is not trusted for its input contract, nor for an engine."""
+    import shutil
+
+    from edgeres.runtime import TensorRTRunner, read_input
+
+    impostor = tmp_path / "fused.onnx"
+    onnx.save(small_classifier(), str(impostor))  # another model, smaller than the fused one
+    shutil.copy(fused_artifacts["fp32"].with_name("fused.onnx.json"), tmp_path / "fused.onnx.json")
+    with pytest.raises(UserInputError, match="sidecar describes another file"):
+        read_input(impostor, fused_artifacts["frames"])
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"engine bytes")
+    from edgeres.artifacts import write_sidecar
+
+    write_sidecar(engine, "engine", {}, {})
+    engine.write_bytes(b"other bytes!")  # same size, other content: only the hash tells
+    with pytest.raises(UserInputError, match="SHA-256 differs"):
+        TensorRTRunner(engine).load()
 
 
 def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
