@@ -18,8 +18,10 @@ from enum import Enum
 
 import numpy as np
 
+from edgeres.int8 import INT8_MAX
+
 DEFAULT_BINS = 4096  # range <= 2 * max, so at least 2048 bins cover [0, max] (TensorRT's entropy uses 2048)
-INT8_LEVELS = 127  # symmetric INT8: amax maps to 127, zero point 0
+INT8_LEVELS = INT8_MAX  # the same constant under the name edgeres.calibcache imports
 ENTROPY_LEVELS = 128  # TensorRT's entropy calibration quantizes the reference histogram into 128 levels
 ENTROPY_START_BIN = 128
 MSE_COARSE_CANDIDATES = 256
@@ -237,8 +239,8 @@ def amax_entropy(hist: StreamingHistogram, options: CalibOptions) -> float:
 
 def quantization_mse(counts: np.ndarray, centers: np.ndarray, amaxes: np.ndarray) -> np.ndarray:
     """Mean squared INT8 error of the histogram (values at bin centres) for each candidate amax."""
-    step = amaxes[:, None] / INT8_LEVELS
-    quantized = np.minimum(np.round(centers[None, :] / step), INT8_LEVELS) * step
+    step = amaxes[:, None] / INT8_MAX
+    quantized = np.minimum(np.round(centers[None, :] / step), INT8_MAX) * step
     return np.sum(counts[None, :] * (centers[None, :] - quantized) ** 2, axis=1) / max(counts.sum(), 1.0)
 
 

@@ -27,9 +27,11 @@ import onnxruntime as ort
 
 from edgeres.calibhist import CalibAlgo, CalibOptions, StreamingHistogram, compute_amax
 from edgeres.errors import UserInputError
+from edgeres.int8 import MIN_AMAX
 
 __all__ = [
     "CONSUMER_OPS",
+    "MIN_AMAX",
     "CalibAlgo",
     "CalibOptions",
     "CalibrationStats",
@@ -42,7 +44,6 @@ __all__ = [
 CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAveragePool")
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 DEFAULT_THREADS = 2
-MIN_AMAX = 1e-6  # floor for tensors that were all zeros (scale must be positive)
 
 Progress = Callable[[int], None]  # called with the number of samples just processed
 

@@ -23,12 +23,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import UserInputError
+from edgeres.int8 import BIAS_CODE_LIMIT, INT8_MAX, MIN_AMAX, U8_ZERO_POINT
 
 # Nodes of the YUV422 camera front-end carry this name prefix (edgeres/frontend.py); they stay float.
 FRONTEND_PREFIX = "frontend/"
-INT8_MAX = 127.0
-U8_ZERO_POINT = 128  # uint8 with zero point 128 and scale s has the same grid as int8 with zero point 0
-MIN_SCALE = 1e-12  # an all-zero tensor or channel still needs a positive scale
 WEIGHTED_OPS = ("Conv", "Gemm")
 
 
@@ -151,9 +149,7 @@ def _weight_axis(node: onnx.NodeProto) -> int:
     return 0 if trans_b else 1
 
 
-def plan_qdq(
-    model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_prefix: str = FRONTEND_PREFIX
-) -> QdqPlan:
+def plan_qdq(model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_prefix: str = FRONTEND_PREFIX) -> QdqPlan:
     """Decide every Q/DQ position of the TensorRT model (and the CPU twin's extras)."""
     name_nodes(model)
     keep = tuple(keep_float)
@@ -221,14 +217,21 @@ def _quantized_downstream(tensor: str, model: onnx.ModelProto, quantized: Collec
 
 
 def activation_scale(amax: float) -> float:
-    """Symmetric per-tensor scale: amax maps to 127."""
-    return max(float(amax), 0.0) / INT8_MAX or MIN_SCALE
+    """Symmetric per-tensor scale: amax (at least MIN_AMAX) maps to 127."""
+    return max(float(amax), MIN_AMAX) / INT8_MAX
 
 
-def quantize_weight(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel INT8 of a weight tensor: (int8 values in [-127, 127], float32 scales)."""
+def quantize_weight(
+    weight: np.ndarray, axis: int, min_scales: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel INT8 of a weight tensor: (int8 values in [-127, 127], float32 scales).
+
+    `min_scales` (one per channel) raises a channel's scale where needed (see `bias_safe_scales`).
+    """
     moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
-    scales = np.maximum(np.abs(moved).max(axis=1) / INT8_MAX, MIN_SCALE)
+    scales = np.maximum(np.abs(moved).max(axis=1), MIN_AMAX) / INT8_MAX
+    if min_scales is not None:
+        scales = np.maximum(scales, min_scales)
     shape = [1] * weight.ndim
     shape[axis] = -1
     values = np.clip(np.rint(weight / scales.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
@@ -256,11 +259,29 @@ def _qdq_nodes(
     return [q, dq], dequantized
 
 
-def _weight_dq(model: onnx.ModelProto, quant: WeightQuant) -> tuple[onnx.NodeProto, str]:
+def bias_safe_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """Per-channel weight-scale floor keeping |bias| / (input scale x weight scale) within BIAS_CODE_LIMIT.
+
+    onnxruntime's QLinearConv/QGemm hold the bias as int32 codes of that product scale. A channel that
+    batch-norm folding left with near-zero weights (scale ~1e-8) but a bias of a few units overflows
+    int32 there: measured on EfficientNet-Lite0's stem, two such channels came out up to 22 codes off.
+    Raising those channels' scales only rounds their (negligible) weights to zero; TensorRT keeps the
+    bias in float, so its result moves by no more than those weights contribute.
+    """
+    return np.abs(bias.astype(np.float64)) / (float(input_scale) * BIAS_CODE_LIMIT)
+
+
+def _weight_dq(model: onnx.ModelProto, quant: WeightQuant, input_scale: float | None) -> tuple[onnx.NodeProto, str]:
     """Replace a float weight initializer by INT8 values + per-channel scales and a DequantizeLinear."""
     graph = model.graph
-    init = next(i for i in graph.initializer if i.name == quant.initializer)
-    values, scales = quantize_weight(numpy_helper.to_array(init), quant.axis)
+    inits = {i.name: i for i in graph.initializer}
+    weight = numpy_helper.to_array(inits[quant.initializer])
+    node = next(n for n in graph.node if n.name == quant.node)
+    bias = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else None
+    floor = None
+    if bias is not None and input_scale is not None and bias.size == weight.shape[quant.axis]:
+        floor = bias_safe_scales(bias.reshape(-1), input_scale)
+    values, scales = quantize_weight(weight, quant.axis, floor)
     base = quant.initializer
     graph.initializer.extend(
         [
@@ -330,8 +351,10 @@ def insert_qdq(
     graph = out.graph
     weight_nodes = []
     weight_inputs: dict[tuple[str, int], str] = {}
+    input_ranges = {q.node: ranges[q.tensor] for q in plan.inputs if q.index == 0}
     for quant in plan.weights:
-        dq, name = _weight_dq(out, quant)
+        amax = input_ranges.get(quant.node)
+        dq, name = _weight_dq(out, quant, None if amax is None else activation_scale(amax))
         weight_nodes.append(dq)
         weight_inputs[(quant.node, 1)] = name
     pairs: dict[str, list[onnx.NodeProto]] = {}

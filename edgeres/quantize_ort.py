@@ -19,9 +19,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgeres.int8 import UINT8_MAX
 from edgeres.quantize import ActivationType, QdqPlan, insert_qdq, sort_nodes
-
-UINT8_MAX = 255
 
 
 def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
@@ -116,7 +115,9 @@ def drop_requantize(model: onnx.ModelProto) -> None:
         if dq is None or dq.op_type != "DequantizeLinear" or len(q.input) < 3 or len(dq.input) < 3:
             continue
         same = all(
-            name in constants and other in constants and np.array_equal(constants[name], constants[other])
+            name in constants
+            and other in constants
+            and np.array_equal(constants[name], constants[other])
             and constants[name].dtype == constants[other].dtype
             for name, other in ((q.input[1], dq.input[1]), (q.input[2], dq.input[2]))
         )

@@ -18,6 +18,8 @@ from edgeres.model import Arch, build_model
 from edgeres.quantize import (
     FRONTEND_PREFIX,
     QdqPlan,
+    activation_scale,
+    bias_safe_scales,
     insert_qdq,
     plan_qdq,
     quantize_weight,
@@ -178,6 +180,37 @@ def chain_model(relu6: bool = False) -> onnx.ModelProto:
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_near_zero_channel_with_bias_does_not_overflow_the_fused_bias(tmp_path: Path) -> None:
+    """A batch-norm-dead channel (weights ~1e-8, bias of a few units) must give the same codes fused or not.
+
+    onnxruntime's QLinearConv keeps the bias as int32 codes of (input scale x weight scale); with the
+    weight scale of such a channel that overflows unless the scale is floored (bias_safe_scales).
+    """
+    model = chain_model()
+    inits = {i.name: i for i in model.graph.initializer}
+    weight, bias = numpy_helper.to_array(inits["w1"]).copy(), numpy_helper.to_array(inits["b1"]).copy()
+    weight[0] *= 1e-7
+    bias[0] = 2.0
+    inits["w1"].CopyFrom(numpy_helper.from_array(weight, "w1"))
+    inits["b1"].CopyFrom(numpy_helper.from_array(bias, "b1"))
+    plan = plan_qdq(model)
+    ranges = {"input": 3.0, "p1": 2.5, "f": 1.7}
+    twin = insert_qdq_cpu(model, plan, ranges)
+    scales = numpy_helper.to_array(next(i for i in twin.graph.initializer if i.name == "w1_scale"))
+    floor = bias_safe_scales(bias, activation_scale(3.0))
+    assert np.all(scales >= floor.astype(np.float32)) and scales[0] > np.abs(weight[0]).max() / 127
+    fused_ops = Counter(
+        n.op_type for n in (session(twin, tmp_path / "opt.onnx"), onnx.load(tmp_path / "opt.onnx"))[1].graph.node
+    )
+    assert fused_ops["QLinearConv"] == 1  # conv1 is fused, so its bias is held in int32
+    unfused = onnx.ModelProto()
+    unfused.CopyFrom(twin)
+    unfused.graph.output.extend([helper.make_empty_tensor_value_info("c1")])  # fetching c1 keeps conv1 float
+    batch = np.random.default_rng(3).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    fused_logits, float_logits = (session(m).run(["logits"], {"input": batch})[0] for m in (twin, unfused))
+    np.testing.assert_allclose(fused_logits, float_logits, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("relu6", [False, True])
