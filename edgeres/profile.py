@@ -348,16 +348,18 @@ def unstable_warning(path: Path, result: BatchResult, threshold: float) -> str:
     )
 
 
-def sidecar_precision(path: Path) -> str | None:
-    """The precision a build stage recorded in the artifact's sidecar, if any."""
-    from edgeres.artifacts import read_sidecar
+def artifact_precision(path: Path) -> str | None:
+    """fp32/fp16/int8 of an artifact, by engine.onnx_precision: the sidecar's, else (ONNX) read from the graph.
 
-    sidecar = read_sidecar(path) or {}
-    for section in ("options", "results"):
-        value = (sidecar.get(section) or {}).get("precision")
-        if isinstance(value, str):
-            return value
-    return None
+    A TensorRT engine without a recorded precision is not parsed as ONNX: None (unknown).
+    """
+    from edgeres.artifacts import read_sidecar
+    from edgeres.engine import onnx_precision
+
+    recorded = ((read_sidecar(path) or {}).get("options") or {}).get("precision")
+    if artifact_kind(path) is ArtifactKind.TENSORRT and recorded is None:
+        return None
+    return onnx_precision(path).value
 
 
 def profile_artifact(path: Path, options: ProfileOptions) -> ArtifactProfile:

@@ -9,10 +9,10 @@ from edgeres.profile import (
     ArtifactProfile,
     MemoryReport,
     ProfileOptions,
+    artifact_precision,
     frame_bytes_for,
     input_batch,
     measure_batch,
-    sidecar_precision,
     unstable_warning,
 )
 from edgeres.profile_layers import profile_onnx_layers
@@ -76,7 +76,7 @@ def profile_onnx(path: Path, options: ProfileOptions) -> ArtifactProfile:
         path=str(path),
         kind=ArtifactKind.ONNX,
         backend=backend,
-        precision=sidecar_precision(path),
+        precision=artifact_precision(path),
         input_name=spec.name,
         input_shape=spec.shape,
         batches=tuple(batches),

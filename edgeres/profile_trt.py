@@ -23,10 +23,10 @@ from edgeres.profile import (
     MemoryReport,
     ProfileOptions,
     StageSplit,
+    artifact_precision,
     frame_bytes_for,
     input_batch,
     measure_batch,
-    sidecar_precision,
     unstable_warning,
 )
 from edgeres.profile_layers import LayerProfile, make_tensorrt_layer_collector, tensorrt_layer_profile
@@ -204,7 +204,7 @@ def profile_engine(path: Path, options: ProfileOptions) -> ArtifactProfile:
         path=str(path),
         kind=ArtifactKind.TENSORRT,
         backend="TensorRT",
-        precision=sidecar_precision(path),
+        precision=artifact_precision(path),
         input_name=spec.name,
         input_shape=spec.shape,
         batches=tuple(batches),

@@ -20,6 +20,7 @@ from edgeres.profile import (
     ProfileOptions,
     RunLength,
     artifact_kind,
+    artifact_precision,
     parse_batches,
     profile_artifacts,
     quick_profile,
@@ -289,3 +290,20 @@ def test_cli_help_has_examples() -> None:
     result = CliRunner().invoke(app, ["profile", "--help"])
     assert result.exit_code == 0
     assert "edgeres profile fp32.onnx int8.onnx --batch 1,8 --plot out/" in result.output
+
+
+def test_precision_of_artifacts_without_sidecar_comes_from_the_graph(tmp_path: Path) -> None:
+    """Build outputs record no precision option; the graph tells (Q/DQ -> int8), as for deploy and engine."""
+    from edgeres.artifacts import write_sidecar
+
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    write_tiny_classifier(fp32)
+    write_tiny_classifier(int8, weight_type=TensorProto.INT8)
+    assert [artifact_precision(p) for p in (fp32, int8)] == ["fp32", "int8"]
+    write_sidecar(int8, "quantize", {}, {"calib_algo": "mse"}, {})  # a sidecar without a precision option
+    assert artifact_precision(int8) == "int8"
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an onnx file")
+    assert artifact_precision(engine) is None  # an engine is never read as ONNX
+    write_sidecar(engine, "engine", {}, {"precision": "fp16"}, {})
+    assert artifact_precision(engine) == "fp16"
