@@ -4,7 +4,8 @@ A `StreamingHistogram` keeps a fixed number of bins over [0, range) where `range
 of two. When a larger value arrives the range doubles and neighbouring bin pairs are summed; because
 bin widths are powers of two this re-binning is exact (the counts equal those of histogramming all the
 data at the final range in one go) and memory stays flat however many samples stream through.
-Exact zeros (most of a ReLU output) are counted apart: they quantize without error at any scale.
+Exact zeros (most of a ReLU output) are counted apart: they quantize without error at any scale;
+percentile counts them, entropy replaces bin 0 as NVIDIA's pytorch-quantization does (see amax_entropy).
 
 Each algorithm is a function `(histogram, options) -> amax`, registered in `ALGORITHMS`.
 """
@@ -226,10 +227,23 @@ def entropy_divergences(
 
 
 def amax_entropy(hist: StreamingHistogram, options: CalibOptions) -> float:
-    """Threshold minimising the KL divergence between the clipped and the 128-level distribution."""
+    """Threshold minimising the KL divergence between the clipped and the 128-level distribution.
+
+    Follows NVIDIA's entropy calibration (Migacz, "8-bit Inference with TensorRT", GTC 2017) as
+    pytorch-quantization implements it (`_compute_amax_entropy`): candidates from bin 128 on, levels
+    spread over the candidate's bins in proportion, the widest of tied minima, amax at the candidate's
+    edge, and bin 0 given bin 1's count. That last rule matters: counted as they are, the exact zeros
+    of a ReLU output (about half of it) fill bin 0, and spreading that spike over a level's bins costs
+    so much that the minimum falls to the first candidate - EfficientNet-Lite0's logits SQNR measured
+    0.0 dB with zeros counted in bin 0, 11.3 dB with this rule. Remaining differences, each measured
+    within 0.3 dB there: 2048 to 4096 bins over [0, max] (the reference: 2048 over the first batch's
+    max, grown at that width) and proportional levels (the GTC pseudo-code: i // 128 bins per level,
+    the remainder in the last).
+    """
     counts = _trimmed(hist)
     if len(counts) <= ENTROPY_START_BIN:
         return hist.amax  # too few occupied bins for clipping to pay off
+    counts[0] = counts[1]
     stops, divergence = entropy_divergences(counts)
     if not np.isfinite(divergence).any():
         return hist.amax

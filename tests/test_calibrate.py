@@ -182,6 +182,35 @@ def test_vectorised_divergence_matches_the_bin_by_bin_definition() -> None:
             assert divergence[index] == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+def reference_entropy_amax(counts: np.ndarray, width: float, levels: int = 128, start: int = 128) -> float:
+    """NVIDIA's entropy calibration written out directly (pytorch-quantization's rules, see amax_entropy)."""
+    bins = counts.astype(np.float64).copy()
+    bins[0] = bins[1]
+    divergences = [naive_divergence(bins, stop, levels) for stop in range(start, len(bins) + 1)]
+    best = len(divergences) - 1 - int(np.argmin(divergences[::-1]))  # last of tied minima
+    return (start + best) * width
+
+
+def test_entropy_amax_matches_the_reference_and_ignores_the_zero_spike() -> None:
+    """A ReLU-like histogram: half the values exactly zero, some tiny, a half-normal body, a few outliers."""
+    rng = np.random.default_rng(11)
+    data = np.abs(rng.standard_normal(200_000)).astype(np.float32)
+    draw = rng.random(data.size)
+    data[draw < 0.5] = 0.0
+    data[(draw >= 0.5) & (draw < 0.6)] = 1e-4  # tiny but not zero: bin 0 holds them, bin 1 does not
+    data[:20] *= 2.0
+    hist = histogram_of(data, bins=1024)
+    counts = hist.counts[: int(np.flatnonzero(hist.counts)[-1]) + 1]
+    expected = reference_entropy_amax(counts, hist.bin_width)
+    assert amax_entropy(hist, CalibOptions(num_bins=1024)) == pytest.approx(expected, rel=1e-12)
+    assert hist.zeros > 90_000 and expected < 0.9 * hist.amax  # the outliers are clipped
+    # Counted in bin 0 instead, the zero spike drags the threshold to the first candidate.
+    with_zeros = counts.astype(np.float64).copy()
+    with_zeros[0] += hist.zeros
+    stops, divergence = entropy_divergences(with_zeros)
+    assert stops[np.flatnonzero(divergence == divergence.min())[-1]] * hist.bin_width < 0.5 * expected
+
+
 def test_registry_covers_every_algorithm() -> None:
     assert set(ALGORITHMS) == set(CalibAlgo)
 
