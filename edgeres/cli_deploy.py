@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeres.cli import console, reports_errors
+from edgeres.cli_base import console, reports_errors
 from edgeres.errors import UserInputError
 
 deploy_app: typer.Typer = typer.Typer(

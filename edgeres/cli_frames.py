@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from edgeres.cli import console, reports_errors
+from edgeres.cli_base import console, reports_errors
 from edgeres.errors import UserInputError
 
 frames_app: typer.Typer = typer.Typer(
