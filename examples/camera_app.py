@@ -27,7 +27,8 @@ from edgeres.errors import EdgeresError, UserInputError
 from edgeres.frames import YuvLayout, open_yuv
 from edgeres.frontend import InputContract
 from edgeres.labels import class_names_for
-from edgeres.runtime import artifact_input_contract, open_runner, top_k
+from edgeres.runtime import open_runner, top_k
+from edgeres.runtime_input import artifact_input_contract
 from edgeres.stats import LatencyStats, frames_per_second
 
 

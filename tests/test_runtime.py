@@ -129,7 +129,7 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    code = "import sys, edgeres.runtime, edgeres.engine, edgeres.cuda; print('torch' in sys.modules)"
+    code = "import sys, edgeres.runtime, edgeres.runtime_input, edgeres.engine, edgeres.cuda; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -199,7 +199,7 @@ def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[
 def test_yuyv_file_to_top_k_for_fp32_fp16_int8(fused_artifacts: dict[str, Path]) -> None:
     from edgeres.engine import Precision, onnx_precision
     from edgeres.frontend import InputContract, reference_input
-    from edgeres.runtime import read_input
+    from edgeres.runtime_input import read_input
 
     assert [onnx_precision(fused_artifacts[p]) for p in ("fp32", "fp16", "int8")] == list(Precision)
     logits = {}
@@ -229,7 +229,7 @@ def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndar
     import cv2
 
     from edgeres.artifacts import write_sidecar
-    from edgeres.runtime import read_input
+    from edgeres.runtime_input import read_input
 
     model_path = tmp_path / "plain.onnx"
     onnx.save(small_classifier(), str(model_path))
@@ -245,7 +245,7 @@ def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndar
 
 def test_raw_clip_is_read_a_slice_at_a_time(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
     from edgeres.frames import YuvLayout, open_yuv
-    from edgeres.runtime import read_input
+    from edgeres.runtime_input import read_input
 
     whole = np.array(open_yuv(fused_artifacts["frames"], YuvLayout.YUYV, FRAME_W, FRAME_H).frames())
     np.testing.assert_array_equal(read_input(fused_artifacts["fp32"], fused_artifacts["frames"], 1, 2), whole[1:3])
@@ -260,7 +260,8 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
     """A sidecar copied beside another model is not trusted for its input contract, nor for an engine."""
     import shutil
 
-    from edgeres.runtime import TensorRTRunner, read_input
+    from edgeres.runtime import TensorRTRunner
+    from edgeres.runtime_input import read_input
 
     impostor = tmp_path / "fused.onnx"
     onnx.save(small_classifier(), str(impostor))  # another model, smaller than the fused one
@@ -278,7 +279,7 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
 
 
 def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
-    from edgeres.runtime import read_input
+    from edgeres.runtime_input import read_input
 
     short = tmp_path / "short.yuyv"
     short.write_bytes(fused_artifacts["frames"].read_bytes()[:-2])

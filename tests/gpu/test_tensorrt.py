@@ -15,7 +15,8 @@ import pytest
 from edgeres.artifacts import sha256_file, write_sidecar
 from edgeres.engine import BatchProfile, BuildOptions, build_engine
 from edgeres.engine_target import EngineMismatchError
-from edgeres.runtime import OnnxRuntimeRunner, TensorRTRunner, read_input, top_k
+from edgeres.runtime import OnnxRuntimeRunner, TensorRTRunner, top_k
+from edgeres.runtime_input import read_input
 from tests.test_runtime import FRAME_H, FRAME_W, small_classifier
 
 MIN_SQNR_DB = {"fp16": 40.0, "int8": 20.0}
