@@ -32,7 +32,8 @@ from edgeres.calibdata import CalibrationSet
 from edgeres.calibencode import encoder_for
 from edgeres.calibrate import CalibAlgo, collect_ranges
 from edgeres.frames import YuvLayout, rgb_to_yuv422
-from edgeres.frontend import FRAME_INPUT, InputContract, ResizeMode, attach_frontend, frontend_graph, reference_input
+from edgeres.frontend import FRAME_INPUT, InputContract, ResizeMode, attach_frontend, frontend_graph
+from edgeres.frontend_host import reference_input
 from edgeres.images import default_calibration_dir, list_images, normalize, read_rgb
 from edgeres.model import Arch
 from edgeres.pipeline import export_default

@@ -1,7 +1,7 @@
 """The camera front-end: raw uint8 YUV 4:2:2 frame -> normalised network input, as ONNX nodes and on the host.
 
 Both paths compute the same thing in the same order (numpy and onnx only, no torch), so the fused
-model and the host reference agree to float rounding:
+model and the host reference (edgeres.frontend_host) agree to float rounding:
 
 1. Cast uint8 -> float (TensorRT takes a UINT8 network input only when it is cast right away).
 2. An integer box pre-filter: sums over blocks of `fy` rows x `fxp` pixel pairs, taken straight
@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -39,13 +38,11 @@ from edgeres.frames import (
     ColorRange,
     ColorSpace,
     YuvLayout,
-    check_frames,
     check_size,
     color_conversion,
     frame_shape,
     parse_choice,
     parse_layout,
-    rgb_to_yuv422,
     sparse_taps,
     triangle_matrix,
 )
@@ -224,65 +221,6 @@ def clip_bounds() -> tuple[np.ndarray, np.ndarray]:
     return (-IMAGENET_MEAN / IMAGENET_STD).astype(np.float32), ((1 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
-def _box_sum(x: np.ndarray, axis: int, factor: int, dtype: type[np.unsignedinteger]) -> np.ndarray:
-    """Sum runs of `factor` neighbours along `axis` with strided adds (much faster than np.sum over a middle axis)."""
-    shape = x.shape
-    runs = x.reshape(*shape[:axis], shape[axis] // factor, factor, *shape[axis + 1 :])
-    lead: tuple[Any, ...] = (slice(None),) * (axis + 1)
-    total = runs[(*lead, 0)].astype(dtype)
-    for k in range(1, factor):
-        total += runs[(*lead, k)]
-    return total
-
-
-def block_sums(batch: np.ndarray, contract: InputContract, plan: ResizePlan) -> np.ndarray:
-    """Crop and box-sum a uint8 batch -> float32 [N, 4, Hb, Wb] in `plan.roles` order (exact integers)."""
-    n, (hb, wb), (fy, fxp) = len(batch), plan.blocks, (plan.fy, plan.fxp)
-    rows = slice(plan.top, plan.top + plan.rows)
-    dtype = np.uint16 if 255 * fy * fxp <= np.iinfo(np.uint16).max else np.uint32
-    if contract.layout.packed:
-        window = batch[:, rows, 2 * plan.left : 2 * (plan.left + plan.cols)]
-        sums = _box_sum(_box_sum(window, 1, fy, dtype).reshape(n, hb, wb * fxp, 4), 2, fxp, dtype)
-        return sums.transpose(0, 3, 1, 2).astype(np.float32)
-    luma = _box_sum(batch[:, rows, plan.left : plan.left + plan.cols], 1, fy, dtype).reshape(n, hb, wb * fxp, 2)
-    luma = _box_sum(luma, 2, fxp, dtype).transpose(0, 3, 1, 2)
-    h, half = contract.height, contract.width // 2
-    c_cols = slice(plan.left // 2, (plan.left + plan.cols) // 2)
-    if contract.layout is YuvLayout.I422:
-        planes = batch[:, h:, :].reshape(n, 2, h, half)[:, :, rows, c_cols]
-        chroma = _box_sum(_box_sum(planes, 2, fy, dtype), 3, fxp, dtype)
-    else:
-        pairs = batch[:, h:, :].reshape(n, h, half, 2)[:, rows, c_cols]
-        chroma = _box_sum(_box_sum(pairs, 1, fy, dtype), 2, fxp, dtype).transpose(0, 3, 1, 2)
-    return np.concatenate([luma, chroma], axis=1).astype(np.float32)
-
-
-def reference_input(frames: np.ndarray, contract: InputContract) -> np.ndarray:
-    """Host path: frames [N, rows, cols] (or one frame) -> float32 [N, 3, size, size], as the fused graph does it."""
-    batch = check_frames(frames, contract.layout, contract.width, contract.height)
-    plan = plan_resize(contract)
-    # Rows are gathered whole (fast copies): filter the transposed sums, then the rows.
-    sums = np.ascontiguousarray(block_sums(batch, contract, plan).transpose(0, 1, 3, 2))
-    across = sums[:, :, plan.h_index[:, 0]] * plan.h_weight[None, :, :, 0, None]
-    for k in range(1, plan.h_index.shape[1]):
-        across += sums[:, :, plan.h_index[:, k]] * plan.h_weight[None, :, :, k, None]
-    across = np.ascontiguousarray(across.transpose(0, 1, 3, 2))
-    down = across[:, :, plan.v_index[:, 0]] * plan.v_weight[None, None, :, 0, None]
-    for k in range(1, plan.v_index.shape[1]):
-        down += across[:, :, plan.v_index[:, k]] * plan.v_weight[None, None, :, k, None]
-    return finish(down, contract, plan)
-
-
-def finish(filtered: np.ndarray, contract: InputContract, plan: ResizePlan) -> np.ndarray:
-    """Colour/normalise [N, 4, h, w] channel sums, clip to the RGB range, pad (letterbox)."""
-    weight, bias = color_affine(contract, plan.roles)
-    out = np.tensordot(weight, filtered, axes=([1], [1])).transpose(1, 0, 2, 3) + bias[None, :, None, None]
-    low, high = clip_bounds()
-    out = np.minimum(np.maximum(out, low[None, :, None, None]), high[None, :, None, None])
-    top, left, bottom, right = plan.pad
-    return np.pad(out, ((0, 0), (0, 0), (top, bottom), (left, right))).astype(np.float32)
-
-
 class _Graph:
     """A tiny node/initializer collector with unique `frontend/...` names."""
 
@@ -340,7 +278,7 @@ def _blocks(g: _Graph, sums: str, tag: str, p: ResizePlan, row0: int = 0) -> str
 
 
 def _sums_graph(g: _Graph, frame: str, c: InputContract, p: ResizePlan) -> str:
-    """Cast, box-sum, crop -> [N, 4, Hb, Wb], the graph twin of block_sums."""
+    """Cast, box-sum, crop -> [N, 4, Hb, Wb], the graph twin of frontend_host.block_sums."""
     x = g.op("Cast", [frame], "cast", to=TensorProto.FLOAT)
     rows, cols = c.frame_shape
     x = g.op("Unsqueeze", [x, g.const("channel_axis", np.array([1], np.int64))], "as_image")
@@ -429,22 +367,3 @@ def attach_frontend(model: onnx.ModelProto, contract: InputContract) -> onnx.Mod
     )
     onnx.checker.check_model(fused, full_check=True)
     return onnx.shape_inference.infer_shapes(fused, check_type=True, strict_mode=True)
-
-
-def parity_frames(
-    images: list[np.ndarray], contract: InputContract, random_count: int = 2, seed: int = 0
-) -> np.ndarray:
-    """Frames for parity checks: RGB photographs scaled to the frame size and encoded in the contract's
-    format, then seeded random bytes (every code value, out-of-range ones included)."""
-    size = (contract.width, contract.height)
-    encoded = [
-        rgb_to_yuv422(
-            cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
-            contract.layout,
-            contract.colorspace,
-            contract.color_range,
-        )
-        for rgb in images
-    ]
-    noise = np.random.default_rng(seed).integers(0, 256, (random_count, *contract.frame_shape), dtype=np.uint8)
-    return np.concatenate([np.stack(encoded), noise]) if encoded else noise

@@ -21,7 +21,8 @@ from edgeres.export import (
     validate_opset,
     write_export,
 )
-from edgeres.frontend import InputContract, attach_frontend, parity_frames, reference_input
+from edgeres.frontend import InputContract, attach_frontend
+from edgeres.frontend_host import parity_frames, reference_input
 from edgeres.images import default_calibration_dir, list_images, read_batch, read_rgb
 from edgeres.model import Arch, ResNet, load_model
 

@@ -25,7 +25,8 @@ from edgeres.frames import (
     yuv422_to_rgb,
     yuv422_to_rgb_float,
 )
-from edgeres.frontend import InputContract, ResizeMode, frontend_graph, reference_input
+from edgeres.frontend import InputContract, ResizeMode, frontend_graph
+from edgeres.frontend_host import reference_input
 
 layouts = st.sampled_from(list(YuvLayout))
 spaces = st.sampled_from(list(ColorSpace))

@@ -27,8 +27,8 @@ from edgeres.frontend import (
     frontend_graph,
     parse_input,
     plan_resize,
-    reference_input,
 )
+from edgeres.frontend_host import reference_input
 from edgeres.images import IMAGENET_MEAN, IMAGENET_STD, default_calibration_dir, list_images, read_rgb
 from edgeres.model import Arch, build_model
 from tests.conftest import real_image

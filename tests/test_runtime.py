@@ -129,7 +129,8 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    code = "import sys, edgeres.runtime, edgeres.runtime_input, edgeres.engine, edgeres.cuda; print('torch' in sys.modules)"
+    modules = "edgeres.runtime, edgeres.runtime_input, edgeres.engine, edgeres.cuda"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -198,7 +199,8 @@ def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[
 
 def test_yuyv_file_to_top_k_for_fp32_fp16_int8(fused_artifacts: dict[str, Path]) -> None:
     from edgeres.engine import Precision, onnx_precision
-    from edgeres.frontend import InputContract, reference_input
+    from edgeres.frontend import InputContract
+    from edgeres.frontend_host import reference_input
     from edgeres.runtime_input import read_input
 
     assert [onnx_precision(fused_artifacts[p]) for p in ("fp32", "fp16", "int8")] == list(Precision)
