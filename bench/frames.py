@@ -19,38 +19,23 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
+from _models import cpu_session, fp32_and_u8s8
 
-from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import encoder_for
-from edgeres.calibrate import CalibAlgo, collect_ranges
 from edgeres.frames import YuvLayout, rgb_to_yuv422
 from edgeres.frontend import FRAME_INPUT, InputContract, ResizeMode, attach_frontend, frontend_graph
 from edgeres.frontend_host import reference_input
 from edgeres.images import default_calibration_dir, list_images, normalize, read_rgb
 from edgeres.model import Arch
-from edgeres.pipeline import export_default
-from edgeres.quantize import plan_qdq
-from edgeres.quantize_ort import insert_qdq_cpu
 
 THREADS = 2
 WIDTH, HEIGHT = 1920, 1080
 BUDGET = 0.05
-
-
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def interleaved(runs: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, float]:
@@ -104,23 +89,17 @@ def main() -> None:
 
     print(f"\n2. onnxruntime, batch 1, {args.arch}")
     work = Path(tempfile.mkdtemp(prefix="edgeres-bench-frames-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights: latency does not depend on them
-        fp32_path = export_default(work / "fp32.onnx", Arch(args.arch)).path
-    fp32 = onnx.load(fp32_path)
-    plan = plan_qdq(fp32)
-    calibration = CalibrationSet(None, encoder_for(fp32_path), calib_size=8)
-    ranges = collect_ranges(fp32_path, calibration.batches(8), CalibAlgo.MAX, list(plan.activations + plan.cpu_extra))
-    int8 = insert_qdq_cpu(fp32, plan, ranges)
+    models = fp32_and_u8s8(work, Arch(args.arch))
+    fp32, int8 = models.fp32, models.u8s8
     default = contracts[ResizeMode.CENTER_CROP]
     rgb_input = reference_input(frame, default)
     sessions = {
-        "front-end alone (stretch)": (session(frontend_graph(contracts[ResizeMode.STRETCH])), frame),
-        "front-end alone (center-crop)": (session(frontend_graph(default)), frame),
-        "fp32 plain": (session(fp32), rgb_input),
-        "fp32 fused": (session(attach_frontend(fp32, default)), frame),
-        "int8 plain": (session(int8), rgb_input),
-        "int8 fused": (session(attach_frontend(int8, default)), frame),
+        "front-end alone (stretch)": (cpu_session(frontend_graph(contracts[ResizeMode.STRETCH]), THREADS), frame),
+        "front-end alone (center-crop)": (cpu_session(frontend_graph(default), THREADS), frame),
+        "fp32 plain": (cpu_session(fp32, THREADS), rgb_input),
+        "fp32 fused": (cpu_session(attach_frontend(fp32, default), THREADS), frame),
+        "int8 plain": (cpu_session(int8, THREADS), rgb_input),
+        "int8 fused": (cpu_session(attach_frontend(int8, default), THREADS), frame),
     }
     runs: dict[str, Callable[[], object]] = {}
     for name, (run, feed) in sessions.items():

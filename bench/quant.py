@@ -13,34 +13,19 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from _models import cpu_session, fp32_and_u8s8
 
-from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import encoder_for
-from edgeres.calibrate import CalibAlgo, collect_ranges
 from edgeres.model import Arch
-from edgeres.pipeline import export_default
-from edgeres.quantize import insert_qdq, plan_qdq
-from edgeres.quantize_ort import insert_qdq_cpu
+from edgeres.quantize import insert_qdq
 
 TARGET_SPEEDUP = 2.5
 THREADS = 2
-
-
-def session(model: onnx.ModelProto, optimized: Path | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if optimized is not None:
-        options.optimized_model_filepath = str(optimized)
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def time_ms(run: ort.InferenceSession, batch: np.ndarray, repeats: int) -> list[float]:
@@ -58,17 +43,11 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet50")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgeres-bench-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights: latency does not depend on them
-        fp32_path = export_default(work / "fp32.onnx", Arch(args.arch)).path
-    model = onnx.load(fp32_path)
-    plan = plan_qdq(model)
-    calibration = CalibrationSet(None, encoder_for(fp32_path), calib_size=8)
-    ranges = collect_ranges(fp32_path, calibration.batches(8), CalibAlgo.MAX, list(plan.activations + plan.cpu_extra))
-    models = {"fp32": model, "int8 S8S8 (TensorRT model)": insert_qdq(model, plan, ranges)}
-    models["int8 U8S8 (onnxruntime twin)"] = insert_qdq_cpu(model, plan, ranges)
-    sessions = {name: session(m) for name, m in models.items()}
-    session(models["int8 U8S8 (onnxruntime twin)"], work / "u8s8_optimized.onnx")
+    built = fp32_and_u8s8(work, Arch(args.arch))
+    models = {"fp32": built.fp32, "int8 S8S8 (TensorRT model)": insert_qdq(built.fp32, built.plan, built.ranges)}
+    models["int8 U8S8 (onnxruntime twin)"] = built.u8s8
+    sessions = {name: cpu_session(m, THREADS) for name, m in models.items()}
+    cpu_session(models["int8 U8S8 (onnxruntime twin)"], THREADS, work / "u8s8_optimized.onnx")
     fused = Counter(n.op_type for n in onnx.load(work / "u8s8_optimized.onnx").graph.node)
     print(f"{args.arch}, onnxruntime {ort.__version__} CPU, {THREADS} threads, {args.rounds} interleaved rounds")
     print(f"U8S8 optimized graph: {fused['QLinearConv']} QLinearConv, {fused['Conv'] + fused['FusedConv']} float Conv")

@@ -1,0 +1,58 @@
+"""Models the benchmarks share: one random-weight FP32 export, calibrated once, and its quantized twins.
+
+Imported by the scripts next to it (`python bench/<script>.py` puts bench/ on the import path).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from edgeres.calibdata import CalibrationSet
+from edgeres.calibencode import encoder_for
+from edgeres.calibrate import CalibAlgo, collect_ranges
+from edgeres.model import Arch
+from edgeres.pipeline import export_default
+from edgeres.quantize import QdqPlan, plan_qdq
+from edgeres.quantize_ort import insert_qdq_cpu
+
+CALIB_SAMPLES = 8  # latency does not depend on the weights or ranges: a small MAX calibration will do
+
+
+@dataclass(frozen=True)
+class BenchModels:
+    """The FP32 export, its Q/DQ plan and calibrated ranges, and the U8S8 twin edgeres ships for onnxruntime."""
+
+    fp32_path: Path
+    fp32: onnx.ModelProto
+    plan: QdqPlan
+    ranges: dict[str, float]
+    u8s8: onnx.ModelProto
+
+
+def fp32_and_u8s8(work: Path, arch: Arch) -> BenchModels:
+    """Export a random-weight FP32 `arch` into `work`, calibrate it with MAX, build the U8S8 twin."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: latency does not depend on them
+        fp32_path = export_default(work / "fp32.onnx", arch).path
+    fp32 = onnx.load(fp32_path)
+    plan = plan_qdq(fp32)
+    calibration = CalibrationSet(None, encoder_for(fp32_path), calib_size=CALIB_SAMPLES)
+    tensors = list(plan.activations + plan.cpu_extra)
+    ranges = collect_ranges(fp32_path, calibration.batches(CALIB_SAMPLES), CalibAlgo.MAX, tensors)
+    return BenchModels(fp32_path, fp32, plan, ranges, insert_qdq_cpu(fp32, plan, ranges))
+
+
+def cpu_session(model: onnx.ModelProto, threads: int, optimized: Path | None = None) -> ort.InferenceSession:
+    """An onnxruntime CPU session on `threads` intra-op threads; `optimized` saves the optimized graph there."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
