@@ -1,4 +1,5 @@
-"""End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop.
+"""End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop; and
+`time_runner`, the per-batch + end-to-end timing passes the ONNX Runtime and TensorRT profilers share.
 
 Stages are timed separately: read (copy the frame out of the memory-mapped clip), preprocess
 (host YUV 4:2:2 -> RGB -> resize/crop -> normalise; skipped when the network takes raw frames),
@@ -9,13 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edgeres.errors import UserInputError
 from edgeres.frames import frame_shape, open_yuv, yuv422_to_rgb
 from edgeres.images import center_crop_resize, normalize
-from edgeres.profile import EndToEndResult, FrameClip, RunLength
+from edgeres.profile import (
+    BatchResult,
+    EndToEndResult,
+    FrameClip,
+    ProfileOptions,
+    RunLength,
+    input_batch,
+    unstable_warning,
+)
 from edgeres.runtime import Runner, TensorSpec, top_k
 from edgeres.stats import LatencyStats, frames_per_second
 
@@ -87,3 +98,33 @@ def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmu
         fps=frames_per_second(len(stages[4]), float(np.sum(stages[4]))),
         top1_first_frame=first_top1,
     )
+
+
+@dataclass(frozen=True)
+class RunnerTimings:
+    """What the timing passes over one loaded runner give: per-batch results, the end-to-end result
+    (only with a clip) and a warning per batch whose latency was unstable."""
+
+    batches: tuple[BatchResult, ...]
+    end_to_end: EndToEndResult | None
+    warnings: tuple[str, ...]
+
+
+def time_runner(
+    runner: Runner, path: Path, options: ProfileOptions, measure: Callable[[np.ndarray], BatchResult]
+) -> RunnerTimings:
+    """Time each of `options.batches` with `measure` on a synthetic input, then the clip end to end if one is given.
+
+    `measure` is the backend's own per-batch measurement (TensorRT adds stages and CUDA-graph replay)."""
+    spec = runner.input_spec
+    batches: list[BatchResult] = []
+    warnings: list[str] = []
+    for batch in options.batches:
+        result = measure(input_batch(spec.shape, spec.dtype, batch, path))
+        batches.append(result)
+        if result.unstable:
+            warnings.append(unstable_warning(path, result, options.cv_warn))
+    end_to_end = None
+    if options.clip is not None:
+        end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
+    return RunnerTimings(tuple(batches), end_to_end, tuple(warnings))

@@ -13,7 +13,6 @@ from edgeres.profile import (
     frame_bytes_for,
     input_batch,
     measure_batch,
-    unstable_warning,
 )
 from edgeres.profile_layers import profile_onnx_layers
 from edgeres.profile_memory import GpuMemorySampler, onnx_weights_bytes, peak_rss_bytes, reset_peak_rss
@@ -23,24 +22,16 @@ LAYER_WARMUP_RUNS = 2
 
 
 def profile_onnx(path: Path, options: ProfileOptions) -> ArtifactProfile:
-    warnings: list[str] = []
+    from edgeres.profile_e2e import time_runner
+
     rss_reset = reset_peak_rss()
     runner = OnnxRuntimeRunner(path, threads=options.threads)
     with GpuMemorySampler() as gpu, runner:
         spec = runner.input_spec
-        batches = []
-        for batch in options.batches:
-            result = measure_batch(runner.infer, input_batch(spec.shape, spec.dtype, batch, path), options)
-            batches.append(result)
-            if result.unstable:
-                warnings.append(unstable_warning(path, result, options.cv_warn))
-        end_to_end = None
-        if options.clip is not None:
-            from edgeres.profile_e2e import run_end_to_end
-
-            end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
+        timed = time_runner(runner, path, options, lambda batch: measure_batch(runner.infer, batch, options))
         backend = "onnxruntime " + "+".join(p.removesuffix("ExecutionProvider") for p in runner.providers)
     host_peak = peak_rss_bytes()
+    warnings = list(timed.warnings)
     if not rss_reset:
         warnings.append("peak RSS could not be reset per artifact: it is the whole process's peak")
 
@@ -79,9 +70,9 @@ def profile_onnx(path: Path, options: ProfileOptions) -> ArtifactProfile:
         precision=artifact_precision(path),
         input_name=spec.name,
         input_shape=spec.shape,
-        batches=tuple(batches),
+        batches=timed.batches,
         layers=layers,
         memory=memory,
-        end_to_end=end_to_end,
+        end_to_end=timed.end_to_end,
         warnings=tuple(warnings),
     )

@@ -27,7 +27,6 @@ from edgeres.profile import (
     frame_bytes_for,
     input_batch,
     measure_batch,
-    unstable_warning,
 )
 from edgeres.profile_layers import LayerProfile, make_tensorrt_layer_collector, tensorrt_layer_profile
 from edgeres.profile_memory import GpuMemorySampler, onnx_weights_bytes, peak_rss_bytes, reset_peak_rss
@@ -164,22 +163,13 @@ def _measure_engine_batch(
 
 
 def profile_engine(path: Path, options: ProfileOptions) -> ArtifactProfile:
-    warnings: list[str] = []
+    from edgeres.profile_e2e import time_runner
+
     rss_reset = reset_peak_rss()
     runner = ProfilingTensorRTRunner(path)
     with GpuMemorySampler() as gpu, runner:
         spec = runner.input_spec
-        batches = []
-        for batch in options.batches:
-            result = _measure_engine_batch(runner, input_batch(spec.shape, spec.dtype, batch, path), options)
-            batches.append(result)
-            if result.unstable:
-                warnings.append(unstable_warning(path, result, options.cv_warn))
-        end_to_end = None
-        if options.clip is not None:
-            from edgeres.profile_e2e import run_end_to_end
-
-            end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
+        timed = time_runner(runner, path, options, lambda batch: _measure_engine_batch(runner, batch, options))
         layers = None
         if options.layers:
             layer_input = input_batch(spec.shape, spec.dtype, options.batches[0], path)
@@ -207,9 +197,9 @@ def profile_engine(path: Path, options: ProfileOptions) -> ArtifactProfile:
         precision=artifact_precision(path),
         input_name=spec.name,
         input_shape=spec.shape,
-        batches=tuple(batches),
+        batches=timed.batches,
         layers=layers,
         memory=memory,
-        end_to_end=end_to_end,
-        warnings=tuple(warnings),
+        end_to_end=timed.end_to_end,
+        warnings=timed.warnings,
     )
