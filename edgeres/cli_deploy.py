@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edgeres.cli_base import console, reports_errors
 from edgeres.errors import UserInputError
+
+if TYPE_CHECKING:
+    from edgeres.deploy import InputLayout
+    from edgeres.engine import Precision
+    from edgeres.labels import ClassNames
 
 deploy_app: typer.Typer = typer.Typer(
     help="Deployment configs for a built model: DeepStream nvinfer, Triton model repository.",
@@ -29,7 +34,7 @@ LabelsOption = Annotated[
 ]
 
 
-def _parse_precision(value: str | None) -> object:
+def _parse_precision(value: str | None) -> Precision | None:
     from edgeres.engine import Precision
 
     if value is None:
@@ -38,6 +43,17 @@ def _parse_precision(value: str | None) -> object:
         return Precision(value.lower())
     except ValueError:
         raise UserInputError(f"unknown --precision '{value}': choose int8, fp16 or fp32") from None
+
+
+def _model_and_names(
+    artifact: Path, precision: str | None, layout: InputLayout | None, labels: Path | None
+) -> tuple[Path, ClassNames]:
+    """The model file to deploy (chosen as the --precision and layout ask) and its class names."""
+    from edgeres.deploy import read_deploy_model, select_artifact
+    from edgeres.labels import class_names_for
+
+    path = select_artifact(artifact, _parse_precision(precision), layout)
+    return path, class_names_for(read_deploy_model(path).num_classes, labels)
 
 
 @deploy_app.command()
@@ -63,14 +79,12 @@ def deepstream(
       edgeres deploy deepstream out/build --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """
-    from edgeres.deploy import InputLayout, read_deploy_model, select_artifact
+    from edgeres.deploy import InputLayout
     from edgeres.deploy_deepstream import DeepStreamOptions, write_deepstream
-    from edgeres.labels import class_names_for
 
     if not 0.0 <= threshold <= 1.0:
         raise UserInputError(f"--threshold {threshold}: a probability, 0..1")
-    path = select_artifact(artifact, _parse_precision(precision), InputLayout.RGB_PLANAR)  # type: ignore[arg-type]
-    names = class_names_for(read_deploy_model(path).num_classes, labels)
+    path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels)
     result = write_deepstream(path, output, names, DeepStreamOptions(batch_size, threshold, engine=engine))
     console.print(f"[green]wrote[/] {result.config} (from {path.name}, {len(names)} classes)")
     console.print(f"  onnx-file {result.onnx.name}, labels {result.labels.name}" + (
@@ -103,13 +117,11 @@ def triton(
       edgeres deploy triton out/build --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
-    from edgeres.deploy import InputLayout, read_deploy_model, select_artifact
+    from edgeres.deploy import InputLayout
     from edgeres.deploy_triton import TritonOptions, write_triton_repository
-    from edgeres.labels import class_names_for
 
     layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)
-    path = select_artifact(artifact, _parse_precision(precision), layout)  # type: ignore[arg-type]
-    names = class_names_for(read_deploy_model(path).num_classes, labels)
+    path, names = _model_and_names(artifact, precision, layout, labels)
     options = TritonOptions(name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan)
     result = write_triton_repository(path, output, names, options)
     console.print(f"[green]wrote[/] {result.model_dir} (model '{result.name}', from {path.name})")
