@@ -104,13 +104,23 @@ def test_fp16_build(resnet18_onnx: Path, tmp_path: Path) -> None:
 
 
 def test_labelled_csv_reports_accuracy(resnet18_onnx: Path, tmp_path: Path) -> None:
+    """Labels are FP32's own answers, so FP32 scores 100% and INT8 scores its top-1 agreement with FP32."""
+    from edgeres.export import run_onnx
+    from edgeres.images import imagenet_batch
+
     photos = sorted(default_calibration_dir().glob("*.jpg"))
+    fp32_top1 = run_onnx(str(resnet18_onnx), imagenet_batch(read_rgb(p) for p in photos)).argmax(axis=1)
     csv = tmp_path / "labels.csv"
-    csv.write_text("".join(f"{p},{i % 10}\n" for i, p in enumerate(photos)))
-    options = BuildOptions(onnx=resnet18_onnx, calib=csv, calib_algo=CalibAlgo.MAX, calib_size=4, profile_iterations=0)
+    csv.write_text("".join(f"{p},{label}\n" for p, label in zip(photos, fp32_top1, strict=True)))
+    options = BuildOptions(
+        onnx=resnet18_onnx, calib=csv, calib_algo=CalibAlgo.MAX, calib_size=4, profile_iterations=0,
+        min_holdout_samples=0,  # only the held-out photographs themselves, whose labels are exact
+    )  # fmt: skip
     result = build(options, tmp_path)
-    accuracy = result.fidelity["int8_tensorrt"].accuracy
-    assert accuracy is not None and 0.0 <= accuracy.reference_top1 <= accuracy.reference_top5 <= 1.0
+    report = result.fidelity["int8_tensorrt"]
+    assert report.accuracy is not None and report.samples == 3
+    assert report.accuracy.reference_top1 == 1.0 and report.accuracy.reference_top5 == 1.0
+    assert report.accuracy.candidate_top1 == pytest.approx(report.top1_agreement)
 
 
 def test_empty_calibration_folder_is_a_user_error(resnet18_onnx: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ returns an error code, which is exactly what `check` must turn into a named exce
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None and importlib.uti
 needs_cuda_python = pytest.mark.skipif(not HAS_CUDA_PYTHON, reason="cuda-python (cuda.bindings) is not installed")
 
 
-@pytest.mark.skipif(HAS_CUDA_PYTHON, reason="cuda-python is installed")
-def test_missing_cuda_python_is_named() -> None:
+def test_missing_cuda_python_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
+        monkeypatch.setitem(sys.modules, module, None)  # None in sys.modules makes the import fail
     with pytest.raises(BackendUnavailableError, match="cuda-python is not installed"):
         runtime_module()
 

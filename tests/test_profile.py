@@ -251,7 +251,6 @@ def test_quick_profile_for_build(tiny_onnx: Path) -> None:
 
 
 def test_engine_without_tensorrt_is_a_clear_error(tmp_path: Path) -> None:
-    pytest.importorskip("edgeres.profile_trt")
     try:
         import tensorrt  # noqa: F401
 
