@@ -41,6 +41,7 @@ from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 from edgeres.fidelity import FidelityGate, FidelityReport, check_gate, compare_models
 from edgeres.frontend import InputContract
 from edgeres.model import Arch
+from edgeres.quantfix import bias_corrected
 from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
 from edgeres.quantize_ort import insert_qdq_cpu
 
@@ -88,6 +89,11 @@ class BuildOptions:
     seed: int = 0
     percentile: float = CalibOptions().percentile  # for --calib-algo percentile
     keep_float: tuple[str, ...] = ()
+    # Bias correction (edgeres.quantfix), measured on the trained EfficientNet-Lite0 check (16 held-out samples):
+    # logits SQNR 16.8 -> 19.1 dB with mse calibration, 17.7 -> 21.0 dB with max; on random-weight ResNet50
+    # (12 held-out photographs) 32.5 -> 34.5 dB (mse) and 31.7 -> 33.4 dB (max). One more float pass over the
+    # calibration data (0.9 s for 32 samples of Lite0).
+    bias_correction: bool = True
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: RawFrames | None = None  # layout and size of raw .yuv calibration frames
     contract: InputContract | None = None  # camera-frame input: export (or expect) the fused model
@@ -206,9 +212,16 @@ def _quantize_int8(
     calibrated = _calibrate(options, source, calibration, tensors, outdir, bar)
     timings["calibration_s"] = round(calibrated.seconds, 2)
     ranges = calibrated.ranges
+    if options.bias_correction:
+        bar.begin("bias correction", len(calibration))
+        tick = time.perf_counter()
+        model = bias_corrected(model, plan, ranges, calibration.batches(options.batch_size), bar.advance)
+        timings["bias_correction_s"] = round(time.perf_counter() - tick, 2)
+        bar.end()
     quant_options = {
         "calib_algo": options.calib_algo.value,
         "keep_float": list(options.keep_float),
+        "bias_correction": options.bias_correction,
         "weights": "int8 symmetric per-channel",
         "activations": "int8 symmetric per-tensor",
     }
@@ -240,6 +253,7 @@ def _quantize_int8(
     )
     summary["calibration"] = calibrated.summary
     summary["placement"] = placement
+    summary["bias_correction"] = options.bias_correction
     return (
         {"int8_tensorrt": trt_path, "int8_onnxruntime": cpu_path, "calibration_cache": outdir / CACHE_NAME,
          "calibration_table": table},

@@ -101,6 +101,13 @@ def build(
     keep_float: Annotated[
         str, typer.Option("--keep-float", help="Comma-separated layers kept out of INT8, e.g. conv1,fc.")
     ] = "",
+    bias_correction: Annotated[
+        bool,
+        typer.Option(
+            "--bias-correction/--no-bias-correction",
+            help="INT8: fold each layer's weight-rounding mean shift, measured on the calibration data, into its bias.",
+        ),
+    ] = True,
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = "resnet50",
@@ -193,6 +200,7 @@ def build(
         seed=calib_seed,
         percentile=percentile,
         keep_float=tuple(name.strip() for name in keep_float.split(",") if name.strip()),
+        bias_correction=bias_correction,
         gate=FidelityGate(min_sqnr_db=min_sqnr, min_agreement=min_agreement),
         raw=raw,
         contract=contract,
