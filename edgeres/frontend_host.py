@@ -12,7 +12,15 @@ import cv2
 import numpy as np
 
 from edgeres.frames import YuvLayout, check_frames, rgb_to_yuv422
-from edgeres.frontend import InputContract, ResizePlan, clip_bounds, color_affine, plan_resize
+from edgeres.frontend import (
+    InputContract,
+    ResizePlan,
+    clip_bounds,
+    color_affine,
+    filter_weights,
+    folded_color,
+    plan_resize,
+)
 
 
 def _box_sum(x: np.ndarray, axis: int, factor: int, dtype: type[np.unsignedinteger]) -> np.ndarray:
@@ -48,28 +56,37 @@ def block_sums(batch: np.ndarray, contract: InputContract, plan: ResizePlan) -> 
     return np.concatenate([luma, chroma], axis=1).astype(np.float32)
 
 
+def _affine(weight: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Channel mix [M, C] + bias [M] of x [N, C, H, W] -> float32 [N, M, H, W]."""
+    mixed = np.tensordot(weight, x, axes=([1], [1])).transpose(1, 0, 2, 3)
+    return (mixed + bias[None, :, None, None]).astype(np.float32)
+
+
 def reference_input(frames: np.ndarray, contract: InputContract) -> np.ndarray:
     """Host path: frames [N, rows, cols] (or one frame) -> float32 [N, 3, size, size], as the fused graph does it."""
     batch = check_frames(frames, contract.layout, contract.width, contract.height)
     plan = plan_resize(contract)
+    sums = block_sums(batch, contract, plan)
+    folded = folded_color(contract, plan)
+    if folded is not None:  # colour folded into the box sums, as the graph's box Conv does it
+        sums = _affine(*folded, sums)
+    h_weight = filter_weights(plan, folded is not None)
     # Rows are gathered whole (fast copies): filter the transposed sums, then the rows.
-    sums = np.ascontiguousarray(block_sums(batch, contract, plan).transpose(0, 1, 3, 2))
-    across = sums[:, :, plan.h_index[:, 0]] * plan.h_weight[None, :, :, 0, None]
+    sums = np.ascontiguousarray(sums.transpose(0, 1, 3, 2))
+    across = sums[:, :, plan.h_index[:, 0]] * h_weight[None, :, :, 0, None]
     for k in range(1, plan.h_index.shape[1]):
-        across += sums[:, :, plan.h_index[:, k]] * plan.h_weight[None, :, :, k, None]
+        across += sums[:, :, plan.h_index[:, k]] * h_weight[None, :, :, k, None]
     across = np.ascontiguousarray(across.transpose(0, 1, 3, 2))
     down = across[:, :, plan.v_index[:, 0]] * plan.v_weight[None, None, :, 0, None]
     for k in range(1, plan.v_index.shape[1]):
         down += across[:, :, plan.v_index[:, k]] * plan.v_weight[None, None, :, k, None]
-    return finish(down, contract, plan)
+    return finish(down if folded is not None else _affine(*color_affine(contract, plan.roles), down), plan)
 
 
-def finish(filtered: np.ndarray, contract: InputContract, plan: ResizePlan) -> np.ndarray:
-    """Colour/normalise [N, 4, h, w] channel sums, clip to the RGB range, pad (letterbox)."""
-    weight, bias = color_affine(contract, plan.roles)
-    out = np.tensordot(weight, filtered, axes=([1], [1])).transpose(1, 0, 2, 3) + bias[None, :, None, None]
+def finish(rgb: np.ndarray, plan: ResizePlan) -> np.ndarray:
+    """Clip normalised RGB [N, 3, h, w] to the RGB range, pad (letterbox)."""
     low, high = clip_bounds()
-    out = np.minimum(np.maximum(out, low[None, :, None, None]), high[None, :, None, None])
+    out = np.minimum(np.maximum(rgb, low[None, :, None, None]), high[None, :, None, None])
     top, left, bottom, right = plan.pad
     return np.pad(out, ((0, 0), (0, 0), (top, bottom), (left, right))).astype(np.float32)
 

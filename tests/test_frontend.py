@@ -24,6 +24,7 @@ from edgeres.frontend import (
     ResizeMode,
     attach_frontend,
     clip_bounds,
+    folded_color,
     frontend_graph,
     parse_input,
     plan_resize,
@@ -36,7 +37,7 @@ from tests.conftest import real_image
 # Graph and host path do the same float32 operations in different summation orders.
 FRONTEND_ATOL = 1e-5
 # TensorRT-parsable ops only (no Resize: TensorRT's has no antialias; no integer ops before the Cast).
-PORTABLE_OPS = {"Cast", "Unsqueeze", "Reshape", "ReduceSum", "Conv", "Slice", "Concat", "Transpose", "Gather", "Mul",
+PORTABLE_OPS = {"Cast", "Unsqueeze", "Reshape", "ReduceSum", "Conv", "Slice", "Concat", "Transpose", "Gather", "MatMul",
                 "Max", "Min", "Pad"}  # fmt: skip
 
 
@@ -103,6 +104,29 @@ def test_graph_starts_with_cast_of_the_uint8_frame_and_uses_portable_ops():
     assert {node.op_type for node in graph.node} <= PORTABLE_OPS
     planar = frontend_graph(parse_input("nv16:1920x1080")).graph.input[0]
     assert [d.dim_param or d.dim_value for d in planar.type.tensor_type.shape.dim] == ["batch", 2160, 1920]
+
+
+def test_colour_folds_into_the_box_conv_exactly_where_all_roles_share_one_horizontal_filter():
+    """Boxed plans give Y0 and Y1 the same taps and chroma twice them, so for packed layouts the colour map
+    moves into the box Conv (no colour Conv left) and a centre crop is cut from the row sums before it.
+    Planar layouts and plans too small to box keep per-role filters and the colour Conv."""
+    for layout in YuvLayout:
+        for width, height in ((1920, 1080), (300, 200)):
+            contract = InputContract(layout, width, height)
+            plan = plan_resize(contract)
+            y0, y1, u, v = (plan.h_weight[plan.roles.index(role)] for role in ("y0", "y1", "u", "v"))
+            if plan.boxed:
+                np.testing.assert_array_equal(y0, y1)
+                np.testing.assert_array_equal(u, 2 * y0)
+                np.testing.assert_array_equal(v, 2 * y0)
+            else:
+                assert not np.array_equal(y0, y1)
+            folded = folded_color(contract, plan) is not None
+            assert folded == (layout.packed and plan.boxed) == (layout.packed and width == 1920)
+            nodes = {node.name: node for node in frontend_graph(contract).graph.node}
+            assert ("frontend/color" in nodes) != folded
+            if folded:
+                assert nodes["frontend/box"].input[0] == "frontend/box_crop"
 
 
 def test_downscaling_is_antialiased():
