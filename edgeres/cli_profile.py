@@ -36,7 +36,8 @@ def profile(
 
     Latency is synchronous (one call at a time, as a camera loop runs); throughput is also shown
     pipelined (several calls in flight). With several artifacts, the first is the baseline of a
-    comparison table.
+    comparison table; with two or more ONNX models its median speed-up comes from an extra pass whose
+    rounds alternate between them, so drift in CPU speed hits all alike (TensorRT engines not included).
 
     Examples:\n
       edgeres profile out/model.onnx\n

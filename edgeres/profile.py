@@ -147,6 +147,16 @@ class PipelineMode(Enum):
 
 
 @dataclass(frozen=True)
+class InterleavedLatency:
+    """Synchronous latency from the interleaved comparison pass (edgeres.profile_compare): rounds that
+    alternate between artifacts, so drift in CPU speed falls on all of them alike."""
+
+    sync: LatencyStats
+    rounds: int
+    calls_per_round: int
+
+
+@dataclass(frozen=True)
 class BatchResult:
     batch: int
     sync: LatencyStats  # one call of `batch` frames at a time, waiting for each result
@@ -158,6 +168,7 @@ class BatchResult:
     samples_ms: tuple[float, ...]
     stages: StageSplit | None = None
     graph: LatencyStats | None = None  # TensorRT: the same call replayed as a CUDA graph
+    interleaved: InterleavedLatency | None = None  # two or more ONNX artifacts: the alternating pass
 
 
 @dataclass(frozen=True)
@@ -375,12 +386,16 @@ def profile_artifact(path: Path, options: ProfileOptions) -> ArtifactProfile:
 
 
 def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[ArtifactProfile, ...]:
-    """Check every path first (a typo in the last one should not cost a long run), then profile each."""
+    """Check every path first (a typo in the last one should not cost a long run), then profile each.
+
+    With two or more ONNX artifacts, an interleaved pass follows for a drift-resistant comparison."""
+    from edgeres.profile_compare import add_interleaved
+
     if not paths:
         raise UserInputError("no artifact to profile")
     for path in paths:
         artifact_kind(path)
-    return tuple(profile_artifact(Path(p), options) for p in paths)
+    return add_interleaved(tuple(profile_artifact(Path(p), options) for p in paths), options)
 
 
 @dataclass(frozen=True)

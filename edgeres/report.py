@@ -19,7 +19,7 @@ from rich.table import Table
 
 from edgeres.artifacts import write_json_atomic
 from edgeres.errors import EdgeresError
-from edgeres.profile import ArtifactProfile, BatchResult, MachineInfo, ProfileOptions
+from edgeres.profile import ArtifactKind, ArtifactProfile, BatchResult, MachineInfo, ProfileOptions
 from edgeres.stats import PERCENTILE_DEFINITION, STD_DEFINITION
 
 SCHEMA_ID = "edgeres-profile"
@@ -33,6 +33,10 @@ DEFINITIONS = {
     "sync": "one call at a time, each waiting for its result (a camera loop); latency is per call of `batch` frames",
     "pipelined": "several calls in flight (see pipeline_mode); frames per wall-clock second",
     "speedup": "baseline value / candidate value for latency, candidate / baseline for frames per second",
+    "interleaved": (
+        "two or more ONNX artifacts: rounds alternating between them at each batch size (one untimed call, then "
+        "timed calls), so CPU speed drift hits all alike; TensorRT engines take no part"
+    ),
 }
 
 
@@ -65,23 +69,26 @@ def comparison_rows(profiles: tuple[ArtifactProfile, ...]) -> list[dict[str, Any
             base = base_batches.get(result.batch)
             if base is None:
                 continue
-            rows.append(
-                {
-                    "baseline": baseline.path,
-                    "candidate": candidate.path,
-                    "batch": result.batch,
-                    "median_speedup": _ratio(base.sync.median_ms, result.sync.median_ms),
-                    "p99_speedup": _ratio(base.sync.p99_ms, result.sync.p99_ms),
-                    "sync_fps_ratio": _ratio(result.sync_fps, base.sync_fps),
-                    "pipelined_fps_ratio": _ratio(result.pipelined_fps, base.pipelined_fps),
-                    "artifact_size_ratio": _ratio(candidate.memory.artifact_bytes, baseline.memory.artifact_bytes),
-                }
-            )
+            row: dict[str, Any] = {
+                "baseline": baseline.path,
+                "candidate": candidate.path,
+                "batch": result.batch,
+                "median_speedup": _ratio(base.sync.median_ms, result.sync.median_ms),
+                "p99_speedup": _ratio(base.sync.p99_ms, result.sync.p99_ms),
+                "sync_fps_ratio": _ratio(result.sync_fps, base.sync_fps),
+                "pipelined_fps_ratio": _ratio(result.pipelined_fps, base.pipelined_fps),
+                "artifact_size_ratio": _ratio(candidate.memory.artifact_bytes, baseline.memory.artifact_bytes),
+            }
+            if base.interleaved is not None and result.interleaved is not None:
+                interleaved = _ratio(base.interleaved.sync.median_ms, result.interleaved.sync.median_ms)
+                if interleaved is not None:
+                    row["interleaved_median_speedup"] = interleaved
+            rows.append(row)
     return rows
 
 
 def _batch_json(result: BatchResult) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "batch": result.batch,
         "sync": result.sync.to_dict(),
         "sync_fps": result.sync_fps,
@@ -91,6 +98,9 @@ def _batch_json(result: BatchResult) -> dict[str, Any]:
         "cuda_graph": result.graph.to_dict() if result.graph else None,
         "samples_ms": list(result.samples_ms),
     }
+    if result.interleaved is not None:
+        document["interleaved"] = _plain(asdict(result.interleaved))
+    return document
 
 
 def artifact_json(profile: ArtifactProfile) -> dict[str, Any]:
@@ -193,11 +203,19 @@ def latency_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
 
 
 def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
+    """Each later artifact against the first; the median speed-up comes from the interleaved pass where
+    both took part in it (marked "i"), else from each artifact's own run in turn."""
     rows = comparison_rows(profiles)
     if not rows:
         return None
-    table = Table(title=f"Against {Path(profiles[0].path).name} (x > 1: faster / more)", title_justify="left")
-    for column in ("artifact", "batch", "median speed-up", "p99 speed-up", "sync frames/s", "pipelined frames/s"):
+    interleaved = [r for r in rows if "interleaved_median_speedup" in r]
+    table = Table(
+        title=f"Against {Path(profiles[0].path).name} (x > 1: faster / more)",
+        caption=_comparison_caption(profiles, len(interleaved) == len(rows)) if interleaved else None,
+        title_justify="left",
+    )
+    median_header = "median speed-up" + ("\n(interleaved)" if len(interleaved) == len(rows) else "")
+    for column in ("artifact", "batch", median_header, "p99 speed-up", "sync frames/s", "pipelined frames/s"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     table.add_column("file size", justify="right")
 
@@ -205,11 +223,25 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         return "-" if value is None else f"{value:.2f}x"
 
     for row in rows:
+        median = times(row["median_speedup"])
+        if "interleaved_median_speedup" in row:
+            median = times(row["interleaved_median_speedup"]) + ("" if len(interleaved) == len(rows) else " i")
         table.add_row(
-            Path(row["candidate"]).name, str(row["batch"]), times(row["median_speedup"]), times(row["p99_speedup"]),
+            Path(row["candidate"]).name, str(row["batch"]), median, times(row["p99_speedup"]),
             times(row["sync_fps_ratio"]), times(row["pipelined_fps_ratio"]), times(row["artifact_size_ratio"]),
         )  # fmt: skip
     return table
+
+
+def _comparison_caption(profiles: tuple[ArtifactProfile, ...], all_interleaved: bool) -> str:
+    first = next(b.interleaved for p in profiles for b in p.batches if b.interleaved is not None)
+    where = "median speed-up" if all_interleaved else "median speed-ups marked i"
+    engines = any(p.kind is ArtifactKind.TENSORRT for p in profiles)
+    return (
+        f"{where}: interleaved pass, {first.rounds} rounds alternating between the ONNX artifacts, median of "
+        f"each one's calls (sequential ratio: median_speedup in --json); other columns: each artifact's own run"
+        + ("; TensorRT engines are left out of the interleaved pass" if engines else "")
+    )
 
 
 def memory_table(profiles: tuple[ArtifactProfile, ...]) -> Table:

@@ -306,3 +306,51 @@ def test_precision_of_artifacts_without_sidecar_comes_from_the_graph(tmp_path: P
     assert artifact_precision(engine) is None  # an engine is never read as ONNX
     write_sidecar(engine, "engine", {}, {"precision": "fp16"}, {})
     assert artifact_precision(engine) == "fp16"
+
+
+def test_interleaved_pass_alternates_rounds_and_counts_calls() -> None:
+    from edgeres.profile_compare import interleaved_seconds
+
+    order: list[str] = []
+    samples = interleaved_seconds([lambda: order.append("a"), lambda: order.append("b")], rounds=3, calls_per_round=2)
+    # one untimed + two timed calls per artifact per round; the order reverses every round
+    assert "".join(order) == "aaabbb" + "bbbaaa" + "aaabbb"
+    assert [len(s) for s in samples] == [6, 6] and all((s >= 0).all() for s in samples)
+    with pytest.raises(UserInputError, match="rounds 0"):
+        interleaved_seconds([lambda: None], rounds=0, calls_per_round=1)
+
+
+def test_two_onnx_artifacts_get_interleaved_medians(tmp_path: Path) -> None:
+    from edgeres.profile_compare import DEFAULT_ROUNDS
+
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    write_tiny_classifier(first, seed=1)
+    write_tiny_classifier(second, seed=2, weight_type=TensorProto.INT8)
+    options = ProfileOptions(batches=(1, 4), run_length=RunLength(iterations=14), warmup=1, layers=False)
+    profiles = profile_artifacts([first, second], options)
+    for profile in profiles:
+        for result in profile.batches:
+            interleaved = result.interleaved
+            assert interleaved is not None
+            assert interleaved.rounds == DEFAULT_ROUNDS and interleaved.calls_per_round == 14 // DEFAULT_ROUNDS
+            assert interleaved.sync.count == DEFAULT_ROUNDS * interleaved.calls_per_round
+            assert 0 < interleaved.sync.min_ms <= interleaved.sync.median_ms <= interleaved.sync.max_ms
+
+
+def test_interleaved_median_of_a_model_against_itself_is_near_one(tmp_path: Path) -> None:
+    model, same = tmp_path / "model.onnx", tmp_path / "same.onnx"
+    write_tiny_classifier(model)
+    same.write_bytes(model.read_bytes())
+    options = ProfileOptions(batches=(2,), run_length=RunLength(iterations=42), warmup=2, layers=False)
+    base, candidate = profile_artifacts([model, same], options)
+    base_ms = base.batches[0].interleaved
+    candidate_ms = candidate.batches[0].interleaved
+    assert base_ms is not None and candidate_ms is not None
+    # same bytes, same threads, alternating rounds: any gap is noise (loose bound for a shared machine)
+    assert 0.5 < base_ms.sync.median_ms / candidate_ms.sync.median_ms < 2.0
+
+
+def test_single_artifact_has_no_interleaved_pass(tiny_onnx: Path) -> None:
+    options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=3), warmup=0, layers=False)
+    (profile,) = profile_artifacts([tiny_onnx], options)
+    assert profile.batches[0].interleaved is None

@@ -78,6 +78,16 @@ def test_report_validates_against_the_shipped_schema(two_profiles, tmp_path: Pat
     assert len(document["comparison"]) == 2 and document["comparison"][0]["candidate"].endswith("b.onnx")
     first = document["artifacts"][0]
     assert len(first["batches"][0]["samples_ms"]) == first["batches"][0]["sync"]["count"] == 5
+    # two ONNX artifacts: each batch carries the interleaved pass, each comparison row its ratio
+    for artifact in document["artifacts"]:
+        for batch in artifact["batches"]:
+            interleaved = batch["interleaved"]
+            assert interleaved["sync"]["count"] == interleaved["rounds"] * interleaved["calls_per_round"]
+    for row in document["comparison"]:
+        base, cand = (document["artifacts"][i]["batches"] for i in (0, 1))
+        medians = [next(b["interleaved"]["sync"]["median_ms"] for b in side if b["batch"] == row["batch"])
+                   for side in (base, cand)]  # fmt: skip
+        assert row["interleaved_median_speedup"] == pytest.approx(medians[0] / medians[1])
     assert first["layers"]["top"][0]["share"] > 0
     # survives a round trip through a file
     path = tmp_path / "report.json"
@@ -104,6 +114,48 @@ def test_schema_rejects_broken_reports(two_profiles, breakage, where: str) -> No
     breakage(document)
     with pytest.raises(EdgeresError, match="breaks its schema at " + re.escape(where)):
         validate_report(document)
+
+
+def test_single_artifact_report_has_no_interleaved_fields(tmp_path: Path) -> None:
+    path = tmp_path / "only.onnx"
+    write_tiny_classifier(path)
+    options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=3), warmup=0, layers=False)
+    document = report_json(profile_artifacts([path], options), options, machine_info())
+    validate_report(document)
+    assert "interleaved" not in document["artifacts"][0]["batches"][0] and document["comparison"] == []
+
+
+def test_comparison_uses_interleaved_medians_when_present() -> None:
+    import dataclasses
+
+    from edgeres.profile import InterleavedLatency
+
+    def with_interleaved(profile: ArtifactProfile, median_ms: float) -> ArtifactProfile:
+        stats = LatencyStats.from_ms([median_ms * 0.95, median_ms, median_ms * 1.05])
+        batches = tuple(dataclasses.replace(b, interleaved=InterleavedLatency(stats, 3, 1)) for b in profile.batches)
+        return dataclasses.replace(profile, batches=batches)
+
+    base = with_interleaved(synthetic("fp32.onnx", {1: 20.0}, size=100), 30.0)
+    fast = with_interleaved(synthetic("int8.onnx", {1: 8.0}, size=26), 10.0)
+    (row,) = comparison_rows((base, fast))
+    assert row["median_speedup"] == pytest.approx(2.5)  # their own runs in turn
+    assert row["interleaved_median_speedup"] == pytest.approx(3.0)
+    console = Console(record=True, width=200)
+    for table in all_tables((base, fast)):
+        console.print(table)
+    text = console.export_text()
+    assert "(interleaved)" in text and "interleaved pass, 3 rounds" in text
+    assert re.search(r"int8\.onnx\s*│\s*1\s*│\s*3\.00x\s*│\s*2\.50x", text)  # median interleaved, p99 not
+    # a candidate without the pass (e.g. a TensorRT engine) keeps the ratio of the runs in turn, unmarked
+    plain = synthetic("other.onnx", {1: 5.0}, size=20)
+    rows = comparison_rows((base, fast, plain))
+    assert "interleaved_median_speedup" not in rows[1] and rows[1]["median_speedup"] == pytest.approx(4.0)
+    console = Console(record=True, width=200)
+    for table in all_tables((base, fast, plain)):
+        console.print(table)
+    text = console.export_text()
+    assert re.search(r"int8\.onnx\s*│\s*1\s*│\s*3\.00x i\s*│", text)
+    assert re.search(r"other\.onnx\s*│\s*1\s*│\s*4\.00x\s*│", text) and "marked i" in text
 
 
 def test_tables_name_every_artifact_and_the_comparison(two_profiles) -> None:
