@@ -12,10 +12,12 @@ front-end nodes stay float.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import onnx
 
 from edgeres.artifacts import sha256_file, write_bytes_atomic, write_json_atomic, write_sidecar
@@ -34,14 +36,14 @@ from edgeres.calibcache import (
 )
 from edgeres.calibdata import CalibrationSet, RawFrames
 from edgeres.calibencode import encoder_for
-from edgeres.calibrate import CalibAlgo, CalibOptions, collect_ranges
+from edgeres.calibrate import CalibAlgo, CalibOptions, collect_statistics, ranges_from_statistics
 from edgeres.engine import BuildOptions as EngineOptions
 from edgeres.engine import Precision
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 from edgeres.fidelity import FidelityGate, FidelityReport, check_gate, compare_models
 from edgeres.frontend import InputContract
 from edgeres.model import Arch
-from edgeres.quantfix import bias_corrected
+from edgeres.quantfix import correct_biases, input_means, weighted_inputs
 from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
 from edgeres.quantize_ort import insert_qdq_cpu
 
@@ -162,6 +164,7 @@ class Calibrated:
     summary: dict[str, Any]
     note: str
     seconds: float
+    input_means: dict[str, np.ndarray] | None = None  # gathered by the calibration pass, when one ran
 
 
 def _calibrate(
@@ -171,6 +174,7 @@ def _calibrate(
     tensors: list[str],
     outdir: Path,
     bar: BuildProgress,
+    means_for: Sequence[str] = (),
 ) -> Calibrated:
     """Ranges from the matching calibration cache in `outdir`, else a calibration pass (then cached)."""
     cache_path = outdir / CACHE_NAME
@@ -183,17 +187,23 @@ def _calibrate(
             raise StaleCacheError(f"{exc}, or pass --recalibrate") from None
         if cached is not None:
             note = f"reused calibration cache {cache_path} ({len(cached.ranges)} tensors, {cached.samples} samples)"
-            summary = {"reused_cache": str(cache_path), "samples": cached.samples, **algo}
-            return Calibrated(cached.ranges, summary, note, 0.0)
+            reused = {"reused_cache": str(cache_path), "samples": cached.samples, **algo}
+            return Calibrated(cached.ranges, reused, note, 0.0)
     bar.begin(f"calibrate ({options.calib_algo.value})", len(calibration))
     tick = time.perf_counter()
     batches = calibration.batches(options.batch_size)
-    ranges = collect_ranges(source, batches, options.calib_algo, tensors, options.calib_options, bar.advance)
+    histograms = options.calib_algo is not CalibAlgo.MAX
+    stats = collect_statistics(
+        source, batches, tensors, options.calib_options, bar.advance, histograms=histograms, means_for=means_for
+    )
+    ranges = ranges_from_statistics(stats, options.calib_algo, options.calib_options)
     seconds = time.perf_counter() - tick
     bar.end()
     write_cache(cache_path, CalibCache(key, ranges, calibration.summary.samples))
     note = f"{calibration.summary.describe()}; ranges cached in {cache_path}"
-    return Calibrated(ranges, calibration.summary.as_dict() | algo | {"cache": str(cache_path)}, note, seconds)
+    means = {name: stream.mean for name, stream in stats.means.items()}
+    summary = calibration.summary.as_dict() | algo | {"cache": str(cache_path)}
+    return Calibrated(ranges, summary, note, seconds, means)
 
 
 def _quantize_int8(
@@ -209,15 +219,19 @@ def _quantize_int8(
     model = onnx.load(str(source))
     plan = plan_qdq(model, options.keep_float)
     tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
-    calibrated = _calibrate(options, source, calibration, tensors, outdir, bar)
+    corrected_inputs = weighted_inputs(model, plan) if options.bias_correction else []
+    calibrated = _calibrate(options, source, calibration, tensors, outdir, bar, corrected_inputs)
     timings["calibration_s"] = round(calibrated.seconds, 2)
     ranges = calibrated.ranges
     if options.bias_correction:
-        bar.begin("bias correction", len(calibration))
         tick = time.perf_counter()
-        model = bias_corrected(model, plan, ranges, calibration.batches(options.batch_size), bar.advance)
+        means = calibrated.input_means
+        if means is None:  # ranges came from the cache: one pass of the float model for the means alone
+            bar.begin("bias correction", len(calibration))
+            means = input_means(model, calibration.batches(options.batch_size), corrected_inputs, bar.advance)
+            bar.end()
+        model = correct_biases(model, plan, ranges, means)
         timings["bias_correction_s"] = round(time.perf_counter() - tick, 2)
-        bar.end()
     quant_options = {
         "calib_algo": options.calib_algo.value,
         "keep_float": list(options.keep_float),

@@ -19,6 +19,7 @@ from enum import Enum
 
 import numpy as np
 
+from edgeres.errors import UserInputError
 from edgeres.int8 import INT8_MAX
 
 DEFAULT_BINS = 4096  # range <= 2 * max, so at least 2048 bins cover [0, max] (TensorRT's entropy uses 2048)
@@ -162,6 +163,27 @@ class StreamingHistogram:
         assert self.exponent is not None
         shifted._grow_to(self.exponent)
         self.counts += shifted.counts
+
+
+class StreamingMean:
+    """Mean over the batch axis of every array added (float64 sum and a count: fixed memory)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        part = np.asarray(batch).sum(axis=0, dtype=np.float64)
+        if self.total is not None and self.total.shape != part.shape:
+            raise UserInputError(f"calibration samples change shape: {self.total.shape} then {part.shape}")
+        self.total = part if self.total is None else self.total + part
+        self.count += len(batch)
+
+    @property
+    def mean(self) -> np.ndarray:
+        if self.total is None or self.count == 0:
+            raise UserInputError("no calibration samples for a mean")
+        return self.total / self.count
 
 
 def amax_max(hist: StreamingHistogram, options: CalibOptions) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgeres.calibhist import CalibAlgo, CalibOptions, StreamingHistogram, compute_amax
+from edgeres.calibhist import CalibAlgo, CalibOptions, StreamingHistogram, StreamingMean, compute_amax
 from edgeres.errors import UserInputError
 from edgeres.int8 import MIN_AMAX
 
@@ -70,6 +70,7 @@ class CalibrationStats:
     samples: int = 0
     batches: int = 0
     skipped: list[str] = field(default_factory=list)  # requested tensors that turned out not float
+    means: dict[str, StreamingMean] = field(default_factory=dict)  # per-position means, where asked for
 
     @property
     def nbytes(self) -> int:
@@ -88,7 +89,11 @@ def ranges_from_statistics(
     return {name: max(compute_amax(hist, algo, options), MIN_AMAX) for name, hist in stats.histograms.items()}
 
 
-def _load(onnx_path: Path | str) -> onnx.ModelProto:
+def _load(onnx_path: Path | str | onnx.ModelProto) -> onnx.ModelProto:
+    if isinstance(onnx_path, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(onnx_path)  # extra outputs are added to it
+        return copy
     path = Path(onnx_path)
     if not path.is_file():
         raise UserInputError(f"{path}: ONNX model not found")
@@ -181,18 +186,19 @@ class _ReusingRunner:
 
 
 def _prepare(
-    onnx_path: Path | str, tensors: Sequence[str] | None, threads: int
+    onnx_path: Path | str | onnx.ModelProto, tensors: Sequence[str] | None, threads: int
 ) -> tuple[_ReusingRunner, list[str], set[str]]:
     """Session over the model with the wanted tensors as extra outputs; the ONNX proto is freed on return."""
     model = _load(onnx_path)
+    label = "model" if isinstance(onnx_path, onnx.ModelProto) else onnx_path
     types = _tensor_types(model)
     names = list(tensors) if tensors is not None else activation_tensors(model, types=types)
     known = {out for node in model.graph.node for out in node.output} | {i.name for i in model.graph.input}
     missing = [name for name in names if name not in known]
     if missing:
-        raise UserInputError(f"{onnx_path}: no tensor named {missing[0]!r} to calibrate")
+        raise UserInputError(f"{label}: no tensor named {missing[0]!r} to calibrate")
     if not names:
-        raise UserInputError(f"{onnx_path}: no activation tensors to calibrate")
+        raise UserInputError(f"{label}: no activation tensors to calibrate")
     weights = {init.name for init in model.graph.initializer}
     graph_inputs = {inp.name for inp in model.graph.input if inp.name not in weights}
     input_name = next(inp.name for inp in model.graph.input if inp.name not in weights)
@@ -204,19 +210,28 @@ def _prepare(
 
 
 def collect_statistics(
-    onnx_path: Path | str,
+    onnx_path: Path | str | onnx.ModelProto,
     batches: Iterable[np.ndarray],
     tensors: Sequence[str] | None = None,
     options: CalibOptions | None = None,
     progress: Progress | None = None,
     histograms: bool = True,
     threads: int = DEFAULT_THREADS,
+    means_for: Sequence[str] = (),
 ) -> CalibrationStats:
-    """One streaming pass over `batches`; `histograms=False` tracks only max |x| (enough for MAX)."""
+    """One streaming pass over `batches`; `histograms=False` tracks only max |x| (enough for MAX).
+
+    `means_for` (a subset of the calibrated tensors) also gets each tensor's per-position mean over all
+    samples, in the same pass: what bias correction needs, without running the model a second time.
+    """
     options = options or CalibOptions()
     runner, names, graph_inputs = _prepare(onnx_path, tensors, threads)
     fetched = runner.fetched
+    unknown = [name for name in means_for if name not in names]
+    if unknown:
+        raise ValueError(f"mean requested for {unknown[0]!r}, which is not among the calibrated tensors")
     stats = CalibrationStats({name: StreamingHistogram(options.num_bins) for name in names})
+    stats.means = {name: StreamingMean() for name in means_for}
     for batch in batches:
         values = dict(zip(fetched, runner.run(batch), strict=True))
         for name in names:
@@ -225,6 +240,8 @@ def collect_statistics(
                 if name not in stats.skipped:
                     stats.skipped.append(name)
                 continue
+            if name in stats.means:
+                stats.means[name].add(array)
             hist = stats.histograms[name]
             if histograms:
                 hist.add(array)
@@ -235,7 +252,9 @@ def collect_statistics(
         if progress is not None:
             progress(len(batch))
     if stats.samples == 0:
-        raise UserInputError(f"{onnx_path}: calibration received no samples")
+        label = "model" if isinstance(onnx_path, onnx.ModelProto) else onnx_path
+        raise UserInputError(f"{label}: calibration received no samples")
     for name in stats.skipped:
         del stats.histograms[name]
+        stats.means.pop(name, None)
     return stats

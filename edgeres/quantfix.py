@@ -22,32 +22,12 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from edgeres.calibrate import collect_statistics
 from edgeres.errors import UserInputError
 from edgeres.quantize import QdqPlan, WeightQuant, activation_scale, bias_safe_scales, quantize_weight
 
 Progress = Callable[[int], None]  # called with the number of samples just processed
 DEFAULT_THREADS = 2
-
-
-class StreamingMean:
-    """Mean over the batch axis of every array added (float64 sum and a count: fixed memory)."""
-
-    def __init__(self) -> None:
-        self.total: np.ndarray | None = None
-        self.count = 0
-
-    def add(self, batch: np.ndarray) -> None:
-        part = np.asarray(batch).sum(axis=0, dtype=np.float64)
-        if self.total is not None and self.total.shape != part.shape:
-            raise UserInputError(f"calibration samples change shape: {self.total.shape} then {part.shape}")
-        self.total = part if self.total is None else self.total + part
-        self.count += len(batch)
-
-    @property
-    def mean(self) -> np.ndarray:
-        if self.total is None or self.count == 0:
-            raise UserInputError("bias correction received no calibration samples")
-        return self.total / self.count
 
 
 def weighted_inputs(model: onnx.ModelProto, plan: QdqPlan) -> list[str]:
@@ -61,28 +41,14 @@ def input_means(
     batches: Iterable[np.ndarray],
     tensors: Sequence[str],
     progress: Progress | None = None,
-    threads: int = DEFAULT_THREADS,
 ) -> dict[str, np.ndarray]:
-    """Tensor name -> its mean over all calibration samples (batch axis removed), in one streaming pass."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    graph_inputs = {i.name for i in copy.graph.input}
-    present = {o.name for o in copy.graph.output}
-    fetched = [t for t in tensors if t not in graph_inputs]
-    copy.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in fetched if t not in present)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
-    session = ort.InferenceSession(copy.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
-    del copy
-    input_name = session.get_inputs()[0].name
-    means = {t: StreamingMean() for t in tensors}
-    for batch in batches:
-        values = dict(zip(fetched, session.run(fetched, {input_name: batch}), strict=True))
-        for name in tensors:
-            means[name].add(batch if name in graph_inputs else values[name])
-        if progress is not None:
-            progress(len(batch))
-    return {name: stream.mean for name, stream in means.items()}
+    """Tensor name -> its mean over all calibration samples (batch axis removed), in one streaming pass.
+
+    Only for when no calibration pass runs (a reused calibration cache); otherwise the calibration
+    pass collects the same means (`collect_statistics(..., means_for=...)`).
+    """
+    stats = collect_statistics(model, batches, tensors, progress=progress, histograms=False, means_for=tensors)
+    return {name: stream.mean for name, stream in stats.means.items()}
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:

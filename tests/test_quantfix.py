@@ -14,10 +14,11 @@ from onnx import helper, numpy_helper
 from typer.testing import CliRunner
 
 from edgeres.build import SUMMARY_NAME
+from edgeres.calibhist import StreamingMean
 from edgeres.cli import app
 from edgeres.errors import UserInputError
 from edgeres.export import torch_to_onnx
-from edgeres.quantfix import StreamingMean, correct_biases, input_means, weighted_inputs
+from edgeres.quantfix import correct_biases, input_means, weighted_inputs
 from edgeres.quantize import QdqPlan, insert_qdq, plan_qdq
 
 CHANNELS, SIZE = 4, 9
@@ -151,3 +152,20 @@ def test_cli_bias_correction_is_on_by_default_and_can_be_turned_off(tmp_path: Pa
         assert quantized.keys() == float_biases.keys()
         moved = any(not np.array_equal(quantized[name], float_biases[name]) for name in float_biases)
         assert moved is expected, f"{folder}: biases {'unchanged' if expected else 'changed'}"
+
+
+def test_calibration_pass_gathers_the_same_means_as_a_pass_of_their_own() -> None:
+    from edgeres.calibrate import collect_statistics
+
+    rng = np.random.default_rng(4)
+    model = _branches_model(rng)
+    data = rng.uniform(0.0, 2.0, (9, CHANNELS, SIZE, SIZE)).astype(np.float32)
+    plan = plan_qdq(model)
+    wanted = weighted_inputs(model, plan)
+    stats = collect_statistics(model, [data[:4], data[4:]], list(plan.activations), means_for=wanted)
+    alone = input_means(model, [data[:4], data[4:]], wanted)
+    assert sorted(stats.means) == sorted(alone)
+    for name, stream in stats.means.items():
+        np.testing.assert_array_equal(stream.mean, alone[name])
+    with pytest.raises(ValueError, match="not among the calibrated tensors"):
+        collect_statistics(model, [data], ["flat"], means_for=["dw"])
