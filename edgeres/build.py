@@ -40,12 +40,12 @@ from edgeres.calibrate import CalibAlgo, CalibOptions, collect_statistics, range
 from edgeres.engine import BuildOptions as EngineOptions
 from edgeres.engine import Precision
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
-from edgeres.fidelity import FidelityGate, FidelityReport, check_gate, compare_models
+from edgeres.fidelity import FidelityGate, FidelityReport, Kernels, check_gate, compare_models
 from edgeres.frontend import InputContract
 from edgeres.model import Arch
 from edgeres.quantfix import correct_biases, input_means, weighted_inputs
 from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
-from edgeres.quantize_ort import insert_qdq_cpu
+from edgeres.quantize_ort import exact_weight_type, insert_qdq_cpu
 
 __all__ = ["BuildOptions", "BuildResult", "Precision", "build", "build_engine_only", "engine_status"]
 
@@ -254,11 +254,17 @@ def _quantize_int8(
         {**quant_options, "target": "tensorrt (S8S8)"},
         {"placement": placement, "ranges": ranges, "calibration": calibrated.summary},
     )
+    cpu_weights = exact_weight_type()
+    kernels = "U8S8" if cpu_weights.value == "int8" else "U8U8"
     _write_model(
         cpu_path,
-        insert_qdq_cpu(model, plan, ranges),
+        insert_qdq_cpu(model, plan, ranges, cpu_weights),
         source,
-        {**quant_options, "target": "onnxruntime cpu (U8S8, zero point 128, TensorRT scales)"},
+        {
+            **quant_options,
+            "target": f"onnxruntime cpu ({kernels}, zero point 128, TensorRT scales)",
+            "cpu_weights": cpu_weights.value,
+        },
         {"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
     )
     table = outdir / TRT_TABLE_NAME
@@ -315,8 +321,17 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
         tick = time.perf_counter()
         batches = holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped, options.seed)
         precision = options.precision.value
+        # The TensorRT model is judged by its Q/DQ arithmetic, not by onnxruntime's x86 integer kernels.
+        kernels = Kernels.REFERENCE if name == "int8_tensorrt" else Kernels.RUNTIME
         reports[name] = compare_models(
-            source.path, path, batches, precision, source.weights, source.random_weights, progress=bar.advance
+            source.path,
+            path,
+            batches,
+            precision,
+            source.weights,
+            source.random_weights,
+            progress=bar.advance,
+            kernels=kernels,
         )
         timings[f"fidelity_{name}_s"] = round(time.perf_counter() - tick, 2)
         bar.end()

@@ -11,10 +11,16 @@ DequantizeLinear -> Conv -> QuantizeLinear chains stop becoming QLinearConv: mea
 EfficientNet-Lite0, 48 QLinearConv without extra outputs, none with them, logits 29 dB apart). So the
 layers are compared in a second pass, on the first `layer_samples` held-out samples only, and they
 describe the unfused graph (float convolutions on dequantized values); `layer_samples` says how many.
+
+`Kernels.REFERENCE` runs a model without onnxruntime's Q/DQ fusions, so a Q/DQ model computes exactly
+what its Q/DQ nodes say (float operations on dequantized values): the TensorRT model is judged by its
+own arithmetic, not by onnxruntime's x86 integer kernels, whose U8S8 products saturate on CPUs
+without VNNI. `Kernels.RUNTIME` (the default) runs the model as onnxruntime deploys it.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -33,6 +39,13 @@ LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memor
 TOP_K = 5
 LAYER_OPS = ("Conv", "Gemm")
 Progress = Callable[[int], None]
+
+
+class Kernels(str, enum.Enum):
+    """Which onnxruntime arithmetic evaluates the candidate (see the module docstring)."""
+
+    RUNTIME = "runtime"
+    REFERENCE = "reference"
 
 
 def sqnr_db(signal_power: float, noise_power: float) -> float:
@@ -130,7 +143,9 @@ def layer_tensors(model: onnx.ModelProto) -> list[str]:
     return [n.output[0] for n in model.graph.node if n.op_type in LAYER_OPS and n.output[0] not in outputs]
 
 
-def _session(model: onnx.ModelProto, extra_outputs: list[str], threads: int) -> ort.InferenceSession:
+def _session(
+    model: onnx.ModelProto, extra_outputs: list[str], threads: int, kernels: Kernels = Kernels.RUNTIME
+) -> ort.InferenceSession:
     """A CPU session; `extra_outputs` become graph outputs of a copy (which changes onnxruntime's fusions)."""
     copy = model
     if extra_outputs:
@@ -141,6 +156,8 @@ def _session(model: onnx.ModelProto, extra_outputs: list[str], threads: int) -> 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if kernels is Kernels.REFERENCE:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -209,11 +226,12 @@ def compare_models(
     threads: int = 2,
     progress: Progress | None = None,
     layer_samples: int = LAYER_SAMPLES,
+    kernels: Kernels = Kernels.RUNTIME,
 ) -> FidelityReport:
     """Compare logits of both models as shipped on every batch (an input array, or (inputs, labels));
     then compare their layers on the first `layer_samples` samples (see the module docstring)."""
     ref_model, cand_model = _load(reference), _load(candidate)
-    ref_run, cand_run = _session(ref_model, [], threads), _session(cand_model, [], threads)
+    ref_run, cand_run = _session(ref_model, [], threads), _session(cand_model, [], threads, kernels)
     input_name = ref_run.get_inputs()[0].name
     ref_output, cand_output = ref_run.get_outputs()[0].name, cand_run.get_outputs()[0].name
     tally, samples, labelled = _Tally(), 0, True

@@ -9,18 +9,58 @@ outputs of residual Adds, for QLinearAdd): on the downstream grid where a ReLU/C
 already quantized tensor (exact), with their own calibrated range where a conv feeds a residual Add
 (the one place the twin rounds where TensorRT does not). Finally ReLU/Clip between a dequantize and a
 quantize on the same grid become an integer Clip on the uint8 codes, so no float pass remains there.
+
+Weights are int8 (U8S8) where onnxruntime's integer kernels compute U8S8 exactly: CPUs with a VNNI
+dot product, and non-x86 CPUs. x86 CPUs without VNNI multiply U8S8 with an instruction whose 16-bit
+pair sums saturate (onnxruntime's quantization guide says so; a 1x1 conv measured up to 64 codes off),
+so there the weights are stored as uint8 with zero point 128 (U8U8): the same grid, exact kernels.
 """
 
 from __future__ import annotations
 
+import enum
+import platform
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgeres.int8 import UINT8_MAX
+from edgeres.int8 import U8_ZERO_POINT, UINT8_MAX
 from edgeres.quantize import ActivationType, QdqPlan, insert_qdq, sort_nodes
+
+
+class WeightType(str, enum.Enum):
+    """How the twin stores its weights: int8 (U8S8 kernels) or uint8 with zero point 128 (U8U8 kernels)."""
+
+    INT8 = "int8"
+    UINT8 = "uint8"
+
+
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "avx512vnni", "avxvnni")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The feature flags of the first CPU listed in `cpuinfo` (empty where it cannot be read)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def exact_weight_type(machine: str | None = None, flags: set[str] | None = None) -> WeightType:
+    """INT8 where onnxruntime's U8S8 kernels are exact on this CPU (VNNI, or not x86); UINT8 otherwise."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86_MACHINES:
+        return WeightType.INT8
+    flags = cpu_flags() if flags is None else flags
+    return WeightType.INT8 if any(flag in flags for flag in VNNI_FLAGS) else WeightType.UINT8
 
 
 def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
@@ -30,15 +70,34 @@ def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
     return merged
 
 
-def insert_qdq_cpu(model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float]) -> onnx.ModelProto:
+def insert_qdq_cpu(
+    model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], weights: WeightType = WeightType.INT8
+) -> onnx.ModelProto:
     """The twin (see the module docstring): uint8 activations, zero point 128, TensorRT scales."""
     extra = tuple(dict.fromkeys(plan.cpu_extra + tuple(moved for moved, _ in plan.cpu_moves)))
     twin = insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra)
+    if weights is WeightType.UINT8:
+        uint8_weights(twin, plan)
     integer_clips(twin)
     drop_requantize(twin)
     _drop_unused_constants(twin)
     onnx.checker.check_model(twin)
     return twin
+
+
+def uint8_weights(model: onnx.ModelProto, plan: QdqPlan) -> None:
+    """Store the plan's int8 weights as uint8 codes + 128 with zero point 128: the same values (in place)."""
+    graph = model.graph
+    weights = {w.initializer for w in plan.weights}
+    inits = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or not node.output[0].endswith("_dequantized"):
+            continue
+        if node.output[0].removesuffix("_dequantized") not in weights:
+            continue
+        for name in (node.input[0], node.input[2]):
+            codes = numpy_helper.to_array(inits[name]).astype(np.int16) + U8_ZERO_POINT
+            inits[name].CopyFrom(numpy_helper.from_array(codes.astype(np.uint8), name))
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

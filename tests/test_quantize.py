@@ -18,6 +18,7 @@ from edgeres.model import Arch, build_model
 from edgeres.quantize import (
     FRONTEND_PREFIX,
     QdqPlan,
+    WeightQuant,
     activation_scale,
     bias_safe_scales,
     insert_qdq,
@@ -25,7 +26,7 @@ from edgeres.quantize import (
     quantize_weight,
     to_fp16,
 )
-from edgeres.quantize_ort import insert_qdq_cpu
+from edgeres.quantize_ort import WeightType, exact_weight_type, insert_qdq_cpu, uint8_weights
 
 
 def session(model: onnx.ModelProto, optimized: Path | None = None) -> ort.InferenceSession:
@@ -145,6 +146,86 @@ def test_cpu_twin_fuses_every_conv_into_qlinearconv(resnet18, resnet18_ranges, t
     assert ops["Conv"] == 0 and ops["FusedConv"] == 0, ops
 
 
+def reference_session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """Q/DQ nodes evaluated as written (no integer-kernel fusion): the arithmetic TensorRT follows."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def test_uint8_weight_twin_holds_the_same_grid_and_fuses(resnet18, resnet18_ranges, tmp_path: Path) -> None:
+    model, _ = resnet18
+    plan, ranges = resnet18_ranges
+    int8_twin = insert_qdq_cpu(model, plan, ranges, WeightType.INT8)
+    uint8_twin = insert_qdq_cpu(model, plan, ranges, WeightType.UINT8)
+    weights = [i for i in uint8_twin.graph.initializer if i.name.endswith("_quantized") and len(i.dims) > 1]
+    assert len(weights) == len(plan.weights) and all(i.data_type == TensorProto.UINT8 for i in weights)
+    batch = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    same = [reference_session(t).run(None, {"input": batch})[0] for t in (int8_twin, uint8_twin)]
+    np.testing.assert_array_equal(same[0], same[1])  # identical dequantized values
+    optimized = tmp_path / "optimized.onnx"
+    session(uint8_twin, optimized)
+    ops = Counter(n.op_type for n in onnx.load(optimized).graph.node)
+    assert ops["QLinearConv"] == 20 and ops["Conv"] == 0, ops
+
+
+def saturating_conv() -> tuple[onnx.ModelProto, np.ndarray]:
+    """A Q/DQ 1x1 conv whose uint8 inputs and int8 weights are large: 16-bit pair sums overflow."""
+    rng = np.random.default_rng(0)
+    weight = rng.integers(90, 128, (8, 64, 1, 1)).astype(np.int8) * rng.choice([-1, 1], (8, 64, 1, 1)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+        numpy_helper.from_array(np.array(128, np.uint8), "zp"),
+        numpy_helper.from_array(weight, "w_q"),
+        numpy_helper.from_array(np.full(8, 0.01, np.float32), "w_s"),
+        numpy_helper.from_array(np.zeros(8, np.int8), "w_zp"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "y_s"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["x_f"]),
+        helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["w_f"], axis=0),
+        helper.make_node("Conv", ["x_f", "w_f"], ["y_f"]),
+        helper.make_node("QuantizeLinear", ["y_f", "y_s", "zp"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "sat", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 64, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 8, 8, 8])], inits,
+    )  # fmt: skip
+    frame = np.where(rng.random((1, 64, 8, 8)) < 0.5, 255, 1).astype(np.uint8)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), frame
+
+
+def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
+    """U8U8 fused kernels give the Q/DQ result on every CPU; U8S8 only where the CPU has VNNI."""
+    model, codes = saturating_conv()
+    expected = reference_session(model).run(None, {"x": codes})[0]
+    plan = QdqPlan((), (WeightQuant("conv", "w", 0),), (), (), ())
+    converted = onnx.ModelProto()
+    converted.CopyFrom(model)
+    converted.graph.node[1].output[0] = "w_dequantized"
+    converted.graph.node[2].input[1] = "w_dequantized"
+    uint8_weights(converted, plan)
+    assert [i.data_type for i in converted.graph.initializer if i.name == "w_q"] == [TensorProto.UINT8]
+    np.testing.assert_array_equal(session(converted).run(None, {"x": codes})[0], expected)
+    if exact_weight_type() is WeightType.INT8:
+        np.testing.assert_array_equal(session(model).run(None, {"x": codes})[0], expected)
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "expected"),
+    [
+        ("x86_64", {"avx2", "avx512_vnni"}, WeightType.INT8),
+        ("x86_64", {"avx2", "avx_vnni"}, WeightType.INT8),
+        ("x86_64", {"avx2", "fma"}, WeightType.UINT8),
+        ("AMD64", set(), WeightType.UINT8),
+        ("aarch64", set(), WeightType.INT8),
+    ],
+)
+def test_twin_weight_type_follows_the_cpu(machine: str, flags: set[str], expected: WeightType) -> None:
+    assert exact_weight_type(machine, flags) is expected
+
+
 def chain_model(relu6: bool = False) -> onnx.ModelProto:
     """input -> Conv -> Relu (or Clip 0..6) -> MaxPool -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
     rng = np.random.default_rng(0)
@@ -197,7 +278,7 @@ def test_near_zero_channel_with_bias_does_not_overflow_the_fused_bias(tmp_path: 
     inits["b1"].CopyFrom(numpy_helper.from_array(bias, "b1"))
     plan = plan_qdq(model)
     ranges = {"input": 3.0, "p1": 2.5, "f": 1.7}
-    twin = insert_qdq_cpu(model, plan, ranges)
+    twin = insert_qdq_cpu(model, plan, ranges, exact_weight_type())  # exact kernels on this CPU
     scales = numpy_helper.to_array(next(i for i in twin.graph.initializer if i.name == "w1_scale"))
     floor = bias_safe_scales(bias, activation_scale(3.0))
     assert np.all(scales >= floor.astype(np.float32)) and scales[0] > np.abs(weight[0]).max() / 127
@@ -222,8 +303,8 @@ def test_cpu_twin_is_exactly_the_tensorrt_grid_without_residual_adds(relu6: bool
     assert plan.cpu_moves == (("c1", "p1"),)  # GlobalAveragePool does not commute with rounding: no move
     ranges = {"input": 3.0, "p1": 2.5, "f": 1.7}
     batch = np.random.default_rng(3).standard_normal((4, 3, 16, 16)).astype(np.float32)
-    s8 = session(insert_qdq(model, plan, ranges)).run(None, {"input": batch})[0]
-    twin = insert_qdq_cpu(model, plan, ranges)
+    s8 = reference_session(insert_qdq(model, plan, ranges)).run(None, {"input": batch})[0]
+    twin = insert_qdq_cpu(model, plan, ranges, exact_weight_type())
     on_codes = [n for n in twin.graph.node if n.name.startswith("relu1")]
     assert [n.op_type for n in on_codes] == ["Clip"]  # the ReLU/Clip now acts on the uint8 codes
     code_min = next(i for i in twin.graph.initializer if i.name == on_codes[0].input[1])
