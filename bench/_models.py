@@ -12,13 +12,14 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import encoder_for
-from edgeres.calibrate import CalibAlgo, collect_ranges
-from edgeres.model import Arch
-from edgeres.pipeline import export_default
-from edgeres.quantize import QdqPlan, plan_qdq
-from edgeres.quantize_ort import insert_qdq_cpu
+from edgeres.export.defaults import export_default
+from edgeres.model.resnet import Arch
+from edgeres.quantize.calibrate import collect_ranges
+from edgeres.quantize.calibration_data import CalibrationSet
+from edgeres.quantize.cpu_twin import insert_qdq_cpu
+from edgeres.quantize.encoding import encoder_for
+from edgeres.quantize.histogram import CalibAlgo
+from edgeres.quantize.qdq import QdqPlan, plan_qdq
 
 CALIB_SAMPLES = 8  # latency does not depend on the weights or ranges: a small MAX calibration will do
 

@@ -34,8 +34,8 @@ def peak_rss_mb() -> float:
 
 
 def calibration_batches(onnx_path: str, samples: int, batch: int):  # type: ignore[no-untyped-def]
-    from edgeres.calibdata import CalibrationSet
-    from edgeres.calibencode import encoder_for
+    from edgeres.quantize.calibration_data import CalibrationSet
+    from edgeres.quantize.encoding import encoder_for
 
     return CalibrationSet(None, encoder_for(onnx_path), samples, seed=0).batches(batch)
 
@@ -44,7 +44,7 @@ def tensors_like_ort(onnx_path: str) -> list[str]:
     """The tensors onnxruntime's calibrator picks for these op types: float inputs and outputs, not weights."""
     import onnx
 
-    from edgeres.calibrate import CONSUMER_OPS, FLOAT_TYPES, _tensor_types
+    from edgeres.quantize.calibrate import CONSUMER_OPS, FLOAT_TYPES, _tensor_types
 
     model = onnx.load(onnx_path)
     types, weights = _tensor_types(model), {init.name for init in model.graph.initializer}
@@ -58,8 +58,8 @@ def tensors_like_ort(onnx_path: str) -> list[str]:
 
 
 def worker_edgeres(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str, float]:
-    from edgeres.calibhist import CalibAlgo
-    from edgeres.calibrate import collect_statistics, ranges_from_statistics
+    from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
+    from edgeres.quantize.histogram import CalibAlgo
 
     tensors = tensors_like_ort(onnx_path)  # the same work as onnxruntime's side
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def worker_edgeres(onnx_path: str, algo: str, samples: int, batch: int) -> dict[
 def worker_ort(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str, float]:
     from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
-    from edgeres.calibrate import CONSUMER_OPS
+    from edgeres.quantize.calibrate import CONSUMER_OPS
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -99,7 +99,7 @@ def worker_ort(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str,
 
 def worker_inference(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str, float]:
     """Reference: plain FP32 inference over the same batches (no statistics)."""
-    from edgeres.calibrate import _session
+    from edgeres.quantize.calibrate import _session
 
     session = _session(Path(onnx_path).read_bytes(), 2)
     start = time.perf_counter()

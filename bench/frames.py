@@ -27,11 +27,12 @@ import numpy as np
 import onnxruntime as ort
 from _models import cpu_session, fp32_and_u8s8
 
-from edgeres.frames import YuvLayout, rgb_to_yuv422
-from edgeres.frontend import FRAME_INPUT, InputContract, ResizeMode, attach_frontend, frontend_graph
-from edgeres.frontend_host import reference_input
-from edgeres.images import default_calibration_dir, list_images, normalize, read_rgb
-from edgeres.model import Arch
+from edgeres.frames.contract import FRAME_INPUT, InputContract, ResizeMode
+from edgeres.frames.images import default_calibration_dir, list_images, normalize, read_rgb
+from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422
+from edgeres.frontend.graph import attach_frontend, frontend_graph
+from edgeres.frontend.host import reference_input
+from edgeres.model.resnet import Arch
 
 THREADS = 2
 WIDTH, HEIGHT = 1920, 1080

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.frames import YuvLayout, open_yuv
-from edgeres.frontend import InputContract
-from edgeres.labels import class_names_for
-from edgeres.runtime import open_runner, top_k
-from edgeres.runtime_input import artifact_input_contract
-from edgeres.stats import LatencyStats, frames_per_second
+from edgeres.frames.contract import InputContract
+from edgeres.frames.yuv import YuvLayout, open_yuv
+from edgeres.profile.stats import LatencyStats, frames_per_second
+from edgeres.runtime.dispatch import open_runner
+from edgeres.runtime.inputs import artifact_input_contract
+from edgeres.runtime.labels import class_names_for
+from edgeres.runtime.topk import top_k
 
 
 def pick_model(path: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeres.artifacts import sidecar_path, verify_sidecar, write_sidecar
+from edgeres.artifacts.sidecar import sidecar_path, verify_sidecar, write_sidecar
 from edgeres.errors import UserInputError
 
 

@@ -13,21 +13,23 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from edgeres.build import CACHE_NAME, SUMMARY_NAME, TRT_TABLE_NAME, BuildOptions, Precision, build, engine_path_for
-from edgeres.build_holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
-from edgeres.calibcache import StaleCacheError, read_trt_table
-from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import cover_resize, encoder_for
-from edgeres.calibrate import CalibAlgo
-from edgeres.cli import app
-from edgeres.engine import Precision as EnginePrecision
+from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.precision import Precision as EnginePrecision
+from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
+from edgeres.build.options import BuildOptions
+from edgeres.build.orchestrator import CACHE_NAME, SUMMARY_NAME, TRT_TABLE_NAME, build, engine_path_for
+from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
-from edgeres.fidelity import FidelityGate
-from edgeres.frames import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.frontend import InputContract
-from edgeres.images import default_calibration_dir, read_rgb
-from edgeres.model import Arch
-from edgeres.pipeline import export_default
+from edgeres.export.defaults import export_default
+from edgeres.frames.contract import InputContract
+from edgeres.frames.images import default_calibration_dir, read_rgb
+from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.model.resnet import Arch
+from edgeres.quantize.cache import StaleCacheError, read_trt_table
+from edgeres.quantize.calibration_data import CalibrationSet
+from edgeres.quantize.encoding import cover_resize, encoder_for
+from edgeres.quantize.fidelity import FidelityGate
+from edgeres.quantize.histogram import CalibAlgo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 # INT8 of a random-weight ResNet measured 33-35 dB logits SQNR here; 20 dB (1% noise power) is the floor.
@@ -105,8 +107,8 @@ def test_fp16_build(resnet18_onnx: Path, tmp_path: Path) -> None:
 
 def test_labelled_csv_reports_accuracy(resnet18_onnx: Path, tmp_path: Path) -> None:
     """Labels are FP32's own answers, so FP32 scores 100% and INT8 scores its top-1 agreement with FP32."""
-    from edgeres.export import run_onnx
-    from edgeres.images import imagenet_batch
+    from edgeres.export.parity import run_onnx
+    from edgeres.frames.images import imagenet_batch
 
     photos = sorted(default_calibration_dir().glob("*.jpg"))
     fp32_top1 = run_onnx(str(resnet18_onnx), imagenet_batch(read_rgb(p) for p in photos)).argmax(axis=1)

@@ -13,7 +13,8 @@ import pytest
 from onnx import numpy_helper
 from skimage import data as skdata
 
-from edgeres.calibcache import (
+from edgeres.errors import UserInputError
+from edgeres.quantize.cache import (
     CalibCache,
     StaleCacheError,
     cache_key,
@@ -25,11 +26,10 @@ from edgeres.calibcache import (
     write_cache,
     write_trt_table,
 )
-from edgeres.calibdata import CalibrationSet
-from edgeres.calibencode import encoder_for
-from edgeres.calibhist import CalibAlgo, CalibOptions
-from edgeres.calibrate import collect_ranges
-from edgeres.errors import UserInputError
+from edgeres.quantize.calibrate import collect_ranges
+from edgeres.quantize.calibration_data import CalibrationSet
+from edgeres.quantize.encoding import encoder_for
+from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from tests.test_calibrate import tiny_residual_model
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from edgeres.calibdata import CalibrationSet, RawFrames, SourceKind
-from edgeres.calibencode import ModelInput, SampleEncoder, cover_resize
 from edgeres.errors import UserInputError
-from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.frontend import InputContract
-from edgeres.images import read_rgb
+from edgeres.frames.contract import InputContract
+from edgeres.frames.images import read_rgb
+from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.quantize.calibration_data import CalibrationSet, RawFrames, SourceKind
+from edgeres.quantize.encoding import ModelInput, SampleEncoder, cover_resize
 
 RGB_MODEL = ModelInput("input", "float32", (None, 3, 32, 32))
 PHOTOS = {"astronaut": skdata.astronaut, "chelsea": skdata.chelsea, "coffee": skdata.coffee, "rocket": skdata.rocket}

@@ -10,7 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.calibhist import (
+from edgeres.errors import UserInputError
+from edgeres.quantize.calibrate import activation_tensors, collect_ranges, collect_statistics, ranges_from_statistics
+from edgeres.quantize.grid import MIN_AMAX
+from edgeres.quantize.histogram import (
     ALGORITHMS,
     CalibAlgo,
     CalibOptions,
@@ -21,14 +24,6 @@ from edgeres.calibhist import (
     amax_percentile,
     entropy_divergences,
 )
-from edgeres.calibrate import (
-    MIN_AMAX,
-    activation_tensors,
-    collect_ranges,
-    collect_statistics,
-    ranges_from_statistics,
-)
-from edgeres.errors import UserInputError
 
 OPTIONS = CalibOptions()
 

@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeres.export import torch_to_onnx
-from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.frontend import InputContract, attach_frontend
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.frames.contract import InputContract
+from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.frontend.graph import attach_frontend
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
 

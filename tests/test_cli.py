@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgeres.cli import app
-from edgeres.model import Arch, build_model
+from edgeres.cli.app import app
+from edgeres.model.resnet import Arch, build_model
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ def test_info_on_non_onnx_garbage(tmp_path):
 
 def test_console_script_help_runs_without_heavy_imports():
     """`edgeres --help` must not import torch or onnxruntime (fast, works on a bare device)."""
-    code = "import sys; from edgeres.cli import app; print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
+    code = "import sys; from edgeres.cli.app import app; print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

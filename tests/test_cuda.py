@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgeres.cuda import CudaError, PinnedArray, Stream, check, current_device, runtime_module
+from edgeres.engine.cuda import CudaError, PinnedArray, Stream, check, current_device, runtime_module
 from edgeres.errors import BackendUnavailableError
 
 HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None and importlib.util.find_spec("cuda.bindings") is not None

@@ -13,21 +13,18 @@ import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 
-from edgeres.artifacts import read_sidecar, sha256_file, write_sidecar
-from edgeres.deploy import InputLayout, read_deploy_model, select_artifact
-from edgeres.deploy_deepstream import (
-    NETWORK_MODE,
-    DeepStreamOptions,
-    nvinfer_normalization,
-    write_deepstream,
-)
-from edgeres.deploy_triton import TritonOptions, write_triton_repository
-from edgeres.engine import Precision
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
+from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
+from edgeres.deploy.model import InputLayout, read_deploy_model, select_artifact
+from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.errors import UserInputError
-from edgeres.frames import YuvLayout
-from edgeres.frontend import InputContract, attach_frontend
-from edgeres.images import IMAGENET_MEAN, IMAGENET_STD, normalize
-from edgeres.labels import ClassNames, class_names_for, imagenet_class_names
+from edgeres.frames.contract import InputContract
+from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
+from edgeres.frames.yuv import YuvLayout
+from edgeres.frontend.graph import attach_frontend
+from edgeres.runtime.labels import ClassNames, class_names_for, imagenet_class_names
 from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto
 
 
@@ -119,9 +116,10 @@ def test_nvinfer_normalization_splits_std_into_scale_and_gain():
 @pytest.fixture(scope="module")
 def int8_build(tmp_path_factory) -> Path:
     """A real `edgeres build` (INT8: calibration, Q/DQ ONNX, U8S8 twin) of the tiny model: ~2 s."""
-    from edgeres.build import BuildOptions, build
-    from edgeres.build import Precision as BuildPrecision
-    from edgeres.fidelity import FidelityGate
+    from edgeres.artifacts.precision import Precision as BuildPrecision
+    from edgeres.build.options import BuildOptions
+    from edgeres.build.orchestrator import build
+    from edgeres.quantize.fidelity import FidelityGate
 
     root = tmp_path_factory.mktemp("int8")
     source = tiny_artifact(root / "source", "fp32", classes=10)
@@ -131,7 +129,7 @@ def int8_build(tmp_path_factory) -> Path:
 
 
 def test_deepstream_from_an_int8_build_uses_the_tensorrt_qdq_model_and_a_table(tmp_path: Path, int8_build: Path):
-    from edgeres.calibcache import read_trt_table
+    from edgeres.quantize.cache import read_trt_table
 
     result = write_deepstream(select_artifact(int8_build), tmp_path / "ds", custom_names(10))
     prop = read_nvinfer_config(result.config)
@@ -330,7 +328,7 @@ def test_a_model_without_sidecar_is_refused(tmp_path: Path):
 def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
     from typer.testing import CliRunner
 
-    from edgeres.cli import app
+    from edgeres.cli.app import app
 
     build = tmp_path / "build"
     tiny_artifact(build, "fp16", classes=1000)
@@ -356,7 +354,7 @@ def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str):
     from typer.testing import CliRunner
 
-    from edgeres.cli import app
+    from edgeres.cli.app import app
 
     tiny_artifact(tmp_path / "build", "fp32", classes=1000)
     result = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args])

@@ -2,7 +2,7 @@
 
 import torch
 
-from edgeres.images import imagenet_batch
+from edgeres.frames.images import imagenet_batch
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 
 # ImageNet-1k indices: 285 Egyptian cat, 281 tabby, 282 tiger cat; 967 espresso; 657 missile, 744 projectile.

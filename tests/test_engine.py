@@ -16,21 +16,21 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.artifacts import read_sidecar, sha256_file, write_sidecar
-from edgeres.engine import (
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.onnx import read_onnx_input
+from edgeres.artifacts.precision import Precision, onnx_precision
+from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
+from edgeres.artifacts.sidecar_lineage import onnx_input_contract
+from edgeres.engine.builder import (
     BatchProfile,
     BuildOptions,
-    Precision,
     _attach_timing_cache,
     build_engine,
     engine_sidecar_fields,
     network_flags,
-    onnx_input_contract,
-    onnx_precision,
-    read_onnx_input,
     write_engine,
 )
-from edgeres.engine_target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
+from edgeres.engine.target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

@@ -8,20 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeres.artifacts import sha256_file, sidecar_path
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.sidecar import sidecar_path
 from edgeres.errors import ParityError, UserInputError
-from edgeres.export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    ParityTolerance,
-    compare_logits,
-    export_model,
-    parity_batch,
-    run_onnx,
-    torch_to_onnx,
-)
-from edgeres.images import imagenet_batch
-from edgeres.model import Arch, build_model
+from edgeres.export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model, torch_to_onnx
+from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
+from edgeres.frames.images import imagenet_batch
+from edgeres.model.resnet import Arch, build_model
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +52,7 @@ def test_constants_are_folded_and_shared_initializers_inlined(resnet50_onnx):
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_parity_with_pytorch_on_real_photographs(resnet50, resnet50_onnx, real_batch, batch_size):
-    from edgeres.export import check_parity
+    from edgeres.export.parity import check_parity
 
     batch = parity_batch(real_batch[:batch_size], random_count=0)
     assert len(batch) == batch_size
@@ -107,7 +100,7 @@ def test_failed_parity_leaves_no_file(tmp_path, real_batch):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch, real_batch):
-    import edgeres.artifacts as artifacts
+    import edgeres.artifacts.atomic as artifacts
 
     def interrupted(self, data):
         self.open("wb").write(data[: len(data) // 2])
@@ -134,7 +127,7 @@ def test_opset_18_exports():
 def test_artifacts_get_the_usual_file_mode(tmp_path):
     import os
 
-    from edgeres.artifacts import write_bytes_atomic
+    from edgeres.artifacts.atomic import write_bytes_atomic
 
     previous = os.umask(0o022)
     try:

@@ -10,9 +10,9 @@ import pytest
 from onnx import numpy_helper
 
 from edgeres.errors import FidelityError, UserInputError
-from edgeres.fidelity import FidelityGate, check_gate, compare_models, sqnr_db
-from edgeres.quantize import plan_qdq
-from edgeres.quantize_ort import insert_qdq_cpu
+from edgeres.quantize.cpu_twin import insert_qdq_cpu
+from edgeres.quantize.fidelity import FidelityGate, check_gate, compare_models, sqnr_db
+from edgeres.quantize.qdq import plan_qdq
 from tests.test_quantize import chain_model
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgeres.cli import app
+from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.frames import (
+from edgeres.frames.yuv import (
     ColorRange,
     ColorSpace,
     YuvLayout,

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeres.errors import UserInputError
-from edgeres.export import run_onnx
-from edgeres.frames import (
+from edgeres.export.parity import run_onnx
+from edgeres.frames.contract import InputContract, ResizeMode
+from edgeres.frames.yuv import (
     ColorRange,
     ColorSpace,
     YuvLayout,
@@ -25,8 +26,8 @@ from edgeres.frames import (
     yuv422_to_rgb,
     yuv422_to_rgb_float,
 )
-from edgeres.frontend import InputContract, ResizeMode, frontend_graph
-from edgeres.frontend_host import reference_input
+from edgeres.frontend.graph import frontend_graph
+from edgeres.frontend.host import reference_input
 
 layouts = st.sampled_from(list(YuvLayout))
 spaces = st.sampled_from(list(ColorSpace))

@@ -14,24 +14,17 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from edgeres.cli import app
+from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.export import ParityTolerance, compare_logits, run_onnx, torch_to_onnx
-from edgeres.frames import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, yuv422_to_rgb_float
-from edgeres.frontend import (
-    FRAME_INPUT,
-    InputContract,
-    ResizeMode,
-    attach_frontend,
-    clip_bounds,
-    folded_color,
-    frontend_graph,
-    parse_input,
-    plan_resize,
-)
-from edgeres.frontend_host import reference_input
-from edgeres.images import IMAGENET_MEAN, IMAGENET_STD, default_calibration_dir, list_images, read_rgb
-from edgeres.model import Arch, build_model
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.export.parity import ParityTolerance, compare_logits, run_onnx
+from edgeres.frames.contract import FRAME_INPUT, InputContract, ResizeMode, parse_input
+from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, default_calibration_dir, list_images, read_rgb
+from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, yuv422_to_rgb_float
+from edgeres.frontend.graph import attach_frontend, frontend_graph
+from edgeres.frontend.host import reference_input
+from edgeres.frontend.plan import clip_bounds, folded_color, plan_resize
+from edgeres.model.resnet import Arch, build_model
 from tests.conftest import real_image
 
 # Graph and host path do the same float32 operations in different summation orders.

@@ -14,13 +14,14 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeres.artifacts import write_sidecar
-from edgeres.build import BuildOptions, build
-from edgeres.calibencode import derive_variant
-from edgeres.calibrate import CalibAlgo
-from edgeres.export import torch_to_onnx
-from edgeres.fidelity import Kernels, compare_models
-from edgeres.images import default_calibration_dir, imagenet_batch
+from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.build.options import BuildOptions
+from edgeres.build.orchestrator import build
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.frames.images import default_calibration_dir, imagenet_batch
+from edgeres.quantize.encoding import derive_variant
+from edgeres.quantize.fidelity import Kernels, compare_models
+from edgeres.quantize.histogram import CalibAlgo
 from tests.conftest import real_image
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 

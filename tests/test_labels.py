@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from edgeres.errors import UserInputError
-from edgeres.images import imagenet_batch
-from edgeres.labels import (
+from edgeres.frames.images import imagenet_batch
+from edgeres.runtime.labels import (
     IMAGENET_CLASS_COUNT,
     class_names_for,
     imagenet_class_names,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgeres.errors import CheckpointError, UserInputError
-from edgeres.model import Arch, RandomWeightsWarning, build_model, load_model, read_state_dict
+from edgeres.model.resnet import Arch, RandomWeightsWarning, build_model, load_model, read_state_dict
 
 # Parameter counts of torchvision's models at 1000 classes (torchvision model docs, "Params").
 TORCHVISION_PARAMS = {

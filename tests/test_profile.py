@@ -10,23 +10,16 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from edgeres.cli import app
+from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
+from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.profile import (
-    ArtifactKind,
-    FrameClip,
-    PipelineMode,
-    ProfileOptions,
-    RunLength,
-    artifact_kind,
-    artifact_precision,
-    parse_batches,
-    profile_artifacts,
-    quick_profile,
-)
-from edgeres.profile_layers import aggregate_onnxruntime_events, tensorrt_layer_profile
-from edgeres.profile_memory import FrameBytes, onnx_weights_bytes
+from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
+from edgeres.profile.dispatch import artifact_precision, profile_artifacts
+from edgeres.profile.layers import aggregate_onnxruntime_events, tensorrt_layer_profile
+from edgeres.profile.memory import FrameBytes, onnx_weights_bytes
+from edgeres.profile.options import FrameClip, ProfileOptions, RunLength, parse_batches
+from edgeres.profile.quick import quick_profile
+from edgeres.profile.results import PipelineMode
 from tests.conftest import real_image
 
 CLASSES = 10
@@ -189,9 +182,9 @@ def test_every_path_is_checked_before_any_run(tmp_path: Path, tiny_onnx: Path) -
 
 
 def test_end_to_end_from_a_real_yuv_clip(tmp_path: Path, tiny_onnx: Path) -> None:
-    from edgeres.frames import yuv422_to_rgb
-    from edgeres.images import center_crop_resize, normalize
-    from edgeres.runtime import OnnxRuntimeRunner
+    from edgeres.frames.images import center_crop_resize, normalize
+    from edgeres.frames.yuv import yuv422_to_rgb
+    from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 
     frames = [rgb_to_yuv422(real_image(name)[:300, :400].copy(), YuvLayout.UYVY) for name in ("chelsea", "coffee")]
     clip_path = tmp_path / "clip.yuv"
@@ -293,7 +286,7 @@ def test_cli_help_has_examples() -> None:
 
 def test_precision_of_artifacts_without_sidecar_comes_from_the_graph(tmp_path: Path) -> None:
     """Build outputs record no precision option; the graph tells (Q/DQ -> int8), as for deploy and engine."""
-    from edgeres.artifacts import write_sidecar
+    from edgeres.artifacts.sidecar import write_sidecar
 
     fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     write_tiny_classifier(fp32)
@@ -309,7 +302,7 @@ def test_precision_of_artifacts_without_sidecar_comes_from_the_graph(tmp_path: P
 
 
 def test_interleaved_pass_alternates_rounds_and_counts_calls() -> None:
-    from edgeres.profile_compare import interleaved_seconds
+    from edgeres.profile.compare import interleaved_seconds
 
     order: list[str] = []
     samples = interleaved_seconds([lambda: order.append("a"), lambda: order.append("b")], rounds=3, calls_per_round=2)
@@ -321,7 +314,7 @@ def test_interleaved_pass_alternates_rounds_and_counts_calls() -> None:
 
 
 def test_two_onnx_artifacts_get_interleaved_medians(tmp_path: Path) -> None:
-    from edgeres.profile_compare import DEFAULT_ROUNDS
+    from edgeres.profile.compare import DEFAULT_ROUNDS
 
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
     write_tiny_classifier(first, seed=1)

@@ -13,13 +13,13 @@ import torch
 from onnx import helper, numpy_helper
 from typer.testing import CliRunner
 
-from edgeres.build import SUMMARY_NAME
-from edgeres.calibhist import StreamingMean
-from edgeres.cli import app
+from edgeres.build.orchestrator import SUMMARY_NAME
+from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.export import torch_to_onnx
-from edgeres.quantfix import correct_biases, input_means, weighted_inputs
-from edgeres.quantize import QdqPlan, insert_qdq, plan_qdq
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.quantize.bias_correction import correct_biases, input_means, weighted_inputs
+from edgeres.quantize.histogram import StreamingMean
+from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq
 
 CHANNELS, SIZE = 4, 9
 
@@ -155,7 +155,7 @@ def test_cli_bias_correction_is_on_by_default_and_can_be_turned_off(tmp_path: Pa
 
 
 def test_calibration_pass_gathers_the_same_means_as_a_pass_of_their_own() -> None:
-    from edgeres.calibrate import collect_statistics
+    from edgeres.quantize.calibrate import collect_statistics
 
     rng = np.random.default_rng(4)
     model = _branches_model(rng)

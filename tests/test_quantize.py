@@ -11,11 +11,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.calibrate import CalibAlgo, collect_ranges
 from edgeres.errors import UserInputError
-from edgeres.export import torch_to_onnx
-from edgeres.model import Arch, build_model
-from edgeres.quantize import (
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.model.resnet import Arch, build_model
+from edgeres.quantize.calibrate import collect_ranges
+from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu, uint8_weights
+from edgeres.quantize.fp16 import to_fp16
+from edgeres.quantize.histogram import CalibAlgo
+from edgeres.quantize.qdq import (
     FRONTEND_PREFIX,
     QdqPlan,
     WeightQuant,
@@ -24,9 +27,7 @@ from edgeres.quantize import (
     insert_qdq,
     plan_qdq,
     quantize_weight,
-    to_fp16,
 )
-from edgeres.quantize_ort import WeightType, exact_weight_type, insert_qdq_cpu, uint8_weights
 
 
 def session(model: onnx.ModelProto, optimized: Path | None = None) -> ort.InferenceSession:

@@ -12,23 +12,17 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from edgeres.cli import app
+from edgeres.artifacts.kinds import ArtifactKind
+from edgeres.cli.app import app
 from edgeres.errors import EdgeresError
-from edgeres.profile import (
-    ArtifactKind,
-    ArtifactProfile,
-    BatchResult,
-    MemoryReport,
-    PipelineMode,
-    ProfileOptions,
-    RunLength,
-    machine_info,
-    profile_artifacts,
-)
-from edgeres.profile_memory import FrameBytes
-from edgeres.report import all_tables, comparison_rows, load_schema, report_json, validate_report
-from edgeres.report_plots import write_plots
-from edgeres.stats import LatencyStats
+from edgeres.profile.dispatch import profile_artifacts
+from edgeres.profile.machine import machine_info
+from edgeres.profile.memory import FrameBytes
+from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.plots import write_plots
+from edgeres.profile.report import all_tables, comparison_rows, load_schema, report_json, validate_report
+from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport, PipelineMode
+from edgeres.profile.stats import LatencyStats
 from tests.test_profile import write_tiny_classifier
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,7 +122,7 @@ def test_single_artifact_report_has_no_interleaved_fields(tmp_path: Path) -> Non
 def test_comparison_uses_interleaved_medians_when_present() -> None:
     import dataclasses
 
-    from edgeres.profile import InterleavedLatency
+    from edgeres.profile.results import InterleavedLatency
 
     def with_interleaved(profile: ArtifactProfile, median_ms: float) -> ArtifactProfile:
         stats = LatencyStats.from_ms([median_ms * 0.95, median_ms, median_ms * 1.05])

@@ -14,8 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.export import run_onnx
-from edgeres.runtime import OnnxRuntimeRunner, RunnerState, TensorSpec, open_runner, top_k
+from edgeres.export.parity import run_onnx
+from edgeres.runtime.base import RunnerState, TensorSpec
+from edgeres.runtime.dispatch import open_runner
+from edgeres.runtime.ort_runner import OnnxRuntimeRunner
+from edgeres.runtime.topk import top_k
 
 CLASSES = 7
 
@@ -129,7 +132,8 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    modules = "edgeres.runtime, edgeres.runtime_input, edgeres.engine, edgeres.cuda"
+    runtime = [f"edgeres.runtime.{m}" for m in ("base", "ort_runner", "trt_runner", "inputs", "labels", "topk", "dispatch")]
+    modules = ", ".join([*runtime, "edgeres.engine.builder", "edgeres.engine.cuda", "edgeres.engine.target"])
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -171,12 +175,16 @@ def small_classifier(size: int = 224, classes: int = 4) -> onnx.ModelProto:
 def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, np.ndarray]) -> dict[str, Path]:
     """FP32 fused model (export-style sidecar with the YUYV contract), its FP16 and INT8 (CPU twin)
     quantizations (quantize-style sidecars naming the source), and a raw YUYV file of real photographs."""
-    from edgeres.artifacts import sha256_file, write_sidecar
-    from edgeres.calibrate import CalibAlgo, collect_ranges
-    from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
-    from edgeres.frontend import InputContract, attach_frontend
-    from edgeres.quantize import plan_qdq, to_fp16
-    from edgeres.quantize_ort import insert_qdq_cpu
+    from edgeres.artifacts.atomic import sha256_file
+    from edgeres.artifacts.sidecar import write_sidecar
+    from edgeres.frames.contract import InputContract
+    from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
+    from edgeres.frontend.graph import attach_frontend
+    from edgeres.quantize.calibrate import collect_ranges
+    from edgeres.quantize.cpu_twin import insert_qdq_cpu
+    from edgeres.quantize.fp16 import to_fp16
+    from edgeres.quantize.histogram import CalibAlgo
+    from edgeres.quantize.qdq import plan_qdq
 
     folder = tmp_path_factory.mktemp("fused")
     contract = InputContract(YuvLayout.YUYV, FRAME_W, FRAME_H)
@@ -198,10 +206,10 @@ def fused_artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[
 
 
 def test_yuyv_file_to_top_k_for_fp32_fp16_int8(fused_artifacts: dict[str, Path]) -> None:
-    from edgeres.engine import Precision, onnx_precision
-    from edgeres.frontend import InputContract
-    from edgeres.frontend_host import reference_input
-    from edgeres.runtime_input import read_input
+    from edgeres.artifacts.precision import Precision, onnx_precision
+    from edgeres.frames.contract import InputContract
+    from edgeres.frontend.host import reference_input
+    from edgeres.runtime.inputs import read_input
 
     assert [onnx_precision(fused_artifacts[p]) for p in ("fp32", "fp16", "int8")] == list(Precision)
     logits = {}
@@ -230,8 +238,8 @@ def test_yuyv_file_to_top_k_for_fp32_fp16_int8(fused_artifacts: dict[str, Path])
 def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndarray]) -> None:
     import cv2
 
-    from edgeres.artifacts import write_sidecar
-    from edgeres.runtime_input import read_input
+    from edgeres.artifacts.sidecar import write_sidecar
+    from edgeres.runtime.inputs import read_input
 
     model_path = tmp_path / "plain.onnx"
     onnx.save(small_classifier(), str(model_path))
@@ -246,8 +254,8 @@ def test_rgb_model_reads_an_image(tmp_path: Path, real_images: dict[str, np.ndar
 
 
 def test_raw_clip_is_read_a_slice_at_a_time(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
-    from edgeres.frames import YuvLayout, open_yuv
-    from edgeres.runtime_input import read_input
+    from edgeres.frames.yuv import YuvLayout, open_yuv
+    from edgeres.runtime.inputs import read_input
 
     whole = np.array(open_yuv(fused_artifacts["frames"], YuvLayout.YUYV, FRAME_W, FRAME_H).frames())
     np.testing.assert_array_equal(read_input(fused_artifacts["fp32"], fused_artifacts["frames"], 1, 2), whole[1:3])
@@ -262,8 +270,8 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
     """A sidecar copied beside another model is not trusted for its input contract, nor for an engine."""
     import shutil
 
-    from edgeres.runtime import TensorRTRunner
-    from edgeres.runtime_input import read_input
+    from edgeres.runtime.inputs import read_input
+    from edgeres.runtime.trt_runner import TensorRTRunner
 
     impostor = tmp_path / "fused.onnx"
     onnx.save(small_classifier(), str(impostor))  # another model, smaller than the fused one
@@ -272,7 +280,7 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
         read_input(impostor, fused_artifacts["frames"])
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"engine bytes")
-    from edgeres.artifacts import write_sidecar
+    from edgeres.artifacts.sidecar import write_sidecar
 
     write_sidecar(engine, "engine", {}, {})
     engine.write_bytes(b"other bytes!")  # same size, other content: only the hash tells
@@ -281,7 +289,7 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
 
 
 def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
-    from edgeres.runtime_input import read_input
+    from edgeres.runtime.inputs import read_input
 
     short = tmp_path / "short.yuyv"
     short.write_bytes(fused_artifacts["frames"].read_bytes()[:-2])
@@ -292,7 +300,7 @@ def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path],
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed: tests/gpu runs it")
 def test_tensorrt_runner_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> None:
     from edgeres.errors import BackendUnavailableError
-    from edgeres.runtime import TensorRTRunner
+    from edgeres.runtime.trt_runner import TensorRTRunner
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"engine bytes")

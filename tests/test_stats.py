@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeres.errors import UserInputError
-from edgeres.stats import LatencyStats, frames_per_second, percentile
+from edgeres.profile.stats import LatencyStats, frames_per_second, percentile
 
 
 def test_percentile_wikipedia_worked_example() -> None:

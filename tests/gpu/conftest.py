@@ -7,7 +7,7 @@ import pytest
 
 def _why_not() -> str | None:
     try:
-        from edgeres.engine_target import running_target
+        from edgeres.engine.target import running_target
 
         running_target()
     except Exception as exc:  # BackendUnavailableError, CudaError: both mean "not here"

@@ -10,11 +10,15 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeres.artifacts import write_sidecar
-from edgeres.engine import BatchProfile, BuildOptions, build_engine
-from edgeres.profile import ArtifactKind, PipelineMode, ProfileOptions, RunLength, machine_info, profile_artifacts
-from edgeres.quantize import to_fp16
-from edgeres.report import report_json, validate_report
+from edgeres.artifacts.kinds import ArtifactKind
+from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.engine.builder import BatchProfile, BuildOptions, build_engine
+from edgeres.profile.dispatch import profile_artifacts
+from edgeres.profile.machine import machine_info
+from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.report import report_json, validate_report
+from edgeres.profile.results import PipelineMode
+from edgeres.quantize.fp16 import to_fp16
 from tests.test_runtime import small_classifier
 
 

@@ -12,11 +12,14 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeres.artifacts import sha256_file, write_sidecar
-from edgeres.engine import BatchProfile, BuildOptions, build_engine
-from edgeres.engine_target import EngineMismatchError
-from edgeres.runtime import OnnxRuntimeRunner, TensorRTRunner, top_k
-from edgeres.runtime_input import read_input
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.engine.builder import BatchProfile, BuildOptions, build_engine
+from edgeres.engine.target import EngineMismatchError
+from edgeres.runtime.inputs import read_input
+from edgeres.runtime.ort_runner import OnnxRuntimeRunner
+from edgeres.runtime.topk import top_k
+from edgeres.runtime.trt_runner import TensorRTRunner
 from tests.test_runtime import FRAME_H, FRAME_W, small_classifier
 
 MIN_SQNR_DB = {"fp16": 40.0, "int8": 20.0}
@@ -30,10 +33,13 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, np.ndarray]) -> dict[str, Path]:
     """Fused FP32 model, FP16 model, TensorRT Q/DQ (S8S8) INT8 model, raw YUYV frames of real photographs."""
-    from edgeres.calibrate import CalibAlgo, collect_ranges
-    from edgeres.frames import YuvLayout, rgb_to_yuv422, write_yuv
-    from edgeres.frontend import InputContract, attach_frontend
-    from edgeres.quantize import insert_qdq, plan_qdq, to_fp16
+    from edgeres.frames.contract import InputContract
+    from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
+    from edgeres.frontend.graph import attach_frontend
+    from edgeres.quantize.calibrate import collect_ranges
+    from edgeres.quantize.fp16 import to_fp16
+    from edgeres.quantize.histogram import CalibAlgo
+    from edgeres.quantize.qdq import insert_qdq, plan_qdq
 
     folder = tmp_path_factory.mktemp("gpu")
     contract = InputContract(YuvLayout.YUYV, FRAME_W, FRAME_H)
@@ -116,8 +122,8 @@ def test_failed_load_releases_the_runtime_and_event_timer_destroys_once(
 ) -> None:
     """An engine that passes the sidecar checks but cannot be deserialized: the runtime made for it is
     released by the failed load; EventTimer.destroy twice is harmless."""
-    from edgeres.artifacts import read_sidecar
-    from edgeres.cuda import EventTimer
+    from edgeres.artifacts.sidecar import read_sidecar
+    from edgeres.engine.cuda import EventTimer
     from edgeres.errors import UserInputError
 
     engine = tmp_path / "fp16.engine"

@@ -1,0 +1,94 @@
+"""Where `edgeres build` starts: a given FP32 ONNX (its sidecar says which weights and which input it has)
+or a fresh export, fused with the camera front-end when an input contract is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.errors import UserInputError
+from edgeres.frames.contract import InputContract
+from edgeres.model.resnet import Arch
+from edgeres.quantize.encoding import model_input
+
+
+class ExportChoice(Protocol):
+    """The parts of the build options that say what to export."""
+
+    @property
+    def arch(self) -> Arch: ...
+    @property
+    def weights(self) -> Path | None: ...
+    @property
+    def num_classes(self) -> int | None: ...
+    @property
+    def contract(self) -> InputContract | None: ...
+
+
+class Progress(Protocol):
+    def begin(self, task: str, total: int | None) -> None: ...
+    def end(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The FP32 ONNX the build starts from, which weights it carries and what input it takes."""
+
+    path: Path
+    weights: str
+    random_weights: bool | None  # None: unknown (no edgeres sidecar)
+    contract: InputContract | None
+
+
+def describe_contract(contract: InputContract) -> str:
+    c = contract
+    return f"{c.layout.value} {c.width}x{c.height} {c.colorspace.value} {c.color_range.value} {c.resize.value}"
+
+
+def _given_model_contract(
+    onnx_path: Path, sidecar: dict[str, Any], wanted: InputContract | None
+) -> InputContract | None:
+    """The input contract of a given ONNX: its sidecar's, checked against --input when both exist."""
+    declared = (sidecar.get("options") or {}).get("input")
+    frames = isinstance(declared, dict) and declared.get("kind") == "yuv422"  # plain models say "rgb_float"
+    contract = InputContract.from_dict(declared) if frames else None  # type: ignore[arg-type]
+    if wanted is None or contract == wanted:
+        return contract
+    if contract is not None:
+        raise UserInputError(
+            f"{onnx_path}: its sidecar declares input {describe_contract(contract)}, but --input asks for "
+            f"{describe_contract(wanted)}; drop --input or export the model again with it"
+        )
+    if model_input(onnx_path).dtype != "uint8":
+        raise UserInputError(
+            f"{onnx_path}: takes RGB floats, not {wanted.layout.value} frames; make the camera model with "
+            f"`edgeres export --input {wanted.layout.value}:{wanted.width}x{wanted.height}` and pass that, "
+            "or drop --input"
+        )
+    return wanted
+
+
+def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, progress: Progress) -> SourceModel:
+    """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
+    if onnx_path is not None:
+        path = Path(onnx_path)
+        sidecar = read_sidecar(path) or {}
+        contract = _given_model_contract(path, sidecar, options.contract)
+        random = (sidecar.get("options") or {}).get("random_weights")
+        weights = (sidecar.get("inputs") or {}).get("weights")
+        if random is None:
+            return SourceModel(path, f"unknown (no edgeres sidecar beside {path})", None, contract)
+        return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
+    from edgeres.export.defaults import export_default
+
+    progress.begin("export FP32 ONNX" + (" with the camera front-end" if options.contract else ""), None)
+    result = export_default(
+        outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes, contract=options.contract
+    )
+    progress.end()
+    random = bool(result.sidecar["options"]["random_weights"])
+    weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
+    return SourceModel(result.path, weights, random, options.contract)
+

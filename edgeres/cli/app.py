@@ -1,0 +1,45 @@
+"""The `edgeres` application: every command and command group, registered from one explicit list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from edgeres.cli import build, deploy, frames, model, profile
+
+COMMANDS: tuple[Callable[..., Any], ...] = (model.export, model.info, model.summary, build.build, profile.profile)
+# (name, help, commands) of each sub-command group.
+GROUPS: tuple[tuple[str, str, tuple[Callable[..., Any], ...]], ...] = (
+    ("deploy", "Deployment configs for a built model: DeepStream nvinfer, Triton model repository.",
+     (deploy.deepstream, deploy.triton)),
+    ("frames", "Raw YUV 4:2:2 camera frames (YUYV, UYVY, I422, NV16): encode, decode, info.",
+     (frames.encode, frames.decode, frames.info)),
+)  # fmt: skip
+HELP = "Put ResNet50 on NVIDIA edge hardware: PyTorch -> ONNX -> INT8/FP16 -> TensorRT engine."
+
+
+def _typer(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def make_app() -> typer.Typer:
+    """The typer application with every command of COMMANDS and GROUPS."""
+    root = _typer(HELP)
+    for command in COMMANDS:
+        root.command()(command)
+    for name, help_text, commands in GROUPS:
+        group = _typer(help_text)
+        for command in commands:
+            group.command()(command)
+        root.add_typer(group, name=name)
+    return root
+
+
+app = make_app()
+
+
+def main() -> None:
+    """Console entry point (also `python -m edgeres` and the repository's cli.py)."""
+    app(prog_name="edgeres")

@@ -1,0 +1,110 @@
+"""The `edgeres` command: a thin typer layer over the library. Only the cli modules print and exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from edgeres.cli.options import ArchOption, ClassesOption, WeightsOption, parse_arch
+from edgeres.cli.reporting import console, reports_errors
+
+
+@reports_errors
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path("out/model.onnx"),
+    weights: WeightsOption = None,
+    num_classes: ClassesOption = None,
+    arch: ArchOption = "resnet50",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
+    frame_input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Take raw camera frames instead of RGB floats: FORMAT:WIDTHxHEIGHT with FORMAT yuyv|uyvy|i422|nv16, "
+            "e.g. yuyv:1920x1080. Unpacking, colour conversion, resize and normalisation run inside the model.",
+        ),
+    ] = None,
+    colorspace: Annotated[
+        str, typer.Option("--colorspace", help="With --input: bt601|bt709. Default bt601 (UVC/V4L2 camera default).")
+    ] = "bt601",
+    color_range: Annotated[
+        str, typer.Option("--range", help="With --input: limited|full. Default limited (Y 16-235), as cameras send.")
+    ] = "limited",
+    resize: Annotated[
+        str,
+        typer.Option("--resize", help="With --input: center-crop (default)|stretch|letterbox, to the 224x224 input."),
+    ] = "center-crop",
+) -> None:
+    """Export the model to ONNX and check it against PyTorch in onnxruntime.
+
+    Examples:\n
+      edgeres export -o r50.onnx\n
+      edgeres export --weights resnet50-11ad3fa6.pth -o r50.onnx\n
+      edgeres export --weights product.pth --num-classes 51 -o product.onnx\n
+      edgeres export --input yuyv:1920x1080 --colorspace bt709 -o r50_yuyv.onnx
+    """
+    from edgeres.export.defaults import export_default
+    from edgeres.frames.contract import parse_input
+
+    contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
+    result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
+    if contract is not None:
+        c, f = contract, result.sidecar["results"]["frontend_parity"]
+        console.print(
+            f"input: raw {c.layout.value} {c.width}x{c.height} uint8 {list(c.frame_shape)}, {c.colorspace.value} "
+            f"{c.color_range.value} range, {c.resize.value}; fused vs host path on {f['samples']} frames: "
+            f"max abs {f['max_abs_error']:.2e}, top-1 agreement {f['top1_agreement']:.0%}"
+        )
+    p = result.parity
+    console.print(f"[green]wrote[/] {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {opset})")
+    console.print(
+        f"parity vs PyTorch on {p.samples} inputs: max abs {p.max_abs_error:.2e}, "
+        f"max rel {p.max_rel_error:.2e}, min cosine {p.min_cosine:.7f}, top-1 agreement {p.top1_agreement:.0%}"
+    )
+
+
+@reports_errors
+def info(artifact: Annotated[Path, typer.Argument(help="An artifact made by edgeres (.onnx, .engine).")]) -> None:
+    """Show how an artifact was made (its sidecar) and, for ONNX, its inputs, outputs and opset.
+
+    Example:\n
+      edgeres info out/model.onnx
+    """
+    from edgeres.artifacts.describe import describe_artifact
+
+    description = describe_artifact(artifact)
+    console.print_json(json.dumps(description, default=str))
+
+
+@reports_errors
+def summary(
+    arch: ArchOption = "resnet50",
+    num_classes: ClassesOption = None,
+    size: Annotated[int, typer.Option("--size", help="Input height and width.", min=32)] = 224,
+) -> None:
+    """Print the network stage by stage: output shape, parameters, multiply-accumulates.
+
+    Example:\n
+      edgeres summary --arch resnet50
+    """
+    from edgeres.model.resnet import build_model
+    from edgeres.model.summary import summarize
+
+    model = build_model(parse_arch(arch), num_classes or 1000)
+    rows = summarize(model, size)
+    table = Table(title=f"{model.arch.value}, {size}x{size} input, batch 1")
+    for column in ("stage", "output (C, H, W)", "parameters", "MACs"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for row in rows:
+        shape = " x ".join(map(str, row.output_shape))
+        table.add_row(row.name, shape, f"{row.parameters:,}", f"{row.macs / 1e6:,.1f} M")
+    total_params, total_macs = sum(r.parameters for r in rows), sum(r.macs for r in rows)
+    table.add_section()
+    table.add_row("total", "", f"{total_params:,} ({total_params / 1e6:.2f} M)", f"{total_macs / 1e9:.2f} G")
+    console.print(table)
+
+

@@ -1,0 +1,1 @@
+"""Deployment configs for a built model: DeepStream nvinfer and Triton."""

@@ -1,0 +1,238 @@
+"""DeepStream: a Gst-nvinfer `config_infer_primary.txt`, its labels file and the ONNX it points to.
+
+nvinfer normalises every pixel as `y = net-scale-factor * (x - offsets[c])` (Gst-nvinfer docs,
+"pre-processing function"): one scale for all channels, so ImageNet's per-channel std
+(0.229, 0.224, 0.225) cannot be written in the config. edgeres keeps the result exact instead of
+approximating it: the config uses the mean std, and the ONNX handed to nvinfer starts with one
+per-channel Mul by `mean_std / std[c]` (gains 0.987, 1.009, 1.004), so the tensor reaching the
+first convolution is exactly the ImageNet-normalised image. nvinfer's default classifier parser
+reads probabilities and compares them with `classifier-threshold`, so the same ONNX ends in a
+Softmax (output `probabilities`). Keys follow gstnvinfer_property_parser.h of DeepStream 6/7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
+from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.deploy.model import DeployModel, ElementType, InputLayout, read_deploy_model
+from edgeres.errors import UserInputError
+from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
+from edgeres.quantize.cache import write_trt_table
+from edgeres.runtime.labels import ClassNames
+
+CONFIG_NAME = "config_infer_primary.txt"
+
+
+LABELS_NAME = "labels.txt"
+
+
+CALIBRATION_NAME = "calibration.table"
+
+
+PROBABILITIES = "probabilities"
+
+
+NORMALISED_INPUT = "nvinfer_normalised_input"
+
+
+# NvDsInferNetworkMode (nvdsinfer_context.h): FP32 = 0, INT8 = 1, FP16 = 2.
+NETWORK_MODE = {Precision.FP32: 0, Precision.INT8: 1, Precision.FP16: 2}
+
+
+MODEL_COLOR_FORMAT_RGB = 0  # NvDsInferFormat: RGB = 0, BGR = 1, GRAY = 2
+
+
+NETWORK_TYPE_CLASSIFIER = 1  # NvDsInferNetworkType: Detector 0, Classifier 1, Segmentation 2
+
+
+PROCESS_MODE_PRIMARY = 1  # full frames (2 = secondary, on detected objects)
+
+
+NETWORK_INPUT_ORDER_NCHW = 0
+
+
+@dataclass(frozen=True)
+class NvinferNormalization:
+    """nvinfer's `net-scale-factor` and `offsets`, plus the per-channel gain the ONNX applies after them."""
+
+    net_scale_factor: float
+    offsets: tuple[float, float, float]
+    channel_gain: tuple[float, float, float]
+
+
+def nvinfer_normalization(
+    mean: np.ndarray = IMAGENET_MEAN, std: np.ndarray = IMAGENET_STD
+) -> NvinferNormalization:
+    """Split `(x / 255 - mean[c]) / std[c]` into nvinfer's `s * (x - offsets[c])` and a gain per channel."""
+    reference_std = float(np.mean(std.astype(np.float64)))
+    offsets = tuple(float(255.0 * m) for m in mean.astype(np.float64))
+    gains = tuple(reference_std / float(s) for s in std.astype(np.float64))
+    return NvinferNormalization(1.0 / (255.0 * reference_std), offsets, gains)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DeepStreamOptions:
+    batch_size: int = 1
+    classifier_threshold: float = 0.0
+    gpu_id: int = 0
+    engine: Path | None = None  # a TensorRT engine already built from the generated ONNX, if any
+
+
+@dataclass(frozen=True)
+class DeepStreamResult:
+    config: Path
+    labels: Path
+    onnx: Path
+    calibration: Path | None
+    normalization: NvinferNormalization
+
+
+def nvinfer_onnx(model: onnx.ModelProto, gains: tuple[float, ...], input_name: str, logits: str) -> onnx.ModelProto:
+    """The model with a per-channel Mul in front of everything and a Softmax after `logits`."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    elem = next(v.type.tensor_type.elem_type for v in graph.input if v.name == input_name)
+    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name == input_name:
+                node.input[index] = NORMALISED_INPUT
+    for value in graph.output:
+        if value.name == input_name:
+            raise UserInputError(f"graph output '{input_name}' is also the input; not a classifier")
+    gain = numpy_helper.from_array(np.array(gains, dtype=dtype).reshape(1, len(gains), 1, 1), "nvinfer_channel_gain")
+    graph.initializer.append(gain)
+    graph.node.insert(0, helper.make_node("Mul", [input_name, gain.name], [NORMALISED_INPUT], name="nvinfer/std_gain"))
+    graph.node.append(helper.make_node("Softmax", [logits], [PROBABILITIES], name="nvinfer/softmax", axis=-1))
+    logits_value = next(v for v in graph.output if v.name == logits)
+    probabilities = helper.make_tensor_value_info(
+        PROBABILITIES, logits_value.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in
+                                                                logits_value.type.tensor_type.shape.dim]
+    )
+    del graph.output[:]
+    graph.output.append(probabilities)
+    onnx.checker.check_model(out)
+    return out
+
+
+def deepstream_labels(names: ClassNames) -> str:
+    """nvinfer's classifier label file: one line per output layer, the classes separated by ';'."""
+    return ";".join(names.names) + "\n"
+
+
+def calibration_table(model: DeployModel, out_dir: Path) -> Path:
+    """The TensorRT calibration table nvinfer's INT8 mode asks for, in `out_dir`.
+
+    nvinfer falls back to FP16 when `int8-calib-file` is missing (nvdsinfer_model_builder.cpp: "INT8
+    calibration file not specified. Trying FP16 mode."). With Q/DQ nodes TensorRT quantizes explicitly
+    and takes every scale from the graph, so the table only has to exist and parse: a table `build` wrote
+    beside the model is copied, otherwise one is written from the calibrated ranges in the sidecar.
+    """
+    tables = sorted(model.path.parent.glob("*.table"))
+    target = out_dir / (tables[0].name if len(tables) == 1 else CALIBRATION_NAME)
+    if len(tables) == 1:
+        if target.resolve() != tables[0].resolve():
+            write_bytes_atomic(target, tables[0].read_bytes())
+        return target
+    ranges = model.sidecar.get("results", {}).get("ranges")
+    if not isinstance(ranges, dict) or not ranges:
+        raise UserInputError(
+            f"{model.path}: no calibration table beside it and no calibrated ranges in its sidecar; "
+            f"nvinfer's INT8 mode needs int8-calib-file (rebuild with `edgeres build`)"
+        )
+    write_trt_table(target, {str(k): float(v) for k, v in ranges.items()})
+    return target
+
+
+def deepstream_config_text(
+    model: DeployModel, onnx_name: str, norm: NvinferNormalization, options: DeepStreamOptions,
+    calibration_name: str | None,
+) -> str:
+    """The [property] group of an nvinfer config, with a comment line per non-obvious key."""
+    channels, height, width = model.input.dims
+    lines = [
+        "# Generated by `edgeres deploy deepstream` from " + model.path.name,
+        f"# {model.num_classes} classes, {model.precision.value.upper()}, input {channels}x{height}x{width} RGB.",
+        "[property]",
+        f"gpu-id={options.gpu_id}",
+        f"onnx-file={onnx_name}",
+    ]
+    if options.engine is not None:
+        lines.append(f"model-engine-file={options.engine}")
+    lines += [
+        f"labelfile-path={LABELS_NAME}",
+        f"batch-size={options.batch_size}",
+        "# 0 FP32, 1 INT8, 2 FP16. INT8 scales are in the ONNX's Q/DQ nodes; the table is for nvinfer's check.",
+        f"network-mode={NETWORK_MODE[model.precision]}",
+    ]
+    if calibration_name is not None:
+        lines.append(f"int8-calib-file={calibration_name}")
+    offsets = ";".join(f"{o:.6g}" for o in norm.offsets)
+    lines += [
+        "# y = net-scale-factor * (x - offsets[c]) with 1 / (255 * mean std); the ONNX's first node",
+        "# multiplies channel c by mean_std / std[c], so the network sees exact ImageNet normalisation.",
+        f"net-scale-factor={norm.net_scale_factor:.10g}",
+        f"offsets={offsets}",
+        f"model-color-format={MODEL_COLOR_FORMAT_RGB}",
+        f"network-input-order={NETWORK_INPUT_ORDER_NCHW}",
+        f"infer-dims={channels};{height};{width}",
+        f"output-blob-names={PROBABILITIES}",
+        f"network-type={NETWORK_TYPE_CLASSIFIER}",
+        f"process-mode={PROCESS_MODE_PRIMARY}",
+        f"classifier-threshold={options.classifier_threshold:g}",
+        "gie-unique-id=1",
+        "maintain-aspect-ratio=0",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_deepstream(
+    artifact: Path, out_dir: Path, names: ClassNames, options: DeepStreamOptions = DeepStreamOptions()
+) -> DeepStreamResult:
+    """Write the nvinfer ONNX, labels and config into `out_dir` for the RGB model `artifact`."""
+    model = read_deploy_model(artifact)
+    if model.layout is not InputLayout.RGB_PLANAR:
+        raise UserInputError(
+            f"{model.path}: input '{model.input.name}' is a raw YUV422 frame, but nvinfer converts frames to planar "
+            f"RGB itself: deploy the RGB model of the same build"
+        )
+    if model.input.element is not ElementType.FP32:
+        raise UserInputError(f"{model.path}: nvinfer feeds float32 input, this model takes {model.input.element.name}")
+    if options.batch_size < 1 or (model.fixed_batch is not None and options.batch_size > model.fixed_batch):
+        limit = f"1..{model.fixed_batch}" if model.fixed_batch else "at least 1"
+        raise UserInputError(f"batch size {options.batch_size}: {model.path.name} takes {limit}")
+    names.require_count(model.num_classes)
+    norm = nvinfer_normalization()
+    proto = onnx.load(str(model.path))
+    edited = nvinfer_onnx(proto, norm.channel_gain, model.input.name, model.output.name)
+    out_dir = Path(out_dir)
+    calibration = calibration_table(model, out_dir) if model.precision is Precision.INT8 else None
+    onnx_path = out_dir / f"{model.path.stem}.nvinfer.onnx"
+    write_bytes_atomic(onnx_path, edited.SerializeToString())
+    write_sidecar(
+        onnx_path,
+        stage="deploy-deepstream",
+        inputs={"model": model.path.name, "model_sha256": sha256_file(model.path)},
+        options={
+            **{k: v for k, v in model.options.items() if k != "output"},
+            "output": {"name": PROBABILITIES, "shape": ["batch", model.num_classes]},
+            "nvinfer_channel_gain": list(norm.channel_gain),
+        },
+    )
+    labels_path = out_dir / LABELS_NAME
+    write_bytes_atomic(labels_path, deepstream_labels(names).encode())
+    config_path = out_dir / CONFIG_NAME
+    text = deepstream_config_text(model, onnx_path.name, norm, options, calibration.name if calibration else None)
+    write_bytes_atomic(config_path, text.encode())
+    return DeepStreamResult(config_path, labels_path, onnx_path, calibration, norm)
+

@@ -1,0 +1,249 @@
+"""ONNX -> TensorRT engine, plus the sidecar that ties an engine to its TensorRT version and GPU.
+
+Precision lives in the ONNX (Q/DQ for INT8, casts for FP16), so the network is built strongly
+typed where the API has that flag (TensorRT >= 10); on older APIs the FP16/INT8 builder flags that
+Q/DQ networks need are set instead. Everything except `build_engine` runs without TensorRT;
+`tensorrt` is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
+from edgeres.artifacts.onnx import read_onnx_input
+from edgeres.artifacts.precision import Precision, onnx_precision
+from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.artifacts.sidecar_lineage import onnx_input_contract
+from edgeres.engine.dims import as_dims
+from edgeres.engine.target import EngineTarget, HardwareCompatibility, require_tensorrt, running_target
+from edgeres.errors import EdgeresError, UserInputError
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+
+MAX_OPTIMIZATION_LEVEL = 5  # TensorRT builder optimisation levels are 0..5 (default 3)
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """The batch sizes one optimisation profile covers: min <= opt <= max."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise UserInputError(f"--batch {self}: need 1 <= min <= opt <= max")
+
+    @classmethod
+    def parse(cls, text: str) -> BatchProfile:
+        """`"8"` -> 8:8:8, `"1:8:32"` -> min 1, opt 8, max 32."""
+        parts = text.strip().split(":")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX with whole numbers") from None
+        if len(values) == 1:
+            return cls(values[0], values[0], values[0])
+        if len(values) != 3:
+            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX, got {len(values)} fields")
+        return cls(*values)
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+    def shapes(self, sample_shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Full min/opt/max input shapes for one sample's shape (without the batch axis)."""
+        sample = tuple(int(d) for d in sample_shape)
+        return (self.min, *sample), (self.opt, *sample), (self.max, *sample)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `edgeres build` passes to the TensorRT builder; validated on construction."""
+
+    batch: BatchProfile = field(default_factory=BatchProfile)
+    workspace_mib: int | None = None
+    optimization_level: int | None = None
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    version_compatible: bool = False
+    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
+    calibration_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.workspace_mib is not None and self.workspace_mib < 1:
+            raise UserInputError(f"--workspace {self.workspace_mib} MiB: must be at least 1")
+        level = self.optimization_level
+        if level is not None and not 0 <= level <= MAX_OPTIMIZATION_LEVEL:
+            raise UserInputError(f"--opt-level {level}: TensorRT takes 0..{MAX_OPTIMIZATION_LEVEL}")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise UserInputError(f"--dla {self.dla_core}: DLA cores are numbered from 0")
+        if self.dla_core is not None and self.hardware_compatibility is not HardwareCompatibility.NONE:
+            raise UserInputError("--dla and --hardware-compat exclude each other: DLA engines are tied to one SoC")
+        if self.calibration_cache is not None and not Path(self.calibration_cache).is_file():
+            raise UserInputError(f"{self.calibration_cache}: calibration cache not found")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the sidecar."""
+        out = asdict(self)
+        out["batch"] = asdict(self.batch)
+        out["hardware_compatibility"] = self.hardware_compatibility.value
+        out["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
+        out["calibration_cache"] = str(self.calibration_cache) if self.calibration_cache else None
+        return out
+
+
+def engine_sidecar_fields(
+    onnx_path: Path, options: BuildOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
+) -> tuple[dict[str, str | None], dict[str, Any]]:
+    """Sidecar `inputs` (hashes of the ONNX and calibration cache) and `options` for an engine."""
+    onnx_input = read_onnx_input(onnx_path)
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    cache = options.calibration_cache
+    inputs: dict[str, str | None] = {
+        "onnx": str(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
+        "calibration_cache": str(cache) if cache else None,
+        "calibration_cache_sha256": sha256_file(cache) if cache else None,
+    }
+    fields: dict[str, Any] = {
+        "precision": precision.value,
+        "strongly_typed": strongly_typed,
+        "input": onnx_input_contract(onnx_path),
+        "profile": {"tensor": onnx_input.name, "min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)},
+        "target": target.sidecar_fields(),
+        **options.as_dict(),
+    }
+    return inputs, fields
+
+
+def write_engine(
+    output: Path, serialized: bytes, inputs: dict[str, str | None], fields: dict[str, Any], build_seconds: float
+) -> dict[str, Any]:
+    """Write the engine atomically, then its sidecar; returns the sidecar."""
+    if not serialized:
+        raise EdgeresError(f"{output}: TensorRT returned an empty engine")
+    write_bytes_atomic(output, serialized)
+    results = {"build_seconds": round(build_seconds, 2)}
+    return write_sidecar(output, "engine", inputs, fields, results, versions=("tensorrt", "onnx", "numpy"))
+
+
+def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> trt.OnnxParser:
+    """Fill `network` from the ONNX; returns the parser, which the caller keeps until the engine is built.
+
+    The parser owns the weight memory the network points at, so it must outlive
+    build_serialized_network (TensorRT Developer Guide, "Importing a Model Using the ONNX Parser").
+    """
+    import tensorrt as trt
+
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return parser
+    errors = []
+    for index in range(parser.num_errors):
+        error = parser.get_error(index)
+        node = error.node_name() or f"#{error.node()}"
+        errors.append(f"node {node} ({error.node_operator()}): {error.desc()}")
+    raise UserInputError(f"{onnx_path}: TensorRT's ONNX parser failed: " + "; ".join(errors or ["no detail given"]))
+
+
+def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildOptions) -> None:
+    """Workspace, optimisation level, DLA, version and hardware compatibility on `config`."""
+    import tensorrt as trt
+
+    if options.workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.optimization_level is not None:
+        config.builder_optimization_level = options.optimization_level
+    if options.dla_core is not None:
+        if options.dla_core >= builder.num_DLA_cores:
+            raise UserInputError(f"--dla {options.dla_core}: this device has {builder.num_DLA_cores} DLA core(s)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run stay on the GPU
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if options.hardware_compatibility is not HardwareCompatibility.NONE:
+        level = options.hardware_compatibility.name
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
+
+
+def network_flags(precision: Precision, dla: bool = False, trt: Any = None) -> tuple[int, list[Any], bool]:
+    """(creation flags, builder flags, strongly typed) for building `precision` on this TensorRT.
+
+    Strongly typed where the API has the flag, except for DLA on an API that still has the FP16/INT8
+    builder flags (TensorRT 10.x, JetPack 6 ships 10.3): NVIDIA's 10.x "Working with DLA" guide
+    builds DLA engines with those flags (`trtexec --useDLACore=0 --fp16`), and strongly typed DLA
+    is documented only from TensorRT 11.4.1 ("Strongly Typed Networks for DLA"), where the flags
+    are gone and every network is strongly typed. `trt` is the tensorrt module (a stand-in in tests).
+    """
+    if trt is None:
+        import tensorrt as trt
+
+    creation = trt.NetworkDefinitionCreationFlag
+    legacy = hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8")
+    if hasattr(creation, "STRONGLY_TYPED") and not (dla and legacy):
+        return 1 << int(creation.STRONGLY_TYPED), [], True
+    flags = 1 << int(creation.EXPLICIT_BATCH) if hasattr(creation, "EXPLICIT_BATCH") else 0
+    wanted = {Precision.FP32: [], Precision.FP16: ["FP16"], Precision.INT8: ["INT8", "FP16"]}[precision]
+    return flags, [getattr(trt.BuilderFlag, name) for name in wanted if hasattr(trt.BuilderFlag, name)], False
+
+
+def _attach_timing_cache(config: trt.IBuilderConfig, cache_path: Path) -> trt.ITimingCache:
+    """Load `cache_path` (empty when absent) into `config`; a cache TensorRT rejects is refused, untouched."""
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise UserInputError(
+            f"{cache_path}: TensorRT rejected this timing cache (made by another TensorRT version or GPU?); "
+            "delete it or pass another --timing-cache"
+        )
+    return cache
+
+
+def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
+    """Parse the ONNX, build one optimisation profile, write engine + sidecar; returns the sidecar."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise UserInputError(f"{onnx_path}: ONNX file not found")
+    require_tensorrt()
+    import tensorrt as trt
+
+    target = running_target()
+    precision = onnx_precision(onnx_path)
+    onnx_input = read_onnx_input(onnx_path)
+    started = time.perf_counter()
+    # logger, builder, network, parser, config and timing cache are all held in this frame until
+    # build_serialized_network returns: the network points into the parser's weights.
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    creation_flags, precision_flags, strongly_typed = network_flags(precision, dla=options.dla_core is not None)
+    network = builder.create_network(creation_flags)
+    parser = _parse_onnx(network, logger, onnx_path)
+    config = builder.create_builder_config()
+    for flag in precision_flags:
+        config.set_flag(flag)
+    _configure(builder, config, options)
+    profile = builder.create_optimization_profile()
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    profile.set_shape(onnx_input.name, as_dims(min_shape), as_dims(opt_shape), as_dims(max_shape))
+    if config.add_optimization_profile(profile) < 0:
+        raise EdgeresError(f"{onnx_path}: TensorRT refused the profile {options.batch} for '{onnx_input.name}'")
+    cache_path = options.timing_cache
+    timing_cache = _attach_timing_cache(config, cache_path) if cache_path is not None else None
+    serialized = builder.build_serialized_network(network, config)
+    del parser  # only now may the parser's weight memory go
+    if serialized is None:
+        raise EdgeresError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
+    if cache_path is not None and timing_cache is not None:  # reached only when TensorRT accepted the cache
+        write_bytes_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    inputs, fields = engine_sidecar_fields(onnx_path, options, precision, target, strongly_typed=strongly_typed)
+    return write_engine(output, bytes(serialized), inputs, fields, time.perf_counter() - started)
+

@@ -1,0 +1,86 @@
+"""Stages chained with the shipped defaults: what `edgeres export` (and later `build`) run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from edgeres.artifacts.atomic import sha256_bytes
+from edgeres.errors import ParityError
+from edgeres.export.onnx_export import (
+    DEFAULT_OPSET,
+    ExportResult,
+    export_checked,
+    export_model,
+    validate_opset,
+    write_export,
+)
+from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
+from edgeres.frames.contract import InputContract
+from edgeres.frames.images import default_calibration_dir, list_images, read_batch, read_rgb
+from edgeres.frontend.graph import attach_frontend
+from edgeres.frontend.host import parity_frames, reference_input
+from edgeres.model.resnet import Arch, ResNet, load_model
+
+PARITY_IMAGES = 4  # real photographs in the parity batch, plus two random inputs
+
+
+def parity_inputs(folder: Path | None = None, count: int = PARITY_IMAGES) -> tuple[np.ndarray, str]:
+    """A parity batch of real photographs (the shipped ones by default) and random inputs, with its hash."""
+    paths = list_images(folder or default_calibration_dir())[:count]
+    real = read_batch(paths) if paths else None
+    batch = parity_batch(real)
+    return batch, sha256_bytes(batch.tobytes())
+
+
+def export_default(
+    output: Path,
+    arch: Arch = Arch.RESNET50,
+    weights: Path | None = None,
+    num_classes: int | None = None,
+    opset: int = DEFAULT_OPSET,
+    contract: InputContract | None = None,
+) -> ExportResult:
+    """The RGB-float model, or with `contract` the model with the YUV 4:2:2 front-end fused in front."""
+    validate_opset(opset)  # before the model is built, so a bad option is the only message
+    model, weights_used = load_model(arch, weights, num_classes)
+    batch, batch_hash = parity_inputs()
+    if contract is not None:
+        return export_fused(model, output, contract, batch, weights_used, opset, batch_hash)
+    return export_model(
+        model, output, batch, weights_used, opset, input_hashes={"parity_inputs_sha256": batch_hash}
+    )
+
+
+def export_fused(
+    model: ResNet,
+    output: Path,
+    contract: InputContract,
+    batch: np.ndarray,
+    weights: str | None,
+    opset: int,
+    batch_hash: str | None,
+) -> ExportResult:
+    """Export, check the RGB model against PyTorch, attach the front-end, then check the fused model on
+    real photographs encoded as frames (plus random bytes) against the host path: frames.py/frontend.py
+    preprocessing + the plain ONNX. Nothing is written when a check fails."""
+    tolerance = ParityTolerance()  # the two front-ends differ by float summation order only
+    proto, parity = export_checked(model, batch, opset, tolerance)
+    plain = proto.SerializeToString()
+    fused = attach_frontend(proto, contract).SerializeToString()
+    photos = [read_rgb(p) for p in list_images(default_calibration_dir())[:PARITY_IMAGES]]
+    frames = parity_frames(photos, contract)
+    front = compare_logits(run_onnx(plain, reference_input(frames, contract)), run_onnx(fused, frames))
+    if not front.within(tolerance):
+        raise ParityError(
+            f"fused {contract.layout.value} model disagrees with the host path: max abs error "
+            f"{front.max_abs_error:.3g} (limit {tolerance.max_abs:g}), min cosine {front.min_cosine:.7f}"
+        )
+    hashes = {"parity_inputs_sha256": batch_hash, "parity_frames_sha256": sha256_bytes(frames.tobytes())}
+    return write_export(
+        output, fused, model, weights, opset, parity, tolerance,
+        input_spec=contract.to_dict(), input_hashes=hashes, results={"frontend_parity": asdict(front)},
+    )  # fmt: skip
+

@@ -1,0 +1,82 @@
+"""TODO docstring (export.parity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgeres.errors import ParityError
+from edgeres.frames.images import NETWORK_SIZE
+
+
+@dataclass(frozen=True)
+class ParityTolerance:
+    """FP32 PyTorch vs FP32 onnxruntime: only summation order differs, so errors are tiny."""
+
+    max_abs: float = 1e-3
+    min_cosine: float = 0.99999
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    samples: int
+    max_abs_error: float
+    max_rel_error: float
+    min_cosine: float
+    top1_agreement: float
+
+    def within(self, tolerance: ParityTolerance) -> bool:
+        return self.max_abs_error <= tolerance.max_abs and self.min_cosine >= tolerance.min_cosine
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport:
+    """Max abs/relative error, worst per-sample cosine and top-1 agreement of two logit batches."""
+    ref = reference.astype(np.float64).reshape(len(reference), -1)
+    cand = candidate.astype(np.float64).reshape(len(candidate), -1)
+    diff = np.abs(ref - cand)
+    scale = np.maximum(np.abs(ref).max(axis=1, keepdims=True), 1e-12)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    cosine = np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-30)
+    return ParityReport(
+        samples=len(ref),
+        max_abs_error=float(diff.max()),
+        max_rel_error=float((diff / scale).max()),
+        min_cosine=float(cosine.min()),
+        top1_agreement=float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))),
+    )
+
+
+def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = 2) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    return np.asarray(session.run(None, {input_name: batch})[0])
+
+
+def check_parity(
+    model: torch.nn.Module, model_bytes: bytes, batch: np.ndarray, tolerance: ParityTolerance
+) -> ParityReport:
+    """Run PyTorch and onnxruntime on the same batch; raise ParityError outside tolerance."""
+    with torch.inference_mode():
+        expected = model.eval()(torch.from_numpy(batch)).numpy()
+    report = compare_logits(expected, run_onnx(model_bytes, batch))
+    if not report.within(tolerance):
+        raise ParityError(
+            f"ONNX disagrees with PyTorch: max abs error {report.max_abs_error:.3g} "
+            f"(limit {tolerance.max_abs:g}), min cosine {report.min_cosine:.7f} (limit {tolerance.min_cosine})"
+        )
+    return report
+
+
+def parity_batch(real: np.ndarray | None, random_count: int = 2, seed: int = 0, size: int = NETWORK_SIZE) -> np.ndarray:
+    """Real images (already normalised) followed by seeded standard-normal inputs."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((random_count, 3, size, size)).astype(np.float32)
+    return noise if real is None or len(real) == 0 else np.concatenate([real.astype(np.float32), noise])
+

@@ -1,0 +1,77 @@
+"""Reading photographs and turning them into the network's normalised input (numpy + OpenCV, no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeres.errors import UserInputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+
+
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+NETWORK_SIZE = 224
+
+
+RESIZE_SHORTER_TO = 256  # the usual ImageNet evaluation crop: shorter side 256, centre 224
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB [H, W, 3]; grey images are expanded to three channels."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: image file not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserInputError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, in a stable order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def center_crop_resize(rgb: np.ndarray, size: int = NETWORK_SIZE, shorter: int = RESIZE_SHORTER_TO) -> np.ndarray:
+    """Resize so the shorter side is `shorter` (area filter), then take the centre size x size."""
+    height, width = rgb.shape[:2]
+    scale = shorter / min(height, width)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return resized[top : top + size, left : left + size]
+
+
+def normalize(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> float32 CHW with ImageNet mean/std."""
+    scaled = rgb.astype(np.float32) / 255.0
+    return np.ascontiguousarray(((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+
+
+def imagenet_batch(images: Iterable[np.ndarray], size: int = NETWORK_SIZE) -> np.ndarray:
+    """RGB uint8 images -> float32 [N, 3, size, size] the way ImageNet classifiers are evaluated."""
+    tensors = [normalize(center_crop_resize(rgb, size)) for rgb in images]
+    if not tensors:
+        raise UserInputError("no images to batch")
+    return np.stack(tensors)
+
+
+def read_batch(paths: Sequence[Path], size: int = NETWORK_SIZE) -> np.ndarray:
+    return imagenet_batch((read_rgb(p) for p in paths), size)
+
+
+def default_calibration_dir() -> Path:
+    """The shipped photographs: edgeres/calibration in an installed wheel, else the checkout's calibration/."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "calibration"
+    return installed if installed.is_dir() else package.parent / "calibration"
+

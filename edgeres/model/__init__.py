@@ -1,0 +1,1 @@
+"""The ResNet family (torchvision parameter names) and its stage-by-stage summary; torch lives here and in export."""

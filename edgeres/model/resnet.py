@@ -1,0 +1,269 @@
+"""ResNet18/34/50/101/152 with torchvision's parameter names, and safe checkpoint loading.
+
+Defined here rather than imported from torchvision, which only ships as a multi-GB CUDA pair.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from edgeres.errors import CheckpointError, UserInputError
+
+
+class Arch(str, enum.Enum):
+    RESNET18 = "resnet18"
+    RESNET34 = "resnet34"
+    RESNET50 = "resnet50"
+    RESNET101 = "resnet101"
+    RESNET152 = "resnet152"
+
+
+# (block kind, blocks per stage) as in He et al. 2015, Table 1.
+_LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {
+    Arch.RESNET18: ("basic", (2, 2, 2, 2)),
+    Arch.RESNET34: ("basic", (3, 4, 6, 3)),
+    Arch.RESNET50: ("bottleneck", (3, 4, 6, 3)),
+    Arch.RESNET101: ("bottleneck", (3, 4, 23, 3)),
+    Arch.RESNET152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+DEFAULT_SEED = 0
+
+
+def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_ch: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_ch, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (carries the stride: the "v1.5" variant) -> 1x1, inner width = out width / 4."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(in_ch, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = _conv1x1(width, width * self.expansion)
+        self.bn3 = nn.BatchNorm2d(width * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    def __init__(self, arch: Arch = Arch.RESNET50, num_classes: int = 1000) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise UserInputError(f"num_classes must be at least 1, got {num_classes}")
+        kind, blocks = _LAYOUT[Arch(arch)]
+        block: type[BasicBlock] | type[Bottleneck] = BasicBlock if kind == "basic" else Bottleneck
+        self.arch = Arch(arch)
+        self.num_classes = num_classes
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        in_ch = 64
+        stages = []
+        for index, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
+            stride = 1 if index == 0 else 2
+            stage, in_ch = self._make_stage(block, in_ch, width, count, stride)
+            stages.append(stage)
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(in_ch, num_classes)
+        self._init_weights()
+
+    @staticmethod
+    def _make_stage(
+        block: type[BasicBlock] | type[Bottleneck], in_ch: int, width: int, count: int, stride: int
+    ) -> tuple[nn.Sequential, int]:
+        out_ch = width * block.expansion
+        downsample = None
+        if stride != 1 or in_ch != out_ch:
+            downsample = nn.Sequential(_conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+        layers: list[nn.Module] = [block(in_ch, width, stride, downsample)]
+        layers += [block(out_ch, width, 1, None) for _ in range(count - 1)]
+        return nn.Sequential(*layers), out_ch
+
+    def _init_weights(self) -> None:
+        """Kaiming init, last BN of each block zeroed: what torchvision does with zero_init_residual."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """The network's top-level pieces in execution order (for summaries)."""
+        return [
+            ("stem", nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool)),
+            ("layer1", self.layer1),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", self.layer4),
+            ("avgpool", self.avgpool),
+            ("fc", self.fc),
+        ]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build_model(arch: Arch = Arch.RESNET50, num_classes: int = 1000, seed: int = DEFAULT_SEED) -> ResNet:
+    """A randomly initialised model, reproducible from `seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ResNet(arch, num_classes)
+    return model.eval()
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Tensors of a `.pth`/`.pt` (loaded with weights_only=True) or `.safetensors` checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: checkpoint file not found")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError as exc:
+            raise UserInputError(f"{path}: reading .safetensors needs the 'safetensors' package") from exc
+        try:
+            return dict(load_file(str(path)))
+        except Exception as exc:  # safetensors raises its own error types for malformed files
+            raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from exc
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: only plain tensors are accepted (weights_only=True): {first_line}"
+        ) from exc
+    return _unwrap_state_dict(loaded, path)
+
+
+def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, Tensor]:
+    """Accept a bare state_dict or the common {'state_dict': ...}/{'model': ...} wrappers."""
+    if isinstance(loaded, Mapping):
+        for key in ("state_dict", "model", "model_state_dict"):
+            inner = loaded.get(key)
+            if isinstance(inner, Mapping):
+                loaded = inner
+                break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise CheckpointError(f"{path}: no state_dict found (expected a mapping of parameter names to tensors)")
+    state: dict[str, Tensor] = {}
+    for name, value in loaded.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f"{path}: entry '{name}' is a {type(value).__name__}, not a tensor")
+        state[str(name).removeprefix("module.")] = value
+    return state
+
+
+def checkpoint_num_classes(state: Mapping[str, Tensor]) -> int | None:
+    weight = state.get("fc.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+
+
+def load_weights(model: ResNet, state: Mapping[str, Tensor], source: Path | str = "checkpoint") -> None:
+    """Load `state` strictly; the first problem found is raised naming the key and the shapes."""
+    expected = model.state_dict()
+    found_classes = checkpoint_num_classes(state)
+    if found_classes is not None and found_classes != model.num_classes:
+        raise CheckpointError(
+            f"{source}: checkpoint has {found_classes} classes (fc.weight {tuple(state['fc.weight'].shape)}), "
+            f"model has {model.num_classes}; pass --num-classes {found_classes} to use it"
+        )
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{source}: missing key '{key}' (expected shape {tuple(tensor.shape)})")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{source}: key '{key}' has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
+            )
+    extra = [key for key in state if key not in expected]
+    if extra:
+        raise CheckpointError(f"{source}: unexpected key '{extra[0]}' ({len(extra)} unexpected in all)")
+    model.load_state_dict(dict(state), strict=True)
+
+
+def torchvision_cache_checkpoint(arch: Arch) -> Path | None:
+    """A torchvision checkpoint already in the local hub cache, if any; nothing is downloaded."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    matches = sorted(cache.glob(f"{Arch(arch).value}-*.pth")) if cache.is_dir() else []
+    return matches[-1] if matches else None
+
+
+def load_model(
+    arch: Arch = Arch.RESNET50,
+    weights: Path | None = None,
+    num_classes: int | None = None,
+    seed: int = DEFAULT_SEED,
+    use_cache: bool = True,
+) -> tuple[ResNet, str | None]:
+    """The model plus the path of the weights it carries (None: random weights, and a warning).
+
+    `num_classes` None means 1000; a checkpoint with another count is refused, naming the count.
+    """
+    if weights is None and use_cache:
+        weights = torchvision_cache_checkpoint(arch)
+    if weights is None:
+        model = build_model(arch, num_classes or 1000, seed)
+        warnings.warn(
+            f"no weights given: {Arch(arch).value} is randomly initialised (seed {seed}); "
+            "its outputs are meaningless. Pass --weights to use a trained checkpoint.",
+            RandomWeightsWarning,
+            stacklevel=2,
+        )
+        return model, None
+    state = read_state_dict(weights)
+    classes = num_classes or 1000
+    model = build_model(arch, classes, seed)
+    load_weights(model, state, weights)
+    return model.eval(), str(weights)
+
+
+class RandomWeightsWarning(UserWarning):
+    """Raised as a warning when a model is built without trained weights."""
+

@@ -1,0 +1,1 @@
+"""Measuring artifacts: latency, throughput, layers, memory, end to end; reports and plots."""

@@ -1,0 +1,93 @@
+"""End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop; and
+`time_runner`, the per-batch + end-to-end timing passes the ONNX Runtime and TensorRT profilers share.
+
+Stages are timed separately: read (copy the frame out of the memory-mapped clip), preprocess
+(host YUV 4:2:2 -> RGB -> resize/crop -> normalise; skipped when the network takes raw frames),
+infer, postprocess (softmax + top-k).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from edgeres.errors import UserInputError
+from edgeres.frames.images import center_crop_resize, normalize
+from edgeres.frames.yuv import frame_shape, open_yuv, yuv422_to_rgb
+from edgeres.profile.options import FrameClip, RunLength
+from edgeres.profile.results import EndToEndResult
+from edgeres.profile.stats import LatencyStats, frames_per_second
+from edgeres.runtime.base import Runner, TensorSpec
+from edgeres.runtime.topk import top_k
+
+
+def takes_raw_frames(spec: TensorSpec, clip: FrameClip) -> bool:
+    """True when the network's input is the uint8 frame itself (colour conversion inside the model)."""
+    rows_cols = frame_shape(clip.layout, clip.width, clip.height)
+    return spec.dtype == np.uint8 and len(spec.shape) == 3 and tuple(spec.shape[1:]) == rows_cols
+
+
+def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray], np.ndarray]:
+    """The host-side conversion from one raw frame to the network's input batch of one."""
+    if takes_raw_frames(spec, clip):
+        return lambda frame: frame[None]
+    if len(spec.shape) != 4 or spec.shape[1] != 3 or spec.shape[2] is None or spec.shape[2] != spec.shape[3]:
+        raise UserInputError(
+            f"end-to-end mode needs a [N, 3, S, S] image input or the raw {clip.layout.value} frame; "
+            f"the model takes '{spec.name}' {spec.describe()}"
+        )
+    size = int(spec.shape[2])
+    dtype = spec.dtype
+
+    def preprocess(frame: np.ndarray) -> np.ndarray:
+        rgb = yuv422_to_rgb(frame, clip.layout, clip.colorspace, clip.color_range)
+        return normalize(center_crop_resize(rgb, size))[None].astype(dtype, copy=False)
+
+    return preprocess
+
+
+def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmup: int) -> EndToEndResult:
+    """Loop over the clip (wrapping around) for the run length; per-stage latency per frame."""
+    source = open_yuv(clip.path, clip.layout, clip.width, clip.height)
+    frames = source.frames()
+    preprocess = host_preprocessor(runner.input_spec, clip)
+    clock = time.perf_counter
+    stages: list[list[float]] = [[], [], [], [], []]
+    deadline = clock() + run_length.seconds if run_length.seconds is not None else None
+    first_top1 = -1
+    index = 0
+    while True:
+        t0 = clock()
+        frame = np.array(frames[index % source.count])
+        t1 = clock()
+        batch = preprocess(frame)
+        t2 = clock()
+        logits = runner.infer(batch)
+        t3 = clock()
+        best = top_k(logits, min(clip.top_k, logits.shape[1]))
+        t4 = clock()
+        if index == 0:
+            first_top1 = int(best.indices[0, 0])
+        index += 1
+        if index <= warmup:
+            continue
+        for slot, seconds in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+            stages[slot].append(seconds)
+        measured = index - warmup
+        if (deadline is None and measured >= (run_length.iterations or 1)) or (deadline is not None and t4 >= deadline):
+            break
+    read, pre, infer, post, total = (LatencyStats.from_seconds(s) for s in stages)
+    return EndToEndResult(
+        clip=str(clip.path),
+        frames=len(stages[4]),
+        read=read,
+        preprocess=pre,
+        infer=infer,
+        postprocess=post,
+        total=total,
+        fps=frames_per_second(len(stages[4]), float(np.sum(stages[4]))),
+        top1_first_frame=first_top1,
+    )
+

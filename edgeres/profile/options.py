@@ -1,0 +1,97 @@
+"""TODO docstring (profile.options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeres.errors import UserInputError
+from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace, YuvLayout
+from edgeres.profile.stats import DEFAULT_CV_WARN
+
+MAX_BATCH = 4096
+
+
+DEFAULT_ITERATIONS = 50
+
+
+DEFAULT_WARMUP = 5
+
+
+DEFAULT_IN_FLIGHT = 2
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """'1,8,32' -> (1, 8, 32): positive, unique, kept in the given order."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise UserInputError(f"--batch '{text}': give batch sizes separated by commas, e.g. 1,8,32")
+    batches: list[int] = []
+    for part in parts:
+        if not part.isdigit():
+            raise UserInputError(f"--batch '{text}': '{part}' is not a whole number")
+        value = int(part)
+        if not 1 <= value <= MAX_BATCH:
+            raise UserInputError(f"--batch '{text}': {value} is outside 1..{MAX_BATCH}")
+        if value in batches:
+            raise UserInputError(f"--batch '{text}': {value} is listed twice")
+        batches.append(value)
+    return tuple(batches)
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """How long each measurement runs: a fixed number of calls, or a wall-clock budget in seconds."""
+
+    iterations: int | None = DEFAULT_ITERATIONS
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.iterations is None) == (self.seconds is None):
+            raise UserInputError("give either --iterations or --duration, not both")
+        if self.iterations is not None and self.iterations < 1:
+            raise UserInputError(f"--iterations {self.iterations}: must be at least 1")
+        if self.seconds is not None and not self.seconds > 0:
+            raise UserInputError(f"--duration {self.seconds}: must be more than 0 seconds")
+
+    def describe(self) -> str:
+        return f"{self.iterations} iterations" if self.iterations is not None else f"{self.seconds:g} s"
+
+
+@dataclass(frozen=True)
+class FrameClip:
+    """End-to-end input: a raw YUV 4:2:2 clip and how to read it (layout, colour matrix, range)."""
+
+    path: Path
+    width: int
+    height: int
+    layout: YuvLayout = YuvLayout.YUYV
+    colorspace: ColorSpace = DEFAULT_COLORSPACE
+    color_range: ColorRange = DEFAULT_RANGE
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    batches: tuple[int, ...] = (1,)
+    run_length: RunLength = field(default_factory=RunLength)
+    warmup: int = DEFAULT_WARMUP
+    threads: int = 0  # 0: the backend's default (onnxruntime: one per physical core)
+    in_flight: int = DEFAULT_IN_FLIGHT  # requests kept in flight for the pipelined measurement
+    layers: bool = True  # run the separate per-layer pass
+    layer_runs: int = 10
+    cv_warn: float = DEFAULT_CV_WARN
+    clip: FrameClip | None = None
+
+    def __post_init__(self) -> None:
+        if not self.batches:
+            raise UserInputError("no batch sizes to profile")
+        if self.warmup < 0:
+            raise UserInputError(f"--warmup {self.warmup}: must be 0 or more")
+        if self.threads < 0:
+            raise UserInputError(f"--threads {self.threads}: must be 0 (backend default) or more")
+        if self.in_flight < 1:
+            raise UserInputError(f"in-flight requests {self.in_flight}: must be at least 1")
+        if not self.cv_warn > 0:
+            raise UserInputError(f"--cv-warn {self.cv_warn}: must be more than 0")
+

@@ -1,0 +1,36 @@
+"""TODO docstring (runtime.topk)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeres.errors import UserInputError
+
+if TYPE_CHECKING:
+
+    pass
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Best `k` classes per sample: indices and softmax probabilities, both [N, k], best first."""
+
+    indices: np.ndarray
+    probabilities: np.ndarray
+
+
+def top_k(logits: np.ndarray, k: int = 5) -> TopK:
+    """Sort each row of logits [N, C]; probabilities are the softmax over all C classes."""
+    if logits.ndim != 2:
+        raise UserInputError(f"logits must be [N, classes], got shape {logits.shape}")
+    if not 1 <= k <= logits.shape[1]:
+        raise UserInputError(f"top-k: k={k} is outside 1..{logits.shape[1]} classes")
+    wide = logits.astype(np.float64)
+    exp = np.exp(wide - wide.max(axis=1, keepdims=True))
+    probs = exp / exp.sum(axis=1, keepdims=True)
+    order = np.argsort(-wide, axis=1, kind="stable")[:, :k]
+    return TopK(order, np.take_along_axis(probs, order, axis=1).astype(np.float32))
+
