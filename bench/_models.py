@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 
 from edgeres.export.defaults import export_default
-from edgeres.model.resnet import Arch
+from edgeres.model.arch import Arch
 from edgeres.quantize.calibrate import collect_ranges
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.cpu_twin import insert_qdq_cpu

@@ -32,7 +32,7 @@ from edgeres.frames.images import default_calibration_dir, list_images, normaliz
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422
 from edgeres.frontend.graph import attach_frontend, frontend_graph
 from edgeres.frontend.host import reference_input
-from edgeres.model.resnet import Arch
+from edgeres.model.arch import Arch
 
 THREADS = 2
 WIDTH, HEIGHT = 1920, 1080

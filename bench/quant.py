@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from _models import cpu_session, fp32_and_u8s8
 
-from edgeres.model.resnet import Arch
+from edgeres.model.arch import Arch
 from edgeres.quantize.qdq import insert_qdq
 
 TARGET_SPEEDUP = 2.5

@@ -24,7 +24,7 @@ from edgeres.export.defaults import export_default
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.model.resnet import Arch
+from edgeres.model.arch import Arch
 from edgeres.quantize.cache import StaleCacheError, read_trt_table
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import cover_resize, encoder_for

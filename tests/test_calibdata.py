@@ -9,14 +9,20 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract
+from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.frames.images import read_rgb
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.quantize.calibration_data import CalibrationSet, RawFrames, SourceKind
-from edgeres.quantize.encoding import ModelInput, SampleEncoder, cover_resize
+from edgeres.quantize.calibration_data import CalibrationSet, SourceKind
+from edgeres.quantize.encoding import SampleEncoder, cover_resize
 
-RGB_MODEL = ModelInput("input", "float32", (None, 3, 32, 32))
+
+def model_input_spec(name: str, dtype: str, shape: tuple[int | None, ...]) -> TensorSpec:
+    return TensorSpec(name, np.dtype(dtype), shape)
+
+
+RGB_MODEL = model_input_spec("input", "float32", (None, 3, 32, 32))
 PHOTOS = {"astronaut": skdata.astronaut, "chelsea": skdata.chelsea, "coffee": skdata.coffee, "rocket": skdata.rocket}
 
 
@@ -102,7 +108,7 @@ def test_derived_samples_differ_from_the_originals(tmp_path: Path) -> None:
 
 def test_fixed_batch_model_gets_whole_batches(tmp_path: Path) -> None:
     write_photos(tmp_path)
-    fixed = ModelInput("input", "float32", (4, 3, 32, 32))
+    fixed = model_input_spec("input", "float32", (4, 3, 32, 32))
     calib = CalibrationSet(tmp_path, SampleEncoder(fixed), calib_size=5)
     assert [len(b) for b in drain(calib, batch=2)] == [4, 4]
 
@@ -140,8 +146,8 @@ def yuv_folder(tmp_path: Path, layout: YuvLayout, width: int = 64, height: int =
 def test_yuv_folder_frames_pass_through_untouched_to_a_frame_model(tmp_path: Path, layout: YuvLayout) -> None:
     frames = yuv_folder(tmp_path, layout)
     rows, cols = frames.shape[1:]
-    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, rows, cols)), InputContract(layout, 64, 48))
-    calib = CalibrationSet(tmp_path, encoder, calib_size=4, raw=RawFrames(layout, 64, 48))
+    encoder = SampleEncoder(model_input_spec("frames", "uint8", (None, rows, cols)), InputContract(layout, 64, 48))
+    calib = CalibrationSet(tmp_path, encoder, calib_size=4, raw=FrameFormat(layout, 64, 48))
     got = np.concatenate(drain(calib))
     assert calib.summary.kind is SourceKind.YUV_FOLDER and calib.summary.candidates == 4
     assert [s.path.name for s in calib.summary.skipped] == ["torn.yuv"]
@@ -150,7 +156,7 @@ def test_yuv_folder_frames_pass_through_untouched_to_a_frame_model(tmp_path: Pat
 
 def test_yuv_frames_feed_an_rgb_model_decoded(tmp_path: Path) -> None:
     yuv_folder(tmp_path, YuvLayout.NV16)
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=6, raw=RawFrames(YuvLayout.NV16, 64, 48))
+    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=6, raw=FrameFormat(YuvLayout.NV16, 64, 48))
     samples = np.concatenate(drain(calib))
     assert samples.shape == (6, 3, 32, 32) and calib.summary.derived == 2
     assert -2.2 < samples.min() < 0 < samples.max() < 2.7  # ImageNet-normalised range
@@ -165,7 +171,7 @@ def test_yuv_folder_without_format_is_refused(tmp_path: Path) -> None:
 def test_photos_become_the_camera_encoding_for_a_frame_model(tmp_path: Path) -> None:
     paths = write_photos(tmp_path, nested=False)
     layout = YuvLayout.UYVY
-    encoder = SampleEncoder(ModelInput("frames", "uint8", (None, 1, 40, 2 * 56)), InputContract(layout, 56, 40))
+    encoder = SampleEncoder(model_input_spec("frames", "uint8", (None, 1, 40, 2 * 56)), InputContract(layout, 56, 40))
     assert encoder.frame_size == (56, 40)
     calib = CalibrationSet(tmp_path, encoder, calib_size=4)
     got = {g.tobytes() for g in np.concatenate(drain(calib))}
@@ -175,7 +181,7 @@ def test_photos_become_the_camera_encoding_for_a_frame_model(tmp_path: Path) -> 
 
 def test_frame_model_without_camera_encoding_is_refused() -> None:
     with pytest.raises(UserInputError, match="YUV layout"):
-        SampleEncoder(ModelInput("frames", "uint8", (None, 48, 128)))
+        SampleEncoder(model_input_spec("frames", "uint8", (None, 48, 128)))
 
 
 def test_fingerprint_follows_file_contents_and_options(tmp_path: Path) -> None:
@@ -195,7 +201,7 @@ def test_default_source_is_the_shipped_photographs() -> None:
 
 
 def test_contract_size_must_match_a_fixed_frame_model() -> None:
-    model = ModelInput("frames", "uint8", (None, 48, 128))  # a 64x48 YUYV frame
+    model = model_input_spec("frames", "uint8", (None, 48, 128))  # a 64x48 YUYV frame
     assert SampleEncoder(model, InputContract(YuvLayout.YUYV, 64, 48)).frame_size == (64, 48)
     with pytest.raises(UserInputError, match="contract says 96x48"):
         SampleEncoder(model, InputContract(YuvLayout.YUYV, 96, 48))

@@ -71,9 +71,9 @@ def test_deepstream_config_matches_the_sidecar_field_by_field(tmp_path: Path):
     assert sidecar is not None
     result = write_deepstream(artifact, tmp_path / "ds", custom_names(7), DeepStreamOptions(batch_size=4))
     prop = read_nvinfer_config(result.config)
-    shape = sidecar["options"]["input"]["shape"]
+    shape = sidecar.options["input"]["shape"]
     assert prop["infer-dims"] == ";".join(str(d) for d in shape[1:])
-    assert int(prop["network-mode"]) == NETWORK_MODE[Precision(sidecar["options"]["precision"])] == 2
+    assert int(prop["network-mode"]) == NETWORK_MODE[Precision(sidecar.options["precision"])] == 2
     assert int(prop["batch-size"]) == 4
     assert (result.config.parent / prop["onnx-file"]).is_file()
     assert "int8-calib-file" not in prop and "model-engine-file" not in prop
@@ -81,10 +81,10 @@ def test_deepstream_config_matches_the_sidecar_field_by_field(tmp_path: Path):
     labels = (result.config.parent / prop["labelfile-path"]).read_text().splitlines()
     assert len(labels) == 1  # nvinfer: one line per output layer
     assert labels[0].split(";") == list(custom_names(7).names)
-    assert len(labels[0].split(";")) == sidecar["options"]["num_classes"]
+    assert len(labels[0].split(";")) == sidecar.options["num_classes"]
     generated = read_deploy_model(result.onnx)
     assert generated.output.name == prop["output-blob-names"]
-    assert generated.output.shape[-1] == sidecar["options"]["num_classes"]
+    assert generated.output.shape[-1] == sidecar.options["num_classes"]
 
 
 def test_deepstream_offsets_and_scale_reproduce_imagenet_normalisation_exactly(tmp_path: Path, real_images):
@@ -136,7 +136,7 @@ def test_deepstream_from_an_int8_build_uses_the_tensorrt_qdq_model_and_a_table(t
     assert int(prop["network-mode"]) == 1
     assert result.onnx.name == "model_int8_qdq.nvinfer.onnx"  # not the onnxruntime U8S8 twin
     header, scales = read_trt_table(result.config.parent / prop["int8-calib-file"])
-    ranges = read_sidecar(int8_build / "model_int8_qdq.onnx")["results"]["ranges"]  # type: ignore[index]
+    ranges = read_sidecar(int8_build / "model_int8_qdq.onnx").results["ranges"]  # type: ignore[union-attr]
     assert header.startswith("TRT-") and set(scales) == set(ranges)
     for name, amax in ranges.items():
         assert scales[name] == pytest.approx(amax / 127, rel=1e-6)
@@ -151,8 +151,8 @@ def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, in
     source = read_sidecar(next((int8_build.parent / "source").glob("*.onnx")))
     assert source is not None
     assert config.name == "tiny_int8"
-    assert list(config.input[0].dims) == source["options"]["input"]["shape"][1:]
-    assert list(config.output[0].dims) == [source["options"]["num_classes"]] == [10]
+    assert list(config.input[0].dims) == source.options["input"]["shape"][1:]
+    assert list(config.output[0].dims) == [source.options["num_classes"]] == [10]
     assert sha256_file(result.model_file) == sha256_file(int8_build / "model_int8_qdq.onnx")
 
 
@@ -192,12 +192,12 @@ def test_triton_config_parses_with_tritons_schema_and_matches_the_sidecar(tmp_pa
     assert config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 16
     (given,) = config.input
-    assert given.name == sidecar["options"]["input"]["name"]
+    assert given.name == sidecar.options["input"]["name"]
     assert given.data_type == schema.TYPE_FP32
-    assert list(given.dims) == sidecar["options"]["input"]["shape"][1:]
+    assert list(given.dims) == sidecar.options["input"]["shape"][1:]
     (output,) = config.output
-    assert output.name == sidecar["options"]["output"]["name"]
-    assert list(output.dims) == [sidecar["options"]["num_classes"]]
+    assert output.name == sidecar.options["output"]["name"]
+    assert list(output.dims) == [sidecar.options["num_classes"]]
     labels = (result.model_dir / output.label_filename).read_text().splitlines()
     assert labels == list(custom_names(6).names)
     assert config.HasField("dynamic_batching")
@@ -308,8 +308,8 @@ def test_sidecar_that_disagrees_with_the_graph_is_refused(tmp_path: Path):
     artifact = tiny_artifact(tmp_path / "build", classes=5)
     sidecar = read_sidecar(artifact)
     assert sidecar is not None
-    options = dict(sidecar["options"], num_classes=6)
-    write_sidecar(artifact, "export", sidecar["inputs"], options)
+    options = dict(sidecar.options, num_classes=6)
+    write_sidecar(artifact, "export", sidecar.inputs, options)
     with pytest.raises(UserInputError, match="5 classes, the sidecar says 6"):
         read_deploy_model(artifact)
 

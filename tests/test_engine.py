@@ -17,17 +17,17 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file
-from edgeres.artifacts.onnx import read_onnx_input
+from edgeres.artifacts.lineage import lineage_input_spec
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
-from edgeres.artifacts.sidecar_lineage import onnx_input_contract
+from edgeres.artifacts.sidecar import Sidecar, read_sidecar, write_sidecar
 from edgeres.engine.builder import (
     BatchProfile,
-    BuildOptions,
+    EngineOptions,
     _attach_timing_cache,
     build_engine,
     engine_sidecar_fields,
     network_flags,
+    network_input,
     write_engine,
 )
 from edgeres.engine.target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
@@ -97,7 +97,7 @@ def test_batch_profile_refuses_bad_text(text: str, message: str) -> None:
 
 def test_profile_shapes_put_the_batch_first() -> None:
     assert BatchProfile(1, 8, 32).shapes((3, 224, 224)) == ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))
-    assert BuildOptions().batch == BatchProfile(1, 1, 1)  # a camera's default
+    assert EngineOptions().batch == BatchProfile(1, 1, 1)  # a camera's default
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_profile_shapes_put_the_batch_first() -> None:
 )
 def test_build_options_are_validated(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(UserInputError, match=message):
-        BuildOptions(**kwargs)
+        EngineOptions(**kwargs)
 
 
 def test_hardware_compatibility_parses() -> None:
@@ -124,7 +124,7 @@ def test_hardware_compatibility_parses() -> None:
 def test_build_options_serialise_to_json(tmp_path: Path) -> None:
     cache = tmp_path / "calib.cache"
     cache.write_bytes(b"TRT-calibration")
-    options = BuildOptions(
+    options = EngineOptions(
         BatchProfile(1, 8, 32), 512, 4, tmp_path / "timing.cache", None, True, HardwareCompatibility.AMPERE_PLUS, cache
     )
     data = json.loads(json.dumps(options.as_dict()))
@@ -141,7 +141,7 @@ def test_onnx_input_and_precision_from_the_graph(tmp_path: Path) -> None:
     fp32, int8, fp16 = (
         write_onnx(tmp_path / f"{n}.onnx", qdq=n == "int8", fp16=n == "fp16") for n in ("fp32", "int8", "fp16")
     )
-    assert read_onnx_input(fp32).name == "input" and read_onnx_input(fp32).sample_shape == (3, 8, 8)
+    assert network_input(fp32).name == "input" and network_input(fp32).sample_shape(fp32) == (3, 8, 8)
     assert [onnx_precision(p) for p in (fp32, int8, fp16)] == [Precision.FP32, Precision.INT8, Precision.FP16]
 
 
@@ -156,10 +156,11 @@ def test_sidecar_precision_wins_and_is_checked(tmp_path: Path) -> None:
 
 def test_dynamic_axis_besides_batch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="dynamic axis besides the batch"):
-        read_onnx_input(write_onnx(tmp_path / "m.onnx", dynamic_width=True))
+        dynamic = write_onnx(tmp_path / "m.onnx", dynamic_width=True)
+        network_input(dynamic).sample_shape(dynamic)
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(UserInputError, match="not a valid ONNX"):
-        read_onnx_input(tmp_path / "junk.onnx")
+        network_input(tmp_path / "junk.onnx")
 
 
 def test_input_contract_is_followed_from_a_quantized_onnx_to_its_source(tmp_path: Path) -> None:
@@ -167,8 +168,8 @@ def test_input_contract_is_followed_from_a_quantized_onnx_to_its_source(tmp_path
     contract = {"kind": "yuv422", "layout": "yuyv", "width": 1920, "height": 1080}
     write_sidecar(source, "export", {}, {"input": contract})
     write_sidecar(quantized, "quantize", {"onnx": str(source), "onnx_sha256": sha256_file(source)}, {})
-    assert onnx_input_contract(quantized) == contract
-    assert onnx_input_contract(write_onnx(tmp_path / "bare.onnx")) is None
+    assert lineage_input_spec(quantized) == contract
+    assert lineage_input_spec(write_onnx(tmp_path / "bare.onnx")) is None
 
 
 # --- sidecar and atomic write -------------------------------------------------------------------------
@@ -179,26 +180,26 @@ def test_engine_sidecar_records_target_profile_contract_and_hashes(tmp_path: Pat
     write_sidecar(onnx_path, "export", {}, {"input": {"kind": "rgb_float", "name": "input"}})
     cache = tmp_path / "calib.cache"
     cache.write_bytes(b"scales")
-    options = BuildOptions(batch=BatchProfile(1, 2, 4), calibration_cache=cache)
+    options = EngineOptions(batch=BatchProfile(1, 2, 4), calibration_cache=cache)
     inputs, fields = engine_sidecar_fields(onnx_path, options, onnx_precision(onnx_path), ORIN, strongly_typed=True)
     engine = tmp_path / "m.engine"
     sidecar = write_engine(engine, b"serialized-engine-bytes", inputs, fields, build_seconds=12.345)
     assert engine.read_bytes() == b"serialized-engine-bytes"
     assert read_sidecar(engine) == sidecar
-    assert sidecar["stage"] == "engine" and sidecar["sha256"] == sha256_file(engine)
-    assert sidecar["inputs"]["onnx_sha256"] == sha256_file(onnx_path)
-    assert sidecar["inputs"]["calibration_cache_sha256"] == sha256_file(cache)
-    opts = sidecar["options"]
+    assert sidecar.stage == "engine" and sidecar.recorded_sha256 == sha256_file(engine)
+    assert sidecar.inputs["onnx_sha256"] == sha256_file(onnx_path)
+    assert sidecar.inputs["calibration_cache_sha256"] == sha256_file(cache)
+    opts = sidecar.options
     assert opts["target"] == {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
     assert opts["precision"] == "int8" and opts["strongly_typed"] is True
     assert opts["input"] == {"kind": "rgb_float", "name": "input"}
     assert opts["profile"] == {"tensor": "input", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}
-    assert sidecar["results"]["build_seconds"] == 12.35
+    assert sidecar.results["build_seconds"] == 12.35
 
 
 def test_failed_or_empty_engine_write_leaves_nothing(tmp_path: Path) -> None:
     onnx_path = write_onnx(tmp_path / "m.onnx")
-    inputs, fields = engine_sidecar_fields(onnx_path, BuildOptions(), Precision.FP32, ORIN, strongly_typed=True)
+    inputs, fields = engine_sidecar_fields(onnx_path, EngineOptions(), Precision.FP32, ORIN, strongly_typed=True)
     good = tmp_path / "good.engine"
     write_engine(good, b"first", inputs, fields, 1.0)
     with pytest.raises(EdgeresError, match="empty engine"):
@@ -214,17 +215,23 @@ def test_failed_or_empty_engine_write_leaves_nothing(tmp_path: Path) -> None:
 # --- refusing an engine built elsewhere ---------------------------------------------------------------
 
 
-def engine_sidecar(target: EngineTarget, **options: Any) -> dict[str, Any]:
-    return {
-        "options": {
-            "target": {
-                "tensorrt_version": target.tensorrt_version,
-                "gpu_name": target.gpu_name,
-                "compute_capability": target.compute_capability,
-            },
-            **options,
+def engine_sidecar(target: EngineTarget, **options: Any) -> Sidecar:
+    return sidecar_of(
+        {
+            "options": {
+                "target": {
+                    "tensorrt_version": target.tensorrt_version,
+                    "gpu_name": target.gpu_name,
+                    "compute_capability": target.compute_capability,
+                },
+                **options,
+            }
         }
-    }
+    )
+
+
+def sidecar_of(data: dict[str, Any]) -> Sidecar:
+    return Sidecar(Path("m.engine.json"), data)
 
 
 def test_same_version_and_gpu_is_accepted() -> None:
@@ -267,9 +274,9 @@ def test_same_capability_other_gpu_warns() -> None:
 
 def test_sidecar_without_target_is_refused() -> None:
     with pytest.raises(UserInputError, match=r"no options\.target"):
-        check_engine_target(Path("m.engine"), {"options": {}}, ORIN)
+        check_engine_target(Path("m.engine"), sidecar_of({"options": {}}), ORIN)
     with pytest.raises(UserInputError, match="lacks gpu_name"):
-        check_engine_target(Path("m.engine"), {"options": {"target": {"tensorrt_version": "10.3.0"}}}, ORIN)
+        check_engine_target(Path("m.engine"), sidecar_of({"options": {"target": {"tensorrt_version": "10.3.0"}}}), ORIN)
 
 
 # --- network flags and the timing cache, against stand-ins for the TensorRT enums and config -----------

@@ -14,7 +14,8 @@ from edgeres.errors import ParityError, UserInputError
 from edgeres.export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model, torch_to_onnx
 from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
 from edgeres.frames.images import imagenet_batch
-from edgeres.model.resnet import Arch, build_model
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import build_model
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422,
 from edgeres.frontend.graph import attach_frontend, frontend_graph
 from edgeres.frontend.host import reference_input
 from edgeres.frontend.plan import clip_bounds, folded_color, plan_resize
-from edgeres.model.resnet import Arch, build_model
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import build_model
 from tests.conftest import real_image
 
 # Graph and host path do the same float32 operations in different summation orders.

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from edgeres.errors import CheckpointError, UserInputError
-from edgeres.model.resnet import Arch, RandomWeightsWarning, build_model, load_model, read_state_dict
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import RandomWeightsWarning, build_model, load_model, read_state_dict
 
 # Parameter counts of torchvision's models at 1000 classes (torchvision model docs, "Params").
 TORCHVISION_PARAMS = {

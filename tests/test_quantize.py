@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
-from edgeres.model.resnet import Arch, build_model
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import build_model
 from edgeres.quantize.calibrate import collect_ranges
 from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu, uint8_weights
 from edgeres.quantize.fp16 import to_fp16

@@ -13,9 +13,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import EdgeresError, UserInputError
 from edgeres.export.parity import run_onnx
-from edgeres.runtime.base import RunnerState, TensorSpec
+from edgeres.runtime.base import RunnerState
 from edgeres.runtime.dispatch import open_runner
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.topk import top_k
@@ -132,7 +133,8 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    runtime = [f"edgeres.runtime.{m}" for m in ("base", "ort_runner", "trt_runner", "inputs", "labels", "topk", "dispatch")]
+    names = ("base", "ort_runner", "trt_runner", "inputs", "labels", "topk", "dispatch")
+    runtime = [f"edgeres.runtime.{name}" for name in names]
     modules = ", ".join([*runtime, "edgeres.engine.builder", "edgeres.engine.cuda", "edgeres.engine.target"])
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""TODO docstring (artifacts.atomic)."""
+"""Writing artifacts so that nothing is ever half-written: a temporary name, fsync, then an atomic rename."""
 
 from __future__ import annotations
 

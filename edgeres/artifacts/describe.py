@@ -5,26 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import onnx
+
+from edgeres.artifacts.kinds import ONNX_SUFFIX
+from edgeres.artifacts.onnx import dim_labels, graph_inputs, load_onnx, value_spec
 from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.errors import UserInputError
 
 
-def _onnx_value_info(value: Any) -> dict[str, Any]:
-    import onnx
-
-    tensor = value.type.tensor_type
-    dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
-    return {"name": value.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name, "shape": dims}
+def _value(value: onnx.ValueInfoProto) -> dict[str, Any]:
+    return {"name": value.name, "dtype": value_spec(value).dtype.name, "shape": dim_labels(value)}
 
 
 def describe_onnx(path: Path) -> dict[str, Any]:
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
-        raise UserInputError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from exc
-    initializer_names = {init.name for init in proto.graph.initializer}
+    proto = load_onnx(path, weights=False)
     ops: dict[str, int] = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -33,8 +27,8 @@ def describe_onnx(path: Path) -> dict[str, Any]:
         "bytes": path.stat().st_size,
         "opset": {imp.domain or "ai.onnx": imp.version for imp in proto.opset_import},
         "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
-        "inputs": [_onnx_value_info(v) for v in proto.graph.input if v.name not in initializer_names],
-        "outputs": [_onnx_value_info(v) for v in proto.graph.output],
+        "inputs": [_value(v) for v in graph_inputs(proto)],
+        "outputs": [_value(v) for v in proto.graph.output],
         "nodes": len(proto.graph.node),
         "op_counts": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
     }
@@ -45,12 +39,13 @@ def describe_artifact(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
     description: dict[str, Any] = {"path": str(path)}
-    if path.suffix == ".onnx":
+    if path.suffix == ONNX_SUFFIX:
         description["model"] = describe_onnx(path)
     else:
         description["model"] = {"format": path.suffix.lstrip(".") or "unknown", "bytes": path.stat().st_size}
-    description["sidecar"] = read_sidecar(path)
-    if description["sidecar"] is None and path.suffix != ".onnx":
+    sidecar = read_sidecar(path)
+    description["sidecar"] = sidecar.as_dict() if sidecar is not None else None
+    if sidecar is None and path.suffix != ONNX_SUFFIX:
         raise UserInputError(f"{path}: no sidecar ({path.name}.json) and not an ONNX file: nothing to describe")
     return description
 

@@ -1,4 +1,4 @@
-"""TODO docstring (artifacts.kinds)."""
+"""What an artifact is: an ONNX model or a TensorRT engine (by suffix), and its role in a build."""
 
 from __future__ import annotations
 
@@ -7,16 +7,30 @@ from pathlib import Path
 
 from edgeres.errors import UserInputError
 
+ONNX_SUFFIX = ".onnx"
+ENGINE_SUFFIXES = (".engine", ".plan")
+
 
 class ArtifactKind(Enum):
     ONNX = "onnx"
     TENSORRT = "tensorrt"
 
 
-ENGINE_SUFFIXES = (".engine", ".plan")
+class ArtifactRole(str, Enum):
+    """The files one `edgeres build` writes; the values name them in build_summary.json."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8_TENSORRT = "int8_tensorrt"
+    INT8_ONNXRUNTIME = "int8_onnxruntime"
+    CALIBRATION_CACHE = "calibration_cache"
+    CALIBRATION_TABLE = "calibration_table"
+    ENGINE = "engine"
+    SUMMARY = "summary"
 
 
-_ONNX_SUFFIX = ".onnx"
+def is_engine_path(path: Path) -> bool:
+    return Path(path).suffix.lower() in ENGINE_SUFFIXES
 
 
 def artifact_kind(path: Path) -> ArtifactKind:
@@ -25,9 +39,11 @@ def artifact_kind(path: Path) -> ArtifactKind:
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix == _ONNX_SUFFIX:
+    if suffix == ONNX_SUFFIX:
         return ArtifactKind.ONNX
-    if suffix in ENGINE_SUFFIXES:
+    if is_engine_path(path):
         return ArtifactKind.TENSORRT
-    raise UserInputError(f"{path}: cannot profile a '{suffix or 'no suffix'}' file (expected .onnx, .engine or .plan)")
-
+    raise UserInputError(
+        f"{path}: a '{suffix or 'no suffix'}' file is neither an ONNX model nor a TensorRT engine "
+        "(expected .onnx, .engine or .plan)"
+    )

@@ -1,40 +1,69 @@
-"""TODO docstring (artifacts.onnx)."""
+"""Reading ONNX files: one loader (one set of error messages) and one description of a graph's tensors."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+import onnx
+
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 
-if TYPE_CHECKING:
-    pass
 
-
-@dataclass(frozen=True)
-class OnnxInput:
-    """The single network input as the ONNX declares it: name and per-sample shape (batch axis dropped)."""
-
-    name: str
-    sample_shape: tuple[int, ...]
-
-
-def read_onnx_input(onnx_path: Path) -> OnnxInput:
-    """Name and per-sample shape of the ONNX's one input; every axis but the batch must be fixed."""
-    import onnx
-
+def load_onnx(path: Path | str, weights: bool = True) -> onnx.ModelProto:
+    """The ONNX model in `path`; `weights=False` leaves external weight files unread (structure only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: ONNX file not found")
     try:
-        proto = onnx.load(str(onnx_path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=weights)
     except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
-        raise UserInputError(f"{onnx_path}: not a valid ONNX model ({type(exc).__name__})") from exc
-    initializers = {init.name for init in proto.graph.initializer}
-    inputs = [v for v in proto.graph.input if v.name not in initializers]
-    if len(inputs) != 1:
-        raise UserInputError(f"{onnx_path}: {len(inputs)} inputs; a classifier with one input is expected")
-    dims = inputs[0].type.tensor_type.shape.dim
-    sample = tuple(d.dim_value for d in dims[1:])
-    if any(d <= 0 for d in sample):
-        raise UserInputError(f"{onnx_path}: input '{inputs[0].name}' has a dynamic axis besides the batch")
-    return OnnxInput(inputs[0].name, sample)
+        raise UserInputError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from exc
 
+
+def as_model(model: onnx.ModelProto | Path | str, weights: bool = True) -> onnx.ModelProto:
+    """A model given as a proto or a path, as a proto (the same object when it already is one)."""
+    return model if isinstance(model, onnx.ModelProto) else load_onnx(model, weights)
+
+
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` that also outputs `names` (a fetched tensor changes onnxruntime's fusions around it)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {o.name for o in copy.graph.output} | {i.name for i in copy.graph.input}
+    wanted = [name for name in dict.fromkeys(names) if name not in present]
+    copy.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in wanted)
+    return copy
+
+
+def dim_labels(value: onnx.ValueInfoProto) -> list[int | str]:
+    """Each axis as the graph declares it: its size, or its symbolic name ("batch"), or 0 when unknown."""
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def value_spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    tensor = value.type.tensor_type
+    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
+    return TensorSpec(value.name, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)), shape)
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are not initializers (what a caller must feed)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in weights]
+
+
+def graph_input(model: onnx.ModelProto, where: object) -> TensorSpec:
+    """The one input of a classifier; any other count is a user error naming `where`."""
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        raise UserInputError(f"{where}: {len(inputs)} inputs; a classifier with one input is expected")
+    return value_spec(inputs[0])
+
+
+def graph_output(model: onnx.ModelProto, where: object) -> TensorSpec:
+    """The first output (a classifier's logits or probabilities)."""
+    if not model.graph.output:
+        raise UserInputError(f"{where}: the graph has no output")
+    return value_spec(model.graph.output[0])

@@ -1,16 +1,17 @@
-"""TODO docstring (artifacts.precision)."""
+"""What precision an ONNX carries (FP32, FP16 or INT8 Q/DQ): the engine, deploy and profile all follow it."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edgeres.artifacts.sidecar import read_sidecar
+import onnx
+
+from edgeres.artifacts.onnx import load_onnx
+from edgeres.artifacts.sidecar import Sidecar, read_sidecar
 from edgeres.errors import UserInputError
 
-if TYPE_CHECKING:
-    pass
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 class Precision(Enum):
@@ -21,21 +22,29 @@ class Precision(Enum):
     INT8 = "int8"
 
 
-def onnx_precision(onnx_path: Path) -> Precision:
-    """Precision from the ONNX's sidecar, else from the graph (Q/DQ nodes -> INT8, FP16 tensors -> FP16)."""
-    sidecar = read_sidecar(onnx_path)
-    declared = (sidecar or {}).get("options", {}).get("precision")
-    if declared is not None:
-        try:
-            return Precision(str(declared).lower())
-        except ValueError:
-            raise UserInputError(f"{onnx_path}: sidecar precision '{declared}' is not fp32, fp16 or int8") from None
-    import onnx
+def recorded_precision(sidecar: Sidecar) -> Precision | None:
+    """The precision a sidecar records, or None; a value that is no Precision is refused."""
+    declared = sidecar.precision
+    if declared is None:
+        return None
+    try:
+        return Precision(declared.lower())
+    except ValueError:
+        choices = ", ".join(p.value for p in Precision)
+        raise UserInputError(f"{sidecar.path}: sidecar precision '{declared}' is not one of {choices}") from None
 
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in proto.graph.node):
+
+def graph_precision(model: onnx.ModelProto) -> Precision:
+    """Q/DQ nodes -> INT8, FP16 initializers -> FP16, else FP32."""
+    if any(node.op_type in QDQ_OPS for node in model.graph.node):
         return Precision.INT8
-    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer):
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer):
         return Precision.FP16
     return Precision.FP32
 
+
+def onnx_precision(onnx_path: Path) -> Precision:
+    """Precision from the ONNX's sidecar, else from the graph."""
+    sidecar = read_sidecar(onnx_path)
+    recorded = recorded_precision(sidecar) if sidecar is not None else None
+    return recorded or graph_precision(load_onnx(onnx_path, weights=False))

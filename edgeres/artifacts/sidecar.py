@@ -1,9 +1,12 @@
-"""Atomic artifact writes and the sidecar JSON that records how each artifact was made."""
+"""The sidecar JSON beside every artifact (`model.onnx` -> `model.onnx.json`): what made it, from which
+inputs, with which options and versions; written by `write_sidecar`, read back through the typed `Sidecar`."""
 
 from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -11,11 +14,12 @@ from typing import Any
 
 from edgeres import __version__
 from edgeres.artifacts.atomic import sha256_file, write_json_atomic
+from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.errors import UserInputError
 
 SIDECAR_SUFFIX = ".json"
-
-
 SIDECAR_SCHEMA = 1
+DEFAULT_VERSIONS = ("torch", "onnx", "onnxruntime", "numpy")
 
 
 def sidecar_path(artifact: Path) -> Path:
@@ -34,14 +38,83 @@ def package_versions(*names: str) -> dict[str, str | None]:
     return versions
 
 
+def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A sidecar as read back. Sections missing from the file read as empty, values as None."""
+
+    path: Path  # the sidecar file itself
+    data: Mapping[str, Any]
+
+    @property
+    def stage(self) -> str | None:
+        stage = self.data.get("stage")
+        return stage if isinstance(stage, str) else None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return _section(self.data, "inputs")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return _section(self.data, "options")
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return _section(self.data, "results")
+
+    @property
+    def recorded_bytes(self) -> int | None:
+        value = self.data.get("bytes")
+        return value if isinstance(value, int) else None
+
+    @property
+    def recorded_sha256(self) -> str | None:
+        value = self.data.get("sha256")
+        return value if isinstance(value, str) else None
+
+    @property
+    def input_spec(self) -> dict[str, Any] | None:
+        """options["input"]: what the model takes (kind, name, shape, and a frame model's contract)."""
+        value = self.options.get("input")
+        return dict(value) if isinstance(value, Mapping) else None
+
+    @property
+    def precision(self) -> str | None:
+        value = self.options.get("precision")
+        return None if value is None else str(value)
+
+    @property
+    def role(self) -> ArtifactRole | None:
+        """What the artifact is for in a build, when the sidecar says (options["role"])."""
+        value = self.options.get("role")
+        try:
+            return None if value is None else ArtifactRole(value)
+        except ValueError:
+            raise UserInputError(f"{self.path}: unknown artifact role {value!r}") from None
+
+    @property
+    def source_onnx(self) -> str | None:
+        """The ONNX this artifact was made from, as recorded (inputs["onnx"])."""
+        value = self.inputs.get("onnx")
+        return value if isinstance(value, str) and value else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
 def write_sidecar(
     artifact: Path,
     stage: str,
     inputs: dict[str, str | None],
     options: dict[str, Any],
     results: dict[str, Any] | None = None,
-    versions: tuple[str, ...] = ("torch", "onnx", "onnxruntime", "numpy"),
-) -> dict[str, Any]:
+    versions: tuple[str, ...] = DEFAULT_VERSIONS,
+) -> Sidecar:
     """Write `<artifact>.json`: what made the artifact, from which inputs, with which versions."""
     payload: dict[str, Any] = {
         "schema": SIDECAR_SCHEMA,
@@ -55,48 +128,47 @@ def write_sidecar(
         "versions": package_versions(*versions),
         "results": results or {},
     }
-    write_json_atomic(sidecar_path(artifact), payload)
-    return payload
-
-
-def read_sidecar(artifact: Path) -> dict[str, Any] | None:
-    """The sidecar of `artifact`, or None if it has none."""
     path = sidecar_path(artifact)
+    write_json_atomic(path, payload)
+    return Sidecar(path, payload)
+
+
+def read_sidecar(artifact: Path) -> Sidecar | None:
+    """The sidecar of `artifact`, or None if it has none."""
+    path = sidecar_path(Path(artifact))
     if not path.exists():
         return None
-    from edgeres.errors import UserInputError
-
     try:
         loaded = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}: sidecar is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: sidecar cannot be read ({exc})") from exc
     if not isinstance(loaded, dict):
         raise UserInputError(f"{path}: sidecar is not a JSON object")
-    return loaded
+    return Sidecar(path, loaded)
 
 
-def verify_sidecar(artifact: Path, full_hash: bool = True) -> dict[str, Any] | None:
+def verify_sidecar(artifact: Path, full_hash: bool = True) -> Sidecar | None:
     """The sidecar of `artifact` (None if it has none), refused unless it describes this very file.
 
     Compares the recorded size, then (with `full_hash`) the SHA-256: a stale or copied sidecar
     would otherwise vouch for another file. The size check alone costs nothing; hashing reads the
-    whole file (about 0.3 s per 100 MB), worth it before deserializing an engine.
+    whole file, worth it before deserializing an engine.
     """
     sidecar = read_sidecar(artifact)
     if sidecar is None:
         return None
-    from edgeres.errors import UserInputError
-
-    path = sidecar_path(artifact)
-    recorded_bytes, recorded_hash = sidecar.get("bytes"), sidecar.get("sha256")
-    if not isinstance(recorded_bytes, int) or not isinstance(recorded_hash, str):
-        raise UserInputError(f"{path}: sidecar records no bytes/sha256 for {Path(artifact).name}; rebuild")
+    recorded_bytes, recorded_hash = sidecar.recorded_bytes, sidecar.recorded_sha256
+    if recorded_bytes is None or recorded_hash is None:
+        raise UserInputError(f"{sidecar.path}: sidecar records no bytes/sha256 for {Path(artifact).name}; rebuild")
     size = Path(artifact).stat().st_size
     if size != recorded_bytes:
         raise UserInputError(
-            f"{path}: sidecar describes another file ({recorded_bytes} bytes, {artifact} has {size}); rebuild"
+            f"{sidecar.path}: sidecar describes another file ({recorded_bytes} bytes, {artifact} has {size}); rebuild"
         )
     if full_hash and sha256_file(artifact) != recorded_hash:
-        raise UserInputError(f"{path}: sidecar describes another file (SHA-256 differs from {artifact}); rebuild")
+        raise UserInputError(
+            f"{sidecar.path}: sidecar describes another file (SHA-256 differs from {artifact}); rebuild"
+        )
     return sidecar
-

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeres.errors import UserInputError
+from edgeres.frames.contract import FrameFormat
 from edgeres.frames.images import read_rgb
 from edgeres.frames.yuv import open_yuv
-from edgeres.quantize.calibration_data import CalibItem, RawFrames
+from edgeres.quantize.calibration_data import CalibItem
 from edgeres.quantize.encoding import SampleEncoder, derive_variant
 
 HOLDOUT_FRACTION = 0.25  # of the readable candidates, kept away from the calibrator for the fidelity report
@@ -66,7 +67,7 @@ class Holdout:
         }
 
 
-def _read(item: CalibItem, encoder: SampleEncoder, raw: RawFrames | None) -> tuple[np.ndarray, np.ndarray]:
+def _read(item: CalibItem, encoder: SampleEncoder, raw: FrameFormat | None) -> tuple[np.ndarray, np.ndarray]:
     """(model-input sample, uint8 RGB picture for deriving variants) of one held-out item."""
     if item.frame is not None and raw is not None:
         frame = open_yuv(item.path, raw.layout, raw.width, raw.height).frame(item.frame)
@@ -78,7 +79,7 @@ def _read(item: CalibItem, encoder: SampleEncoder, raw: RawFrames | None) -> tup
 def holdout_batches(
     holdout: Holdout,
     encoder: SampleEncoder,
-    raw: RawFrames | None,
+    raw: FrameFormat | None,
     batch_size: int,
     skipped: list[str],
     seed: int = 0,

@@ -7,19 +7,32 @@ from pathlib import Path
 
 from edgeres.artifacts.precision import Precision
 from edgeres.build.holdout import MIN_HOLDOUT_SAMPLES
-from edgeres.engine.builder import BuildOptions as EngineOptions
+from edgeres.engine.builder import EngineOptions
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract
-from edgeres.model.resnet import Arch
+from edgeres.frames.contract import FrameFormat, InputContract
+from edgeres.model.arch import Arch
 from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
 )
-from edgeres.quantize.calibration_data import RawFrames
 from edgeres.quantize.fidelity import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
+
+
+# On the trained EfficientNet-Lite0 check MSE and max gave 16.8-18.0 dB logits SQNR, percentile 14.9-17.1,
+# entropy 11.2-11.6; MSE is the default because one outlier frame cannot set its range, as it sets max's.
+DEFAULT_CALIB_ALGO = CalibAlgo.MSE
+
+
+DEFAULT_CALIB_SIZE = 64  # calibration samples
+
+
+DEFAULT_CALIB_BATCH = 8  # calibration samples per model call
+
+
+DEFAULT_CALIB_SEED = 0  # seed of the shuffle and of the held-out split
 
 
 @dataclass(frozen=True)
@@ -30,12 +43,10 @@ class BuildOptions:
     weights: Path | None = None
     num_classes: int | None = None
     calib: Path | None = None  # folder of images / raw frames, or a path,label CSV; None: calibration/
-    # On the trained EfficientNet-Lite0 check MSE and max gave 16.8-18.0 dB logits SQNR, percentile 14.9-17.1,
-    # entropy 11.2-11.6; MSE is the default because one outlier frame cannot set its range, as it sets max's.
-    calib_algo: CalibAlgo = CalibAlgo.MSE
-    calib_size: int = 64
-    batch_size: int = 8
-    seed: int = 0
+    calib_algo: CalibAlgo = DEFAULT_CALIB_ALGO
+    calib_size: int = DEFAULT_CALIB_SIZE
+    batch_size: int = DEFAULT_CALIB_BATCH
+    seed: int = DEFAULT_CALIB_SEED
     percentile: float = CalibOptions().percentile  # for --calib-algo percentile
     keep_float: tuple[str, ...] = ()
     # Bias correction (edgeres.quantfix), measured on the trained EfficientNet-Lite0 check (16 held-out samples):
@@ -44,7 +55,7 @@ class BuildOptions:
     # calibration pass itself (0.6 s for ResNet50, 64 samples); a reused cache costs one float pass for them.
     bias_correction: bool = True
     gate: FidelityGate = field(default_factory=FidelityGate)
-    raw: RawFrames | None = None  # layout and size of raw .yuv calibration frames
+    raw: FrameFormat | None = None  # layout and size of raw .yuv calibration frames
     contract: InputContract | None = None  # camera-frame input: export (or expect) the fused model
     recalibrate: bool = False  # overwrite a calibration cache made from other inputs instead of refusing
     trt_table_version: str = DEFAULT_TRT_VERSION  # header version of calibration.table

@@ -15,20 +15,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import onnx
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_json_atomic
+from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.sidecar import write_sidecar
 from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, holdout_batches
 from edgeres.build.options import BuildOptions
 from edgeres.build.quick_profile import quick_profiles
-from edgeres.build.source import describe_contract, source_model
-from edgeres.engine.builder import BuildOptions as EngineOptions
+from edgeres.build.source import source_model
+from edgeres.engine.builder import EngineOptions
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+from edgeres.progress import SilentProgress, StageProgress
 from edgeres.quantize.bias_correction import correct_biases, input_means, weighted_inputs
 from edgeres.quantize.cache import (
     CalibCache,
@@ -61,25 +63,6 @@ TRT_TABLE_NAME = "calibration.table"
 
 
 ENGINE_SUFFIXES = (".engine", ".plan")
-
-
-class BuildProgress(Protocol):
-    """What the CLI implements to draw bars; the library only calls it."""
-
-    def begin(self, task: str, total: int | None) -> None: ...
-    def advance(self, amount: int) -> None: ...
-    def end(self) -> None: ...
-
-
-class _Silent:
-    def begin(self, task: str, total: int | None) -> None:
-        pass
-
-    def advance(self, amount: int) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -128,7 +111,7 @@ def _calibrate(
     calibration: CalibrationSet,
     tensors: list[str],
     outdir: Path,
-    bar: BuildProgress,
+    bar: StageProgress,
     means_for: Sequence[str] = (),
 ) -> Calibrated:
     """Ranges from the matching calibration cache in `outdir`, else a calibration pass (then cached)."""
@@ -166,12 +149,12 @@ def _quantize_int8(
     source: Path,
     calibration: CalibrationSet,
     outdir: Path,
-    bar: BuildProgress,
+    bar: StageProgress,
     summary: dict[str, Any],
     timings: dict[str, float],
 ) -> tuple[dict[str, Path], list[str]]:
     """Calibrate (or reuse the cache), write the TensorRT Q/DQ model, its U8S8 twin and the text table."""
-    model = onnx.load(str(source))
+    model = load_onnx(source)
     plan = plan_qdq(model, options.keep_float)
     tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
     corrected_inputs = weighted_inputs(model, plan) if options.bias_correction else []
@@ -237,9 +220,9 @@ def _quantize_int8(
     )  # fmt: skip
 
 
-def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = None) -> BuildResult:
+def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = None) -> BuildResult:
     """Run the whole chain; raises FidelityError (after writing the report) when the gate fails."""
-    bar = progress or _Silent()
+    bar = progress or SilentProgress()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -258,7 +241,7 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
     }
     notes: list[str] = []
     if source.contract is not None:
-        notes.append(f"input: raw {describe_contract(source.contract)} frames; the front-end stays float")
+        notes.append(f"input: raw {source.contract.describe()} frames; the front-end stays float")
     if options.precision is Precision.INT8:
         made, made_notes = _quantize_int8(options, source.path, calibration, outdir, bar, summary, timings)
         artifacts |= made
@@ -266,7 +249,7 @@ def build(options: BuildOptions, outdir: Path, progress: BuildProgress | None = 
         candidates = {"int8_tensorrt": made["int8_tensorrt"], "int8_onnxruntime": made["int8_onnxruntime"]}
     else:
         fp16_path = outdir / "model_fp16.onnx"
-        _write_model(fp16_path, to_fp16(onnx.load(str(source.path))), source.path, {"keep_io_float": True}, {})
+        _write_model(fp16_path, to_fp16(load_onnx(source.path)), source.path, {"keep_io_float": True}, {})
         artifacts["fp16"] = fp16_path
         candidates = {"fp16": fp16_path}
     skipped: list[str] = []

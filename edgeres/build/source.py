@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from edgeres.artifacts.sidecar import read_sidecar
+import numpy as np
+
+from edgeres.artifacts.sidecar import Sidecar, read_sidecar
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract
-from edgeres.model.resnet import Arch
+from edgeres.frames.contract import InputContract, InputKind
+from edgeres.model.arch import Arch
+from edgeres.progress import StageProgress
 from edgeres.quantize.encoding import model_input
 
 
@@ -27,11 +30,6 @@ class ExportChoice(Protocol):
     def contract(self) -> InputContract | None: ...
 
 
-class Progress(Protocol):
-    def begin(self, task: str, total: int | None) -> None: ...
-    def end(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class SourceModel:
     """The FP32 ONNX the build starts from, which weights it carries and what input it takes."""
@@ -42,42 +40,37 @@ class SourceModel:
     contract: InputContract | None
 
 
-def describe_contract(contract: InputContract) -> str:
-    c = contract
-    return f"{c.layout.value} {c.width}x{c.height} {c.colorspace.value} {c.color_range.value} {c.resize.value}"
-
-
 def _given_model_contract(
-    onnx_path: Path, sidecar: dict[str, Any], wanted: InputContract | None
+    onnx_path: Path, sidecar: Sidecar | None, wanted: InputContract | None
 ) -> InputContract | None:
-    """The input contract of a given ONNX: its sidecar's, checked against --input when both exist."""
-    declared = (sidecar.get("options") or {}).get("input")
-    frames = isinstance(declared, dict) and declared.get("kind") == "yuv422"  # plain models say "rgb_float"
-    contract = InputContract.from_dict(declared) if frames else None  # type: ignore[arg-type]
+    """The input contract of a given ONNX: its sidecar's, checked against the requested one when both exist."""
+    declared = sidecar.input_spec if sidecar is not None else None
+    frames = declared is not None and declared.get("kind") == InputKind.YUV422.value
+    contract = InputContract.from_dict(declared) if declared is not None and frames else None
     if wanted is None or contract == wanted:
         return contract
     if contract is not None:
         raise UserInputError(
-            f"{onnx_path}: its sidecar declares input {describe_contract(contract)}, but --input asks for "
-            f"{describe_contract(wanted)}; drop --input or export the model again with it"
+            f"{onnx_path}: its sidecar declares input {contract.describe()}, but the requested input is "
+            f"{wanted.describe()}; drop the requested input or export the model again with it"
         )
-    if model_input(onnx_path).dtype != "uint8":
+    if model_input(onnx_path).dtype != np.uint8:
         raise UserInputError(
             f"{onnx_path}: takes RGB floats, not {wanted.layout.value} frames; make the camera model with "
             f"`edgeres export --input {wanted.layout.value}:{wanted.width}x{wanted.height}` and pass that, "
-            "or drop --input"
+            "or drop the requested input"
         )
     return wanted
 
 
-def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, progress: Progress) -> SourceModel:
+def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, progress: StageProgress) -> SourceModel:
     """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
     if onnx_path is not None:
         path = Path(onnx_path)
-        sidecar = read_sidecar(path) or {}
+        sidecar = read_sidecar(path)
         contract = _given_model_contract(path, sidecar, options.contract)
-        random = (sidecar.get("options") or {}).get("random_weights")
-        weights = (sidecar.get("inputs") or {}).get("weights")
+        random = sidecar.options.get("random_weights") if sidecar is not None else None
+        weights = sidecar.inputs.get("weights") if sidecar is not None else None
         if random is None:
             return SourceModel(path, f"unknown (no edgeres sidecar beside {path})", None, contract)
         return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
@@ -88,7 +81,7 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, pr
         outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes, contract=options.contract
     )
     progress.end()
-    random = bool(result.sidecar["options"]["random_weights"])
+    random = bool(result.sidecar.options["random_weights"])
     weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
     return SourceModel(result.path, weights, random, options.contract)
 

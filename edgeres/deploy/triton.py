@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_json_atomic, write_with
 from edgeres.artifacts.sidecar import read_sidecar
-from edgeres.deploy.model import DeployModel, InputLayout, TensorInfo, read_deploy_model
+from edgeres.artifacts.tensors import TensorSpec
+from edgeres.deploy.model import DeployModel, ElementType, InputLayout, read_deploy_model
 from edgeres.errors import UserInputError
 from edgeres.runtime.labels import ClassNames
 
@@ -67,12 +68,12 @@ def default_model_name(model: DeployModel) -> str:
     return f"{arch}_{model.precision.value}{suffix}"
 
 
-def _tensor_block(tensor: TensorInfo, dims: tuple[int, ...], extra: str = "") -> str:
+def _tensor_block(tensor: TensorSpec, dims: tuple[int, ...], extra: str = "") -> str:
     joined = ", ".join(str(d) for d in dims)
     return (
         "  {\n"
         f'    name: "{tensor.name}"\n'
-        f"    data_type: {tensor.element.triton_type}\n"
+        f"    data_type: {ElementType.of(tensor, tensor.name).triton_type}\n"
         f"    dims: [ {joined} ]\n"
         f"{extra}"
         "  }"
@@ -82,7 +83,7 @@ def _tensor_block(tensor: TensorInfo, dims: tuple[int, ...], extra: str = "") ->
 def triton_config_text(model: DeployModel, name: str, platform: str, max_batch_size: int, delay_us: int) -> str:
     """`config.pbtxt` for one classifier. max_batch_size 0 means the graph's batch axis is fixed."""
     if max_batch_size > 0:
-        input_dims, output_dims = model.input.dims, model.output.dims
+        input_dims, output_dims = model.dims(model.input), model.dims(model.output)
     else:  # no batching: dims are the full shapes
         input_dims = tuple(int(d) for d in model.input.shape if d is not None)
         output_dims = tuple(int(d) for d in model.output.shape if d is not None)
@@ -115,12 +116,11 @@ def plan_max_batch(plan: Path, model: DeployModel) -> int:
     sidecar = read_sidecar(plan)
     if sidecar is None:
         raise UserInputError(f"{plan}: no sidecar, so nothing says it was built from {model.path.name}")
-    if sidecar.get("inputs", {}).get("onnx_sha256") != sha256_file(model.path):
+    if sidecar.inputs.get("onnx_sha256") != sha256_file(model.path):
         raise UserInputError(f"{plan}: its sidecar does not record the sha256 of {model.path.name}: another model's")
-    options = sidecar.get("options", {})
-    if options.get("precision") != model.precision.value:
-        raise UserInputError(f"{plan}: precision {options.get('precision')}, the model is {model.precision.value}")
-    profile = options.get("profile") or {}
+    if sidecar.precision != model.precision.value:
+        raise UserInputError(f"{plan}: precision {sidecar.precision}, the model is {model.precision.value}")
+    profile = sidecar.options.get("profile") or {}
     try:
         low, high = int(profile["min"][0]), int(profile["max"][0])
     except (KeyError, IndexError, TypeError, ValueError):

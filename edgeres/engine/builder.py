@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
-from edgeres.artifacts.onnx import read_onnx_input
+from edgeres.artifacts.lineage import lineage_input_spec
+from edgeres.artifacts.onnx import graph_input, load_onnx
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.artifacts.sidecar_lineage import onnx_input_contract
+from edgeres.artifacts.sidecar import Sidecar, write_sidecar
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.engine.dims import as_dims
 from edgeres.engine.target import EngineTarget, HardwareCompatibility, require_tensorrt, running_target
 from edgeres.errors import EdgeresError, UserInputError
@@ -66,7 +67,7 @@ class BatchProfile:
 
 
 @dataclass(frozen=True)
-class BuildOptions:
+class EngineOptions:
     """Everything `edgeres build` passes to the TensorRT builder; validated on construction."""
 
     batch: BatchProfile = field(default_factory=BatchProfile)
@@ -101,12 +102,17 @@ class BuildOptions:
         return out
 
 
+def network_input(onnx_path: Path) -> TensorSpec:
+    """The ONNX's one input, which the engine's optimisation profile is set for."""
+    return graph_input(load_onnx(onnx_path, weights=False), onnx_path)
+
+
 def engine_sidecar_fields(
-    onnx_path: Path, options: BuildOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
+    onnx_path: Path, options: EngineOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
 ) -> tuple[dict[str, str | None], dict[str, Any]]:
     """Sidecar `inputs` (hashes of the ONNX and calibration cache) and `options` for an engine."""
-    onnx_input = read_onnx_input(onnx_path)
-    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    onnx_input = network_input(onnx_path)
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape(onnx_path))
     cache = options.calibration_cache
     inputs: dict[str, str | None] = {
         "onnx": str(onnx_path),
@@ -117,7 +123,7 @@ def engine_sidecar_fields(
     fields: dict[str, Any] = {
         "precision": precision.value,
         "strongly_typed": strongly_typed,
-        "input": onnx_input_contract(onnx_path),
+        "input": lineage_input_spec(onnx_path),
         "profile": {"tensor": onnx_input.name, "min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)},
         "target": target.sidecar_fields(),
         **options.as_dict(),
@@ -127,7 +133,7 @@ def engine_sidecar_fields(
 
 def write_engine(
     output: Path, serialized: bytes, inputs: dict[str, str | None], fields: dict[str, Any], build_seconds: float
-) -> dict[str, Any]:
+) -> Sidecar:
     """Write the engine atomically, then its sidecar; returns the sidecar."""
     if not serialized:
         raise EdgeresError(f"{output}: TensorRT returned an empty engine")
@@ -155,7 +161,7 @@ def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path:
     raise UserInputError(f"{onnx_path}: TensorRT's ONNX parser failed: " + "; ".join(errors or ["no detail given"]))
 
 
-def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildOptions) -> None:
+def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: EngineOptions) -> None:
     """Workspace, optimisation level, DLA, version and hardware compatibility on `config`."""
     import tensorrt as trt
 
@@ -208,9 +214,9 @@ def _attach_timing_cache(config: trt.IBuilderConfig, cache_path: Path) -> trt.IT
     return cache
 
 
-def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
+def build_engine(onnx_path: Path, output: Path, options: EngineOptions | None = None) -> Sidecar:
     """Parse the ONNX, build one optimisation profile, write engine + sidecar; returns the sidecar."""
-    onnx_path = Path(onnx_path)
+    onnx_path, options = Path(onnx_path), options or EngineOptions()
     if not onnx_path.is_file():
         raise UserInputError(f"{onnx_path}: ONNX file not found")
     require_tensorrt()
@@ -218,7 +224,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOpt
 
     target = running_target()
     precision = onnx_precision(onnx_path)
-    onnx_input = read_onnx_input(onnx_path)
+    onnx_input = network_input(onnx_path)
     started = time.perf_counter()
     # logger, builder, network, parser, config and timing cache are all held in this frame until
     # build_serialized_network returns: the network points into the parser's weights.
@@ -232,7 +238,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions = BuildOpt
         config.set_flag(flag)
     _configure(builder, config, options)
     profile = builder.create_optimization_profile()
-    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape)
+    min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape(onnx_path))
     profile.set_shape(onnx_input.name, as_dims(min_shape), as_dims(opt_shape), as_dims(max_shape))
     if config.add_optimization_profile(profile) < 0:
         raise EdgeresError(f"{onnx_path}: TensorRT refused the profile {options.batch} for '{onnx_input.name}'")

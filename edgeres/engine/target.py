@@ -10,8 +10,8 @@ import warnings
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
+from edgeres.artifacts.sidecar import Sidecar
 from edgeres.errors import BackendUnavailableError, UserInputError
 
 
@@ -44,8 +44,8 @@ class EngineTarget:
         return asdict(self)
 
     @classmethod
-    def from_sidecar(cls, sidecar: dict[str, Any], where: Path) -> EngineTarget:
-        target = (sidecar.get("options") or {}).get("target")
+    def from_sidecar(cls, sidecar: Sidecar, where: Path) -> EngineTarget:
+        target = sidecar.options.get("target")
         if not isinstance(target, dict):
             raise UserInputError(f"{where}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
         try:
@@ -67,7 +67,7 @@ def _capability(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def check_engine_target(engine: Path, sidecar: dict[str, Any], running: EngineTarget) -> None:
+def check_engine_target(engine: Path, sidecar: Sidecar, running: EngineTarget) -> None:
     """Refuse, with a message naming both sides, an engine this TensorRT and GPU cannot run.
 
     Plain engines need the exact TensorRT version and the same compute capability; a
@@ -76,7 +76,7 @@ def check_engine_target(engine: Path, sidecar: dict[str, Any], running: EngineTa
     name only warns: it runs, possibly with tactics tuned for the other GPU.
     """
     built = EngineTarget.from_sidecar(sidecar, engine)
-    options = sidecar.get("options") or {}
+    options = sidecar.options
     rebuild = f"rebuild it here with `edgeres build --engine-only --onnx MODEL.onnx -o {engine.name}`"
     if options.get("version_compatible"):
         built_v = tuple(int(p) for p in built.tensorrt_version.split(".")[:3] if p.isdigit())

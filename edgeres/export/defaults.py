@@ -22,7 +22,8 @@ from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, list_images, read_batch, read_rgb
 from edgeres.frontend.graph import attach_frontend
 from edgeres.frontend.host import parity_frames, reference_input
-from edgeres.model.resnet import Arch, ResNet, load_model
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import ResNet, load_model
 
 PARITY_IMAGES = 4  # real photographs in the parity batch, plus two random inputs
 

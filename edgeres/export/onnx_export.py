@@ -14,7 +14,7 @@ import torch
 from onnx import numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
-from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.artifacts.sidecar import Sidecar, write_sidecar
 from edgeres.errors import UserInputError
 from edgeres.export.parity import ParityReport, ParityTolerance, check_parity
 from edgeres.frames.images import NETWORK_SIZE
@@ -91,7 +91,7 @@ def inline_initializer_identities(proto: onnx.ModelProto) -> None:
 class ExportResult:
     path: Path
     parity: ParityReport
-    sidecar: dict[str, Any]
+    sidecar: Sidecar
 
 
 def export_model(

@@ -1,4 +1,5 @@
-"""TODO docstring (export.parity)."""
+"""Parity: the same batch through two implementations (PyTorch and onnxruntime, or the fused front-end and
+the host path), compared by max error, cosine and top-1 agreement."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import ParityError
 from edgeres.frames.images import NETWORK_SIZE
+
+PARITY_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,9 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport
     )
 
 
-def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = 2) -> np.ndarray:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = PARITY_THREADS) -> np.ndarray:
+    """The first output of the model on `batch`, on the CPU."""
+    session = cpu_session(model_bytes, threads)
     input_name = session.get_inputs()[0].name
     return np.asarray(session.run(None, {input_name: batch})[0])
 

@@ -1,4 +1,8 @@
-"""TODO docstring (frames.contract)."""
+"""What a model takes as its input: RGB floats, or raw camera frames of one format and how they become RGB.
+
+`FrameFormat` is a raw frame's layout and size, written FORMAT:WIDTHxHEIGHT (`yuyv:1920x1080`) wherever a
+user gives one; `InputContract` adds the colour coding and the resize a fused model applies.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,45 @@ from edgeres.frames.yuv import (
 )
 
 FRAME_INPUT = "frame"
+_FORMAT = re.compile(r"\s*([A-Za-z0-9]+)\s*(?::\s*(\d+)\s*[xX]\s*(\d+)\s*)?")
+
+
+class InputKind(str, enum.Enum):
+    """What a model's input is, as its sidecar records it (options["input"]["kind"])."""
+
+    RGB_FLOAT = "rgb_float"  # float [batch, 3, H, W], ImageNet-normalised
+    YUV422 = "yuv422"  # uint8 raw camera frames, the front-end fused into the model
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """A raw frame's layout and size: what it takes to read a `.yuv` file frame by frame."""
+
+    layout: YuvLayout
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        check_size(self.width, self.height)
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return frame_shape(self.layout, self.width, self.height)
+
+    def __str__(self) -> str:
+        return f"{self.layout.value}:{self.width}x{self.height}"
+
+    @classmethod
+    def parse(cls, text: str, default_size: tuple[int, int] | None = None) -> FrameFormat:
+        """'yuyv:1920x1080' -> FrameFormat; a bare 'yuyv' takes `default_size` when one is given."""
+        match = _FORMAT.fullmatch(text)
+        if not match or (match.group(2) is None and default_size is None):
+            raise UserInputError(f"frame format '{text}' is not FORMAT:WIDTHxHEIGHT (e.g. yuyv:1920x1080)")
+        layout = parse_layout(match.group(1))
+        if match.group(2) is None:
+            assert default_size is not None
+            return cls(layout, *default_size)
+        return cls(layout, int(match.group(2)), int(match.group(3)))
 
 
 class ResizeMode(str, enum.Enum):
@@ -54,9 +97,18 @@ class InputContract:
     def frame_shape(self) -> tuple[int, int]:
         return frame_shape(self.layout, self.width, self.height)
 
+    @property
+    def frame_format(self) -> FrameFormat:
+        return FrameFormat(self.layout, self.width, self.height)
+
+    def describe(self) -> str:
+        return f"{self.layout.value} {self.width}x{self.height} {self.colorspace.value} {self.color_range.value} " + (
+            self.resize.value
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": "yuv422",
+            "kind": InputKind.YUV422.value,
             "name": FRAME_INPUT,
             "dtype": "uint8",
             "shape": ["batch", *self.frame_shape],
@@ -93,13 +145,11 @@ def parse_input(
     size: int = NETWORK_SIZE,
 ) -> InputContract:
     """'yuyv:1920x1080' (+ option strings) -> InputContract."""
-    match = re.fullmatch(r"\s*([A-Za-z0-9]+)\s*:\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise UserInputError(f"--input '{text}' is not FORMAT:WIDTHxHEIGHT (e.g. yuyv:1920x1080)")
+    frames = FrameFormat.parse(text)
     return InputContract(
-        layout=parse_layout(match.group(1)),
-        width=int(match.group(2)),
-        height=int(match.group(3)),
+        layout=frames.layout,
+        width=frames.width,
+        height=frames.height,
         colorspace=parse_choice(ColorSpace, colorspace, "colorspace"),
         color_range=parse_choice(ColorRange, color_range, "range"),
         resize=parse_choice(ResizeMode, resize, "resize mode"),

@@ -5,7 +5,6 @@ Defined here rather than imported from torchvision, which only ships as a multi-
 
 from __future__ import annotations
 
-import enum
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,15 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from edgeres.errors import CheckpointError, UserInputError
-
-
-class Arch(str, enum.Enum):
-    RESNET18 = "resnet18"
-    RESNET34 = "resnet34"
-    RESNET50 = "resnet50"
-    RESNET101 = "resnet101"
-    RESNET152 = "resnet152"
-
+from edgeres.model.arch import Arch
 
 # (block kind, blocks per stage) as in He et al. 2015, Table 1.
 _LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
+from edgeres.artifacts.precision import onnx_precision, recorded_precision
+from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.errors import UserInputError
 from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import ArtifactProfile
@@ -16,13 +18,11 @@ def artifact_precision(path: Path) -> str | None:
 
     A TensorRT engine without a recorded precision is not parsed as ONNX: None (unknown).
     """
-    from edgeres.artifacts.precision import onnx_precision
-    from edgeres.artifacts.sidecar import read_sidecar
-
-    recorded = ((read_sidecar(path) or {}).get("options") or {}).get("precision")
-    if artifact_kind(path) is ArtifactKind.TENSORRT and recorded is None:
+    sidecar = read_sidecar(path)
+    recorded = recorded_precision(sidecar) if sidecar is not None else None
+    if recorded is None and artifact_kind(path) is ArtifactKind.TENSORRT:
         return None
-    return onnx_precision(path).value
+    return (recorded or onnx_precision(path)).value
 
 
 def profile_artifact(path: Path, options: ProfileOptions) -> ArtifactProfile:

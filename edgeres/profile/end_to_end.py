@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.images import center_crop_resize, normalize
 from edgeres.frames.yuv import frame_shape, open_yuv, yuv422_to_rgb
 from edgeres.profile.options import FrameClip, RunLength
 from edgeres.profile.results import EndToEndResult
 from edgeres.profile.stats import LatencyStats, frames_per_second
-from edgeres.runtime.base import Runner, TensorSpec
+from edgeres.runtime.base import Runner
 from edgeres.runtime.topk import top_k
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgeres.artifacts.kinds import ArtifactKind
+from edgeres.artifacts.lineage import source_onnx
 from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.errors import EdgeresError
 from edgeres.profile.dispatch import artifact_precision
@@ -126,10 +127,10 @@ class ProfilingTensorRTRunner(TensorRTRunner):
 
 
 def _source_onnx_weights(engine: Path) -> tuple[int | None, str]:
-    sidecar = read_sidecar(engine) or {}
-    source = (sidecar.get("inputs") or {}).get("onnx")
-    if isinstance(source, str) and Path(source).is_file():
-        return onnx_weights_bytes(Path(source)), f"weights of the source ONNX {Path(source).name} (before TensorRT)"
+    sidecar = read_sidecar(engine)
+    source = source_onnx(engine, sidecar) if sidecar is not None else None
+    if source is not None:
+        return onnx_weights_bytes(source), f"weights of the source ONNX {source.name} (before TensorRT)"
     return None, "not measured: the engine's source ONNX (from its sidecar) is not on this machine"
 
 

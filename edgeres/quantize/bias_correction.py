@@ -15,19 +15,17 @@ the calibration set, borders (zero padding), strides and groups (depthwise) incl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import UserInputError
+from edgeres.progress import ProgressCallback
 from edgeres.quantize.calibrate import collect_statistics
 from edgeres.quantize.qdq import QdqPlan, WeightQuant, activation_scale, bias_safe_scales, quantize_weight
-
-Progress = Callable[[int], None]  # called with the number of samples just processed
-
 
 DEFAULT_THREADS = 2
 
@@ -42,7 +40,7 @@ def input_means(
     model: onnx.ModelProto,
     batches: Iterable[np.ndarray],
     tensors: Sequence[str],
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, np.ndarray]:
     """Tensor name -> its mean over all calibration samples (batch axis removed), in one streaming pass.
 
@@ -89,7 +87,7 @@ def layer_mean_shift(node: onnx.NodeProto, weight_error: np.ndarray, input_mean:
     )
     opset = 13 if node.op_type == "Gemm" else 11
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(model)
     y = np.asarray(session.run(None, {"x": x})[0], dtype=np.float64)[0]
     return y.reshape(y.shape[0], -1).mean(axis=1) if y.ndim > 1 else y
 
@@ -142,7 +140,7 @@ def bias_corrected(
     plan: QdqPlan,
     ranges: Mapping[str, float],
     batches: Iterable[np.ndarray],
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> onnx.ModelProto:
     """`correct_biases` with the means measured on `batches` (one streaming pass of the float model)."""
     means = input_means(model, batches, weighted_inputs(model, plan), progress)

@@ -17,7 +17,7 @@ returns the histograms and `ranges_from_statistics` turns them into ranges for a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgeres.artifacts.onnx import as_model, graph_input, with_outputs
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import UserInputError
+from edgeres.progress import ProgressCallback
 from edgeres.quantize.grid import MIN_AMAX
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions, StreamingHistogram, StreamingMean, compute_amax
 
@@ -48,10 +51,9 @@ CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAve
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 
 
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 2  # calibration and fidelity passes: the two cores of a small build machine
 
 
-Progress = Callable[[int], None]  # called with the number of samples just processed
 
 
 def collect_ranges(
@@ -60,7 +62,7 @@ def collect_ranges(
     algo: CalibAlgo = CalibAlgo.ENTROPY,
     tensors: Sequence[str] | None = None,
     options: CalibOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, float]:
     """Tensor name -> symmetric amax, calibrated on `batches` with `algo` (see the module docstring)."""
     options = options or CalibOptions()
@@ -95,20 +97,6 @@ def ranges_from_statistics(
     return {name: max(compute_amax(hist, algo, options), MIN_AMAX) for name, hist in stats.histograms.items()}
 
 
-def _load(onnx_path: Path | str | onnx.ModelProto) -> onnx.ModelProto:
-    if isinstance(onnx_path, onnx.ModelProto):
-        copy = onnx.ModelProto()
-        copy.CopyFrom(onnx_path)  # extra outputs are added to it
-        return copy
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: ONNX model not found")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and friends
-        raise UserInputError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
-
-
 def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every named tensor that shape inference can tell."""
     try:
@@ -141,23 +129,6 @@ def activation_tensors(
             if types.get(name, onnx.TensorProto.FLOAT) in FLOAT_TYPES:
                 chosen[name] = None
     return list(chosen)
-
-
-def _add_outputs(model: onnx.ModelProto, names: Sequence[str], types: dict[str, int]) -> None:
-    """Make `names` graph outputs too (in place; graph inputs and existing outputs are left alone)."""
-    graph = model.graph
-    present = {out.name for out in graph.output} | {inp.name for inp in graph.input}
-    for name in names:
-        if name not in present:
-            graph.output.append(onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None))
-
-
-def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 class _ReusingRunner:
@@ -195,7 +166,7 @@ def _prepare(
     onnx_path: Path | str | onnx.ModelProto, tensors: Sequence[str] | None, threads: int
 ) -> tuple[_ReusingRunner, list[str], set[str]]:
     """Session over the model with the wanted tensors as extra outputs; the ONNX proto is freed on return."""
-    model = _load(onnx_path)
+    model = as_model(onnx_path)
     label = "model" if isinstance(onnx_path, onnx.ModelProto) else onnx_path
     types = _tensor_types(model)
     names = list(tensors) if tensors is not None else activation_tensors(model, types=types)
@@ -205,14 +176,11 @@ def _prepare(
         raise UserInputError(f"{label}: no tensor named {missing[0]!r} to calibrate")
     if not names:
         raise UserInputError(f"{label}: no activation tensors to calibrate")
-    weights = {init.name for init in model.graph.initializer}
-    graph_inputs = {inp.name for inp in model.graph.input if inp.name not in weights}
-    input_name = next(inp.name for inp in model.graph.input if inp.name not in weights)
+    input_name = graph_input(model, label).name
+    graph_inputs = {input_name}
     fetched = [name for name in names if name not in graph_inputs]
-    _add_outputs(model, fetched, types)
-    model_bytes = model.SerializeToString()
-    del model
-    return _ReusingRunner(_session(model_bytes, threads), input_name, fetched), names, graph_inputs
+    session = cpu_session(with_outputs(model, fetched), threads)
+    return _ReusingRunner(session, input_name, fetched), names, graph_inputs
 
 
 def collect_statistics(
@@ -220,7 +188,7 @@ def collect_statistics(
     batches: Iterable[np.ndarray],
     tensors: Sequence[str] | None = None,
     options: CalibOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     histograms: bool = True,
     threads: int = DEFAULT_THREADS,
     means_for: Sequence[str] = (),

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.errors import UserInputError
+from edgeres.frames.contract import FrameFormat
 from edgeres.frames.images import default_calibration_dir, list_images, read_rgb
-from edgeres.frames.yuv import YuvLayout, open_yuv
+from edgeres.frames.yuv import open_yuv
 from edgeres.quantize.encoding import SampleEncoder, derive_variant
 
 YUV_SUFFIX = ".yuv"
@@ -38,15 +39,6 @@ class SourceKind(str, Enum):
     IMAGE_FOLDER = "images"
     YUV_FOLDER = "yuv"
     CSV = "csv"
-
-
-@dataclass(frozen=True)
-class RawFrames:
-    """How to read a folder of raw `.yuv` files: every file holds whole frames of this layout and size."""
-
-    layout: YuvLayout
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +105,7 @@ def image_items(folder: Path) -> list[CalibItem]:
     return [CalibItem(path) for path in list_images(folder)]
 
 
-def yuv_items(folder: Path, raw: RawFrames, skipped: list[Skipped]) -> list[CalibItem]:
+def yuv_items(folder: Path, raw: FrameFormat, skipped: list[Skipped]) -> list[CalibItem]:
     """One item per frame of every `.yuv` file under `folder`; files of the wrong size are skipped."""
     items: list[CalibItem] = []
     for path in sorted(p for p in Path(folder).rglob(f"*{YUV_SUFFIX}") if p.is_file()):
@@ -157,7 +149,7 @@ class CalibrationSet:
         encoder: SampleEncoder,
         calib_size: int,
         seed: int = DEFAULT_SEED,
-        raw: RawFrames | None = None,
+        raw: FrameFormat | None = None,
     ) -> None:
         if calib_size < 1:
             raise UserInputError(f"--calib-size must be at least 1, got {calib_size}")

@@ -11,13 +11,14 @@ The encoder reads the model's input (name, dtype, shape) and works out one of tw
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnx
 
+from edgeres.artifacts.onnx import as_model, graph_input
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import NETWORK_SIZE, RESIZE_SHORTER_TO, center_crop_resize, normalize
@@ -35,30 +36,9 @@ from edgeres.frames.yuv import (
 DERIVED_CROP_SIDE = (0.55, 0.9)  # derived samples crop this fraction of each side
 
 
-@dataclass(frozen=True)
-class ModelInput:
-    """The model's (first) graph input; dims that are symbolic or unknown are None."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...]
-
-    @property
-    def fixed_batch(self) -> int | None:
-        return self.shape[0] if self.shape else None
-
-
-def model_input(model: onnx.ModelProto | Path | str) -> ModelInput:
-    """Name, numpy dtype and shape of the first non-initializer graph input."""
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
-    weights = {init.name for init in proto.graph.initializer}
-    inputs = [inp for inp in proto.graph.input if inp.name not in weights]
-    if not inputs:
-        raise UserInputError("model has no graph input to calibrate")
-    tensor = inputs[0].type.tensor_type
-    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
-    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
-    return ModelInput(inputs[0].name, dtype, dims)
+def model_input(model: onnx.ModelProto | Path | str) -> TensorSpec:
+    """The model's one graph input, which calibration samples are encoded for."""
+    return graph_input(as_model(model, weights=False), "model" if isinstance(model, onnx.ModelProto) else model)
 
 
 def cover_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -86,11 +66,11 @@ def derive_variant(rgb: np.ndarray, variant: int, rng: np.random.Generator) -> n
 class SampleEncoder:
     """Photographs / frames -> one model-input sample (no batch axis) of the model's dtype and shape."""
 
-    def __init__(self, model: ModelInput, camera: InputContract | None = None) -> None:
+    def __init__(self, model: TensorSpec, camera: InputContract | None = None) -> None:
         self.model, self.camera = model, camera
         sample_shape = model.shape[1:]
         self.frame_size: tuple[int, int] | None
-        if not np.issubdtype(np.dtype(model.dtype), np.floating) or not _is_rgb(sample_shape):
+        if not np.issubdtype(model.dtype, np.floating) or not _is_rgb(sample_shape):
             if camera is None:
                 raise UserInputError(
                     f"model input {model.name!r} {model.dtype}{list(model.shape)} is not an RGB tensor; "
@@ -122,7 +102,8 @@ class SampleEncoder:
 
     def describe(self) -> str:
         """Everything about the encoding that changes the samples (part of the data fingerprint)."""
-        return f"{self.model}|{self.camera}|{self.frame_size}"
+        model = f"ModelInput(name={self.model.name!r}, dtype={self.model.dtype.name!r}, shape={self.model.shape!r})"
+        return f"{model}|{self.camera}|{self.frame_size}"
 
     def batch_size(self, requested: int) -> int:
         fixed = self.model.fixed_batch

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
 
+from edgeres.artifacts.onnx import as_model, with_outputs
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import FidelityError, UserInputError
+from edgeres.progress import ProgressCallback
 
 WORST_LAYERS = 10
 
@@ -46,7 +48,6 @@ TOP_K = 5
 LAYER_OPS = ("Conv", "Gemm")
 
 
-Progress = Callable[[int], None]
 
 
 class Kernels(str, enum.Enum):
@@ -155,26 +156,8 @@ def _session(
     model: onnx.ModelProto, extra_outputs: list[str], threads: int, kernels: Kernels = Kernels.RUNTIME
 ) -> ort.InferenceSession:
     """A CPU session; `extra_outputs` become graph outputs of a copy (which changes onnxruntime's fusions)."""
-    copy = model
-    if extra_outputs:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        present = {o.name for o in copy.graph.output}
-        copy.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra_outputs if t not in present)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    if kernels is Kernels.REFERENCE:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def _load(model: onnx.ModelProto | Path) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if not Path(model).is_file():
-        raise UserInputError(f"{model}: ONNX model not found")
-    return onnx.load(str(model))
+    copy = with_outputs(model, extra_outputs) if extra_outputs else model
+    return cpu_session(copy, threads, reference_kernels=kernels is Kernels.REFERENCE)
 
 
 class _Tally:
@@ -232,13 +215,13 @@ def compare_models(
     weights: str,
     random_weights: bool | None,
     threads: int = 2,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     layer_samples: int = LAYER_SAMPLES,
     kernels: Kernels = Kernels.RUNTIME,
 ) -> FidelityReport:
     """Compare logits of both models as shipped on every batch (an input array, or (inputs, labels));
     then compare their layers on the first `layer_samples` samples (see the module docstring)."""
-    ref_model, cand_model = _load(reference), _load(candidate)
+    ref_model, cand_model = as_model(reference), as_model(candidate)
     ref_run, cand_run = _session(ref_model, [], threads), _session(cand_model, [], threads, kernels)
     input_name = ref_run.get_inputs()[0].name
     ref_output, cand_output = ref_run.get_outputs()[0].name, cand_run.get_outputs()[0].name

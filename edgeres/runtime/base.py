@@ -8,46 +8,19 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import EdgeresError, UserInputError
 
 if TYPE_CHECKING:
 
     pass
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, element type and shape of a network input; None marks a dimension set at run time."""
-
-    name: str
-    dtype: np.dtype[Any]
-    shape: tuple[int | None, ...]
-
-    def check(self, array: np.ndarray) -> None:
-        """Raise UserInputError unless `array` has this dtype, rank and every fixed dimension."""
-        if array.dtype != self.dtype:
-            raise UserInputError(f"input '{self.name}': dtype {array.dtype} given, the model takes {self.dtype}")
-        if array.ndim != len(self.shape):
-            raise UserInputError(
-                f"input '{self.name}': shape {array.shape} given, the model takes rank {len(self.shape)} "
-                f"{self.describe()}"
-            )
-        for axis, (want, got) in enumerate(zip(self.shape, array.shape, strict=True)):
-            if want is not None and want != got:
-                raise UserInputError(f"input '{self.name}': axis {axis} is {got}, the model takes {self.describe()}")
-            if got == 0:
-                raise UserInputError(f"input '{self.name}': axis {axis} is empty")
-
-    def describe(self) -> str:
-        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
 
 
 RunnerT = TypeVar("RunnerT", bound="Runner")

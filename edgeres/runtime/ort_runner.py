@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeres.artifacts.ort_session import session_options
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
-from edgeres.runtime.base import Runner, TensorSpec
+from edgeres.runtime.base import Runner
 
 if TYPE_CHECKING:
 
@@ -60,12 +62,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _session_options(self) -> Any:
         """Options for the session; a hook so a subclass (the profiler's) can switch on profiling."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
-        return options
+        return session_options(self.threads)
 
     @property
     def providers(self) -> list[str]:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeres.artifacts.sidecar import verify_sidecar
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.runtime.base import Runner, TensorSpec
+from edgeres.runtime.base import Runner
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -56,7 +57,7 @@ class TensorRTRunner(Runner):
         # The runtime (and its logger) must outlive every engine it deserialized: kept until _close_impl.
         logger = self._logger = trt.Logger(trt.Logger.WARNING)
         runtime = self._runtime = trt.Runtime(logger)
-        if (sidecar.get("options") or {}).get("version_compatible"):
+        if sidecar.options.get("version_compatible"):
             runtime.engine_host_code_allowed = True  # a version-compatible plan embeds its lean runtime
         engine = self._engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:

@@ -12,7 +12,7 @@ import pytest
 
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.engine.builder import BatchProfile, BuildOptions, build_engine
+from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info
 from edgeres.profile.options import ProfileOptions, RunLength
@@ -29,7 +29,7 @@ def fp16_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx.save(to_fp16(small_classifier()), str(onnx_path))
     write_sidecar(onnx_path, "quantize", {}, {"precision": "fp16"})
     engine = folder / "small_fp16.engine"
-    build_engine(onnx_path, engine, BuildOptions(batch=BatchProfile(1, 4, 8)))
+    build_engine(onnx_path, engine, EngineOptions(batch=BatchProfile(1, 4, 8)))
     return engine
 
 

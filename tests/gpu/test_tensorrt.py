@@ -14,7 +14,7 @@ import pytest
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.engine.builder import BatchProfile, BuildOptions, build_engine
+from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
 from edgeres.engine.target import EngineMismatchError
 from edgeres.runtime.inputs import read_input
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
@@ -65,9 +65,10 @@ def test_engine_matches_onnxruntime(
 ) -> None:
     engine = tmp_path / f"{precision}.engine"
     timing = tmp_path / "timing.cache"
-    sidecar = build_engine(artifacts[precision], engine, BuildOptions(batch=BatchProfile(1, 2, 4), timing_cache=timing))
+    options = EngineOptions(batch=BatchProfile(1, 2, 4), timing_cache=timing)
+    sidecar = build_engine(artifacts[precision], engine, options)
     assert timing.stat().st_size > 0
-    assert sidecar["options"]["input"]["kind"] == "yuv422" and sidecar["options"]["precision"] == precision
+    assert sidecar.options["input"]["kind"] == "yuv422" and sidecar.precision == precision
     frames = read_input(engine, artifacts["frames"])
     with OnnxRuntimeRunner(artifacts["fp32"], providers=["CPUExecutionProvider"]) as reference:
         expected = reference.infer(frames)
@@ -96,7 +97,7 @@ def test_batch_outside_the_profile_is_refused(artifacts: dict[str, Path], tmp_pa
     from edgeres.errors import UserInputError
 
     engine = tmp_path / "fp16.engine"
-    build_engine(artifacts["fp16"], engine, BuildOptions(batch=BatchProfile(1, 1, 2)))
+    build_engine(artifacts["fp16"], engine, EngineOptions(batch=BatchProfile(1, 1, 2)))
     frames = read_input(engine, artifacts["frames"])
     with TensorRTRunner(engine) as runner, pytest.raises(UserInputError, match=r"takes 1\.\.2"):
         runner.infer(frames[:3])
@@ -105,7 +106,7 @@ def test_batch_outside_the_profile_is_refused(artifacts: dict[str, Path], tmp_pa
 def test_cuda_graph_follows_shape_changes_a_b_a(artifacts: dict[str, Path], tmp_path: Path) -> None:
     """Batch 1 -> 3 -> 1 with graph replay: the second batch-1 call must not replay a stale capture."""
     engine = tmp_path / "fp16.engine"
-    build_engine(artifacts["fp16"], engine, BuildOptions(batch=BatchProfile(1, 2, 4)))
+    build_engine(artifacts["fp16"], engine, EngineOptions(batch=BatchProfile(1, 2, 4)))
     frames = read_input(engine, artifacts["frames"])
     with TensorRTRunner(engine) as plain:
         expected = [plain.infer(frames[:1]), plain.infer(frames[1:]), plain.infer(frames[3:])]
@@ -130,7 +131,7 @@ def test_failed_load_releases_the_runtime_and_event_timer_destroys_once(
     sidecar = build_engine(artifacts["fp16"], engine)
     data = engine.read_bytes()
     engine.write_bytes(data[: len(data) // 2])  # truncated: TensorRT's size check refuses it
-    write_sidecar(engine, "engine", sidecar["inputs"], sidecar["options"])  # a sidecar true to the broken file
+    write_sidecar(engine, "engine", sidecar.inputs, sidecar.options)  # a sidecar true to the broken file
     assert read_sidecar(engine) is not None
     runner = TensorRTRunner(engine)
     with pytest.raises(UserInputError, match="could not deserialize"):

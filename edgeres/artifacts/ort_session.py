@@ -1,0 +1,34 @@
+"""The one way edgeres makes a CPU onnxruntime session (export parity, calibration, fidelity, runners)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+CPU_PROVIDERS = ("CPUExecutionProvider",)
+QUIET = 3  # onnxruntime log severity: errors only
+
+
+def session_options(threads: int = 0, reference_kernels: bool = False) -> ort.SessionOptions:
+    """`threads` 0: onnxruntime's default (one per physical core). `reference_kernels` turns off the Q/DQ
+    fusions, so a Q/DQ model computes exactly what its nodes say (float ops on dequantized values)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # nodes run one after the other; the intra-op pool does the work
+    options.log_severity_level = QUIET
+    if reference_kernels:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return options
+
+
+def cpu_session(
+    model: onnx.ModelProto | bytes | Path | str, threads: int = 0, reference_kernels: bool = False
+) -> ort.InferenceSession:
+    """A session on the CPU execution provider over a proto, serialized bytes or a file."""
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    if isinstance(source, Path):
+        source = str(source)
+    options = session_options(threads, reference_kernels)
+    return ort.InferenceSession(source, options, providers=list(CPU_PROVIDERS))
