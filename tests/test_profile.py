@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,22 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.cli.app import app
-from edgeres.errors import UserInputError
+from edgeres.errors import EdgeresError, UserInputError
+from edgeres.frames.contract import FrameFormat
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.profile.dispatch import artifact_precision, profile_artifacts
+from edgeres.profile import artifact_profiler
+from edgeres.profile.artifact_profiler import BackendReadings, artifact_precision
+from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.layers import aggregate_onnxruntime_events, tensorrt_layer_profile
 from edgeres.profile.memory import FrameBytes, onnx_weights_bytes
+from edgeres.profile.onnx_profiler import OnnxRuntimeProfiler
 from edgeres.profile.options import FrameClip, ProfileOptions, RunLength, parse_batches
 from edgeres.profile.quick import quick_profile
-from edgeres.profile.results import PipelineMode
+from edgeres.profile.results import BatchResult, PipelineMode
+from edgeres.profile.trt_profiler import ProfilingTensorRTRunner
+from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from tests.conftest import real_image
 
 CLASSES = 10
@@ -112,7 +120,9 @@ def test_artifact_kind(tmp_path: Path, tiny_onnx: Path) -> None:
         artifact_kind(tmp_path / "missing.onnx")
     weights = tmp_path / "model.pth"
     weights.write_bytes(b"\0")
-    with pytest.raises(UserInputError, match=r"model.pth: cannot profile a '\.pth' file"):
+    with pytest.raises(
+        UserInputError, match=r"model\.pth: a '\.pth' file is neither an ONNX model nor a TensorRT engine"
+    ):
         artifact_kind(weights)
 
 
@@ -123,6 +133,24 @@ def test_run_length_needs_exactly_one_bound() -> None:
         RunLength(iterations=None, seconds=None)
     with pytest.raises(UserInputError, match="at least 1"):
         RunLength(iterations=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: parse_batches("1,x"), "batch sizes '1,x': 'x' is not a whole number"),
+        (lambda: RunLength(iterations=0), "iterations 0: must be at least 1"),
+        (lambda: RunLength(iterations=None, seconds=0.0), "duration 0.0 s: must be more than 0"),
+        (lambda: ProfileOptions(warmup=-1), "warm-up calls -1: must be 0 or more"),
+        (lambda: ProfileOptions(threads=-2), "threads -2: must be 0"),
+        (lambda: ProfileOptions(in_flight=0), "in-flight requests 0: must be at least 1"),
+        (lambda: ProfileOptions(cv_warn=0.0), "CV warning threshold 0.0: must be more than 0"),
+    ],
+)
+def test_option_errors_name_the_value_not_a_flag(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(UserInputError) as caught:
+        make()
+    assert str(caught.value).startswith(message) and "--" not in str(caught.value)
 
 
 def test_profile_tiny_model_end_to_end_numbers(tiny_onnx: Path) -> None:
@@ -151,6 +179,64 @@ def test_profile_tiny_model_end_to_end_numbers(tiny_onnx: Path) -> None:
     assert memory.frame == FrameBytes(SIZE, SIZE, SIZE * SIZE * 2, SIZE * SIZE * 3, 3 * SIZE * SIZE * 4)
 
 
+def test_profile_steps_keep_their_order(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime: host peak RSS is read after the timed runner closed, before the separate per-layer pass."""
+    steps: list[str] = []
+
+    class RecordingRunner(OnnxRuntimeRunner):
+        def close(self) -> None:
+            steps.append("close")
+            super().close()
+
+    class RecordingProfiler(OnnxRuntimeProfiler):
+        def _open_runner(self) -> OnnxRuntimeRunner:
+            steps.append("open")
+            return RecordingRunner(self.path, threads=self.options.threads)
+
+        def _measure_batch(self, runner: OnnxRuntimeRunner, batch_input: np.ndarray) -> BatchResult:
+            steps.append(f"batch {len(batch_input)}")
+            return super()._measure_batch(runner, batch_input)
+
+        def _read_loaded(self, runner: OnnxRuntimeRunner) -> BackendReadings:
+            steps.append("read loaded")
+            return super()._read_loaded(runner)
+
+        def _read_closed(self, readings: BackendReadings, spec: TensorSpec) -> BackendReadings:
+            steps.append("read closed")
+            return super()._read_closed(readings, spec)
+
+    real_peak = artifact_profiler.peak_rss_bytes
+
+    def recorded_peak() -> int:
+        steps.append("peak RSS")
+        return real_peak()
+
+    monkeypatch.setattr(artifact_profiler, "peak_rss_bytes", recorded_peak)
+    profile = RecordingProfiler(tiny_onnx, FAST).profile()
+    assert steps == ["open", "batch 1", "batch 4", "read loaded", "close", "peak RSS", "read closed"]
+    assert profile.layers is not None and profile.memory.activation_bytes is not None
+    assert profile.memory.weights_source == "ONNX initializers and constants at their stored element type"
+
+
+def test_peak_rss_that_could_not_be_reset_is_said(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(artifact_profiler, "reset_peak_rss", lambda: False)
+    options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=2), warmup=0, layers=False)
+    (profile,) = profile_artifacts([tiny_onnx], options)
+    assert profile.memory.host_rss_source == "VmHWM of this process during load and timing (not reset)"
+    assert any("peak RSS could not be reset" in w for w in profile.warnings)
+
+
+def test_tensorrt_runner_view_needs_a_loaded_runner(tmp_path: Path) -> None:
+    """The profiling runner reads the engine only through `bindings` and `enqueue()`, which refuse a new runner."""
+    runner = ProfilingTensorRTRunner(tmp_path / "model.engine")
+    with pytest.raises(EdgeresError, match=r"load\(\) the runner before asking for its bindings"):
+        _ = runner.bindings
+    with pytest.raises(EdgeresError, match=r"enqueue\(\) needs a loaded runner, this one is new"):
+        runner.enqueue()
+    with pytest.raises(EdgeresError, match="bindings"):
+        _ = runner.device_memory_bytes
+
+
 def test_weights_bytes_count_stored_element_types(tmp_path: Path) -> None:
     fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     fp32_bytes = write_tiny_classifier(fp32)
@@ -172,7 +258,7 @@ def test_duration_mode_runs_until_the_budget(tiny_onnx: Path) -> None:
 def test_fixed_batch_model_refuses_other_batches(tmp_path: Path) -> None:
     path = tmp_path / "fixed.onnx"
     write_tiny_classifier(path, batch=1)
-    with pytest.raises(UserInputError, match="takes batch 1 only, so --batch 8"):
+    with pytest.raises(UserInputError, match="takes batch 1 only, so batch size 8 cannot run"):
         profile_artifacts([path], ProfileOptions(batches=(8,), run_length=RunLength(iterations=2), layers=False))
 
 
@@ -189,7 +275,7 @@ def test_end_to_end_from_a_real_yuv_clip(tmp_path: Path, tiny_onnx: Path) -> Non
     frames = [rgb_to_yuv422(real_image(name)[:300, :400].copy(), YuvLayout.UYVY) for name in ("chelsea", "coffee")]
     clip_path = tmp_path / "clip.yuv"
     write_yuv(clip_path, np.stack(frames), YuvLayout.UYVY)
-    clip = FrameClip(clip_path, 400, 300, YuvLayout.UYVY)
+    clip = FrameClip(clip_path, FrameFormat(YuvLayout.UYVY, 400, 300))
     options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=5), warmup=1, layers=False, clip=clip)
     (profile,) = profile_artifacts([tiny_onnx], options)
     e2e = profile.end_to_end
@@ -205,7 +291,7 @@ def test_end_to_end_from_a_real_yuv_clip(tmp_path: Path, tiny_onnx: Path) -> Non
 def test_clip_of_the_wrong_size_is_refused(tmp_path: Path, tiny_onnx: Path) -> None:
     clip_path = tmp_path / "clip.yuv"
     clip_path.write_bytes(b"\0" * 1000)
-    clip = FrameClip(clip_path, 64, 48)
+    clip = FrameClip(clip_path, FrameFormat.parse("yuyv:64x48"))
     options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=2), layers=False, clip=clip)
     with pytest.raises(UserInputError, match="not a whole number of yuyv 64x48 frames"):
         profile_artifacts([tiny_onnx], options)
@@ -261,10 +347,10 @@ def test_engine_without_tensorrt_is_a_clear_error(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["missing.onnx"], "missing.onnx: file not found"),
-        (["{tmp}/notes.txt"], "cannot profile a '.txt' file"),
+        (["{tmp}/notes.txt"], "a '.txt' file is neither an ONNX model nor a TensorRT engine"),
         (["{model}", "--batch", "1,x"], "'x' is not a whole number"),
         (["{model}", "--iterations", "5", "--duration", "2"], "not both"),
-        (["{model}", "--from-frames", "{tmp}/clip.yuv", "--frame-size", "7x5"], "odd"),
+        (["{model}", "--from-frames", "{tmp}/clip.yuv", "--format", "yuyv:7x5"], "--format: frame width 7 is odd"),
     ],
 )
 def test_cli_bad_inputs_give_one_line_and_exit_2(

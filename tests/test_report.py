@@ -15,12 +15,21 @@ from typer.testing import CliRunner
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.cli.app import app
 from edgeres.errors import EdgeresError
+from edgeres.frames.contract import FrameFormat
+from edgeres.frames.yuv import ColorRange, ColorSpace
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info
 from edgeres.profile.memory import FrameBytes
-from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.options import FrameClip, ProfileOptions, RunLength
 from edgeres.profile.plots import write_plots
-from edgeres.profile.report import all_tables, comparison_rows, load_schema, report_json, validate_report
+from edgeres.profile.report import (
+    all_tables,
+    comparison_rows,
+    load_schema,
+    options_json,
+    report_json,
+    validate_report,
+)
 from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport, PipelineMode
 from edgeres.profile.stats import LatencyStats
 from tests.test_profile import write_tiny_classifier
@@ -117,6 +126,21 @@ def test_single_artifact_report_has_no_interleaved_fields(tmp_path: Path) -> Non
     document = report_json(profile_artifacts([path], options), options, machine_info())
     validate_report(document)
     assert "interleaved" not in document["artifacts"][0]["batches"][0] and document["comparison"] == []
+
+
+def test_report_keeps_the_clip_flat(tmp_path: Path) -> None:
+    """FrameClip carries its frames' format as one value; the report's options keep the flat fields."""
+    clip = FrameClip(tmp_path / "clip.yuv", FrameFormat.parse("uyvy:640x480"), ColorSpace.BT709, ColorRange.FULL)
+    assert options_json(ProfileOptions(clip=clip))["clip"] == {
+        "path": str(tmp_path / "clip.yuv"),
+        "width": 640,
+        "height": 480,
+        "layout": "uyvy",
+        "colorspace": "bt709",
+        "color_range": "full",
+        "top_k": 5,
+    }
+    assert options_json(ProfileOptions())["clip"] is None
 
 
 def test_comparison_uses_interleaved_medians_when_present() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, list_images, read_rgb
 from edgeres.frames.yuv import rgb_to_yuv422, write_yuv
@@ -24,20 +26,25 @@ def quick_profile_of(path: Path, iterations: int, contract: InputContract | None
         clip = Path(folder) / "frame.yuv"
         picture = cover_resize(read_rgb(list_images(default_calibration_dir())[0]), c.width, c.height)
         write_yuv(clip, rgb_to_yuv422(picture, c.layout, c.colorspace, c.color_range), c.layout)
-        frames = FrameClip(clip, c.width, c.height, c.layout, c.colorspace, c.color_range)
+        frames = FrameClip(clip, c.frame_format, c.colorspace, c.color_range)
         options = ProfileOptions(run_length=RunLength(iterations=iterations), warmup=3, layers=False, clip=frames)
         return QuickProfile(profile_artifact(path, options))
 
 
 def quick_profiles(
-    artifacts: dict[str, Path], names: list[str], iterations: int, contract: InputContract | None
+    artifacts: Mapping[ArtifactRole, Path],
+    roles: Sequence[ArtifactRole],
+    iterations: int,
+    contract: InputContract | None,
 ) -> tuple[str, ...]:
     """One line per model (batch 1, `iterations` timed calls) and the speed ratio to the first (FP32)."""
-    profiles = {name: quick_profile_of(artifacts[name], iterations, contract) for name in names}
-    lines = [f"{name}: {p.describe()}" for name, p in profiles.items()]
-    base = profiles[names[0]].profile.batches[0].sync.median_ms
-    for name in names[1:]:
-        median = profiles[name].profile.batches[0].sync.median_ms
-        lines.append(f"{name} vs {names[0]}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)")
+    profiles = {role: quick_profile_of(artifacts[role], iterations, contract) for role in roles}
+    lines = [f"{role.value}: {p.describe()}" for role, p in profiles.items()]
+    first = roles[0]
+    base = profiles[first].profile.batches[0].sync.median_ms
+    for role in roles[1:]:
+        median = profiles[role].profile.batches[0].sync.median_ms
+        lines.append(
+            f"{role.value} vs {first.value}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)"
+        )
     return tuple(lines)
-

@@ -96,4 +96,3 @@ def add_interleaved(
 def _bind(runner: Runner, batch_input: np.ndarray) -> Callable[[], object]:
     """One inference call on a fixed input (a closure per runner, not one shared loop variable)."""
     return lambda: runner.infer(batch_input)
-

@@ -1,5 +1,4 @@
-"""End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop; and
-`time_runner`, the per-batch + end-to-end timing passes the ONNX Runtime and TensorRT profilers share.
+"""End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop.
 
 Stages are timed separately: read (copy the frame out of the memory-mapped clip), preprocess
 (host YUV 4:2:2 -> RGB -> resize/crop -> normalise; skipped when the network takes raw frames),
@@ -16,7 +15,7 @@ import numpy as np
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.images import center_crop_resize, normalize
-from edgeres.frames.yuv import frame_shape, open_yuv, yuv422_to_rgb
+from edgeres.frames.yuv import open_yuv, yuv422_to_rgb
 from edgeres.profile.options import FrameClip, RunLength
 from edgeres.profile.results import EndToEndResult
 from edgeres.profile.stats import LatencyStats, frames_per_second
@@ -26,8 +25,7 @@ from edgeres.runtime.topk import top_k
 
 def takes_raw_frames(spec: TensorSpec, clip: FrameClip) -> bool:
     """True when the network's input is the uint8 frame itself (colour conversion inside the model)."""
-    rows_cols = frame_shape(clip.layout, clip.width, clip.height)
-    return spec.dtype == np.uint8 and len(spec.shape) == 3 and tuple(spec.shape[1:]) == rows_cols
+    return spec.dtype == np.uint8 and len(spec.shape) == 3 and tuple(spec.shape[1:]) == clip.frames.frame_shape
 
 
 def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray], np.ndarray]:
@@ -36,14 +34,14 @@ def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray
         return lambda frame: frame[None]
     if len(spec.shape) != 4 or spec.shape[1] != 3 or spec.shape[2] is None or spec.shape[2] != spec.shape[3]:
         raise UserInputError(
-            f"end-to-end mode needs a [N, 3, S, S] image input or the raw {clip.layout.value} frame; "
+            f"end-to-end mode needs a [N, 3, S, S] image input or the raw {clip.frames.layout.value} frame; "
             f"the model takes '{spec.name}' {spec.describe()}"
         )
     size = int(spec.shape[2])
     dtype = spec.dtype
 
     def preprocess(frame: np.ndarray) -> np.ndarray:
-        rgb = yuv422_to_rgb(frame, clip.layout, clip.colorspace, clip.color_range)
+        rgb = yuv422_to_rgb(frame, clip.frames.layout, clip.colorspace, clip.color_range)
         return normalize(center_crop_resize(rgb, size))[None].astype(dtype, copy=False)
 
     return preprocess
@@ -51,7 +49,7 @@ def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray
 
 def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmup: int) -> EndToEndResult:
     """Loop over the clip (wrapping around) for the run length; per-stage latency per frame."""
-    source = open_yuv(clip.path, clip.layout, clip.width, clip.height)
+    source = open_yuv(clip.path, clip.frames.layout, clip.frames.width, clip.frames.height)
     frames = source.frames()
     preprocess = host_preprocessor(runner.input_spec, clip)
     clock = time.perf_counter
@@ -91,4 +89,3 @@ def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmu
         fps=frames_per_second(len(stages[4]), float(np.sum(stages[4]))),
         top1_first_frame=first_top1,
     )
-

@@ -176,4 +176,3 @@ def tensorrt_layer_profile(totals_ms: Mapping[str, float], runs: int, batch: int
     """Turn a collector's per-layer sums into the same profile shape as ONNX Runtime's."""
     overall, top = rank_layers(totals_ms, {}, runs)
     return LayerProfile("TensorRT IProfiler", batch, runs, len(totals_ms), overall, top)
-

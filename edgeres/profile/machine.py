@@ -1,4 +1,4 @@
-"""TODO docstring (profile.machine)."""
+"""The machine a profile ran on (CPU, GPU, usable cores, package versions), recorded with every report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.artifacts.sidecar import package_versions
+from edgeres.profile.memory import gpu_description
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,6 @@ def _cpu_max_mhz() -> float | None:
 
 def machine_info() -> MachineInfo:
     """The CPU, GPU (through NVML where present), thread counts and package versions of this run."""
-    from edgeres.profile.memory import gpu_description
-
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return MachineInfo(
         cpu_model=_cpu_model(),
@@ -54,4 +53,3 @@ def machine_info() -> MachineInfo:
         gpu=gpu_description(),
         versions=package_versions("onnxruntime", "onnx", "numpy", "tensorrt", "cuda-python"),
     )
-

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import onnx
+
 from edgeres.errors import UserInputError
 
 _PROC_STATUS = Path("/proc/self/status")
@@ -47,8 +49,6 @@ def onnx_weights_bytes(path: Path) -> int:
     Read from tensor shapes and types, not the data, so external-data models need no loading.
     INT8 Q/DQ weights count 1 byte per element, FP16 2, FP32 4.
     """
-    import onnx
-
     proto = onnx.load(str(path), load_external_data=False)
     tensors = list(proto.graph.initializer)
     constants = (node for node in proto.graph.node if node.op_type == "Constant")
@@ -90,11 +90,6 @@ def peak_rss_bytes() -> int:
         return kib * 1024
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(maxrss if sys.platform == "darwin" else maxrss * 1024)  # macOS reports bytes, Linux KiB
-
-
-def current_rss_bytes() -> int | None:
-    kib = _status_kib("VmRSS")
-    return kib * 1024 if kib is not None else None
 
 
 def _nvml() -> Any:
@@ -173,4 +168,3 @@ class GpuMemorySampler:
             self.peak_bytes = max(self.peak_bytes or 0, self._used())
         if self._nvml is not None:
             self._nvml.nvmlShutdown()
-

@@ -1,4 +1,7 @@
-"""TODO docstring (profile.options)."""
+"""What a profile run is asked to do: batch sizes, run length, warm-up, threads, the optional camera clip.
+
+Frozen dataclasses that check their values on construction; messages name the value, not a CLI option.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeres.errors import UserInputError
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace, YuvLayout
+from edgeres.frames.contract import FrameFormat
+from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace
 from edgeres.profile.stats import DEFAULT_CV_WARN
 
 MAX_BATCH = 4096
@@ -25,16 +29,16 @@ def parse_batches(text: str) -> tuple[int, ...]:
     """'1,8,32' -> (1, 8, 32): positive, unique, kept in the given order."""
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
-        raise UserInputError(f"--batch '{text}': give batch sizes separated by commas, e.g. 1,8,32")
+        raise UserInputError(f"batch sizes '{text}': give them separated by commas, e.g. 1,8,32")
     batches: list[int] = []
     for part in parts:
         if not part.isdigit():
-            raise UserInputError(f"--batch '{text}': '{part}' is not a whole number")
+            raise UserInputError(f"batch sizes '{text}': '{part}' is not a whole number")
         value = int(part)
         if not 1 <= value <= MAX_BATCH:
-            raise UserInputError(f"--batch '{text}': {value} is outside 1..{MAX_BATCH}")
+            raise UserInputError(f"batch sizes '{text}': {value} is outside 1..{MAX_BATCH}")
         if value in batches:
-            raise UserInputError(f"--batch '{text}': {value} is listed twice")
+            raise UserInputError(f"batch sizes '{text}': {value} is listed twice")
         batches.append(value)
     return tuple(batches)
 
@@ -48,11 +52,11 @@ class RunLength:
 
     def __post_init__(self) -> None:
         if (self.iterations is None) == (self.seconds is None):
-            raise UserInputError("give either --iterations or --duration, not both")
+            raise UserInputError("run length: give either a number of iterations or a duration in seconds, not both")
         if self.iterations is not None and self.iterations < 1:
-            raise UserInputError(f"--iterations {self.iterations}: must be at least 1")
+            raise UserInputError(f"iterations {self.iterations}: must be at least 1")
         if self.seconds is not None and not self.seconds > 0:
-            raise UserInputError(f"--duration {self.seconds}: must be more than 0 seconds")
+            raise UserInputError(f"duration {self.seconds} s: must be more than 0")
 
     def describe(self) -> str:
         return f"{self.iterations} iterations" if self.iterations is not None else f"{self.seconds:g} s"
@@ -60,12 +64,10 @@ class RunLength:
 
 @dataclass(frozen=True)
 class FrameClip:
-    """End-to-end input: a raw YUV 4:2:2 clip and how to read it (layout, colour matrix, range)."""
+    """End-to-end input: a raw YUV 4:2:2 clip, its frames' format (layout and size) and colour coding."""
 
     path: Path
-    width: int
-    height: int
-    layout: YuvLayout = YuvLayout.YUYV
+    frames: FrameFormat
     colorspace: ColorSpace = DEFAULT_COLORSPACE
     color_range: ColorRange = DEFAULT_RANGE
     top_k: int = 5
@@ -87,11 +89,10 @@ class ProfileOptions:
         if not self.batches:
             raise UserInputError("no batch sizes to profile")
         if self.warmup < 0:
-            raise UserInputError(f"--warmup {self.warmup}: must be 0 or more")
+            raise UserInputError(f"warm-up calls {self.warmup}: must be 0 or more")
         if self.threads < 0:
-            raise UserInputError(f"--threads {self.threads}: must be 0 (backend default) or more")
+            raise UserInputError(f"threads {self.threads}: must be 0 (backend default) or more")
         if self.in_flight < 1:
             raise UserInputError(f"in-flight requests {self.in_flight}: must be at least 1")
         if not self.cv_warn > 0:
-            raise UserInputError(f"--cv-warn {self.cv_warn}: must be more than 0")
-
+            raise UserInputError(f"CV warning threshold {self.cv_warn}: must be more than 0")

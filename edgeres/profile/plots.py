@@ -177,4 +177,3 @@ def write_plots(profiles: Sequence[ArtifactProfile], folder: Path) -> list[Path]
         if layers is not None:
             written.append(layers)
     return written
-

@@ -1,4 +1,4 @@
-"""TODO docstring (profile.quick)."""
+"""The short profile `edgeres build` prints after writing an artifact: batch 1, a few calls, no layer pass."""
 
 from __future__ import annotations
 
@@ -31,4 +31,3 @@ def quick_profile(path: Path, iterations: int = 20) -> QuickProfile:
     """Batch 1, a few iterations, no per-layer pass: a first idea of speed right after a build."""
     options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=iterations), warmup=3, layers=False)
     return QuickProfile(profile_artifact(Path(path), options))
-

@@ -129,6 +129,26 @@ def artifact_json(profile: ArtifactProfile) -> dict[str, Any]:
     }
 
 
+def options_json(options: ProfileOptions) -> dict[str, Any]:
+    """The options as run. The clip keeps its flat form (path, width, height, layout, colour coding, top_k)."""
+    document: dict[str, Any] = _plain(asdict(options))
+    clip = options.clip
+    if clip is not None:
+        frames = clip.frames
+        document["clip"] = _plain(
+            {
+                "path": clip.path,
+                "width": frames.width,
+                "height": frames.height,
+                "layout": frames.layout,
+                "colorspace": clip.colorspace,
+                "color_range": clip.color_range,
+                "top_k": clip.top_k,
+            }
+        )
+    return document
+
+
 def report_json(profiles: tuple[ArtifactProfile, ...], options: ProfileOptions, machine: MachineInfo) -> dict[str, Any]:
     """The whole report as a JSON-ready dict matching the shipped schema."""
     return {
@@ -136,7 +156,7 @@ def report_json(profiles: tuple[ArtifactProfile, ...], options: ProfileOptions, 
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "definitions": DEFINITIONS,
-        "options": _plain(asdict(options)),
+        "options": options_json(options),
         "machine": _plain(asdict(machine)),
         "artifacts": [artifact_json(p) for p in profiles],
         "comparison": comparison_rows(profiles),
@@ -339,4 +359,3 @@ def all_tables(profiles: tuple[ArtifactProfile, ...]) -> list[Table]:
     tables = [latency_table(profiles), comparison_table(profiles), gpu_stages_table(profiles)]
     tables += [end_to_end_table(profiles), memory_table(profiles), *(layers_table(p) for p in profiles)]
     return [t for t in tables if t is not None]
-

@@ -100,4 +100,3 @@ class ArtifactProfile:
     memory: MemoryReport
     end_to_end: EndToEndResult | None
     warnings: tuple[str, ...]
-

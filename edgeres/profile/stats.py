@@ -97,4 +97,3 @@ def frames_per_second(frames: int, seconds: float) -> float:
     if seconds <= 0:
         raise UserInputError(f"throughput over a non-positive duration ({seconds} s)")
     return frames / seconds
-

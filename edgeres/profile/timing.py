@@ -1,4 +1,9 @@
-"""TODO docstring (profile.timing)."""
+"""The timing passes every back-end shares: synthetic input batches, synchronous latency, pipelined throughput.
+
+`measure_batch` times one batch size (warm-up, synchronous calls, then the same number of calls kept in
+flight); `time_runner` runs it for each batch size on a loaded runner, then the clip end to end when one is
+given. Back-ends pass their own per-batch measurement where they add to it (TensorRT: stages, CUDA graphs).
+"""
 
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ def input_batch(shape: Sequence[int | None], dtype: np.dtype[Any], batch: int, a
     """A seeded input of the model's shape with batch `batch` (timing does not depend on the values)."""
     fixed_batch = shape[0]
     if fixed_batch is not None and fixed_batch != batch:
-        raise UserInputError(f"{artifact}: the model takes batch {fixed_batch} only, so --batch {batch} cannot run")
+        raise UserInputError(f"{artifact}: the model takes batch {fixed_batch} only, so batch size {batch} cannot run")
     if any(d is None for d in shape[1:]):
         raise UserInputError(f"{artifact}: input shape {list(shape)} has free non-batch axes; profile needs them fixed")
     full = (batch, *(int(d) for d in shape[1:] if d is not None))
@@ -106,16 +111,19 @@ def frame_bytes_for(shape: Sequence[int | None], options: ProfileOptions) -> Fra
     image_input = len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])
     chw = (int(shape[1] or 0), int(shape[2] or 0), int(shape[3] or 0)) if image_input else None
     if options.clip is not None:
-        return FrameBytes.for_frame(options.clip.width, options.clip.height, chw)
+        frames = options.clip.frames
+        return FrameBytes.for_frame(frames.width, frames.height, chw)
     if chw is None:
-        raise UserInputError(f"input shape {list(shape)} is not [N, C, H, W]: give the camera size with --from-frames")
+        raise UserInputError(
+            f"input shape {list(shape)} is not [N, C, H, W]: the frame size must come from a clip of camera frames"
+        )
     return FrameBytes.for_frame(chw[2], chw[1], chw)
 
 
 def unstable_warning(path: Path, result: BatchResult, threshold: float) -> str:
     return (
         f"{path.name} batch {result.batch}: latency varies by CV {result.sync.cv:.0%} (> {threshold:.0%}); "
-        "other load, frequency scaling or throttling - rerun on an idle machine or with --duration"
+        "other load, frequency scaling or throttling - rerun on an idle machine or for a fixed duration"
     )
 
 
@@ -147,4 +155,3 @@ def time_runner(
     if options.clip is not None:
         end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
     return RunnerTimings(tuple(batches), end_to_end, tuple(warnings))
-

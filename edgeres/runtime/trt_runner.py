@@ -1,8 +1,15 @@
-"""TODO docstring (runtime.trt_runner)."""
+"""Run a serialized TensorRT engine with tensorrt, cuda-python and numpy only (no torch, no pycuda).
+
+`TensorRTRunner` is the Runner for `.engine`/`.plan` files; `EngineBindings` is its read-only view of
+the loaded engine, context, stream and I/O buffers, for code that drives the context itself (the
+profiler's per-stage timing, queued runs and IProfiler pass). tensorrt and cuda-python are imported on
+load, so importing this module needs neither.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,13 +17,35 @@ import numpy as np
 
 from edgeres.artifacts.sidecar import verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
+from edgeres.engine.dims import as_dims, dims_tuple
+from edgeres.engine.target import check_engine_target, require_tensorrt, running_target
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.runtime.base import Runner
+from edgeres.runtime.base import Runner, RunnerState
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
     from edgeres.engine.cuda import CapturedGraph, DeviceBuffer, PinnedArray, Stream
+
+
+@dataclass(frozen=True)
+class EngineBindings:
+    """What a loaded TensorRT runner computes with: engine, execution context, stream and I/O buffers.
+
+    The buffers are sized for the profile's largest batch and their device addresses are already set on
+    the context; the view is valid until the runner closes. It is read-only: the runner keeps owning
+    (and freeing) everything in it.
+    """
+
+    engine: trt.ICudaEngine
+    context: trt.IExecutionContext
+    stream: Stream
+    input_name: str
+    output_name: str
+    host_input: PinnedArray
+    device_input: DeviceBuffer
+    host_output: PinnedArray
+    device_output: DeviceBuffer
 
 
 class TensorRTRunner(Runner):
@@ -41,11 +70,25 @@ class TensorRTRunner(Runner):
         self._stream: Stream | None = None
         self._graph: CapturedGraph | None = None
         self._shape: tuple[int, ...] | None = None
+        self._bindings: EngineBindings | None = None
+
+    @property
+    def bindings(self) -> EngineBindings:
+        """The loaded engine, context, stream and buffers (read-only); EdgeresError unless loaded."""
+        if self.state is not RunnerState.LOADED or self._bindings is None:
+            raise EdgeresError(f"{self.name}: load() the runner before asking for its bindings")
+        return self._bindings
+
+    def enqueue(self) -> None:
+        """One plain `execute_async_v3` on the runner's stream, on what is staged in the device input.
+
+        No copies and no synchronize: for callers that stage and time the copies themselves."""
+        if self.state is not RunnerState.LOADED:
+            raise EdgeresError(f"{self.name}: enqueue() needs a loaded runner, this one is {self.state.value}")
+        self._enqueue()
 
     def _load_impl(self) -> TensorSpec:
         from edgeres.engine.cuda import DeviceBuffer, PinnedArray, Stream
-        from edgeres.engine.dims import dims_tuple
-        from edgeres.engine.target import check_engine_target, require_tensorrt, running_target
 
         sidecar = verify_sidecar(self.artifact)  # a sidecar of another file is refused before anything else
         require_tensorrt()
@@ -75,7 +118,7 @@ class TensorRTRunner(Runner):
         self._batch_range = (low[0], high[0])
         self._set_shape(high)
         out_high = dims_tuple(self._context.get_tensor_shape(outputs[0]))
-        self._stream = Stream()
+        stream = self._stream = Stream()
         for name, shape in ((inputs[0], high), (outputs[0], out_high)):
             host = PinnedArray(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
             self._buffers.append(host)  # appended one by one: a failed allocation leaves nothing untracked
@@ -83,14 +126,18 @@ class TensorRTRunner(Runner):
             self._buffers.append(device)
             if not self._context.set_tensor_address(name, device.ptr):
                 raise EdgeresError(f"{self.artifact}: TensorRT refused the device address for tensor '{name}'")
+        host_in, dev_in, host_out, dev_out = self._buffers
+        assert isinstance(host_in, PinnedArray) and isinstance(host_out, PinnedArray)
+        assert isinstance(dev_in, DeviceBuffer) and isinstance(dev_out, DeviceBuffer)
+        self._bindings = EngineBindings(
+            engine, self._context, stream, inputs[0], outputs[0], host_in, dev_in, host_out, dev_out
+        )
         in_shape = dims_tuple(engine.get_tensor_shape(inputs[0]))
         dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
         return TensorSpec(inputs[0], dtype, tuple(None if d < 0 else d for d in in_shape))
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         """`set_input_shape` on the input, checked: TensorRT returns False for a shape outside the profile."""
-        from edgeres.engine.dims import as_dims
-
         assert self._context is not None
         if not self._context.set_input_shape(self._names[0], as_dims(shape)):
             raise EdgeresError(f"{self.artifact}: TensorRT refused shape {list(shape)} for input '{self._names[0]}'")
@@ -138,17 +185,15 @@ class TensorRTRunner(Runner):
         self._graph.launch()
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        from edgeres.engine.cuda import DeviceBuffer, PinnedArray, copy_to_device, copy_to_host
-        from edgeres.engine.dims import dims_tuple
+        from edgeres.engine.cuda import copy_to_device, copy_to_host
 
         low, high = self._batch_range
         if not low <= len(batch) <= high:
             raise UserInputError(f"{self.artifact}: batch of {len(batch)}, the engine's profile takes {low}..{high}")
-        stream, context, out_name = self._stream, self._context, self._names[1]
-        assert context is not None
-        host_in, dev_in, host_out, dev_out = self._buffers
-        assert stream is not None and isinstance(host_in, PinnedArray) and isinstance(host_out, PinnedArray)
-        assert isinstance(dev_in, DeviceBuffer) and isinstance(dev_out, DeviceBuffer)
+        bindings = self.bindings
+        stream, context, out_name = bindings.stream, bindings.context, bindings.output_name
+        host_in, dev_in = bindings.host_input, bindings.device_input
+        host_out, dev_out = bindings.host_output, bindings.device_output
         new_shape = batch.shape != self._shape
         if new_shape:
             self._shape = None  # unknown until TensorRT accepts the new one
@@ -175,8 +220,8 @@ class TensorRTRunner(Runner):
                 self._stream.destroy()
         finally:
             self._graph, self._buffers, self._stream, self._shape = None, [], None, None
+            self._bindings = None
             self._context = None  # TensorRT objects are freed when their last reference goes
             self._engine = None
             self._runtime = None
             self._logger = None
-

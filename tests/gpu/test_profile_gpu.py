@@ -13,11 +13,13 @@ import pytest
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.artifacts.sidecar import write_sidecar
 from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
+from edgeres.errors import EdgeresError
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info
 from edgeres.profile.options import ProfileOptions, RunLength
 from edgeres.profile.report import report_json, validate_report
 from edgeres.profile.results import PipelineMode
+from edgeres.profile.trt_profiler import ProfilingTensorRTRunner
 from edgeres.quantize.fp16 import to_fp16
 from tests.test_runtime import small_classifier
 
@@ -47,3 +49,15 @@ def test_engine_profile_has_gpu_numbers(fp16_engine: Path) -> None:
     assert profile.layers.layer_count >= 1 and profile.layers.total_ms > 0
     assert profile.memory.activation_bytes is not None and profile.memory.activation_bytes >= 0
     validate_report(report_json((profile,), options, machine_info()))
+
+
+def test_profiling_runner_sees_the_engine_through_its_bindings(fp16_engine: Path) -> None:
+    runner = ProfilingTensorRTRunner(fp16_engine)
+    with runner:
+        bindings = runner.bindings
+        assert bindings.input_name == runner.input_spec.name and bindings.output_name != bindings.input_name
+        assert bindings.host_input.array.dtype == runner.input_spec.dtype
+        assert bindings.host_input.array.shape[0] == 8  # sized for the profile's largest batch
+        assert runner.device_memory_bytes == int(bindings.engine.device_memory_size_v2)
+    with pytest.raises(EdgeresError, match="bindings"):
+        _ = runner.bindings
