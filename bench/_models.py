@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-import onnxruntime as ort
 
 from edgeres.export.defaults import export_default
 from edgeres.model.arch import Arch
 from edgeres.quantize.calibrate import collect_ranges
 from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.cpu_twin import insert_qdq_cpu
+from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
 from edgeres.quantize.encoding import encoder_for
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import QdqPlan, plan_qdq
@@ -45,15 +44,4 @@ def fp32_and_u8s8(work: Path, arch: Arch) -> BenchModels:
     calibration = CalibrationSet(None, encoder_for(fp32_path), calib_size=CALIB_SAMPLES)
     tensors = list(plan.activations + plan.cpu_extra)
     ranges = collect_ranges(fp32_path, calibration.batches(CALIB_SAMPLES), CalibAlgo.MAX, tensors)
-    return BenchModels(fp32_path, fp32, plan, ranges, insert_qdq_cpu(fp32, plan, ranges))
-
-
-def cpu_session(model: onnx.ModelProto, threads: int, optimized: Path | None = None) -> ort.InferenceSession:
-    """An onnxruntime CPU session on `threads` intra-op threads; `optimized` saves the optimized graph there."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if optimized is not None:
-        options.optimized_model_filepath = str(optimized)
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return BenchModels(fp32_path, fp32, plan, ranges, insert_qdq_cpu(fp32, plan, ranges, exact_weight_type()))

@@ -44,10 +44,10 @@ def tensors_like_ort(onnx_path: str) -> list[str]:
     """The tensors onnxruntime's calibrator picks for these op types: float inputs and outputs, not weights."""
     import onnx
 
-    from edgeres.quantize.calibrate import CONSUMER_OPS, FLOAT_TYPES, _tensor_types
+    from edgeres.quantize.calibrate import CONSUMER_OPS, FLOAT_TYPES, tensor_types
 
     model = onnx.load(onnx_path)
-    types, weights = _tensor_types(model), {init.name for init in model.graph.initializer}
+    types, weights = tensor_types(model), {init.name for init in model.graph.initializer}
     chosen: dict[str, None] = {}
     for node in model.graph.node:
         if node.op_type in CONSUMER_OPS:
@@ -99,9 +99,9 @@ def worker_ort(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str,
 
 def worker_inference(onnx_path: str, algo: str, samples: int, batch: int) -> dict[str, float]:
     """Reference: plain FP32 inference over the same batches (no statistics)."""
-    from edgeres.quantize.calibrate import _session
+    from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 
-    session = _session(Path(onnx_path).read_bytes(), 2)
+    session = cpu_session(Path(onnx_path), PASS_THREADS)
     start = time.perf_counter()
     for b in calibration_batches(onnx_path, samples, batch):
         session.run(None, {"input": b})

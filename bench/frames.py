@@ -25,8 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-from _models import cpu_session, fp32_and_u8s8
+from _models import fp32_and_u8s8
 
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.frames.contract import FRAME_INPUT, InputContract, ResizeMode
 from edgeres.frames.images import default_calibration_dir, list_images, normalize, read_rgb
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _models import cpu_session, fp32_and_u8s8
+from _models import fp32_and_u8s8
 
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.model.arch import Arch
 from edgeres.quantize.qdq import insert_qdq
 
@@ -47,7 +48,7 @@ def main() -> None:
     models = {"fp32": built.fp32, "int8 S8S8 (TensorRT model)": insert_qdq(built.fp32, built.plan, built.ranges)}
     models["int8 U8S8 (onnxruntime twin)"] = built.u8s8
     sessions = {name: cpu_session(m, THREADS) for name, m in models.items()}
-    cpu_session(models["int8 U8S8 (onnxruntime twin)"], THREADS, work / "u8s8_optimized.onnx")
+    cpu_session(models["int8 U8S8 (onnxruntime twin)"], THREADS, optimized_to=work / "u8s8_optimized.onnx")
     fused = Counter(n.op_type for n in onnx.load(work / "u8s8_optimized.onnx").graph.node)
     print(f"{args.arch}, onnxruntime {ort.__version__} CPU, {THREADS} threads, {args.rounds} interleaved rounds")
     print(f"U8S8 optimized graph: {fused['QLinearConv']} QLinearConv, {fused['Conv'] + fused['FusedConv']} float Conv")

@@ -1,4 +1,4 @@
-"""Parsing a user's choice into an Enum member, with an error that lists the valid choices."""
+"""Checking values a user chooses: an Enum member by its value (the error lists the choices), a fraction."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ def parse_choice(enum_type: type[E], value: str, what: str) -> E:
     except ValueError:
         choices = "|".join(str(member.value) for member in enum_type)
         raise UserInputError(f"unknown {what} '{value}': choose one of {choices}") from None
+
+
+def require_fraction(value: float | None, what: str) -> None:
+    """UserInputError unless `value` is None or within 0..1 (a probability, a share)."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise UserInputError(f"{what} {value}: must be a fraction in 0..1")

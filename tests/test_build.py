@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.precision import Precision as EnginePrecision
 from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
+from edgeres.build.int8 import CACHE_NAME, TRT_TABLE_NAME
 from edgeres.build.options import BuildOptions
-from edgeres.build.orchestrator import CACHE_NAME, SUMMARY_NAME, TRT_TABLE_NAME, build, engine_path_for
+from edgeres.build.orchestrator import SUMMARY_NAME, build, engine_path_for
 from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.export.defaults import export_default
@@ -93,7 +94,7 @@ def test_gate_failure_raises_and_still_writes_the_report(resnet18_onnx: Path, tm
     options = BuildOptions(
         onnx=resnet18_onnx, calib_algo=CalibAlgo.MAX, calib_size=4, gate=FidelityGate(200.0), profile_iterations=0
     )
-    with pytest.raises(FidelityError, match="below --min-sqnr 200 dB"):
+    with pytest.raises(FidelityError, match="below the required 200 dB"):
         build(options, tmp_path)
     summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
     assert summary["gate_passed"] is False and summary["fidelity"]["int8_tensorrt"]["sqnr_db"] < 200
@@ -149,7 +150,7 @@ def test_cli_build_and_bad_keep_float(resnet18_onnx: Path, tmp_path: Path) -> No
     summary = json.loads((tmp_path / "ok" / SUMMARY_NAME).read_text())
     assert len(summary["profile"]) == 3 and summary["timings"]["profile_s"] > 0
     bad = runner.invoke(app, [*args, "--keep-float", "nope", "-o", str(tmp_path / "bad")])
-    assert bad.exit_code == 2 and "--keep-float 'nope'" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "layer 'nope' to keep in float" in bad.output and "Traceback" not in bad.output
 
 
 def test_cli_no_profile_and_engine_options_reach_the_summary(resnet18_onnx: Path, tmp_path: Path) -> None:
@@ -174,14 +175,14 @@ def test_cli_no_profile_and_engine_options_reach_the_summary(resnet18_onnx: Path
     [
         (["--batch", "8:1:4"], "need 1 <= min <= opt <= max"),
         (["--batch", "1:x"], "expected N or MIN:OPT:MAX"),
-        (["--opt-level", "9"], "--opt-level 9"),
-        (["--workspace", "0"], "--workspace 0 MiB"),
-        (["--dla", "0", "--hardware-compat", "ampere-plus"], "exclude each other"),
+        (["--opt-level", "9"], "optimisation level 9"),
+        (["--workspace", "0"], "workspace 0 MiB"),
+        (["--dla", "0", "--hardware-compat", "ampere-plus"], "cannot be hardware-compatible"),
         (["--hardware-compat", "turing"], "--hardware-compat 'turing'"),
-        (["--percentile", "150"], "--percentile 150"),
+        (["--percentile", "150"], "percentile 150"),
         (["--trt-table-version", "8.x"], "not MAJOR.MINOR.PATCH"),
-        (["--calib-frame-size", "64x48"], "needs --calib-format"),
-        (["--calib-format", "yuyv"], "needs --calib-frame-size"),
+        (["--calib-format", "yuyv:65x48"], "--calib-format: frame width 65 is odd"),
+        (["--calib-format", "yuyv"], "--calib-format: frame format 'yuyv' is not FORMAT:WIDTHxHEIGHT"),
     ],
 )
 def test_cli_refuses_bad_build_options(resnet18_onnx: Path, tmp_path: Path, extra: list[str], message: str) -> None:
@@ -238,7 +239,7 @@ def test_calibration_cache_is_reused_and_a_changed_input_is_refused(resnet18_onn
     ranges = [json.loads((tmp_path / "model_int8_qdq.onnx.json").read_text())["results"]["ranges"]]
     assert ranges[0] == {name: entry["amax"] for name, entry in cache["tensors"].items()}
     with pytest.raises(
-        StaleCacheError, match=r"changed: calibration data .*delete it to recalibrate, or pass --recalibrate"
+        StaleCacheError, match=r"changed: calibration data .*delete it to recalibrate, or recalibrate over it"
     ):
         build(replace(base, calib_size=5), tmp_path)
     with pytest.raises(StaleCacheError, match=r"changed: algorithm \(max -> mse\)"):
@@ -248,7 +249,7 @@ def test_calibration_cache_is_reused_and_a_changed_input_is_refused(resnet18_onn
     assert json.loads((tmp_path / CACHE_NAME).read_text())["key"]["algorithm"] == "mse"
     args = ["build", "--onnx", str(resnet18_onnx), "--calib-size", "6", "--no-profile", "-o", str(tmp_path)]
     refused = CliRunner().invoke(app, args)
-    assert refused.exit_code == 2 and "calibration data" in refused.output and "--recalibrate" in refused.output
+    assert refused.exit_code == 2 and "calibration data" in refused.output and "recalibrate over it" in refused.output
 
 
 CAMERA = InputContract(YuvLayout.YUYV, 320, 240, ColorSpace.BT709, ColorRange.FULL)
@@ -298,8 +299,8 @@ def test_raw_yuv_calibration_folder_through_the_cli(fused_onnx: Path, tmp_path: 
     frames = rgb_to_yuv422(frames, YuvLayout.YUYV, ColorSpace.BT709, ColorRange.FULL)
     write_yuv(tmp_path / "cam" / "a.yuv", frames[:6], YuvLayout.YUYV)
     write_yuv(tmp_path / "cam" / "b.yuv", frames[6:], YuvLayout.YUYV)
-    args = ["build", "--onnx", str(fused_onnx), "--calib", str(tmp_path / "cam"), "--calib-format", "yuyv"]
-    args += ["--calib-frame-size", "320x240", "--calib-size", "6", "--no-profile", "-o", str(tmp_path / "out")]
+    args = ["build", "--onnx", str(fused_onnx), "--calib", str(tmp_path / "cam"), "--calib-format", "yuyv:320x240"]
+    args += ["--calib-size", "6", "--no-profile", "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "out" / SUMMARY_NAME).read_text())
@@ -333,7 +334,7 @@ def test_camera_contract_mismatches_are_refused(fused_onnx: Path, resnet18_onnx:
     cli = CliRunner().invoke(
         app, ["build", "--onnx", str(fused_onnx), "--input", "yuyv:320x240", "-o", str(tmp_path / "cli")]
     )
-    assert cli.exit_code == 2 and "--input asks for yuyv 320x240 bt601 limited" in cli.output
+    assert cli.exit_code == 2 and "the requested input is yuyv 320x240 bt601 limited" in cli.output
 
 
 @pytest.mark.slow

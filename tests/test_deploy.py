@@ -347,6 +347,7 @@ def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
     [
         (["deploy", "triton", "{tmp}/absent", "-o", "{tmp}/repo"], "no such artifact"),
         (["deploy", "deepstream", "{tmp}/build", "--precision", "int4", "-o", "{tmp}/ds"], "unknown --precision"),
+        (["deploy", "deepstream", "{tmp}/build", "--threshold", "1.5", "-o", "{tmp}/ds"], "classifier threshold 1.5"),
         (["deploy", "deepstream", "{tmp}/build", "--precision", "int8", "-o", "{tmp}/ds"], "no int8 model"),
         (["deploy", "triton", "{tmp}/build", "--labels", "{tmp}/absent.txt", "-o", "{tmp}/repo"], "not found"),
     ],

@@ -103,10 +103,10 @@ def test_profile_shapes_put_the_batch_first() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"workspace_mib": 0}, "--workspace"),
+        ({"workspace_mib": 0}, "workspace 0 MiB"),
         ({"optimization_level": 6}, "0..5"),
         ({"dla_core": -1}, "numbered from 0"),
-        ({"dla_core": 0, "hardware_compatibility": HardwareCompatibility.AMPERE_PLUS}, "exclude each other"),
+        ({"dla_core": 0, "hardware_compatibility": HardwareCompatibility.AMPERE_PLUS}, "cannot be hardware-compatible"),
         ({"calibration_cache": Path("/nonexistent/calib.cache")}, "calibration cache not found"),
     ],
 )

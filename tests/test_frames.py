@@ -182,19 +182,19 @@ def test_cli_encode_info_decode(tmp_path: Path):
     cv2.imwrite(str(image), cv2.cvtColor(real_image("coffee"), cv2.COLOR_RGB2BGR))
     clip, preview = tmp_path / "clip.yuv", tmp_path / "frame.png"
     runner = CliRunner()
-    result = runner.invoke(app, ["frames", "encode", str(image), str(image), "-o", str(clip), "--format", "uyvy",
-                                 "--size", "320x200"])  # fmt: skip
+    result = runner.invoke(app, ["frames", "encode", str(image), str(image), "-o", str(clip), "--format",
+                                 "uyvy:320x200"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert clip.stat().st_size == 2 * 320 * 200 * 2
-    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "uyvy", "--size", "320x200"])
+    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "uyvy:320x200"])
     assert result.exit_code == 0 and "2 uyvy frame(s)" in result.output and "192,000" in result.output
-    result = runner.invoke(app, ["frames", "decode", str(clip), "--format", "uyvy", "--size", "320x200", "-i", "1",
+    result = runner.invoke(app, ["frames", "decode", str(clip), "--format", "uyvy:320x200", "-i", "1",
                                  "-o", str(preview)])  # fmt: skip
     assert result.exit_code == 0, result.output
     decoded = cv2.cvtColor(cv2.imread(str(preview)), cv2.COLOR_BGR2RGB)
     original = cv2.resize(real_image("coffee"), (320, 200), interpolation=cv2.INTER_AREA)
     assert np.mean(np.abs(decoded.astype(int) - original)) < 3.0
-    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "uyvy", "--size", "330x200"])
+    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "uyvy:330x200"])
     assert result.exit_code == 2 and "not a whole number" in result.output
-    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "yuv420", "--size", "320x200"])
+    result = runner.invoke(app, ["frames", "info", str(clip), "--format", "yuv420:320x200"])
     assert result.exit_code == 2 and "unknown frame format" in result.output

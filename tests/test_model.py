@@ -162,7 +162,7 @@ def test_extra_key_is_named(tmp_path):
 def test_class_count_mismatch_suggests_flag_and_flag_resolves_it(tmp_path):
     path = tmp_path / "product.pth"
     torch.save(build_model(Arch.RESNET18, 51).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"51 classes.*--num-classes 51"):
+    with pytest.raises(CheckpointError, match=r"51 classes.*with 51 classes"):
         load_model(Arch.RESNET18, path)
     model, _ = load_model(Arch.RESNET18, path, num_classes=51)
     assert model.fc.out_features == 51

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.frontend.graph import NODE_PREFIX
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import build_model
 from edgeres.quantize.calibrate import collect_ranges
@@ -20,7 +21,6 @@ from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_
 from edgeres.quantize.fp16 import to_fp16
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import (
-    FRONTEND_PREFIX,
     QdqPlan,
     WeightQuant,
     activation_scale,
@@ -324,8 +324,8 @@ def test_frontend_nodes_are_untouched() -> None:
         numpy_helper.from_array(rng.standard_normal((2, 4)).astype(np.float32), "fc_w"),
     ]
     nodes = [
-        helper.make_node("Cast", ["frame"], ["f32"], name=FRONTEND_PREFIX + "cast", to=TensorProto.FLOAT),
-        helper.make_node("Conv", ["f32", "colour"], ["rgb"], name=FRONTEND_PREFIX + "colour"),
+        helper.make_node("Cast", ["frame"], ["f32"], name=NODE_PREFIX + "cast", to=TensorProto.FLOAT),
+        helper.make_node("Conv", ["f32", "colour"], ["rgb"], name=NODE_PREFIX + "colour"),
         helper.make_node("Conv", ["rgb", "w"], ["c"], name="/conv1/Conv", pads=[1, 1, 1, 1]),
         helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
         helper.make_node("Flatten", ["g"], ["flat"], name="flatten"),
@@ -340,11 +340,11 @@ def test_frontend_nodes_are_untouched() -> None:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     plan = plan_qdq(model)
-    assert plan.frontend_nodes == (FRONTEND_PREFIX + "cast", FRONTEND_PREFIX + "colour")
+    assert plan.frontend_nodes == (NODE_PREFIX + "cast", NODE_PREFIX + "colour")
     qdq = insert_qdq(model, plan, {"rgb": 2.0, "flat": 1.0})
     by_name = {n.name: n for n in qdq.graph.node}
-    assert list(by_name[FRONTEND_PREFIX + "cast"].input) == ["frame"]
-    assert list(by_name[FRONTEND_PREFIX + "colour"].input) == ["f32", "colour"]
+    assert list(by_name[NODE_PREFIX + "cast"].input) == ["frame"]
+    assert list(by_name[NODE_PREFIX + "colour"].input) == ["f32", "colour"]
     assert by_name["/conv1/Conv"].input[0] == "rgb_dequantized"
     frame = rng.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
     assert session(qdq).run(None, {"frame": frame})[0].shape == (2, 2)

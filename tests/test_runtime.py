@@ -96,8 +96,12 @@ def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(UserInputError, match="onnxruntime cannot load it"):
         OnnxRuntimeRunner(junk).load()
-    with pytest.raises(UserInputError, match="unknown artifact type"):
-        open_runner(tmp_path / "model.pt")
+    with pytest.raises(UserInputError, match="file not found"):
+        open_runner(tmp_path / "absent.engine")
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    with pytest.raises(UserInputError, match="neither an ONNX model nor a TensorRT engine"):
+        open_runner(checkpoint)
 
 
 def test_failed_load_releases_what_it_acquired(tmp_path: Path) -> None:

@@ -28,6 +28,16 @@ class ArtifactRole(str, Enum):
     ENGINE = "engine"
     SUMMARY = "summary"
 
+    # A role is also its name in build_summary.json: it hashes, compares and prints as that string.
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
 
 def is_engine_path(path: Path) -> bool:
     return Path(path).suffix.lower() in ENGINE_SUFFIXES

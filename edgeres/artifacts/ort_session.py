@@ -9,6 +9,9 @@ import onnxruntime as ort
 
 CPU_PROVIDERS = ("CPUExecutionProvider",)
 QUIET = 3  # onnxruntime log severity: errors only
+# Threads of edgeres's own CPU passes (export parity, calibration, fidelity): fixed, so results and their
+# cost do not depend on the machine's core count.
+PASS_THREADS = 2
 
 
 def session_options(threads: int = 0, reference_kernels: bool = False) -> ort.SessionOptions:
@@ -24,11 +27,17 @@ def session_options(threads: int = 0, reference_kernels: bool = False) -> ort.Se
 
 
 def cpu_session(
-    model: onnx.ModelProto | bytes | Path | str, threads: int = 0, reference_kernels: bool = False
+    model: onnx.ModelProto | bytes | Path | str,
+    threads: int = 0,
+    reference_kernels: bool = False,
+    optimized_to: Path | None = None,
 ) -> ort.InferenceSession:
-    """A session on the CPU execution provider over a proto, serialized bytes or a file."""
+    """A session on the CPU execution provider over a proto, serialized bytes or a file;
+    `optimized_to` saves the graph onnxruntime actually runs (after its fusions) there."""
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     if isinstance(source, Path):
         source = str(source)
     options = session_options(threads, reference_kernels)
+    if optimized_to is not None:
+        options.optimized_model_filepath = str(optimized_to)
     return ort.InferenceSession(source, options, providers=list(CPU_PROVIDERS))

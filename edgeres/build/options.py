@@ -1,4 +1,4 @@
-"""TODO docstring (build.options)."""
+"""What `edgeres build` is asked to do, validated when it is made."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
 
 
-# On the trained EfficientNet-Lite0 check MSE and max gave 16.8-18.0 dB logits SQNR, percentile 14.9-17.1,
-# entropy 11.2-11.6; MSE is the default because one outlier frame cannot set its range, as it sets max's.
+# MSE is the default: on the trained EfficientNet-Lite0 check it is as faithful as max and better than
+# percentile and entropy (README, "What was measured"), and one outlier frame cannot set its range as it sets max's.
 DEFAULT_CALIB_ALGO = CalibAlgo.MSE
 
 
@@ -49,10 +49,9 @@ class BuildOptions:
     seed: int = DEFAULT_CALIB_SEED
     percentile: float = CalibOptions().percentile  # for --calib-algo percentile
     keep_float: tuple[str, ...] = ()
-    # Bias correction (edgeres.quantfix), measured on the trained EfficientNet-Lite0 check (16 held-out samples):
-    # logits SQNR 16.8 -> 19.1 dB with mse calibration, 17.7 -> 21.0 dB with max; on random-weight ResNet50
-    # (12 held-out photographs) 32.5 -> 34.5 dB (mse) and 31.7 -> 33.4 dB (max). The input means come from the
-    # calibration pass itself (0.6 s for ResNet50, 64 samples); a reused cache costs one float pass for them.
+    # Bias correction (edgeres.quantize.bias_correction) raises logits SQNR on the trained and the random-weight
+    # checks (README). Its input means come from the calibration pass itself; a reused cache costs one float
+    # pass for them.
     bias_correction: bool = True
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: FrameFormat | None = None  # layout and size of raw .yuv calibration frames
@@ -67,9 +66,9 @@ class BuildOptions:
         if self.precision is Precision.FP32:
             raise UserInputError("build makes INT8 or FP16 models; the FP32 ONNX comes from `edgeres export`")
         if self.calib_size < 1:
-            raise UserInputError(f"--calib-size {self.calib_size}: must be at least 1")
+            raise UserInputError(f"calibration size {self.calib_size}: must be at least 1")
         if self.batch_size < 1:
-            raise UserInputError(f"--calib-batch {self.batch_size}: must be at least 1")
+            raise UserInputError(f"calibration batch {self.batch_size}: must be at least 1")
         if self.profile_iterations < 0:
             raise UserInputError(f"profile iterations {self.profile_iterations}: must be 0 (off) or more")
         if self.onnx is not None and not Path(self.onnx).is_file():
@@ -77,7 +76,7 @@ class BuildOptions:
         try:
             CalibOptions(percentile=self.percentile)
         except ValueError as exc:
-            raise UserInputError(f"--percentile {self.percentile}: {exc}") from None
+            raise UserInputError(f"calibration percentile {self.percentile}: {exc}") from None
         trt_version_number(self.trt_table_version)  # raises UserInputError when it cannot be a header
 
     @property

@@ -23,6 +23,7 @@ from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.choices import require_fraction
 from edgeres.deploy.model import DeployModel, ElementType, InputLayout, read_deploy_model
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
@@ -87,8 +88,7 @@ class DeepStreamOptions:
     engine: Path | None = None  # a TensorRT engine already built from the generated ONNX, if any
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.classifier_threshold <= 1.0:
-            raise UserInputError(f"classifier threshold {self.classifier_threshold}: must be a probability, 0..1")
+        require_fraction(self.classifier_threshold, "classifier threshold")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class BatchProfile:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min <= self.opt <= self.max:
-            raise UserInputError(f"--batch {self}: need 1 <= min <= opt <= max")
+            raise UserInputError(f"batch profile {self}: need 1 <= min <= opt <= max")
 
     @classmethod
     def parse(cls, text: str) -> BatchProfile:
@@ -50,11 +50,11 @@ class BatchProfile:
         try:
             values = [int(p) for p in parts]
         except ValueError:
-            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX with whole numbers") from None
+            raise UserInputError(f"batch profile '{text}': expected N or MIN:OPT:MAX with whole numbers") from None
         if len(values) == 1:
             return cls(values[0], values[0], values[0])
         if len(values) != 3:
-            raise UserInputError(f"--batch '{text}': expected N or MIN:OPT:MAX, got {len(values)} fields")
+            raise UserInputError(f"batch profile '{text}': expected N or MIN:OPT:MAX, got {len(values)} fields")
         return cls(*values)
 
     def __str__(self) -> str:
@@ -81,14 +81,14 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         if self.workspace_mib is not None and self.workspace_mib < 1:
-            raise UserInputError(f"--workspace {self.workspace_mib} MiB: must be at least 1")
+            raise UserInputError(f"builder workspace {self.workspace_mib} MiB: must be at least 1")
         level = self.optimization_level
         if level is not None and not 0 <= level <= MAX_OPTIMIZATION_LEVEL:
-            raise UserInputError(f"--opt-level {level}: TensorRT takes 0..{MAX_OPTIMIZATION_LEVEL}")
+            raise UserInputError(f"builder optimisation level {level}: TensorRT takes 0..{MAX_OPTIMIZATION_LEVEL}")
         if self.dla_core is not None and self.dla_core < 0:
-            raise UserInputError(f"--dla {self.dla_core}: DLA cores are numbered from 0")
+            raise UserInputError(f"DLA core {self.dla_core}: DLA cores are numbered from 0")
         if self.dla_core is not None and self.hardware_compatibility is not HardwareCompatibility.NONE:
-            raise UserInputError("--dla and --hardware-compat exclude each other: DLA engines are tied to one SoC")
+            raise UserInputError("a DLA engine cannot be hardware-compatible: DLA engines are tied to one SoC")
         if self.calibration_cache is not None and not Path(self.calibration_cache).is_file():
             raise UserInputError(f"{self.calibration_cache}: calibration cache not found")
 
@@ -171,7 +171,7 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: Engine
         config.builder_optimization_level = options.optimization_level
     if options.dla_core is not None:
         if options.dla_core >= builder.num_DLA_cores:
-            raise UserInputError(f"--dla {options.dla_core}: this device has {builder.num_DLA_cores} DLA core(s)")
+            raise UserInputError(f"DLA core {options.dla_core}: this device has {builder.num_DLA_cores} DLA core(s)")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run stay on the GPU
@@ -209,7 +209,7 @@ def _attach_timing_cache(config: trt.IBuilderConfig, cache_path: Path) -> trt.IT
     if not config.set_timing_cache(cache, ignore_mismatch=False):
         raise UserInputError(
             f"{cache_path}: TensorRT rejected this timing cache (made by another TensorRT version or GPU?); "
-            "delete it or pass another --timing-cache"
+            "delete it or use another timing cache file"
         )
     return cache
 

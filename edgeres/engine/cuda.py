@@ -124,20 +124,23 @@ class PinnedArray:
             self.ptr = 0
 
 
-def copy_to_device(dst: DeviceBuffer, src: PinnedArray, nbytes: int, stream: Stream) -> None:
+def _copy_async(
+    dst: int, src: int, nbytes: int, device: DeviceBuffer, host: PinnedArray, kind: str, stream: Stream
+) -> None:
+    """cudaMemcpyAsync of `nbytes` between a device buffer and pinned host memory, checked against both sizes."""
+    if nbytes > min(device.nbytes, host.nbytes):
+        raise CudaError(f"copy of {nbytes} bytes exceeds a buffer ({device.nbytes} device, {host.nbytes} host)")
     cudart = runtime_module()
-    if nbytes > min(dst.nbytes, src.nbytes):
-        raise CudaError(f"copy of {nbytes} bytes exceeds a buffer ({dst.nbytes} device, {src.nbytes} host)")
-    kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-    check("cudaMemcpyAsync", cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream.handle))
+    direction = getattr(cudart.cudaMemcpyKind, kind)
+    check("cudaMemcpyAsync", cudart.cudaMemcpyAsync(dst, src, nbytes, direction, stream.handle))
+
+
+def copy_to_device(dst: DeviceBuffer, src: PinnedArray, nbytes: int, stream: Stream) -> None:
+    _copy_async(dst.ptr, src.ptr, nbytes, dst, src, "cudaMemcpyHostToDevice", stream)
 
 
 def copy_to_host(dst: PinnedArray, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-    cudart = runtime_module()
-    if nbytes > min(dst.nbytes, src.nbytes):
-        raise CudaError(f"copy of {nbytes} bytes exceeds a buffer ({src.nbytes} device, {dst.nbytes} host)")
-    kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-    check("cudaMemcpyAsync", cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream.handle))
+    _copy_async(dst.ptr, src.ptr, nbytes, src, dst, "cudaMemcpyDeviceToHost", stream)
 
 
 class EventTimer:
@@ -212,4 +215,3 @@ class CapturedGraph:
         if self._graph is not None:
             check("cudaGraphDestroy", cudart.cudaGraphDestroy(self._graph))
             self._graph = None
-

@@ -1,4 +1,4 @@
-"""TODO docstring (engine.dims)."""
+"""Shapes to and from TensorRT's `Dims` (tensorrt imported only when a Dims is made)."""
 
 from __future__ import annotations
 

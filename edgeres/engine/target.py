@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 
 from edgeres.artifacts.sidecar import Sidecar
+from edgeres.engine.cuda import current_device
 from edgeres.errors import BackendUnavailableError, UserInputError
 
 
@@ -126,8 +127,6 @@ def require_tensorrt() -> None:
 
 def running_target() -> EngineTarget:
     """The TensorRT version and GPU of this process."""
-    from edgeres.engine.cuda import current_device
-
     require_tensorrt()
     import tensorrt as trt
 

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgeres.artifacts.ort_session import cpu_session
+from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import ParityError
 from edgeres.frames.images import NETWORK_SIZE
-
-PARITY_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport
     )
 
 
-def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = PARITY_THREADS) -> np.ndarray:
+def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = PASS_THREADS) -> np.ndarray:
     """The first output of the model on `batch`, on the CPU."""
     session = cpu_session(model_bytes, threads)
     input_name = session.get_inputs()[0].name

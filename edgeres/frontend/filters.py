@@ -1,4 +1,4 @@
-"""TODO docstring (frontend.filters)."""
+"""Resize filter maths of the front-end: antialiased triangle weights and their sparse taps (numpy only)."""
 
 from __future__ import annotations
 

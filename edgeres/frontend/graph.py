@@ -1,7 +1,7 @@
 """The camera front-end: raw uint8 YUV 4:2:2 frame -> normalised network input, as ONNX nodes and on the host.
 
 Both paths compute the same thing in the same order (numpy and onnx only, no torch), so the fused
-model and the host reference (edgeres.frontend_host) agree to float rounding:
+model and the host reference (edgeres.frontend.host) agree to float rounding:
 
 1. Cast uint8 -> float (TensorRT takes a UINT8 network input only when it is cast right away).
 2. An integer box pre-filter: sums over blocks of `fy` rows x `fxp` pixel pairs, taken straight
@@ -13,9 +13,8 @@ model and the host reference (edgeres.frontend_host) agree to float rounding:
    When every byte of a box shares one horizontal filter (packed layouts, boxed plans), the map is
    folded into the box Conv's weights and bias, so the filters run on 3 channels instead of 4 and no
    colour Conv is left; otherwise it is a 1x1 Conv after the filters.
-   Measured side by side (onnxruntime CPU, 2 threads, 1080p YUYV centre crop, fused FP32 ResNet50,
-   medians of 100 runs): crop before the box Conv + folded colour + MatMul taps took the front-end's
-   overhead from 2.03 to 1.52 ms (Gather + Mul + ReduceSum taps, crop after the Conv, colour Conv).
+   Cropping before the box Conv, folding colour and MatMul taps are each faster than the alternatives
+   (Gather + Mul + ReduceSum taps, cropping after the Conv, a colour Conv): bench/frames.py measures it.
 
 Resize and colour conversion are linear, so filtering the planes before converting equals
 converting first (chroma repeated per pixel pair) and filtering RGB, up to the final clip.
@@ -39,6 +38,8 @@ from edgeres.frames.yuv import (
 from edgeres.frontend.plan import ResizePlan, clip_bounds, color_affine, filter_weights, folded_color, plan_resize
 
 FRONTEND_OUTPUT = "frontend_out"
+# Every front-end node and constant is named with this prefix, so quantization can keep them float.
+NODE_PREFIX = "frontend/"
 
 
 class _Graph:
@@ -54,13 +55,13 @@ class _Graph:
         return name
 
     def const(self, name: str, value: np.ndarray) -> str:
-        full = f"frontend/{name}_const"
+        full = f"{NODE_PREFIX}{name}_const"
         self.initializers.append(numpy_helper.from_array(value, full))
         return full
 
     def op(self, op_type: str, inputs: list[str], name: str, output: str | None = None, **attrs: Any) -> str:
-        out = output or f"frontend/{name}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"frontend/{name}", **attrs))
+        out = output or f"{NODE_PREFIX}{name}"
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"{NODE_PREFIX}{name}", **attrs))
         return out
 
 
@@ -84,12 +85,12 @@ def _box(
 
     Rows are summed by Reshape + ReduceSum when they divide evenly, then a strided Conv with 0/1
     weights sums each position of the `interleave`-periodic row pattern (Y0 U Y1 V for packed rows)
-    per box, so unpacking and summing are one op. Measured in onnxruntime (2 threads, 1080p YUYV):
-    ReduceSum over the split axes 7.8 ms, one fy x width Conv 1.0 ms, ReduceSum rows + 1 x width Conv 0.8 ms.
+    per box, so unpacking and summing are one op (in onnxruntime much faster than ReduceSum over split axes,
+    and a little faster than one fy x width Conv).
     `mix` ([M, interleave] weights, [M] bias; groups 1) makes the Conv give M mixes of the pattern sums
     instead. `window` (first box row, box rows, first box column, box columns) keeps only those boxes,
-    cut from the row sums before the Conv: the Conv then reads only the window (a 1080p centre crop
-    uses 56% of each row).
+    cut from the row sums before the Conv: the Conv then reads only the window (a centre crop of a wide
+    frame uses about half of each row).
     """
     rows, cols = g.dims[x][2:]
     if fy > 1 and rows % fy == 0:
@@ -128,8 +129,8 @@ def _blocks(g: _Graph, sums: str, tag: str, p: ResizePlan, row0: int = 0) -> str
 
 
 def _sums_graph(g: _Graph, frame: str, c: InputContract, p: ResizePlan) -> str:
-    """Cast, box-sum, crop -> [N, 4, Hb, Wb], the graph twin of frontend_host.block_sums; [N, 3, Hb, Wb]
-    normalised RGB box sums where `folded_color` applies (as frontend_host.reference_input mixes them)."""
+    """Cast, box-sum, crop -> [N, 4, Hb, Wb], the graph twin of host.block_sums; [N, 3, Hb, Wb]
+    normalised RGB box sums where `folded_color` applies (as host.reference_input mixes them)."""
     x = g.op("Cast", [frame], "cast", to=TensorProto.FLOAT)
     rows, cols = c.frame_shape
     x = g.op("Unsqueeze", [x, g.const("channel_axis", np.array([1], np.int64))], "as_image")

@@ -1,6 +1,6 @@
 """The camera front-end on the host: numpy (and OpenCV for test frames) twins of the fused graph.
 
-`reference_input` computes what `edgeres.frontend.frontend_graph` computes, in the same order, so the
+`reference_input` computes what `edgeres.frontend.graph.frontend_graph` computes, in the same order, so the
 fused model can be checked against it; `parity_frames` makes the frames such checks run on.
 """
 

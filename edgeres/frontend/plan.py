@@ -1,4 +1,5 @@
-"""TODO docstring (frontend.plan)."""
+"""The resize plan of one input contract (crop, box pre-filter, filter taps, padding) and the colour maps
+that the fused graph and the host reference both apply."""
 
 from __future__ import annotations
 

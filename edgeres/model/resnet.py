@@ -204,7 +204,7 @@ def load_weights(model: ResNet, state: Mapping[str, Tensor], source: Path | str 
     if found_classes is not None and found_classes != model.num_classes:
         raise CheckpointError(
             f"{source}: checkpoint has {found_classes} classes (fc.weight {tuple(state['fc.weight'].shape)}), "
-            f"model has {model.num_classes}; pass --num-classes {found_classes} to use it"
+            f"model has {model.num_classes}; build the model with {found_classes} classes to use it"
         )
     for key, tensor in expected.items():
         if key not in state:
@@ -243,7 +243,7 @@ def load_model(
         model = build_model(arch, num_classes or 1000, seed)
         warnings.warn(
             f"no weights given: {Arch(arch).value} is randomly initialised (seed {seed}); "
-            "its outputs are meaningless. Pass --weights to use a trained checkpoint.",
+            "its outputs are meaningless. Give a trained checkpoint for meaningful outputs.",
             RandomWeightsWarning,
             stacklevel=2,
         )

@@ -27,8 +27,6 @@ from edgeres.progress import ProgressCallback
 from edgeres.quantize.calibrate import collect_statistics
 from edgeres.quantize.qdq import QdqPlan, WeightQuant, activation_scale, bias_safe_scales, quantize_weight
 
-DEFAULT_THREADS = 2
-
 
 def weighted_inputs(model: onnx.ModelProto, plan: QdqPlan) -> list[str]:
     """The activation read by each quantized Conv/Gemm, in graph order, without repeats."""
@@ -58,7 +56,7 @@ def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
 def dequantized_weight(
     weight: np.ndarray, quant: WeightQuant, bias: np.ndarray | None, amax: float | None
 ) -> np.ndarray:
-    """The float values the Q/DQ model's weight will hold (edgeres.quantize._weight_dq's grid, scale floor included)."""
+    """The float values the Q/DQ model's weight will hold (the grid of edgeres.quantize.qdq, scale floor included)."""
     floor = None
     if bias is not None and amax is not None and bias.size == weight.shape[quant.axis]:
         floor = bias_safe_scales(bias.reshape(-1), activation_scale(amax))
@@ -98,7 +96,7 @@ def correct_biases(
     """A copy of the float `model` whose quantized layers' biases absorb their weight-rounding mean shift.
 
     `ranges` are the calibrated activation amaxes (they set the weight-scale floor exactly as
-    edgeres.quantize.insert_qdq will); `means` come from `input_means`. A layer without a bias gets one.
+    edgeres.quantize.qdq.insert_qdq will); `means` come from `input_means`. A layer without a bias gets one.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -133,16 +131,3 @@ def correct_biases(
             node.input.append(name)
     onnx.checker.check_model(out)
     return out
-
-
-def bias_corrected(
-    model: onnx.ModelProto,
-    plan: QdqPlan,
-    ranges: Mapping[str, float],
-    batches: Iterable[np.ndarray],
-    progress: ProgressCallback | None = None,
-) -> onnx.ModelProto:
-    """`correct_biases` with the means measured on `batches` (one streaming pass of the float model)."""
-    means = input_means(model, batches, weighted_inputs(model, plan), progress)
-    return correct_biases(model, plan, ranges, means)
-

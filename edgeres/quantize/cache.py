@@ -19,12 +19,12 @@ import struct
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from edgeres import __version__
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_json_atomic
 from edgeres.errors import UserInputError
-from edgeres.quantize.histogram import INT8_LEVELS, CalibAlgo, CalibOptions
+from edgeres.quantize.grid import INT8_MAX
+from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 CACHE_SCHEMA = 1
 
@@ -107,7 +107,7 @@ def write_cache(path: Path, cache: CalibCache) -> None:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "key": asdict(cache.key),
             "samples": cache.samples,
-            "tensors": {name: {"amax": amax, "scale": amax / INT8_LEVELS} for name, amax in cache.ranges.items()},
+            "tensors": {name: {"amax": amax, "scale": amax / INT8_MAX} for name, amax in cache.ranges.items()},
         },
     )
 
@@ -167,7 +167,7 @@ def trt_version_number(version: str) -> int:
 
 def scale_hex(amax: float) -> str:
     """The table's encoding of a tensor: hex of the big-endian float32 bits of amax / 127."""
-    return struct.pack(">f", amax / INT8_LEVELS).hex()
+    return struct.pack(">f", amax / INT8_MAX).hex()
 
 
 def write_trt_table(path: Path, ranges: dict[str, float], trt_version: str = DEFAULT_TRT_VERSION) -> None:
@@ -197,9 +197,3 @@ def read_trt_table(path: Path) -> tuple[str, dict[str, float]]:
         if not sep:
             raise UserInputError(f"{path}: line {number} is not 'tensor: hex-scale'")
     return text[0], scales
-
-
-def cache_summary(cache: CalibCache) -> dict[str, Any]:
-    """Small record for a build summary JSON."""
-    return {"tensors": len(cache.ranges), "samples": cache.samples, "algorithm": cache.key.algorithm}
-

@@ -7,10 +7,10 @@ Contract (what the Q/DQ step codes against)::
 maps tensor name -> symmetric amax > 0 (scale = amax / 127, zero point 0) for each activation tensor.
 `tensors=None` means every float activation (not an initializer, not a Constant output) that feeds a
 Conv, Gemm, MatMul, Add, Concat, MaxPool or GlobalAveragePool node — see `activation_tensors`.
-`batches` is any iterable of model-input arrays (edgeres.calibdata yields them).
+`batches` is any iterable of model-input arrays (edgeres.quantize.calibration_data yields them).
 
 The chosen tensors become extra graph outputs of a copy of the model; each batch's values are folded
-into a fixed-size histogram per tensor (edgeres.calibhist), so memory depends on the batch size and the
+into a fixed-size histogram per tensor (edgeres.quantize.histogram), so memory depends on the batch size and the
 number of tensors, never on the number of samples. One pass serves every algorithm: `collect_statistics`
 returns the histograms and `ranges_from_statistics` turns them into ranges for any `CalibAlgo`.
 """
@@ -26,7 +26,7 @@ import onnx
 import onnxruntime as ort
 
 from edgeres.artifacts.onnx import as_model, graph_input, with_outputs
-from edgeres.artifacts.ort_session import cpu_session
+from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.grid import MIN_AMAX
@@ -51,7 +51,6 @@ CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAve
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 
 
-DEFAULT_THREADS = 2  # calibration and fidelity passes: the two cores of a small build machine
 
 
 
@@ -97,7 +96,7 @@ def ranges_from_statistics(
     return {name: max(compute_amax(hist, algo, options), MIN_AMAX) for name, hist in stats.histograms.items()}
 
 
-def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every named tensor that shape inference can tell."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -118,7 +117,7 @@ def activation_tensors(
     graph = model.graph
     constants = {init.name for init in graph.initializer}
     constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
-    types = _tensor_types(model) if types is None else types
+    types = tensor_types(model) if types is None else types
     chosen: dict[str, None] = {}
     for node in graph.node:
         if node.op_type not in op_types:
@@ -168,7 +167,7 @@ def _prepare(
     """Session over the model with the wanted tensors as extra outputs; the ONNX proto is freed on return."""
     model = as_model(onnx_path)
     label = "model" if isinstance(onnx_path, onnx.ModelProto) else onnx_path
-    types = _tensor_types(model)
+    types = tensor_types(model)
     names = list(tensors) if tensors is not None else activation_tensors(model, types=types)
     known = {out for node in model.graph.node for out in node.output} | {i.name for i in model.graph.input}
     missing = [name for name in names if name not in known]
@@ -190,7 +189,7 @@ def collect_statistics(
     options: CalibOptions | None = None,
     progress: ProgressCallback | None = None,
     histograms: bool = True,
-    threads: int = DEFAULT_THREADS,
+    threads: int = PASS_THREADS,
     means_for: Sequence[str] = (),
 ) -> CalibrationStats:
     """One streaming pass over `batches`; `histograms=False` tracks only max |x| (enough for MAX).

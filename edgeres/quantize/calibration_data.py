@@ -4,7 +4,7 @@ Files are listed up front (cheap) and read lazily, one sample at a time, so memo
 large the set. The list is shuffled with a seed and cut to `calib_size`; files that cannot be read are
 skipped and counted; when there are fewer readable files than `calib_size`, more samples are derived
 from them by flips and crops (and the summary says so). Each sample is encoded the way the model
-expects its input (see `SampleEncoder` in edgeres.calibencode): ImageNet-normalised float tensors, or
+expects its input (see `SampleEncoder` in edgeres.quantize.encoding): ImageNet-normalised float tensors, or
 the camera's RGB -> YUV 4:2:2 encoding for a model that takes frames.
 """
 
@@ -152,7 +152,7 @@ class CalibrationSet:
         raw: FrameFormat | None = None,
     ) -> None:
         if calib_size < 1:
-            raise UserInputError(f"--calib-size must be at least 1, got {calib_size}")
+            raise UserInputError(f"calibration size {calib_size}: must be at least 1")
         self.source = Path(source) if source is not None else default_calibration_dir()
         self.encoder, self.seed, self.raw = encoder, seed, raw
         skipped: list[Skipped] = []

@@ -1,7 +1,7 @@
-"""The onnxruntime CPU twin of the TensorRT Q/DQ model: U8S8 on the same grids, shaped for ORT's fusions.
+"""The onnxruntime CPU twin of the TensorRT Q/DQ model: uint8 activations on the same grids, shaped for ORT's fusions.
 
-onnxruntime's x86 integer kernels are fast for uint8 activations x int8 weights (U8S8) and slow for
-S8S8 (issue 5 measured ResNet50 at 32 ms S8S8 vs 19.8 ms FP32 vs 7.1 ms U8S8). A symmetric int8
+onnxruntime's x86 integer kernels are fast for uint8 activations (U8S8, U8U8) and slow for int8 ones
+(S8S8; bench/quant.py measures both). A symmetric int8
 activation (scale s, zero point 0) and a uint8 one (scale s, zero point 128) represent the same values,
 so the twin reuses the TensorRT scales. ORT fuses DequantizeLinear -> Conv -> QuantizeLinear into
 QLinearConv only when the conv output is quantized, so the twin also quantizes conv outputs (and the
@@ -12,7 +12,7 @@ quantize on the same grid become an integer Clip on the uint8 codes, so no float
 
 Weights are int8 (U8S8) where onnxruntime's integer kernels compute U8S8 exactly: CPUs with a VNNI
 dot product, and non-x86 CPUs. x86 CPUs without VNNI multiply U8S8 with an instruction whose 16-bit
-pair sums saturate (onnxruntime's quantization guide says so; a 1x1 conv measured up to 64 codes off),
+pair sums saturate (onnxruntime's quantization guide warns of it; tests/test_quantize.py shows it),
 so there the weights are stored as uint8 with zero point 128 (U8U8): the same grid, exact kernels.
 """
 

@@ -2,10 +2,10 @@
 
 The encoder reads the model's input (name, dtype, shape) and works out one of two cases:
 - float RGB tensor [N, 3, H, W] (or [N, H, W, 3]): ImageNet resize/crop and normalisation; with a
-  camera `InputContract` (edgeres.frontend) the picture first makes the camera's RGB -> YUV 4:2:2 ->
+  camera `InputContract` (edgeres.frames.contract) the picture first makes the camera's RGB -> YUV 4:2:2 ->
   RGB round trip, so calibration sees the chroma subsampling the deployed pipeline will see;
 - a YUV 4:2:2 frame (any tensor whose non-unit dims are the frame's [rows, cols]): the picture is
-  resized to cover the frame and encoded with edgeres.frames.rgb_to_yuv422, as the camera would.
+  resized to cover the frame and encoded with edgeres.frames.yuv.rgb_to_yuv422, as the camera would.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ and SQNR is the measure to gate on there.
 
 The logits come from sessions over the models exactly as shipped. Per-layer SQNR needs every layer
 output fetched, and a fetched conv output can no longer be fused by onnxruntime (the U8S8 twin's
-DequantizeLinear -> Conv -> QuantizeLinear chains stop becoming QLinearConv: measured on
-EfficientNet-Lite0, 48 QLinearConv without extra outputs, none with them, logits 29 dB apart). So the
+DequantizeLinear -> Conv -> QuantizeLinear chains stop becoming QLinearConv, and the logits change). So the
 layers are compared in a second pass, on the first `layer_samples` held-out samples only, and they
 describe the unfused graph (float convolutions on dequantized values); `layer_samples` says how many.
 
@@ -32,14 +31,15 @@ import onnx
 import onnxruntime as ort
 
 from edgeres.artifacts.onnx import as_model, with_outputs
-from edgeres.artifacts.ort_session import cpu_session
+from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
+from edgeres.choices import require_fraction
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.progress import ProgressCallback
 
 WORST_LAYERS = 10
 
 
-LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memory: 3 MB each at 224x224)
+LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memory, one input each)
 
 
 TOP_K = 5
@@ -88,8 +88,7 @@ class FidelityGate:
     min_agreement: float | None = None
 
     def __post_init__(self) -> None:
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
-            raise UserInputError(f"--min-agreement {self.min_agreement}: must be a fraction in 0..1")
+        require_fraction(self.min_agreement, "minimum top-1 agreement")
 
 
 @dataclass(frozen=True)
@@ -136,12 +135,12 @@ def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
     """Raise FidelityError naming the failed measure, the value and the limit."""
     if gate.min_sqnr_db is not None and report.sqnr_db < gate.min_sqnr_db:
         raise FidelityError(
-            f"{report.precision} logits SQNR {report.sqnr_db:.1f} dB is below --min-sqnr {gate.min_sqnr_db:g} dB "
+            f"{report.precision} logits SQNR {report.sqnr_db:.1f} dB is below the required {gate.min_sqnr_db:g} dB "
             f"({report.samples} held-out samples, {report.weights})"
         )
     if gate.min_agreement is not None and report.top1_agreement < gate.min_agreement:
         raise FidelityError(
-            f"{report.precision} top-1 agreement {report.top1_agreement:.1%} is below --min-agreement "
+            f"{report.precision} top-1 agreement {report.top1_agreement:.1%} is below the required "
             f"{gate.min_agreement:.1%} ({report.samples} held-out samples, {report.weights})"
         )
 
@@ -187,7 +186,7 @@ class _Tally:
 
 
 def layer_sqnr(
-    reference: onnx.ModelProto, candidate: onnx.ModelProto, inputs: list[np.ndarray], threads: int = 2
+    reference: onnx.ModelProto, candidate: onnx.ModelProto, inputs: list[np.ndarray], threads: int = PASS_THREADS
 ) -> list[LayerSqnr]:
     """SQNR of every Conv/Gemm output both models compute, worst first (sessions with extra outputs)."""
     cand_names = {o for n in candidate.graph.node for o in n.output}
@@ -214,7 +213,7 @@ def compare_models(
     precision: str,
     weights: str,
     random_weights: bool | None,
-    threads: int = 2,
+    threads: int = PASS_THREADS,
     progress: ProgressCallback | None = None,
     layer_samples: int = LAYER_SAMPLES,
     kernels: Kernels = Kernels.RUNTIME,

@@ -1,4 +1,4 @@
-"""TODO docstring (quantize.fp16)."""
+"""FP32 ONNX -> FP16 ONNX (weights and compute), front-end nodes and float32 I/O kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import onnx
 
-from edgeres.quantize.qdq import FRONTEND_PREFIX, name_nodes, sort_nodes
+from edgeres.frontend.graph import NODE_PREFIX
+from edgeres.quantize.qdq import name_nodes, sort_nodes
 
 
 def to_fp16(model: onnx.ModelProto, keep_io_float: bool = True, keep_nodes: Iterable[str] = ()) -> onnx.ModelProto:
@@ -21,7 +22,7 @@ def to_fp16(model: onnx.ModelProto, keep_io_float: bool = True, keep_nodes: Iter
     source = onnx.ModelProto()
     source.CopyFrom(model)
     name_nodes(source)
-    block = [n.name for n in source.graph.node if n.name.startswith(FRONTEND_PREFIX)] + list(keep_nodes)
+    block = [n.name for n in source.graph.node if n.name.startswith(NODE_PREFIX)] + list(keep_nodes)
     converted = convert_float_to_float16(
         source, keep_io_types=keep_io_float, node_block_list=block or None, disable_shape_infer=False
     )

@@ -23,11 +23,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.errors import UserInputError
+from edgeres.frontend.graph import NODE_PREFIX
 from edgeres.quantize.grid import BIAS_CODE_LIMIT, INT8_MAX, MIN_AMAX, U8_ZERO_POINT
-
-# Nodes of the YUV422 camera front-end carry this name prefix (edgeres/frontend.py); they stay float.
-FRONTEND_PREFIX = "frontend/"
-
 
 WEIGHTED_OPS = ("Conv", "Gemm")
 
@@ -151,7 +148,7 @@ def _weight_axis(node: onnx.NodeProto) -> int:
     return 0 if trans_b else 1
 
 
-def plan_qdq(model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_prefix: str = FRONTEND_PREFIX) -> QdqPlan:
+def plan_qdq(model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_prefix: str = NODE_PREFIX) -> QdqPlan:
     """Decide every Q/DQ position of the TensorRT model (and the CPU twin's extras)."""
     name_nodes(model)
     keep = tuple(keep_float)
@@ -160,7 +157,9 @@ def plan_qdq(model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_pr
     nodes = list(model.graph.node)
     for layer in keep:
         if not any(matches_layer(n.name, layer) for n in nodes):
-            raise UserInputError(f"--keep-float '{layer}': no node of that name (e.g. 'conv1', 'fc', '/fc/Gemm')")
+            raise UserInputError(
+                f"layer '{layer}' to keep in float: no node of that name (e.g. 'conv1', 'fc', '/fc/Gemm')"
+            )
     frontend = tuple(n.name for n in nodes if n.name.startswith(frontend_prefix))
     kept = tuple(n.name for n in nodes if n.op_type in WEIGHTED_OPS and any(matches_layer(n.name, k) for k in keep))
     inputs: list[QuantizedInput] = []
@@ -266,7 +265,7 @@ def bias_safe_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
 
     onnxruntime's QLinearConv/QGemm hold the bias as int32 codes of that product scale. A channel that
     batch-norm folding left with near-zero weights (scale ~1e-8) but a bias of a few units overflows
-    int32 there: measured on EfficientNet-Lite0's stem, two such channels came out up to 22 codes off.
+    int32 there (EfficientNet-Lite0's stem has such channels).
     Raising those channels' scales only rounds their (negligible) weights to zero; TensorRT keeps the
     bias in float, so its result moves by no more than those weights contribute.
     """

@@ -1,11 +1,11 @@
-"""TODO docstring (runtime.dispatch)."""
+"""The runner an artifact needs, chosen by its kind."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeres.errors import UserInputError
+from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
 from edgeres.runtime.base import Runner
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.trt_runner import TensorRTRunner
@@ -17,10 +17,7 @@ if TYPE_CHECKING:
 
 def open_runner(artifact: Path) -> Runner:
     """The runner for a file: ONNX Runtime for `.onnx`, TensorRT for `.engine`/`.plan`."""
-    suffix = Path(artifact).suffix.lower()
-    if suffix == ".onnx":
+    if artifact_kind(artifact) is ArtifactKind.ONNX:
         return OnnxRuntimeRunner(artifact)
-    if suffix in (".engine", ".plan"):
-        return TensorRTRunner(artifact)
-    raise UserInputError(f"{artifact}: unknown artifact type '{suffix}' (expected .onnx, .engine or .plan)")
+    return TensorRTRunner(artifact)
 

@@ -1,4 +1,4 @@
-"""TODO docstring (runtime.ort_runner)."""
+"""The ONNX Runtime runner: CPU everywhere, the CUDA execution provider first where the install has it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnxruntime as ort
 
 from edgeres.artifacts.ort_session import session_options
 from edgeres.artifacts.tensors import TensorSpec
@@ -37,8 +38,6 @@ class OnnxRuntimeRunner(Runner):
         self._session: Any = None
 
     def _load_impl(self) -> TensorSpec:
-        import onnxruntime as ort
-
         available = ort.get_available_providers()
         wanted = self.requested_providers or tuple(
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available

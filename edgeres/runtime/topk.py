@@ -1,4 +1,4 @@
-"""TODO docstring (runtime.topk)."""
+"""Logits -> the best classes per sample with their softmax probabilities."""
 
 from __future__ import annotations
 

@@ -1,0 +1,58 @@
+"""What the wheel carries: every package of the tree, the calibration photographs, the schema, the labels."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def declared() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def test_every_package_of_the_tree_is_listed() -> None:
+    tree = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "edgeres").rglob("__init__.py")}
+    assert tree <= set(declared()["packages"]), sorted(tree - set(declared()["packages"]))
+
+
+def test_the_calibration_photographs_install_inside_the_package() -> None:
+    config = declared()
+    assert config["package-dir"]["edgeres.calibration"] == "calibration"
+    photos = sorted(p.name for p in (ROOT / "calibration").glob("*.jpg"))
+    assert len(photos) >= 8  # the held-out split and the front-end parity check need several
+
+
+@pytest.mark.slow
+def test_built_wheel_carries_photographs_schema_and_labels(tmp_path: Path) -> None:
+    """Build the wheel from this checkout (no network: the installed setuptools builds it)."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("edgeres-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    photos = {f"edgeres/calibration/{p.name}" for p in (ROOT / "calibration").glob("*.jpg")}
+    assert photos <= names
+    assert "edgeres/profile/schemas/profile_report.schema.json" in names
+    assert "edgeres/data/imagenet_classes.txt" in names
+    assert "edgeres/cli/app.py" in names and "edgeres/__main__.py" in names
