@@ -21,14 +21,8 @@ from edgeres.quantize.calibration_data import CalibItem
 from edgeres.quantize.encoding import SampleEncoder, derive_variant
 
 HOLDOUT_FRACTION = 0.25  # of the readable candidates, kept away from the calibrator for the fidelity report
-
-
 MAX_HOLDOUT = 256
-
-
 MIN_HOLDOUT_SAMPLES = 12  # fewer held-out pictures than this get flips/crops of themselves added
-
-
 _HOLDOUT_STREAM = 1  # keeps the held-out variants' random crops apart from the calibration set's
 
 

@@ -24,14 +24,8 @@ DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres
 # MSE is the default: on the trained EfficientNet-Lite0 check it is as faithful as max and better than
 # percentile and entropy (README, "What was measured"), and one outlier frame cannot set its range as it sets max's.
 DEFAULT_CALIB_ALGO = CalibAlgo.MSE
-
-
 DEFAULT_CALIB_SIZE = 64  # calibration samples
-
-
 DEFAULT_CALIB_BATCH = 8  # calibration samples per model call
-
-
 DEFAULT_CALIB_SEED = 0  # seed of the shuffle and of the held-out split
 
 

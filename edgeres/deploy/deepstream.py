@@ -31,33 +31,17 @@ from edgeres.quantize.cache import write_trt_table
 from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config_infer_primary.txt"
-
-
 LABELS_NAME = "labels.txt"
-
-
 CALIBRATION_NAME = "calibration.table"
-
-
 PROBABILITIES = "probabilities"
-
-
 NORMALISED_INPUT = "nvinfer_normalised_input"
 
 
 # NvDsInferNetworkMode (nvdsinfer_context.h): FP32 = 0, INT8 = 1, FP16 = 2.
 NETWORK_MODE = {Precision.FP32: 0, Precision.INT8: 1, Precision.FP16: 2}
-
-
 MODEL_COLOR_FORMAT_RGB = 0  # NvDsInferFormat: RGB = 0, BGR = 1, GRAY = 2
-
-
 NETWORK_TYPE_CLASSIFIER = 1  # NvDsInferNetworkType: Detector 0, Classifier 1, Segmentation 2
-
-
 PROCESS_MODE_PRIMARY = 1  # full frames (2 = secondary, on detected objects)
-
-
 NETWORK_INPUT_ORDER_NCHW = 0
 
 

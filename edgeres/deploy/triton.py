@@ -22,20 +22,10 @@ from edgeres.errors import UserInputError
 from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config.pbtxt"
-
-
 LABELS_NAME = "labels.txt"
-
-
 PROVENANCE_NAME = "edgeres.json"
-
-
 ONNX_PLATFORM, ONNX_FILE = "onnxruntime_onnx", "model.onnx"
-
-
 PLAN_PLATFORM, PLAN_FILE = "tensorrt_plan", "model.plan"
-
-
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -21,17 +21,9 @@ from edgeres.frames.images import NETWORK_SIZE
 from edgeres.model.resnet import ResNet
 
 INPUT_NAME = "input"
-
-
 OUTPUT_NAME = "logits"
-
-
 MIN_OPSET = 17
-
-
 MAX_OPSET = 20  # torch's legacy TorchScript exporter goes no further
-
-
 DEFAULT_OPSET = 17
 
 

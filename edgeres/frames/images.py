@@ -11,17 +11,9 @@ import numpy as np
 from edgeres.errors import UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-
-
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
 NETWORK_SIZE = 224
-
-
 RESIZE_SHORTER_TO = 256  # the usual ImageNet evaluation crop: shorter side 256, centre 224
 
 

@@ -54,11 +54,7 @@ class ColorRange(str, enum.Enum):
 
 
 DEFAULT_COLORSPACE = ColorSpace.BT601
-
-
 DEFAULT_RANGE = ColorRange.LIMITED
-
-
 BYTES_PER_PIXEL = 2
 
 

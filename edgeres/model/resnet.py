@@ -24,7 +24,6 @@ _LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {
     Arch.RESNET152: ("bottleneck", (3, 8, 36, 3)),
 }
 
-
 DEFAULT_SEED = 0
 
 

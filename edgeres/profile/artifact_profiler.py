@@ -34,14 +34,8 @@ from edgeres.profile.timing import frame_bytes_for, input_batch, measure_batch, 
 from edgeres.runtime.base import Runner
 
 LAYER_WARMUP_RUNS = 2  # untimed calls before the per-layer pass's profiled runs
-
-
 HOST_RSS_SOURCE = "VmHWM of this process during load and timing"
-
-
 RSS_NOT_RESET_WARNING = "peak RSS could not be reset per artifact: it is the whole process's peak"
-
-
 RunnerT = TypeVar("RunnerT", bound=Runner)
 
 

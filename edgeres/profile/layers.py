@@ -19,8 +19,6 @@ from edgeres.errors import EdgeresError
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 
 TOP_LAYERS = 20
-
-
 _KERNEL_SUFFIX = "_kernel_time"
 
 

@@ -20,8 +20,6 @@ import onnx
 from edgeres.errors import UserInputError
 
 _PROC_STATUS = Path("/proc/self/status")
-
-
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 

@@ -14,14 +14,8 @@ from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, Co
 from edgeres.profile.stats import DEFAULT_CV_WARN
 
 MAX_BATCH = 4096
-
-
 DEFAULT_ITERATIONS = 50
-
-
 DEFAULT_WARMUP = 5
-
-
 DEFAULT_IN_FLIGHT = 2
 
 

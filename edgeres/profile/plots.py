@@ -16,8 +16,6 @@ from edgeres.artifacts.atomic import write_with
 from edgeres.profile.results import ArtifactProfile
 
 DPI = 120
-
-
 MB = 1e6
 
 

@@ -26,16 +26,9 @@ from edgeres.profile.results import ArtifactProfile, BatchResult
 from edgeres.profile.stats import PERCENTILE_DEFINITION, STD_DEFINITION
 
 SCHEMA_ID = "edgeres-profile"
-
-
 SCHEMA_VERSION = 1
-
-
 SCHEMA_RESOURCE = "profile/schemas/profile_report.schema.json"
-
-
 TERMINAL_LAYERS = 10
-
 
 DEFINITIONS = {
     "percentile": PERCENTILE_DEFINITION,

@@ -19,8 +19,6 @@ import numpy as np
 from edgeres.errors import UserInputError
 
 PERCENTILE_DEFINITION = "Hyndman-Fan type 7 (numpy 'linear', R type 7, Excel PERCENTILE.INC)"
-
-
 STD_DEFINITION = "sample standard deviation (divisor n-1); 0 for a single sample"
 
 

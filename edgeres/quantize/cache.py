@@ -27,8 +27,6 @@ from edgeres.quantize.grid import INT8_MAX
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 CACHE_SCHEMA = 1
-
-
 TRT_TABLE_ALGORITHM = "EntropyCalibration2"
 
 
@@ -36,7 +34,6 @@ TRT_TABLE_ALGORITHM = "EntropyCalibration2"
 # ("TRT-7103-...", "TRT-8601-..."); TensorRT skips a table whose header does not match it. 8.6.2 is the
 # TensorRT of JetPack 6.0 / DeepStream 7.0, the newest release where implicit calibration is not deprecated.
 DEFAULT_TRT_VERSION = "8.6.2"
-
 
 FIELD_NAMES = {
     "model_sha256": "model",

@@ -44,10 +44,7 @@ __all__ = [
     "ranges_from_statistics",
 ]
 
-
 CONSUMER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "GlobalAveragePool")
-
-
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 
 

@@ -27,11 +27,7 @@ from edgeres.frames.yuv import open_yuv
 from edgeres.quantize.encoding import SampleEncoder, derive_variant
 
 YUV_SUFFIX = ".yuv"
-
-
 DEFAULT_SEED = 0
-
-
 DEFAULT_BATCH = 8
 
 

@@ -39,8 +39,6 @@ class WeightType(str, enum.Enum):
 
 
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
-
-
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "avx512vnni", "avxvnni")
 
 

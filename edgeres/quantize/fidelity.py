@@ -37,14 +37,8 @@ from edgeres.errors import FidelityError, UserInputError
 from edgeres.progress import ProgressCallback
 
 WORST_LAYERS = 10
-
-
 LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memory, one input each)
-
-
 TOP_K = 5
-
-
 LAYER_OPS = ("Conv", "Gemm")
 
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 INT8_MAX = 127  # symmetric INT8: amax maps to code 127, zero point 0 (-128 is never used)
-
-
 U8_ZERO_POINT = 128  # uint8 with zero point 128 and scale s is the same grid as int8 with zero point 0
-
-
 UINT8_MAX = 255
 
 

@@ -23,14 +23,8 @@ from edgeres.errors import UserInputError
 from edgeres.quantize.grid import INT8_MAX
 
 DEFAULT_BINS = 4096  # range <= 2 * max, so at least 2048 bins cover [0, max] (TensorRT's entropy uses 2048)
-
-
 ENTROPY_LEVELS = 128  # TensorRT's entropy calibration quantizes the reference histogram into 128 levels
-
-
 ENTROPY_START_BIN = 128
-
-
 MSE_COARSE_CANDIDATES = 256
 
 
@@ -301,7 +295,6 @@ def amax_mse(hist: StreamingHistogram, options: CalibOptions) -> float:
 
 
 AmaxFunction = Callable[[StreamingHistogram, CalibOptions], float]
-
 
 ALGORITHMS: dict[CalibAlgo, AmaxFunction] = {
     CalibAlgo.MAX: amax_max,

@@ -14,11 +14,7 @@ from pathlib import Path
 from edgeres.errors import UserInputError
 
 IMAGENET_CLASS_COUNT = 1000
-
-
 IMAGENET_SOURCE = "imagenet-1k"
-
-
 _IMAGENET_RESOURCE = "data/imagenet_classes.txt"
 
 
