@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.frames.contract import InputContract
+from edgeres.frames.contract import InputContract, InputKind
 from edgeres.frames.yuv import YuvLayout, open_yuv
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.dispatch import open_runner
@@ -50,7 +50,7 @@ def pick_model(path: Path) -> Path:
 
 def model_contract(model: Path) -> InputContract:
     contract = artifact_input_contract(model)
-    if contract is None or contract.get("kind") != "yuv422":
+    if contract is None or contract.get("kind") != InputKind.YUV422.value:
         raise UserInputError(f"{model}: takes no raw camera frame; build it with --input yuyv:WIDTHxHEIGHT")
     return InputContract.from_dict(contract)
 
@@ -95,8 +95,10 @@ def run(model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, lim
     with open_runner(model_path) as runner:
         warm = runner.infer(np.zeros((1, *contract.frame_shape), np.uint8))  # first call allocates; not timed
         names = class_names_for(warm.shape[1], labels)
-        print(f"{model_path.name} on {runner.name}: {contract.layout.value} {contract.width}x{contract.height}, "
-              f"{len(names)} classes")
+        print(
+            f"{model_path.name} on {runner.name}: {contract.layout.value} {contract.width}x{contract.height}, "
+            f"{len(names)} classes"
+        )
         started = time.perf_counter()
         for index, frame in enumerate(frames):
             if limit is not None and index >= limit:
@@ -114,8 +116,10 @@ def run(model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, lim
     if not latencies_ms:
         raise UserInputError("no frames were read")
     stats = LatencyStats.from_ms(latencies_ms)
-    print(f"\n{stats.count} frames, {frames_per_second(stats.count, elapsed):.1f} frames/s including reading; "
-          f"inference mean {stats.mean_ms:.2f} ms, median {stats.median_ms:.2f} ms, p95 {stats.p95_ms:.2f} ms")
+    print(
+        f"\n{stats.count} frames, {frames_per_second(stats.count, elapsed):.1f} frames/s including reading; "
+        f"inference mean {stats.mean_ms:.2f} ms, median {stats.median_ms:.2f} ms, p95 {stats.p95_ms:.2f} ms"
+    )
     print("most frequent top-1: " + ", ".join(f"{name} ({count})" for name, count in winners.most_common(3)))
     return 0
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgeres.cli.app import app
-from edgeres.model.resnet import Arch, build_model
+from edgeres.build.options import BuildOptions
+from edgeres.cli.app import COMMANDS, GROUPS, app
+from edgeres.cli.options import ARCH_DEFAULT, parse_arch
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import build_model
 
+ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
@@ -74,7 +81,7 @@ def test_class_mismatch_error_from_cli(tmp_path):
     torch.save(build_model(Arch.RESNET18, 51).state_dict(), ckpt)
     result = invoke("export", "--arch", "resnet18", "--weights", str(ckpt), "-o", str(tmp_path / "x.onnx"))
     assert result.exit_code == 2
-    assert "--num-classes 51" in result.output
+    assert "with 51 classes" in result.output
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -98,3 +105,58 @@ def test_bad_opset_is_rejected_before_any_work(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "opset 5 is not supported" in result.output
     assert "meaningless" not in result.output  # no model was built for a command that cannot run
+
+
+def command_name(command) -> str:
+    return command.__name__.replace("_", "-")
+
+
+def help_of(*command: str) -> str:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_entry_point_prints_the_same_help():
+    """`python -m edgeres`, the checkout's cli.py and the installed `edgeres` script are one application."""
+    (script,) = entry_points(group="console_scripts", name="edgeres")
+    assert script.value == "edgeres.cli.app:main"
+    installed = Path(sys.executable).with_name("edgeres")
+    if installed.is_file():
+        console_script = help_of(str(installed))
+    else:  # not installed as a script here: run the entry point itself
+        console_script = help_of(sys.executable, "-c", f"from {script.module} import {script.attr}; {script.attr}()")
+    module = help_of(sys.executable, "-m", "edgeres")
+    assert module == help_of(sys.executable, "cli.py") == console_script
+    assert "Usage: edgeres [OPTIONS] COMMAND" in module
+    for name in [command_name(c) for c in COMMANDS] + [name for name, _, _ in GROUPS]:
+        assert f" {name} " in module, name
+
+
+@pytest.mark.parametrize(("group", "commands"), [(name, commands) for name, _, commands in GROUPS])
+def test_each_group_help_lists_its_commands(group, commands):
+    result = invoke(group, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"{group} [OPTIONS] COMMAND" in result.output
+    for command in commands:
+        assert f" {command_name(command)} " in result.output, command_name(command)
+
+
+def test_arch_default_is_the_library_default():
+    assert parse_arch(ARCH_DEFAULT) is BuildOptions().arch is Arch.RESNET50
+
+
+def test_user_text_is_printed_literally_not_as_markup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("info", "[bold]x[/bold].onnx")
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: [bold]x[/bold].onnx: file not found"
+
+
+def test_build_error_before_any_stage_is_exactly_one_line(tmp_path):
+    result = invoke("build", "--onnx", str(tmp_path / "absent.onnx"), "--calib-format", "yuyv", "-o", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "error: --calib-format: frame format 'yuyv' is not FORMAT:WIDTHxHEIGHT (e.g. yuyv:1920x1080)"
+    ]

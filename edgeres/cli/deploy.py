@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from edgeres.cli.reporting import console, reports_errors
-from edgeres.errors import UserInputError
+from edgeres.cli.options import PrecisionOption, parse_precision
+from edgeres.cli.reporting import reports_errors, say, wrote
+from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
+from edgeres.deploy.model import InputLayout, read_deploy_model, select_artifact
+from edgeres.deploy.triton import TritonOptions, write_triton_repository
+from edgeres.runtime.labels import ClassNames, class_names_for
 
-if TYPE_CHECKING:
-    from edgeres.artifacts.precision import Precision
-    from edgeres.deploy.model import InputLayout
-    from edgeres.runtime.labels import ClassNames
-
-
+DEEPSTREAM_DEFAULTS = DeepStreamOptions()
+TRITON_DEFAULTS = TritonOptions()
 
 
 ArtifactArgument = Annotated[
     Path, typer.Argument(help="A directory written by `edgeres build`, or one ONNX file with its sidecar.")
-]
-
-
-PrecisionOption = Annotated[
-    str | None, typer.Option("--precision", help="int8|fp16|fp32: which model of the build (default: int8 if built).")
 ]
 
 
@@ -34,25 +29,11 @@ LabelsOption = Annotated[
 ]
 
 
-def _parse_precision(value: str | None) -> Precision | None:
-    from edgeres.artifacts.precision import Precision
-
-    if value is None:
-        return None
-    try:
-        return Precision(value.lower())
-    except ValueError:
-        raise UserInputError(f"unknown --precision '{value}': choose int8, fp16 or fp32") from None
-
-
 def _model_and_names(
     artifact: Path, precision: str | None, layout: InputLayout | None, labels: Path | None
 ) -> tuple[Path, ClassNames]:
     """The model file to deploy (chosen as the --precision and layout ask) and its class names."""
-    from edgeres.deploy.model import read_deploy_model, select_artifact
-    from edgeres.runtime.labels import class_names_for
-
-    path = select_artifact(artifact, _parse_precision(precision), layout)
+    path = select_artifact(artifact, parse_precision(precision), layout)
     return path, class_names_for(read_deploy_model(path).num_classes, labels)
 
 
@@ -62,10 +43,12 @@ def deepstream(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the config, labels and ONNX.")],
     precision: PrecisionOption = None,
     labels: LabelsOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per nvinfer batch (streams muxed).")] = 1,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Frames per nvinfer batch (streams muxed).")
+    ] = DEEPSTREAM_DEFAULTS.batch_size,
     threshold: Annotated[
         float, typer.Option("--threshold", help="classifier-threshold: lowest probability that gets a label.")
-    ] = 0.0,
+    ] = DEEPSTREAM_DEFAULTS.classifier_threshold,
     engine: Annotated[
         Path | None,
         typer.Option("--engine", help="model-engine-file: an engine nvinfer already built from the written ONNX."),
@@ -78,19 +61,15 @@ def deepstream(
       edgeres deploy deepstream out/build --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """
-    from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
-    from edgeres.deploy.model import InputLayout
-
-    if not 0.0 <= threshold <= 1.0:
-        raise UserInputError(f"--threshold {threshold}: a probability, 0..1")
+    options = DeepStreamOptions(batch_size=batch_size, classifier_threshold=threshold, engine=engine)
     path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels)
-    result = write_deepstream(path, output, names, DeepStreamOptions(batch_size, threshold, engine=engine))
-    console.print(f"[green]wrote[/] {result.config} (from {path.name}, {len(names)} classes)")
-    console.print(f"  onnx-file {result.onnx.name}, labels {result.labels.name}" + (
-        f", int8-calib-file {result.calibration.name}" if result.calibration else ""))
+    result = write_deepstream(path, output, names, options)
+    wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
+    calibration = f", int8-calib-file {result.calibration.name}" if result.calibration else ""
+    say(f"  onnx-file {result.onnx.name}, labels {result.labels.name}{calibration}")
     norm = result.normalization
     gains = ", ".join(f"{g:.4f}" for g in norm.channel_gain)
-    console.print(f"  per-channel std: net-scale-factor {norm.net_scale_factor:.6g}, ONNX input gain [{gains}]")
+    say(f"  per-channel std: net-scale-factor {norm.net_scale_factor:.6g}, ONNX input gain [{gains}]")
 
 
 @reports_errors
@@ -100,8 +79,12 @@ def triton(
     precision: PrecisionOption = None,
     labels: LabelsOption = None,
     name: Annotated[str | None, typer.Option("--name", help="Model name (default: <arch>_<precision>).")] = None,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="max_batch_size for a dynamic-batch model.")] = 8,
-    delay_us: Annotated[int, typer.Option("--max-queue-delay-us", help="Dynamic batcher wait.")] = 100,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="max_batch_size for a dynamic-batch model.")
+    ] = TRITON_DEFAULTS.max_batch_size,
+    delay_us: Annotated[
+        int, typer.Option("--max-queue-delay-us", help="Dynamic batcher wait.")
+    ] = TRITON_DEFAULTS.max_queue_delay_us,
     plan: Annotated[
         Path | None,
         typer.Option("--plan", help="Serve this TensorRT engine (built from the model on the serving GPU)."),
@@ -115,14 +98,12 @@ def triton(
       edgeres deploy triton out/build --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
-    from edgeres.deploy.model import InputLayout
-    from edgeres.deploy.triton import TritonOptions, write_triton_repository
-
     layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)
-    path, names = _model_and_names(artifact, precision, layout, labels)
     options = TritonOptions(name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan)
+    path, names = _model_and_names(artifact, precision, layout, labels)
     result = write_triton_repository(path, output, names, options)
-    console.print(f"[green]wrote[/] {result.model_dir} (model '{result.name}', from {path.name})")
-    console.print(f"  {result.model_file.relative_to(result.model_dir)}, config.pbtxt, {result.labels.name}; "
-                  f"max_batch_size {result.max_batch_size}")
-
+    wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")
+    say(
+        f"  {result.model_file.relative_to(result.model_dir)}, config.pbtxt, {result.labels.name}; "
+        f"max_batch_size {result.max_batch_size}"
+    )

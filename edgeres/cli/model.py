@@ -8,9 +8,23 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from edgeres.cli.options import ArchOption, ClassesOption, WeightsOption, parse_arch
-from edgeres.cli.reporting import console, reports_errors
+from edgeres.cli.options import (
+    ARCH_DEFAULT,
+    ArchOption,
+    ClassesOption,
+    ColorspaceOption,
+    InputOption,
+    RangeOption,
+    ResizeOption,
+    WeightsOption,
+    parse_arch,
+)
+from edgeres.cli.reporting import console, reports_errors, say, wrote
+from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
+from edgeres.frames.images import NETWORK_SIZE
+from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 
 
 @reports_errors
@@ -18,26 +32,14 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path("out/model.onnx"),
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
-    arch: ArchOption = "resnet50",
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
-    frame_input: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            help="Take raw camera frames instead of RGB floats: FORMAT:WIDTHxHEIGHT with FORMAT yuyv|uyvy|i422|nv16, "
-            "e.g. yuyv:1920x1080. Unpacking, colour conversion, resize and normalisation run inside the model.",
-        ),
+    arch: ArchOption = ARCH_DEFAULT,
+    opset: Annotated[
+        int | None, typer.Option("--opset", help="ONNX opset to write (default: the exporter's own).")
     ] = None,
-    colorspace: Annotated[
-        str, typer.Option("--colorspace", help="With --input: bt601|bt709. Default bt601 (UVC/V4L2 camera default).")
-    ] = "bt601",
-    color_range: Annotated[
-        str, typer.Option("--range", help="With --input: limited|full. Default limited (Y 16-235), as cameras send.")
-    ] = "limited",
-    resize: Annotated[
-        str,
-        typer.Option("--resize", help="With --input: center-crop (default)|stretch|letterbox, to the 224x224 input."),
-    ] = "center-crop",
+    frame_input: InputOption = None,
+    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
+    color_range: RangeOption = DEFAULT_RANGE.value,
+    resize: ResizeOption = DEFAULT_RESIZE.value,
 ) -> None:
     """Export the model to ONNX and check it against PyTorch in onnxruntime.
 
@@ -48,20 +50,21 @@ def export(
       edgeres export --input yuyv:1920x1080 --colorspace bt709 -o r50_yuyv.onnx
     """
     from edgeres.export.defaults import export_default
-    from edgeres.frames.contract import parse_input
+    from edgeres.export.onnx_export import DEFAULT_OPSET
 
     contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
+    opset = DEFAULT_OPSET if opset is None else opset
     result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
     if contract is not None:
-        c, f = contract, result.sidecar["results"]["frontend_parity"]
-        console.print(
+        c, f = contract, result.sidecar.results["frontend_parity"]
+        say(
             f"input: raw {c.layout.value} {c.width}x{c.height} uint8 {list(c.frame_shape)}, {c.colorspace.value} "
             f"{c.color_range.value} range, {c.resize.value}; fused vs host path on {f['samples']} frames: "
             f"max abs {f['max_abs_error']:.2e}, top-1 agreement {f['top1_agreement']:.0%}"
         )
     p = result.parity
-    console.print(f"[green]wrote[/] {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {opset})")
-    console.print(
+    wrote(f"{result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {opset})")
+    say(
         f"parity vs PyTorch on {p.samples} inputs: max abs {p.max_abs_error:.2e}, "
         f"max rel {p.max_rel_error:.2e}, min cosine {p.min_cosine:.7f}, top-1 agreement {p.top1_agreement:.0%}"
     )
@@ -82,9 +85,9 @@ def info(artifact: Annotated[Path, typer.Argument(help="An artifact made by edge
 
 @reports_errors
 def summary(
-    arch: ArchOption = "resnet50",
+    arch: ArchOption = ARCH_DEFAULT,
     num_classes: ClassesOption = None,
-    size: Annotated[int, typer.Option("--size", help="Input height and width.", min=32)] = 224,
+    size: Annotated[int, typer.Option("--size", help="Input height and width.", min=32)] = NETWORK_SIZE,
 ) -> None:
     """Print the network stage by stage: output shape, parameters, multiply-accumulates.
 
@@ -94,9 +97,10 @@ def summary(
     from edgeres.model.resnet import build_model
     from edgeres.model.summary import summarize
 
-    model = build_model(parse_arch(arch), num_classes or 1000)
+    chosen = parse_arch(arch)
+    model = build_model(chosen) if num_classes is None else build_model(chosen, num_classes)
     rows = summarize(model, size)
-    table = Table(title=f"{model.arch.value}, {size}x{size} input, batch 1")
+    table = Table(title=Text(f"{model.arch.value}, {size}x{size} input, batch 1"))
     for column in ("stage", "output (C, H, W)", "parameters", "MACs"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for row in rows:
@@ -106,5 +110,3 @@ def summary(
     table.add_section()
     table.add_row("total", "", f"{total_params:,} ({total_params / 1e6:.2f} M)", f"{total_macs / 1e9:.2f} G")
     console.print(table)
-
-
