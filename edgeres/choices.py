@@ -15,8 +15,12 @@ def parse_choice(enum_type: type[E], value: str, what: str) -> E:
     try:
         return enum_type(value.strip().lower())
     except ValueError:
-        choices = "|".join(str(member.value) for member in enum_type)
-        raise UserInputError(f"unknown {what} '{value}': choose one of {choices}") from None
+        raise UserInputError(f"unknown {what} '{value}': choose one of {choice_values(enum_type)}") from None
+
+
+def choice_values(enum_type: type[enum.Enum]) -> str:
+    """The values of an Enum as a user writes them, e.g. 'max|percentile|entropy|mse'."""
+    return "|".join(str(member.value) for member in enum_type)
 
 
 def require_fraction(value: float | None, what: str) -> None:

@@ -29,7 +29,7 @@ from edgeres.model.arch import Arch
 from edgeres.quantize.cache import StaleCacheError, read_trt_table
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import cover_resize, encoder_for
-from edgeres.quantize.fidelity import FidelityGate
+from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

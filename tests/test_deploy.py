@@ -119,7 +119,7 @@ def int8_build(tmp_path_factory) -> Path:
     from edgeres.artifacts.precision import Precision as BuildPrecision
     from edgeres.build.options import BuildOptions
     from edgeres.build.orchestrator import build
-    from edgeres.quantize.fidelity import FidelityGate
+    from edgeres.quantize.gate import FidelityGate
 
     root = tmp_path_factory.mktemp("int8")
     source = tiny_artifact(root / "source", "fp32", classes=10)

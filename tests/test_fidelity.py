@@ -11,7 +11,8 @@ from onnx import numpy_helper
 
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.quantize.cpu_twin import insert_qdq_cpu
-from edgeres.quantize.fidelity import FidelityGate, check_gate, compare_models, sqnr_db
+from edgeres.quantize.fidelity import compare_models, sqnr_db
+from edgeres.quantize.gate import FidelityGate, check_gate
 from edgeres.quantize.qdq import plan_qdq
 from tests.test_quantize import chain_model
 

@@ -15,7 +15,7 @@ from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
 )
-from edgeres.quantize.fidelity import FidelityGate
+from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly

@@ -30,8 +30,9 @@ from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 from edgeres.progress import SilentProgress, StageProgress
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import encoder_for
-from edgeres.quantize.fidelity import FidelityReport, Kernels, check_gate, compare_models
+from edgeres.quantize.fidelity import FidelityReport, Kernels, compare_models
 from edgeres.quantize.fp16 import to_fp16
+from edgeres.quantize.gate import check_gate
 
 SUMMARY_NAME = "build_summary.json"
 FP16_MODEL_NAME = "model_fp16.onnx"

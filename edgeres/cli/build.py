@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from edgeres.artifacts.precision import Precision
-from edgeres.choices import parse_choice
+from edgeres.build.options import (
+    DEFAULT_CALIB_ALGO,
+    DEFAULT_CALIB_BATCH,
+    DEFAULT_CALIB_SEED,
+    DEFAULT_CALIB_SIZE,
+    DEFAULT_PROFILE_ITERATIONS,
+    BuildOptions,
+)
+from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import (
     ARCH_DEFAULT,
     FRAME_FORMAT_HELP,
@@ -19,8 +27,6 @@ from edgeres.cli.options import (
     RangeOption,
     ResizeOption,
     WeightsOption,
-    choices,
-    given_or,
     parse_arch,
     parse_frame_format,
 )
@@ -31,6 +37,7 @@ from edgeres.errors import UserInputError
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.quantize.cache import DEFAULT_TRT_VERSION
+from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 ENGINE_DEFAULTS = EngineOptions()
@@ -102,14 +109,16 @@ def build(
             "--input size.",
         ),
     ] = None,
-    calib_algo: Annotated[str | None, typer.Option("--calib-algo", help=f"{choices(CalibAlgo)}.")] = None,
-    calib_size: Annotated[int | None, typer.Option("--calib-size", help="Calibration samples.", min=1)] = None,
+    calib_algo: Annotated[
+        str, typer.Option("--calib-algo", help=f"{choice_values(CalibAlgo)}.")
+    ] = DEFAULT_CALIB_ALGO.value,
+    calib_size: Annotated[int, typer.Option("--calib-size", help="Calibration samples.", min=1)] = DEFAULT_CALIB_SIZE,
     calib_batch: Annotated[
-        int | None, typer.Option("--calib-batch", help="Samples per calibration batch.", min=1)
-    ] = None,
+        int, typer.Option("--calib-batch", help="Samples per calibration batch.", min=1)
+    ] = DEFAULT_CALIB_BATCH,
     calib_seed: Annotated[
-        int | None, typer.Option("--calib-seed", help="Seed of the shuffle and the held-out split.")
-    ] = None,
+        int, typer.Option("--calib-seed", help="Seed of the shuffle and the held-out split.")
+    ] = DEFAULT_CALIB_SEED,
     percentile: Annotated[
         float, typer.Option("--percentile", help="With --calib-algo percentile: the percentile kept (0..100].")
     ] = CalibOptions().percentile,
@@ -154,7 +163,7 @@ def build(
         bool, typer.Option("--version-compatible", help="Engine runs on later TensorRT of the same major.")
     ] = False,
     hardware_compat: Annotated[
-        str, typer.Option("--hardware-compat", help=f"{choices(HardwareCompatibility)}.")
+        str, typer.Option("--hardware-compat", help=f"{choice_values(HardwareCompatibility)}.")
     ] = ENGINE_DEFAULTS.hardware_compatibility.value,
     engine_only: Annotated[
         bool, typer.Option("--engine-only", help="Only build the TensorRT engine from --onnx (needs TensorRT + GPU).")
@@ -178,17 +187,8 @@ def build(
       edgeres build --engine-only --onnx out/build/model_int8_qdq.onnx --batch 1:8:32 --timing-cache t.cache\n
       edgeres build --fp16 -o out/r50_fp16
     """
-    from edgeres.build.options import (
-        DEFAULT_CALIB_ALGO,
-        DEFAULT_CALIB_BATCH,
-        DEFAULT_CALIB_SEED,
-        DEFAULT_CALIB_SIZE,
-        DEFAULT_PROFILE_ITERATIONS,
-        BuildOptions,
-    )
     from edgeres.build.orchestrator import build as run_build
     from edgeres.build.orchestrator import build_engine_only
-    from edgeres.quantize.fidelity import FidelityGate
 
     if int8 and fp16:
         raise UserInputError("--int8 and --fp16 exclude each other: run build twice")
@@ -203,7 +203,7 @@ def build(
         engine = build_engine_only(onnx_path, output, engine_options)
         wrote(f"engine: {engine}")
         return
-    algo = DEFAULT_CALIB_ALGO if calib_algo is None else parse_choice(CalibAlgo, calib_algo, "--calib-algo")
+    algo = parse_choice(CalibAlgo, calib_algo, "--calib-algo")
     contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
     raw = None
     if calib_format is not None:
@@ -217,9 +217,9 @@ def build(
         num_classes=num_classes,
         calib=calib,
         calib_algo=algo,
-        calib_size=given_or(calib_size, DEFAULT_CALIB_SIZE),
-        batch_size=given_or(calib_batch, DEFAULT_CALIB_BATCH),
-        seed=given_or(calib_seed, DEFAULT_CALIB_SEED),
+        calib_size=calib_size,
+        batch_size=calib_batch,
+        seed=calib_seed,
         percentile=percentile,
         keep_float=tuple(name.strip() for name in keep_float.split(",") if name.strip()),
         bias_correction=bias_correction,

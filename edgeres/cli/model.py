@@ -22,6 +22,7 @@ from edgeres.cli.options import (
     parse_arch,
 )
 from edgeres.cli.reporting import console, reports_errors, say, wrote
+from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
@@ -33,9 +34,7 @@ def export(
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
-    opset: Annotated[
-        int | None, typer.Option("--opset", help="ONNX opset to write (default: the exporter's own).")
-    ] = None,
+    opset: Annotated[int, typer.Option("--opset", help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}.")] = DEFAULT_OPSET,
     frame_input: InputOption = None,
     colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
     color_range: RangeOption = DEFAULT_RANGE.value,
@@ -50,10 +49,8 @@ def export(
       edgeres export --input yuyv:1920x1080 --colorspace bt709 -o r50_yuyv.onnx
     """
     from edgeres.export.defaults import export_default
-    from edgeres.export.onnx_export import DEFAULT_OPSET
 
     contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
-    opset = DEFAULT_OPSET if opset is None else opset
     result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
     if contract is not None:
         c, f = contract, result.sidecar.results["frontend_parity"]

@@ -7,35 +7,27 @@ camera frame's format is always one value, FORMAT:WIDTHxHEIGHT (`yuyv:1920x1080`
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from edgeres.artifacts.precision import Precision
-from edgeres.choices import parse_choice
+from edgeres.choices import choice_values, parse_choice
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import FrameFormat, ResizeMode
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout
-from edgeres.model.arch import Arch
-from edgeres.runtime.labels import IMAGENET_CLASS_COUNT
+from edgeres.model.arch import DEFAULT_ARCH, DEFAULT_NUM_CLASSES, Arch
 
-
-def choices(enum_type: type[enum.Enum]) -> str:
-    """'a|b|c': an Enum's values as help text lists them."""
-    return "|".join(str(member.value) for member in enum_type)
-
-
-LAYOUTS = choices(YuvLayout)
+LAYOUTS = choice_values(YuvLayout)
 FRAME_FORMAT_HELP = f"FORMAT:WIDTHxHEIGHT, FORMAT {LAYOUTS} (yuyv = YUY2; nv16 = Y plane + interleaved UV)"
 
 
 # --- the model -----------------------------------------------------------------------------------
 
-ARCH_DEFAULT = Arch.RESNET50.value  # the library's default network (BuildOptions, export_default, build_model)
+ARCH_DEFAULT = DEFAULT_ARCH.value
 
-ArchOption = Annotated[str, typer.Option("--arch", help=f"ResNet depth: {choices(Arch)}.")]
+ArchOption = Annotated[str, typer.Option("--arch", help=f"ResNet depth: {choice_values(Arch)}.")]
 
 
 WeightsOption = Annotated[
@@ -51,14 +43,14 @@ WeightsOption = Annotated[
 ClassesOption = Annotated[
     int | None,
     typer.Option(
-        "--num-classes", help=f"Classes of the final layer (default {IMAGENET_CLASS_COUNT}, ImageNet-1k).", min=1
+        "--num-classes", help=f"Classes of the final layer (default {DEFAULT_NUM_CLASSES}, ImageNet-1k).", min=1
     ),
 ]
 
 
 PrecisionOption = Annotated[
     str | None,
-    typer.Option("--precision", help=f"{choices(Precision)}: which model of the build (default: int8 if built)."),
+    typer.Option("--precision", help=f"{choice_values(Precision)}: which model of the build (default: int8 if built)."),
 ]
 
 
@@ -83,8 +75,8 @@ ColorspaceOption = Annotated[
     str,
     typer.Option(
         "--colorspace",
-        help=f"YUV matrix of the frames: {choices(ColorSpace)} (UVC cameras without a colour descriptor send bt601, "
-        "V4L2's SMPTE 170M default).",
+        help=f"YUV matrix of the frames: {choice_values(ColorSpace)} (UVC cameras without a colour descriptor "
+        "send bt601, V4L2's SMPTE 170M default).",
     ),
 ]
 
@@ -93,7 +85,7 @@ RangeOption = Annotated[
     str,
     typer.Option(
         "--range",
-        help=f"Value range of the frames: {choices(ColorRange)} (limited: Y 16-235, C 16-240; full: 0-255). "
+        help=f"Value range of the frames: {choice_values(ColorRange)} (limited: Y 16-235, C 16-240; full: 0-255). "
         "Cameras send limited.",
     ),
 ]
@@ -102,7 +94,7 @@ RangeOption = Annotated[
 ResizeOption = Annotated[
     str,
     typer.Option(
-        "--resize", help=f"With --input: how the frame becomes the network's square input, {choices(ResizeMode)}."
+        "--resize", help=f"With --input: how the frame becomes the network's square input, {choice_values(ResizeMode)}."
     ),
 ]
 
@@ -129,11 +121,3 @@ def parse_frame_format(text: str, option: str, default_size: tuple[int, int] | N
         return FrameFormat.parse(text, default_size)
     except UserInputError as exc:
         raise UserInputError(f"{option}: {exc}") from None
-
-
-T = TypeVar("T")
-
-
-def given_or(value: T | None, default: T) -> T:
-    """An option's value, or the library's default when it was not given (a default too heavy to import)."""
-    return default if value is None else value

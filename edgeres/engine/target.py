@@ -23,14 +23,6 @@ class HardwareCompatibility(Enum):
     AMPERE_PLUS = "ampere-plus"
     SAME_COMPUTE_CAPABILITY = "same-compute-capability"
 
-    @classmethod
-    def parse(cls, text: str) -> HardwareCompatibility:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            choices = ", ".join(level.value for level in cls)
-            raise UserInputError(f"--hardware-compat '{text}': choose one of {choices}") from None
-
 
 @dataclass(frozen=True)
 class EngineTarget:

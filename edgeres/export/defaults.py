@@ -9,14 +9,8 @@ import numpy as np
 
 from edgeres.artifacts.atomic import sha256_bytes
 from edgeres.errors import ParityError
-from edgeres.export.onnx_export import (
-    DEFAULT_OPSET,
-    ExportResult,
-    export_checked,
-    export_model,
-    validate_opset,
-    write_export,
-)
+from edgeres.export.onnx_export import ExportResult, export_checked, export_model, write_export
+from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, list_images, read_batch, read_rgb

@@ -15,21 +15,13 @@ from onnx import numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.sidecar import Sidecar, write_sidecar
-from edgeres.errors import UserInputError
+from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityReport, ParityTolerance, check_parity
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.model.resnet import ResNet
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-MIN_OPSET = 17
-MAX_OPSET = 20  # torch's legacy TorchScript exporter goes no further
-DEFAULT_OPSET = 17
-
-
-def validate_opset(opset: int) -> None:
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UserInputError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
 
 
 def torch_to_onnx(model: torch.nn.Module, opset: int = DEFAULT_OPSET, size: int = NETWORK_SIZE) -> onnx.ModelProto:

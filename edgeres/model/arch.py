@@ -11,3 +11,7 @@ class Arch(str, enum.Enum):
     RESNET50 = "resnet50"
     RESNET101 = "resnet101"
     RESNET152 = "resnet152"
+
+
+DEFAULT_ARCH = Arch.RESNET50  # the product network
+DEFAULT_NUM_CLASSES = 1000  # ImageNet-1k

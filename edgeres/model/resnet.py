@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from edgeres.errors import CheckpointError, UserInputError
-from edgeres.model.arch import Arch
+from edgeres.model.arch import DEFAULT_ARCH, DEFAULT_NUM_CLASSES, Arch
 
 # (block kind, blocks per stage) as in He et al. 2015, Table 1.
 _LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {
@@ -79,7 +79,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, arch: Arch = Arch.RESNET50, num_classes: int = 1000) -> None:
+    def __init__(self, arch: Arch = DEFAULT_ARCH, num_classes: int = DEFAULT_NUM_CLASSES) -> None:
         super().__init__()
         if num_classes < 1:
             raise UserInputError(f"num_classes must be at least 1, got {num_classes}")
@@ -141,7 +141,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def build_model(arch: Arch = Arch.RESNET50, num_classes: int = 1000, seed: int = DEFAULT_SEED) -> ResNet:
+def build_model(arch: Arch = DEFAULT_ARCH, num_classes: int = 1000, seed: int = DEFAULT_SEED) -> ResNet:
     """A randomly initialised model, reproducible from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -226,7 +226,7 @@ def torchvision_cache_checkpoint(arch: Arch) -> Path | None:
 
 
 def load_model(
-    arch: Arch = Arch.RESNET50,
+    arch: Arch = DEFAULT_ARCH,
     weights: Path | None = None,
     num_classes: int | None = None,
     seed: int = DEFAULT_SEED,
@@ -234,12 +234,13 @@ def load_model(
 ) -> tuple[ResNet, str | None]:
     """The model plus the path of the weights it carries (None: random weights, and a warning).
 
-    `num_classes` None means 1000; a checkpoint with another count is refused, naming the count.
+    `num_classes` None means DEFAULT_NUM_CLASSES (ImageNet-1k); a checkpoint with another count is refused,
+    naming the count.
     """
     if weights is None and use_cache:
         weights = torchvision_cache_checkpoint(arch)
     if weights is None:
-        model = build_model(arch, num_classes or 1000, seed)
+        model = build_model(arch, num_classes or DEFAULT_NUM_CLASSES, seed)
         warnings.warn(
             f"no weights given: {Arch(arch).value} is randomly initialised (seed {seed}); "
             "its outputs are meaningless. Give a trained checkpoint for meaningful outputs.",
@@ -248,7 +249,7 @@ def load_model(
         )
         return model, None
     state = read_state_dict(weights)
-    classes = num_classes or 1000
+    classes = num_classes or DEFAULT_NUM_CLASSES
     model = build_model(arch, classes, seed)
     load_weights(model, state, weights)
     return model.eval(), str(weights)

@@ -32,8 +32,7 @@ import onnxruntime as ort
 
 from edgeres.artifacts.onnx import as_model, with_outputs
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
-from edgeres.choices import require_fraction
-from edgeres.errors import FidelityError, UserInputError
+from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 
 WORST_LAYERS = 10
@@ -75,17 +74,6 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
-class FidelityGate:
-    """Build fails when the candidate falls below these (None: not checked)."""
-
-    min_sqnr_db: float | None = None
-    min_agreement: float | None = None
-
-    def __post_init__(self) -> None:
-        require_fraction(self.min_agreement, "minimum top-1 agreement")
-
-
-@dataclass(frozen=True)
 class FidelityReport:
     precision: str
     samples: int
@@ -123,20 +111,6 @@ class FidelityReport:
             return value
 
         return dict(finite(data))
-
-
-def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
-    """Raise FidelityError naming the failed measure, the value and the limit."""
-    if gate.min_sqnr_db is not None and report.sqnr_db < gate.min_sqnr_db:
-        raise FidelityError(
-            f"{report.precision} logits SQNR {report.sqnr_db:.1f} dB is below the required {gate.min_sqnr_db:g} dB "
-            f"({report.samples} held-out samples, {report.weights})"
-        )
-    if gate.min_agreement is not None and report.top1_agreement < gate.min_agreement:
-        raise FidelityError(
-            f"{report.precision} top-1 agreement {report.top1_agreement:.1%} is below the required "
-            f"{gate.min_agreement:.1%} ({report.samples} held-out samples, {report.weights})"
-        )
 
 
 def layer_tensors(model: onnx.ModelProto) -> list[str]:
