@@ -21,7 +21,7 @@ from edgeres.profile.report import report_json, validate_report
 from edgeres.profile.results import PipelineMode
 from edgeres.profile.trt_profiler import ProfilingTensorRTRunner
 from edgeres.quantize.fp16 import to_fp16
-from tests.test_runtime import small_classifier
+from tests.runtime.test_runtime import small_classifier
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from edgeres.runtime.inputs import read_input
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.topk import top_k
 from edgeres.runtime.trt_runner import TensorRTRunner
-from tests.test_runtime import FRAME_H, FRAME_W, small_classifier
+from tests.runtime.test_runtime import FRAME_H, FRAME_W, small_classifier
 
 MIN_SQNR_DB = {"fp16": 40.0, "int8": 20.0}
 

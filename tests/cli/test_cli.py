@@ -19,7 +19,7 @@ from edgeres.cli.options import ARCH_DEFAULT, parse_arch
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import build_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

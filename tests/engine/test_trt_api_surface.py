@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Every module that imports tensorrt (collected, so a new one is checked too).
 SOURCES = tuple(sorted(p for p in (ROOT / "edgeres").rglob("*.py") if "import tensorrt" in p.read_text()))
 STUBS = ROOT / "typings"

@@ -30,7 +30,7 @@ from edgeres.quantize.calibrate import collect_ranges
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import encoder_for
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
-from tests.test_calibrate import tiny_residual_model
+from tests.quantize.test_calibrate import tiny_residual_model
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from edgeres.quantize.cpu_twin import insert_qdq_cpu
 from edgeres.quantize.fidelity import compare_models, sqnr_db
 from edgeres.quantize.gate import FidelityGate, check_gate
 from edgeres.quantize.qdq import plan_qdq
-from tests.test_quantize import chain_model
+from tests.quantize.test_qdq import chain_model
 
 
 def perturbed(model: onnx.ModelProto, initializer: str, noise: float) -> onnx.ModelProto:

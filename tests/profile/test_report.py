@@ -32,7 +32,7 @@ from edgeres.profile.report import (
 )
 from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport, PipelineMode
 from edgeres.profile.stats import LatencyStats
-from tests.test_profile import write_tiny_classifier
+from tests.profile.test_profile import write_tiny_classifier
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
