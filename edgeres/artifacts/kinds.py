@@ -9,6 +9,7 @@ from edgeres.errors import UserInputError
 
 ONNX_SUFFIX = ".onnx"
 ENGINE_SUFFIXES = (".engine", ".plan")
+ENGINE_SUFFIX = ENGINE_SUFFIXES[0]  # what edgeres names the engines it builds
 
 
 class ArtifactKind(Enum):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.artifacts.atomic import write_json_atomic
-from edgeres.artifacts.kinds import ArtifactRole, is_engine_path
+from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, holdout_batches
@@ -126,7 +126,7 @@ def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = 
     summary["engine_options"] = engine_options.as_dict()
     note = engine_status()
     if note is None:
-        engine_path = outdir / f"model_{options.precision.value}.engine"
+        engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
         bar.begin("TensorRT engine", None)
         build_engine(engine_target, engine_path, engine_options)
         bar.end()
@@ -171,7 +171,7 @@ def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = 
 def engine_path_for(onnx_path: Path, output: Path) -> Path:
     """`-o` of `--engine-only`: an .engine/.plan file as given, else a folder that gets `<onnx stem>.engine`."""
     output = Path(output)
-    return output if is_engine_path(output) else output / f"{Path(onnx_path).stem}.engine"
+    return output if is_engine_path(output) else output / f"{Path(onnx_path).stem}{ENGINE_SUFFIX}"
 
 
 def build_engine_only(onnx_path: Path, output: Path, options: EngineOptions | None = None) -> Path:

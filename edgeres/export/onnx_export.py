@@ -17,6 +17,7 @@ from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.sidecar import Sidecar, write_sidecar
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityReport, ParityTolerance, check_parity
+from edgeres.frames.contract import InputKind
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.model.resnet import ResNet
 
@@ -98,7 +99,11 @@ def export_model(
     )
 
 
-RGB_INPUT_SPEC = {"kind": "rgb_float", "name": INPUT_NAME, "shape": ["batch", 3, NETWORK_SIZE, NETWORK_SIZE]}
+RGB_INPUT_SPEC = {
+    "kind": InputKind.RGB_FLOAT.value,
+    "name": INPUT_NAME,
+    "shape": ["batch", 3, NETWORK_SIZE, NETWORK_SIZE],
+}
 
 
 def export_checked(

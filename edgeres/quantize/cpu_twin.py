@@ -12,7 +12,7 @@ quantize on the same grid become an integer Clip on the uint8 codes, so no float
 
 Weights are int8 (U8S8) where onnxruntime's integer kernels compute U8S8 exactly: CPUs with a VNNI
 dot product, and non-x86 CPUs. x86 CPUs without VNNI multiply U8S8 with an instruction whose 16-bit
-pair sums saturate (onnxruntime's quantization guide warns of it; tests/test_quantize.py shows it),
+pair sums saturate (onnxruntime's quantization guide warns of it; tests/quantize/test_qdq.py shows it),
 so there the weights are stored as uint8 with zero point 128 (U8U8): the same grid, exact kernels.
 """
 

@@ -20,6 +20,7 @@ from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.lineage import lineage_input_spec
 from edgeres.artifacts.precision import Precision, onnx_precision
 from edgeres.artifacts.sidecar import Sidecar, read_sidecar, write_sidecar
+from edgeres.choices import parse_choice
 from edgeres.engine.builder import (
     BatchProfile,
     EngineOptions,
@@ -116,9 +117,9 @@ def test_build_options_are_validated(kwargs: dict[str, Any], message: str) -> No
 
 
 def test_hardware_compatibility_parses() -> None:
-    assert HardwareCompatibility.parse("Ampere-Plus") is HardwareCompatibility.AMPERE_PLUS
-    with pytest.raises(UserInputError, match="choose one of none, ampere-plus, same-compute-capability"):
-        HardwareCompatibility.parse("turing")
+    assert parse_choice(HardwareCompatibility, "Ampere-Plus", "level") is HardwareCompatibility.AMPERE_PLUS
+    with pytest.raises(UserInputError, match=r"choose one of none\|ampere-plus\|same-compute-capability"):
+        parse_choice(HardwareCompatibility, "turing", "hardware compatibility")
 
 
 def test_build_options_serialise_to_json(tmp_path: Path) -> None:
