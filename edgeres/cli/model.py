@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from edgeres.artifacts.describe import describe_artifact
 from edgeres.cli.options import (
     ARCH_DEFAULT,
     ArchOption,
@@ -74,8 +75,6 @@ def info(artifact: Annotated[Path, typer.Argument(help="An artifact made by edge
     Example:\n
       edgeres info out/model.onnx
     """
-    from edgeres.artifacts.describe import describe_artifact
-
     description = describe_artifact(artifact)
     console.print_json(json.dumps(description, default=str))
 

@@ -18,6 +18,7 @@ import numpy as np
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.artifacts.lineage import source_onnx
 from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.engine.cuda import EventTimer, copy_to_device, copy_to_host
 from edgeres.engine.dims import dims_tuple
 from edgeres.profile.artifact_profiler import LAYER_WARMUP_RUNS, ArtifactProfiler, BackendReadings, MeasuredBytes
 from edgeres.profile.layers import LayerProfile, make_tensorrt_layer_collector, tensorrt_layer_profile
@@ -49,8 +50,6 @@ class ProfilingTensorRTRunner(TensorRTRunner):
 
     def stage_times_ms(self, batch: np.ndarray, calls: int) -> list[tuple[float, float, float]]:
         """(H2D, compute, D2H) milliseconds per call, timed with CUDA events on the runner's stream."""
-        from edgeres.engine.cuda import EventTimer, copy_to_device, copy_to_host
-
         bindings, out_bytes = self._prepare(batch)
         stream = bindings.stream
         timers = [EventTimer() for _ in range(3)]
@@ -79,8 +78,6 @@ class ProfilingTensorRTRunner(TensorRTRunner):
 
         This is how trtexec measures throughput: the host never waits between frames.
         """
-        from edgeres.engine.cuda import copy_to_device, copy_to_host
-
         bindings, out_bytes = self._prepare(batch)
         stream = bindings.stream
         start = time.perf_counter()
