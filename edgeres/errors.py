@@ -1,5 +1,7 @@
 """The project's exceptions: library code raises these, only the CLI prints them."""
 
+import os
+
 
 class EdgeresError(Exception):
     """Base class; the message names the offending file, tensor or value."""
@@ -23,3 +25,39 @@ class FidelityError(EdgeresError):
 
 class BackendUnavailableError(EdgeresError):
     """An optional backend (TensorRT, CUDA) is not installed or has no device."""
+
+
+class ResourceLimitError(UserInputError):
+    """A request whose estimated memory exceeds what this machine has available."""
+
+
+def available_memory_bytes() -> int:
+    """Memory available to a new allocation: /proc/meminfo MemAvailable, else physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return 1 << 62  # unknown: refuse nothing
+
+
+def _human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_fits_in_memory(estimate_bytes: int, what: str) -> None:
+    """Refuse `what` up front when its estimated memory exceeds the available memory (one message, both numbers)."""
+    available = available_memory_bytes()
+    if estimate_bytes > available:
+        raise ResourceLimitError(
+            f"{what} needs about {_human_bytes(estimate_bytes)} of memory, {_human_bytes(available)} is available"
+        )

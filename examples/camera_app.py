@@ -17,13 +17,18 @@ import argparse
 import importlib.util
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from edgeres.errors import EdgeresError, UserInputError
+from edgeres.artifacts.kinds import is_engine_path
+from edgeres.artifacts.onnx import load_onnx
+from edgeres.cli.reporting import DEBUG_ENV, debugging, expected_failure, sigterm_interrupts
+from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract, InputKind
 from edgeres.frames.yuv import YuvLayout, open_yuv
 from edgeres.profile.stats import LatencyStats, frames_per_second
@@ -46,6 +51,31 @@ def pick_model(path: Path) -> Path:
         if found:
             return found[0]
     raise UserInputError(f"{path}: no model file (.engine, .plan or .onnx)")
+
+
+def check_onnx(model: Path) -> None:
+    """An ONNX model file (not empty, not other bytes); engines are checked by TensorRT itself."""
+    if is_engine_path(model):
+        return
+    if model.stat().st_size == 0:
+        raise UserInputError(f"{model}: not an ONNX model (empty file)")
+    try:
+        proto = load_onnx(model, weights=False)
+    except UserInputError as exc:
+        raise UserInputError(f"{model}: not an ONNX model ({exc.__cause__.__class__.__name__})") from None
+    if not proto.graph.node:
+        raise UserInputError(f"{model}: not an ONNX model (no graph)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def model_contract(model: Path) -> InputContract:
@@ -124,26 +154,48 @@ def run(model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, lim
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line `error: ...` and exit code 2, as every other refusal."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a build directory, or an .onnx/.engine file with its sidecar")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--yuv", type=Path, help="raw file of frames back to back, in the model's layout and size")
     source.add_argument("--camera", help="V4L2 device, e.g. /dev/video0")
     parser.add_argument("--labels", type=Path, help="class names, one per line (default: ImageNet-1k)")
-    parser.add_argument("--frames", type=int, help="stop after this many frames")
-    parser.add_argument("--top", type=int, default=5, help="classes printed per frame (default 5)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--frames", type=positive_int, help="stop after this many frames (at least 1)")
+    parser.add_argument("--top", type=positive_int, default=5, help="classes printed per frame (default 5)")
     try:
-        model = pick_model(args.model)
-        contract = model_contract(model)
-        frames = frames_from_file(args.yuv, contract) if args.yuv else frames_from_camera(args.camera, contract)
-        return run(model, frames, args.labels, args.frames, args.top)
-    except EdgeresError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad argument already told in one line (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        with sigterm_interrupts():
+            model = pick_model(args.model)
+            check_onnx(model)
+            contract = model_contract(model)
+            frames = frames_from_file(args.yuv, contract) if args.yuv else frames_from_camera(args.camera, contract)
+            return run(model, frames, args.labels, args.frames, args.top)
     except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the one error boundary: one line, the traceback only when debugging
+        if debugging():
+            traceback.print_exception(exc, file=sys.stderr)
+        line = expected_failure(exc)
+        if line is None:
+            message = " ".join(str(exc).split())
+            print(f"error: internal error (a bug): {type(exc).__name__}: {message}; rerun with {DEBUG_ENV}=1 "
+                  "for the traceback", file=sys.stderr)  # fmt: skip
+            return 1
+        print(f"error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

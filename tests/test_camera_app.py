@@ -94,3 +94,33 @@ def test_camera_app_reports_a_clip_of_the_wrong_size(fused_model: Path, tmp_path
     wrong.write_bytes(b"\x80" * (WIDTH * HEIGHT * 2 + 7))
     assert load_example().main([str(fused_model), "--yuv", str(wrong)]) == 2
     assert str(wrong) in capsys.readouterr().err
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [(b"", "not an ONNX model (empty file)"), (bytes(range(256)) * 8, "not an ONNX model")],
+    ids=["empty", "random bytes"],
+)
+def test_camera_app_says_a_file_is_not_an_onnx_model(tmp_path: Path, clip: Path, capsys, content: bytes, cause: str):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(content)
+    assert load_example().main([str(model), "--yuv", str(clip)]) == 2
+    assert cause in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("args", [["--frames", "-1"], ["--frames", "0"], ["--top", "0"], ["--frames", "x"]])
+def test_camera_app_refuses_a_count_below_one(tmp_path: Path, clip: Path, capsys, args: list[str]):
+    assert load_example().main([str(tmp_path), "--yuv", str(clip), *args]) == 2
+    assert args[0] in _one_error_line(capsys.readouterr().err)
+
+
+def test_camera_app_a_clip_that_is_a_folder_is_one_line(fused_model: Path, tmp_path: Path, capsys):
+    assert load_example().main([str(fused_model), "--yuv", str(tmp_path)]) == 2
+    assert str(tmp_path) in _one_error_line(capsys.readouterr().err)

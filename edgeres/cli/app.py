@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
+from typer._click import exceptions as click_exceptions  # typer's own click; typer exports no error base
+from typer.core import TyperGroup
 
 from edgeres.cli import build, deploy, frames, model, profile
+from edgeres.cli.reporting import fail
 
 COMMANDS: tuple[Callable[..., Any], ...] = (model.export, model.info, model.summary, build.build, profile.profile)
 # (name, help, commands) of each sub-command group.
@@ -20,13 +24,37 @@ GROUPS: tuple[tuple[str, str, tuple[Callable[..., Any], ...]], ...] = (
 HELP = "Put ResNet50 on NVIDIA edge hardware: PyTorch -> ONNX -> INT8/FP16 -> TensorRT engine."
 
 
-def _typer(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+class OneLineUsageErrors(TyperGroup):
+    """The root group: a usage error (an unknown option, a value out of range) is one line `error: ...`, exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click_exceptions.NoArgsIsHelpError as exc:  # no arguments: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_exceptions.ClickException as exc:
+            fail(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            fail("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _typer(help_text: str, root: bool = False) -> typer.Typer:
+    return typer.Typer(
+        help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+        cls=OneLineUsageErrors if root else TyperGroup,
+    )  # fmt: skip
 
 
 def make_app() -> typer.Typer:
     """The typer application with every command of COMMANDS and GROUPS."""
-    root = _typer(HELP)
+    root = _typer(HELP, root=True)
     for command in COMMANDS:
         root.command()(command)
     for name, help_text, commands in GROUPS:

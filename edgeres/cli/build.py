@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from edgeres.artifacts.kinds import is_engine_path
 from edgeres.artifacts.precision import Precision
 from edgeres.build.options import (
     DEFAULT_CALIB_ALGO,
@@ -30,6 +31,7 @@ from edgeres.cli.options import (
     parse_arch,
     parse_frame_format,
 )
+from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import err_console, reports_errors, say, wrote
 from edgeres.engine.builder import MAX_OPTIMIZATION_LEVEL, BatchProfile, EngineOptions
 from edgeres.engine.target import HardwareCompatibility
@@ -192,6 +194,10 @@ def build(
 
     if int8 and fp16:
         raise UserInputError("--int8 and --fp16 exclude each other: run build twice")
+    if engine_only and is_engine_path(output):
+        check_output_file(output)
+    else:
+        check_output_dir(output)
     engine_options = EngineOptions(
         batch=BatchProfile.parse(batch), workspace_mib=workspace, optimization_level=opt_level,
         timing_cache=timing_cache, dla_core=dla, version_compatible=version_compatible,

@@ -21,6 +21,7 @@ from edgeres.cli.options import (
     parse_frame_format,
     parse_range,
 )
+from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, wrote
 from edgeres.errors import UserInputError
 from edgeres.frames.images import read_rgb
@@ -28,6 +29,7 @@ from edgeres.frames.yuv import (
     DEFAULT_COLORSPACE,
     DEFAULT_RANGE,
     YuvLayout,
+    check_conversion_fits,
     open_yuv,
     rgb_to_yuv422,
     write_yuv,
@@ -58,10 +60,12 @@ def encode(
       edgeres frames encode a.jpg b.jpg -o clip.yuv --format uyvy
     """
     space, rng = parse_colorspace(colorspace), parse_range(color_range)
+    check_output_file(output)
     pictures = [read_rgb(path) for path in images]
     height, width = pictures[0].shape[:2]
     frames = parse_frame_format(frame_format, "--format", default_size=(max(2, width - width % 2), height))
     width, height, layout = frames.width, frames.height, frames.layout
+    check_conversion_fits(width, height, len(pictures))  # before the pictures are resized to that size
     resized = [
         p if p.shape[:2] == (height, width) else cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA)
         for p in pictures
@@ -91,6 +95,7 @@ def decode(
     """
     frames = parse_frame_format(frame_format, "--format")
     space, rng = parse_colorspace(colorspace), parse_range(color_range)
+    check_output_file(output)
     clip_file = open_yuv(clip, frames.layout, frames.width, frames.height)
     rgb = yuv422_to_rgb(clip_file.frame(index), frames.layout, space, rng)
     ok, encoded = cv2.imencode(output.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -22,11 +22,13 @@ from edgeres.cli.options import (
     WeightsOption,
     parse_arch,
 )
+from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, say, wrote
 from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
+from edgeres.model.arch import DEFAULT_NUM_CLASSES
 
 
 @reports_errors
@@ -51,6 +53,7 @@ def export(
     """
     from edgeres.export.defaults import export_default
 
+    check_output_file(output)
     contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
     result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
     if contract is not None:
@@ -90,10 +93,11 @@ def summary(
     Example:\n
       edgeres summary --arch resnet50
     """
-    from edgeres.model.resnet import build_model
+    from edgeres.model.resnet import build_model, check_forward_fits
     from edgeres.model.summary import summarize
 
     chosen = parse_arch(arch)
+    check_forward_fits(chosen, DEFAULT_NUM_CLASSES if num_classes is None else num_classes, size)
     model = build_model(chosen) if num_classes is None else build_model(chosen, num_classes)
     rows = summarize(model, size)
     table = Table(title=Text(f"{model.arch.value}, {size}x{size} input, batch 1"))

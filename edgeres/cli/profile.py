@@ -15,6 +15,7 @@ from edgeres.cli.options import (
     parse_frame_format,
     parse_range,
 )
+from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import console, err_console, reports_errors, say, warn, wrote
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.profile.options import (
@@ -81,6 +82,10 @@ def profile(
     from edgeres.profile.machine import machine_info
     from edgeres.profile.report import all_tables, machine_line, report_json, validate_report, write_report
 
+    if json_path is not None:
+        check_output_file(json_path)
+    if plot is not None:
+        check_output_dir(plot)
     clip = None
     if from_frames is not None:
         frames = parse_frame_format(frame_format, "--format")

@@ -1,14 +1,27 @@
-"""What every command shares: the two consoles, literal printing, and library errors as one line and exit code 2.
+"""What every command shares: the two consoles, literal printing, and the one error boundary.
 
 Text that comes from the user or the library (paths, names, messages) is printed literally: never read as rich
 markup, never highlighted. Only the fixed prefixes written here are styled.
+
+The boundary (`reports_errors`): a library error and an expected failure of the machine or the input (an
+OSError with its file and cause, memory exhausted, an OpenCV, protobuf or JSON decoding error) are one line
+`error: ...` and exit code 2; Ctrl-C and SIGTERM are one line `interrupted: ...` and exit code 130; anything
+else is a bug: one line naming the exception, exit code 1, and the traceback only with EDGERES_DEBUG=1.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 
 import typer
@@ -44,10 +57,73 @@ def fail(text: object) -> None:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEBUG_ENV = "EDGERES_DEBUG"
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _os_error_line(exc: OSError) -> str:
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    return ": ".join([*names, cause]) if names else cause
+
+
+def expected_failure(exc: BaseException) -> str | None:
+    """The one line for a failure that is not a bug (the machine or the input), or None for a bug."""
+    if isinstance(exc, EdgeresError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return _os_error_line(exc)
+    if isinstance(exc, MemoryError):
+        return f"out of memory{f' ({exc})' if str(exc) else ''}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {exc}"
+    kind = type(exc)
+    if kind.__module__ == "cv2" and kind.__name__ == "error":  # cv2 is not imported here for its error type
+        return f"OpenCV: {str(exc).strip().splitlines()[-1] if str(exc).strip() else 'error'}"
+    message_module = sys.modules.get("google.protobuf.message")
+    if message_module is not None and isinstance(exc, message_module.DecodeError):
+        return f"not a valid protobuf message (an ONNX model or a TensorRT file?): {exc}"
+    return None
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM interrupts it as Ctrl-C does; the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted() -> None:
+    err_console.print(
+        Text.assemble(("interrupted", "bold red"), ": no partial artifact was left behind"),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def report_bug(exc: BaseException) -> None:
+    """One line: an unexpected exception is a bug; the traceback only when EDGERES_DEBUG=1."""
+    if debugging():
+        traceback.print_exception(exc, file=sys.stderr)
+    message = " ".join(str(exc).split())
+    fail(f"internal error (a bug): {type(exc).__name__}: {message}; rerun with {DEBUG_ENV}=1 for the traceback")
 
 
 def reports_errors(func: F) -> F:
-    """Turn library errors into one red line on stderr and exit code 2; show warnings loudly."""
+    """The error boundary of a command (see the module docstring); warnings are shown loudly."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,13 +133,22 @@ def reports_errors(func: F) -> F:
         previous = warnings.showwarning
         warnings.showwarning = show_warning
         try:
-            return func(*args, **kwargs)
-        except EdgeresError as exc:
-            fail(exc)
-            raise typer.Exit(2) from None
+            with sigterm_interrupts():
+                return func(*args, **kwargs)
         except KeyboardInterrupt:
-            err_console.print(Text.assemble(("interrupted", "bold red"), ": no partial artifact was left behind"))
+            interrupted()
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            line = expected_failure(exc)
+            if line is None:
+                report_bug(exc)
+                raise typer.Exit(1) from None
+            if debugging():
+                traceback.print_exception(exc, file=sys.stderr)
+            fail(line)
+            raise typer.Exit(2) from None
         finally:
             warnings.showwarning = previous
 

@@ -20,6 +20,7 @@ from edgeres.frames.yuv import (
     ColorRange,
     ColorSpace,
     YuvLayout,
+    check_conversion_fits,
     check_size,
     frame_shape,
     parse_layout,
@@ -90,6 +91,7 @@ class InputContract:
 
     def __post_init__(self) -> None:
         check_size(self.width, self.height)
+        check_conversion_fits(self.width, self.height)  # a model that takes a frame converts at least one
         if self.size < 1:
             raise UserInputError(f"network size {self.size} must be positive")
 

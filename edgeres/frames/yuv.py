@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeres.artifacts.atomic import write_bytes_atomic
 from edgeres.choices import parse_choice
-from edgeres.errors import UserInputError
+from edgeres.errors import UserInputError, check_fits_in_memory
 
 
 class YuvLayout(str, enum.Enum):
@@ -56,6 +56,9 @@ class ColorRange(str, enum.Enum):
 DEFAULT_COLORSPACE = ColorSpace.BT601
 DEFAULT_RANGE = ColorRange.LIMITED
 BYTES_PER_PIXEL = 2
+# Bytes per pixel a frame costs while it is converted: the uint8 RGB and YUV frames plus the float32
+# RGB and YUV copies (12 bytes each) and the chroma pair means.
+CONVERSION_BYTES_PER_PIXEL = 32
 
 
 # Packed byte roles within each 4-byte macropixel (two pixels).
@@ -95,6 +98,16 @@ def frame_shape(layout: YuvLayout, width: int, height: int) -> tuple[int, int]:
 
 def frame_bytes(width: int, height: int) -> int:
     return BYTES_PER_PIXEL * width * height
+
+
+def conversion_bytes(width: int, height: int, count: int = 1) -> int:
+    """Estimated bytes to convert `count` frames of width x height between RGB and YUV 4:2:2."""
+    return CONVERSION_BYTES_PER_PIXEL * width * height * count
+
+
+def check_conversion_fits(width: int, height: int, count: int = 1) -> None:
+    """Refuse converting frames whose estimated memory exceeds the available memory (e.g. 100000x100000)."""
+    check_fits_in_memory(conversion_bytes(width, height, count), f"{count} frame(s) of {width}x{height}")
 
 
 def size_of(frames: np.ndarray, layout: YuvLayout) -> tuple[int, int]:
@@ -187,6 +200,8 @@ def yuv422_to_rgb_float(
     clip: bool = True,
 ) -> np.ndarray:
     """Frames -> float32 RGB [..., H, W, 3] in 0..255 (clipped unless asked not to); chroma repeated per pair."""
+    width, height = size_of(frames, layout)
+    check_conversion_fits(width, height, int(np.prod(frames.shape[:-2], dtype=np.int64)))
     y, u, v = split_planes(frames, layout)
     conv = color_conversion(colorspace, color_range)
     matrix = conv.to_rgb.astype(np.float32)
@@ -221,6 +236,7 @@ def rgb_to_yuv422(
         )
     height, width = rgb.shape[-3:-1]
     check_size(width, height)
+    check_conversion_fits(width, height, int(np.prod(rgb.shape[:-3], dtype=np.int64)))
     conv = color_conversion(colorspace, color_range)
     yuv = rgb.astype(np.float32) @ conv.to_yuv.T.astype(np.float32) + conv.offset.astype(np.float32)
     chroma = 0.5 * (yuv[..., 0::2, 1:] + yuv[..., 1::2, 1:])

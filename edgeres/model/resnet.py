@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from edgeres.errors import CheckpointError, UserInputError
+from edgeres.errors import CheckpointError, UserInputError, check_fits_in_memory
 from edgeres.model.arch import DEFAULT_ARCH, DEFAULT_NUM_CLASSES, Arch
 
 # (block kind, blocks per stage) as in He et al. 2015, Table 1.
@@ -25,6 +25,46 @@ _LAYOUT: dict[Arch, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 DEFAULT_SEED = 0
+
+# Parameters of each network without its fc layer (torchvision's totals minus 1000 x (features + 1)).
+_BACKBONE_PARAMETERS: dict[Arch, int] = {
+    Arch.RESNET18: 11_176_512,
+    Arch.RESNET34: 21_284_672,
+    Arch.RESNET50: 23_508_032,
+    Arch.RESNET101: 42_500_160,
+    Arch.RESNET152: 58_143_808,
+}
+FLOAT_BYTES = 4
+# float32 activations alive at once per input pixel: the image (3) plus about three of the largest
+# feature maps (64 x (S/2)^2 = 16 S^2 each, the stem's and layer1's).
+ACTIVATION_FLOATS_PER_PIXEL = 3 + 3 * 16
+
+
+def feature_width(arch: Arch) -> int:
+    """Features entering the fc layer: 512 for ResNet18/34, 2048 for the bottleneck ResNets."""
+    return 512 if _LAYOUT[Arch(arch)][0] == "basic" else 2048
+
+
+def model_bytes(arch: Arch, num_classes: int) -> int:
+    """float32 bytes of the model's parameters: the backbone plus fc's num_classes x (features + 1)."""
+    return FLOAT_BYTES * (_BACKBONE_PARAMETERS[Arch(arch)] + num_classes * (feature_width(arch) + 1))
+
+
+def activation_bytes(size: int, batch: int = 1) -> int:
+    """Estimated float32 activation bytes of a forward pass on `batch` images of size x size."""
+    return FLOAT_BYTES * ACTIVATION_FLOATS_PER_PIXEL * batch * size * size
+
+
+def check_model_fits(arch: Arch, num_classes: int) -> None:
+    """Refuse a model whose parameters alone exceed the available memory (e.g. 10**12 classes)."""
+    check_fits_in_memory(model_bytes(arch, num_classes), f"{Arch(arch).value} with {num_classes:,} classes")
+
+
+def check_forward_fits(arch: Arch, num_classes: int, size: int, batch: int = 1) -> None:
+    """Refuse a forward pass (model + activations) that exceeds the available memory (e.g. a 100000 px input)."""
+    check_model_fits(arch, num_classes)
+    estimate = model_bytes(arch, num_classes) + activation_bytes(size, batch)
+    check_fits_in_memory(estimate, f"a {Arch(arch).value} forward pass on {batch} image(s) of {size}x{size}")
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -83,6 +123,7 @@ class ResNet(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise UserInputError(f"num_classes must be at least 1, got {num_classes}")
+        check_model_fits(arch, num_classes)
         kind, blocks = _LAYOUT[Arch(arch)]
         block: type[BasicBlock] | type[Bottleneck] = BasicBlock if kind == "basic" else Bottleneck
         self.arch = Arch(arch)
@@ -154,6 +195,8 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

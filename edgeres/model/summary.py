@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgeres.model.resnet import ResNet
+from edgeres.model.resnet import ResNet, check_forward_fits
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,11 @@ def _module_macs(module: nn.Module, output: torch.Tensor) -> int:
 
 
 def summarize(model: ResNet, size: int = 224) -> list[LayerRow]:
-    """Run one zero image through the model and account each top-level stage."""
+    """Run one zero image through the model and account each top-level stage.
+
+    A size whose forward pass would not fit in the available memory is refused first (`check_forward_fits`).
+    """
+    check_forward_fits(model.arch, model.num_classes, size)
     rows: list[LayerRow] = []
     x = torch.zeros(1, 3, size, size)
     with torch.inference_mode():

@@ -1,6 +1,8 @@
 """What a profile run is asked to do: batch sizes, run length, warm-up, threads, the optional camera clip.
 
 Frozen dataclasses that check their values on construction; messages name the value, not a CLI option.
+A sweep whose largest batch, times the requests in flight, would need more memory than is available
+(SAMPLE_BYTES per sample, a ResNet at the network size) is refused before any model is loaded.
 """
 
 from __future__ import annotations
@@ -8,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeres.errors import UserInputError
+from edgeres.errors import UserInputError, check_fits_in_memory
 from edgeres.frames.contract import FrameFormat
+from edgeres.frames.images import NETWORK_SIZE
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace
 from edgeres.profile.stats import DEFAULT_CV_WARN
 
@@ -17,6 +20,15 @@ MAX_BATCH = 4096
 DEFAULT_ITERATIONS = 50
 DEFAULT_WARMUP = 5
 DEFAULT_IN_FLIGHT = 2
+# Estimated bytes one ResNet sample costs in a forward pass at the network size: float32 activations,
+# 3 + 48 floats per input pixel (the same estimate as edgeres.model.resnet.activation_bytes, kept here
+# so that profiling never imports torch).
+SAMPLE_BYTES = 4 * (3 + 48) * NETWORK_SIZE * NETWORK_SIZE
+
+
+def batch_memory_bytes(batch: int, in_flight: int = 1) -> int:
+    """Estimated bytes of `in_flight` concurrent forward passes on `batch` samples each."""
+    return SAMPLE_BYTES * batch * in_flight
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -90,3 +102,7 @@ class ProfileOptions:
             raise UserInputError(f"in-flight requests {self.in_flight}: must be at least 1")
         if not self.cv_warn > 0:
             raise UserInputError(f"CV warning threshold {self.cv_warn}: must be more than 0")
+        largest = max(self.batches)
+        check_fits_in_memory(
+            batch_memory_bytes(largest, self.in_flight), f"batch {largest} with {self.in_flight} request(s) in flight"
+        )
