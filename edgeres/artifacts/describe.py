@@ -9,7 +9,7 @@ import onnx
 
 from edgeres.artifacts.kinds import ONNX_SUFFIX
 from edgeres.artifacts.onnx import dim_labels, graph_inputs, load_onnx, value_spec
-from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.artifacts.sidecar import read_sidecar, verify_sidecar
 from edgeres.errors import UserInputError
 
 
@@ -34,10 +34,21 @@ def describe_onnx(path: Path) -> dict[str, Any]:
     }
 
 
+def sidecar_mismatch(path: Path) -> str | None:
+    """Why the sidecar beside `path` does not describe it (size, SHA-256), or None when it does."""
+    try:
+        verify_sidecar(path, full_hash=True)
+    except UserInputError as exc:
+        return str(exc)
+    return None
+
+
 def describe_artifact(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise UserInputError(f"{path}: 0 bytes: an empty file, not a model")
     description: dict[str, Any] = {"path": str(path)}
     if path.suffix == ONNX_SUFFIX:
         description["model"] = describe_onnx(path)
@@ -45,7 +56,10 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         description["model"] = {"format": path.suffix.lstrip(".") or "unknown", "bytes": path.stat().st_size}
     sidecar = read_sidecar(path)
     description["sidecar"] = sidecar.as_dict() if sidecar is not None else None
+    if sidecar is not None:
+        mismatch = sidecar_mismatch(path)
+        description["sidecar_matches_file"] = mismatch is None
+        description["sidecar_mismatch"] = mismatch
     if sidecar is None and path.suffix != ONNX_SUFFIX:
         raise UserInputError(f"{path}: no sidecar ({path.name}.json) and not an ONNX file: nothing to describe")
     return description
-

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeres.artifacts.precision import Precision
 from edgeres.build.holdout import MIN_HOLDOUT_SAMPLES
+from edgeres.build.source import check_source_onnx
 from edgeres.engine.builder import EngineOptions
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import FrameFormat, InputContract
@@ -67,6 +68,8 @@ class BuildOptions:
             raise UserInputError(f"profile iterations {self.profile_iterations}: must be 0 (off) or more")
         if self.onnx is not None and not Path(self.onnx).is_file():
             raise UserInputError(f"{self.onnx}: ONNX file not found")
+        if self.onnx is not None:
+            check_source_onnx(self.onnx)  # one input of a fixed size, before anything is written
         try:
             CalibOptions(percentile=self.percentile)
         except ValueError as exc:
@@ -76,4 +79,3 @@ class BuildOptions:
     @property
     def calib_options(self) -> CalibOptions:
         return CalibOptions(percentile=self.percentile)
-

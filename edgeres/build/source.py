@@ -9,7 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
+from edgeres.artifacts.onnx import graph_input, load_onnx
 from edgeres.artifacts.sidecar import Sidecar, read_sidecar
+from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract, InputKind
 from edgeres.model.arch import Arch
@@ -40,6 +42,21 @@ class SourceModel:
     contract: InputContract | None
 
 
+def check_source_onnx(onnx_path: Path) -> TensorSpec:
+    """The one input of a given FP32 ONNX, refused unless every axis but the batch is fixed (checked up front,
+    before a build writes anything)."""
+    path = Path(onnx_path)
+    spec = graph_input(load_onnx(path, weights=False), path)
+    dynamic = [axis for axis, size in enumerate(spec.shape) if axis > 0 and size is None]
+    if not spec.shape or dynamic:
+        shape = "[" + ", ".join("?" if size is None else str(size) for size in spec.shape) + "]"
+        raise UserInputError(
+            f"{path}: input '{spec.name}' {shape} has dynamic axes {dynamic} (height/width); calibration and "
+            "the engine need one fixed input size: export the model with a fixed size"
+        )
+    return spec
+
+
 def _given_model_contract(
     onnx_path: Path, sidecar: Sidecar | None, wanted: InputContract | None
 ) -> InputContract | None:
@@ -67,6 +84,7 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, pr
     """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
     if onnx_path is not None:
         path = Path(onnx_path)
+        check_source_onnx(path)
         sidecar = read_sidecar(path)
         contract = _given_model_contract(path, sidecar, options.contract)
         random = sidecar.options.get("random_weights") if sidecar is not None else None
@@ -84,4 +102,3 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, pr
     random = bool(result.sidecar.options["random_weights"])
     weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
     return SourceModel(result.path, weights, random, options.contract)
-

@@ -10,7 +10,7 @@ import typer
 from edgeres.cli.options import PrecisionOption, parse_precision
 from edgeres.cli.reporting import reports_errors, say, wrote
 from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
-from edgeres.deploy.model import InputLayout, read_deploy_model, select_artifact
+from edgeres.deploy.model import InputLayout, read_deploy_model, require_engine_file, select_artifact
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.runtime.labels import ClassNames, class_names_for
 
@@ -29,12 +29,21 @@ LabelsOption = Annotated[
 ]
 
 
+AllowFailedGateOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-failed-gate",
+        help="Deploy a build that failed its fidelity gate anyway (recorded in what is written).",
+    ),
+]
+
+
 def _model_and_names(
-    artifact: Path, precision: str | None, layout: InputLayout | None, labels: Path | None
+    artifact: Path, precision: str | None, layout: InputLayout | None, labels: Path | None, allow_failed_gate: bool
 ) -> tuple[Path, ClassNames]:
-    """The model file to deploy (chosen as the --precision and layout ask) and its class names."""
-    path = select_artifact(artifact, parse_precision(precision), layout)
-    return path, class_names_for(read_deploy_model(path).num_classes, labels)
+    """The model file to deploy (chosen as the --precision and layout ask, verified) and its class names."""
+    path = select_artifact(artifact, parse_precision(precision), layout, allow_failed_gate)
+    return path, class_names_for(read_deploy_model(path, allow_failed_gate).num_classes, labels)
 
 
 @reports_errors
@@ -53,6 +62,7 @@ def deepstream(
         Path | None,
         typer.Option("--engine", help="model-engine-file: an engine nvinfer already built from the written ONNX."),
     ] = None,
+    allow_failed_gate: AllowFailedGateOption = False,
 ) -> None:
     """Write config_infer_primary.txt, labels.txt and the ONNX for Gst-nvinfer (RGB models only).
 
@@ -61,8 +71,10 @@ def deepstream(
       edgeres deploy deepstream out/build --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """
+    if engine is not None:
+        require_engine_file(engine)
     options = DeepStreamOptions(batch_size=batch_size, classifier_threshold=threshold, engine=engine)
-    path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels)
+    path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels, allow_failed_gate)
     result = write_deepstream(path, output, names, options)
     wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
     calibration = f", int8-calib-file {result.calibration.name}" if result.calibration else ""
@@ -90,6 +102,7 @@ def triton(
         typer.Option("--plan", help="Serve this TensorRT engine (built from the model on the serving GPU)."),
     ] = None,
     yuv: Annotated[bool, typer.Option("--yuv", help="Pick the build's fused YUV422-frame model.")] = False,
+    allow_failed_gate: AllowFailedGateOption = False,
 ) -> None:
     """Add the model to a Triton model repository: config.pbtxt, 1/model.onnx (or model.plan), labels.txt.
 
@@ -100,7 +113,7 @@ def triton(
     """
     layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)
     options = TritonOptions(name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan)
-    path, names = _model_and_names(artifact, precision, layout, labels)
+    path, names = _model_and_names(artifact, precision, layout, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")
     say(

@@ -8,22 +8,28 @@ ONNX graph itself, and check them against what the sidecar says the stage produc
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
 from edgeres.artifacts.lineage import lineage_options
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import Sidecar, read_sidecar
+from edgeres.artifacts.sidecar import Sidecar, read_sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 
 # Preference when the user names no precision: the reason to build for the edge is INT8.
 PRECISION_PREFERENCE = (Precision.INT8, Precision.FP16, Precision.FP32)
+# What `edgeres build` writes last, once every model's fidelity has been checked (edgeres.build.orchestrator).
+BUILD_SUMMARY_NAME = "build_summary.json"
+# Roles whose files only `edgeres build` writes: without a summary beside them their fidelity was never checked.
+BUILD_ROLES = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16)
 
 
 class ModelFormat(str, enum.Enum):
@@ -71,6 +77,7 @@ class DeployModel:
     layout: InputLayout
     sidecar: Sidecar
     options: dict[str, Any]  # the sidecar's options over those of the model it was made from
+    gate_overridden: bool = False  # its build failed the fidelity gate and the caller deploys it anyway
 
     @property
     def fixed_batch(self) -> int | None:
@@ -110,14 +117,78 @@ def _check_against_sidecar(tensor: TensorSpec, recorded: object, role: str, wher
                 )
 
 
-def read_deploy_model(path: Path) -> DeployModel:
-    """Read an ONNX artifact made by edgeres (file + sidecar) into a DeployModel."""
+@dataclass(frozen=True)
+class BuildRecord:
+    """What a finished build's build_summary.json says: the files it made (name -> SHA-256 if recorded), its gate."""
+
+    path: Path
+    files: dict[str, str | None]
+    gate_passed: bool | None
+
+
+def read_build_record(folder: Path) -> BuildRecord | None:
+    """The build summary in `folder`, or None when there is none (not a build folder, or an unfinished build)."""
+    path = Path(folder) / BUILD_SUMMARY_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{path}: build summary cannot be read ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("artifacts"), dict):
+        raise UserInputError(f"{path}: build summary lists no artifacts; rebuild")
+    if data.get("complete") is False:
+        raise UserInputError(f"{path}: the build did not finish (complete: false); rebuild")
+    hashes = data.get("sha256")
+    hashes = hashes if isinstance(hashes, dict) else {}  # by file name (or by role)
+    files: dict[str, str | None] = {}
+    for role, entry in data["artifacts"].items():
+        recorded = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(recorded, str):
+            continue
+        name = Path(recorded).name
+        digest = entry.get("sha256") if isinstance(entry, dict) else hashes.get(name, hashes.get(role))
+        files[name] = digest if isinstance(digest, str) else None
+    gate = data.get("gate_passed")
+    return BuildRecord(path, files, gate if isinstance(gate, bool) else None)
+
+
+def _check_build(path: Path, sidecar: Sidecar, allow_failed_gate: bool) -> bool:
+    """Refuse a model its folder's build did not finish, list, or pass; True when a failed gate is overridden."""
+    record = read_build_record(path.parent)
+    if record is None:
+        if sidecar.role in BUILD_ROLES:
+            raise UserInputError(
+                f"{path}: no {BUILD_SUMMARY_NAME} beside it: its build did not finish, its fidelity was never checked"
+            )
+        return False
+    if path.name not in record.files:
+        raise UserInputError(f"{path}: not listed in {record.path} (left by an earlier build?); rebuild or remove it")
+    recorded = record.files[path.name]
+    if recorded is not None and recorded != sha256_file(path):
+        raise UserInputError(f"{path}: SHA-256 differs from the one {record.path} records; rebuild")
+    if record.gate_passed is None:
+        raise UserInputError(f"{record.path}: records no gate result: the build's fidelity was never checked")
+    if not record.gate_passed:
+        if not allow_failed_gate:
+            raise UserInputError(f"{record.path}: the build failed its fidelity gate; refusing to deploy {path.name}")
+        return True
+    return False
+
+
+def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployModel:
+    """Read an ONNX artifact made by edgeres (file + sidecar) into a DeployModel.
+
+    The sidecar must describe this very file (size and SHA-256); a model in a build folder must be one
+    the folder's finished build lists and passed, unless `allow_failed_gate` (then `gate_overridden`).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: model file not found")
-    sidecar = read_sidecar(path)
+    sidecar = verify_sidecar(path, full_hash=True)
     if sidecar is None:
         raise UserInputError(f"{path}: no sidecar ({path.name}.json); deploy needs a model made by edgeres")
+    overridden = _check_build(path, sidecar, allow_failed_gate)
     options = lineage_options(path)
     precision = onnx_precision(path)  # the model's own sidecar, else its graph (Q/DQ -> INT8, FP16 weights)
     num_classes = options.get("num_classes")
@@ -145,14 +216,22 @@ def read_deploy_model(path: Path) -> DeployModel:
         layout=_layout(input_tensor, str(path)),
         sidecar=sidecar,
         options=options,
+        gate_overridden=overridden,
     )
 
 
-def _candidates(folder: Path) -> list[Path]:
-    """ONNX files in `folder` that carry a sidecar (the artifacts of a build)."""
+def require_engine_file(engine: Path) -> Path:
+    """An engine named for a deployment must exist (a config that points at nothing fails only on the device)."""
+    if not Path(engine).is_file():
+        raise UserInputError(f"{engine}: TensorRT engine not found")
+    return Path(engine)
+
+
+def _candidates(folder: Path, record: BuildRecord) -> list[Path]:
+    """ONNX files in `folder` that its build summary lists and that carry a sidecar (the artifacts of that build)."""
     found = []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() == ONNX_SUFFIX and path.is_file():
+        if path.suffix.lower() == ONNX_SUFFIX and path.is_file() and path.name in record.files:
             sidecar = read_sidecar(path)
             if sidecar is not None:
                 found.append(path)
@@ -165,19 +244,30 @@ def _is_cpu_twin(path: Path) -> bool:
     return sidecar is not None and sidecar.role is ArtifactRole.INT8_ONNXRUNTIME
 
 
-def select_artifact(location: Path, precision: Precision | None = None, layout: InputLayout | None = None) -> Path:
-    """The model file to deploy: `location` itself, or the best match inside a build directory."""
+def select_artifact(
+    location: Path,
+    precision: Precision | None = None,
+    layout: InputLayout | None = None,
+    allow_failed_gate: bool = False,
+) -> Path:
+    """The model file to deploy: `location` itself, or the best match among the models a finished build
+    in that directory lists (each checked by read_deploy_model)."""
     location = Path(location)
     if location.is_file():
         return location
     if not location.is_dir():
         raise UserInputError(f"{location}: no such artifact file or directory")
-    models = [read_deploy_model(p) for p in _candidates(location) if not _is_cpu_twin(p)]
+    record = read_build_record(location)
+    if record is None:
+        raise UserInputError(
+            f"{location}: no {BUILD_SUMMARY_NAME}: not a finished build (interrupted, or its fidelity never checked)"
+        )
+    models = [read_deploy_model(p, allow_failed_gate) for p in _candidates(location, record) if not _is_cpu_twin(p)]
     if layout is not None:
         models = [m for m in models if m.layout is layout]
     if not models:
         wanted = f" with a {layout.value} input" if layout else ""
-        raise UserInputError(f"{location}: no ONNX model with a sidecar{wanted}; run `edgeres build` into it first")
+        raise UserInputError(f"{location}: {record.path.name} lists no ONNX model with a sidecar{wanted}; rebuild")
     order = PRECISION_PREFERENCE if precision is None else (precision,)
     for wanted_precision in order:
         matches = [m for m in models if m.precision is wanted_precision]

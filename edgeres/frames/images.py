@@ -15,16 +15,43 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 NETWORK_SIZE = 224
 RESIZE_SHORTER_TO = 256  # the usual ImageNet evaluation crop: shorter side 256, centre 224
+MIN_IMAGE_SIDE = 16  # a smaller picture says nothing about a camera's activations or a class
+# How a complete file ends: OpenCV decodes a truncated JPEG/PNG partly grey with only a warning on stderr.
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+TAIL_BYTES = 64
+
+
+def truncation(path: Path) -> str | None:
+    """Why a JPEG or PNG file is cut short (its end marker missing), or None when it ends as it should."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+        tail = handle.read().rstrip(b"\x00")  # some writers pad after the end marker
+    if head.startswith(JPEG_START) and not tail.endswith(JPEG_END):
+        return "truncated JPEG (no end-of-image marker FFD9)"
+    if head.startswith(PNG_START) and PNG_END not in tail:
+        return "truncated PNG (no IEND chunk)"
+    return None
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB [H, W, 3]; grey images are expanded to three channels."""
+    """An image file as uint8 RGB [H, W, 3]; grey images are expanded to three channels.
+
+    Truncated JPEG/PNG files and pictures under MIN_IMAGE_SIDE pixels a side are refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: image file not found")
+    cut = truncation(path)
+    if cut is not None:
+        raise UserInputError(f"{path}: {cut}")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise UserInputError(f"{path}: not a readable image")
+    height, width = bgr.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise UserInputError(f"{path}: {width}x{height} image is too small (under {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE})")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -66,4 +93,3 @@ def default_calibration_dir() -> Path:
     package = Path(__file__).resolve().parents[1]
     installed = package / "calibration"
     return installed if installed.is_dir() else package.parent / "calibration"
-

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -95,18 +96,41 @@ class CalibCache:
     samples: int
 
 
+def cache_digest(key: dict[str, object], ranges: dict[str, float], samples: int) -> str:
+    """sha256 over the canonical JSON of key, ranges and sample count: an edited cache no longer matches it."""
+    values = {str(name): float(amax) for name, amax in ranges.items()}
+    canonical = json.dumps({"key": key, "ranges": values, "samples": samples}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def write_cache(path: Path, cache: CalibCache) -> None:
-    """Atomically write the JSON cache (amax and the INT8 scale amax/127 of every tensor)."""
+    """Atomically write the JSON cache (amax and the INT8 scale amax/127 of every tensor, and its own digest)."""
+    key = asdict(cache.key)
+    ranges = {str(name): float(amax) for name, amax in cache.ranges.items()}
     write_json_atomic(
         Path(path),
         {
             "schema": CACHE_SCHEMA,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "key": asdict(cache.key),
+            "key": key,
             "samples": cache.samples,
-            "tensors": {name: {"amax": amax, "scale": amax / INT8_MAX} for name, amax in cache.ranges.items()},
+            "tensors": {name: {"amax": amax, "scale": amax / INT8_MAX} for name, amax in ranges.items()},
+            "digest": cache_digest(key, ranges, cache.samples),
         },
     )
+
+
+def _checked_ranges(path: Path, tensors: dict[str, dict[str, object]]) -> dict[str, float]:
+    """Tensor -> amax, each finite and positive with its scale amax/127; anything else names the tensor."""
+    ranges: dict[str, float] = {}
+    for name, entry in tensors.items():
+        amax, scale = float(entry["amax"]), float(entry["scale"])  # type: ignore[arg-type]
+        if not (math.isfinite(amax) and amax > 0):
+            raise UserInputError(f"{path}: tensor '{name}' has range {amax}; a range must be finite and positive")
+        if not math.isclose(scale, amax / INT8_MAX, rel_tol=1e-6):
+            raise UserInputError(f"{path}: tensor '{name}' scale {scale} is not its amax {amax} / {INT8_MAX}")
+        ranges[str(name)] = amax
+    return ranges
 
 
 def read_cache(path: Path) -> CalibCache:
@@ -117,8 +141,14 @@ def read_cache(path: Path) -> CalibCache:
         if payload.get("schema") != CACHE_SCHEMA:
             raise UserInputError(f"{path}: calibration cache schema {payload.get('schema')!r}, expected {CACHE_SCHEMA}")
         key = CacheKey(**payload["key"])
-        ranges = {str(name): float(entry["amax"]) for name, entry in payload["tensors"].items()}
-        return CalibCache(key, ranges, int(payload["samples"]))
+        ranges = _checked_ranges(path, payload["tensors"])
+        samples = int(payload["samples"])
+        if payload.get("digest") != cache_digest(asdict(key), ranges, samples):
+            raise UserInputError(
+                f"{path}: calibration cache contents do not match its digest (edited or damaged); "
+                "delete it to recalibrate"
+            )
+        return CalibCache(key, ranges, samples)
     except UserInputError:
         raise
     except OSError as exc:

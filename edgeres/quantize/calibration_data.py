@@ -114,8 +114,28 @@ def yuv_items(folder: Path, raw: FrameFormat, skipped: list[Skipped]) -> list[Ca
     return items
 
 
+def _class_number(csv_path: Path, line: int, label: str) -> str:
+    """A CSV label as given, refused unless it is a class number 0, 1, 2...: accuracy depends on every one."""
+    if not label.isdigit() or not label.isascii():
+        raise UserInputError(f"{csv_path}: line {line}: label {label!r} is not a class number (0, 1, 2...)")
+    return str(int(label))
+
+
+def check_labels(csv_path: Path, items: list[CalibItem], num_classes: int) -> None:
+    """Refuse labels a model with `num_classes` outputs cannot predict, naming the first such row's file."""
+    for item in items:
+        if item.label is not None and int(item.label) >= num_classes:
+            raise UserInputError(
+                f"{csv_path}: label {item.label} of {item.path.name} is outside 0..{num_classes - 1} "
+                f"(the model has {num_classes} classes)"
+            )
+
+
 def csv_items(csv_path: Path, skipped: list[Skipped]) -> list[CalibItem]:
-    """Rows `path,label` (a `path,label` header is allowed; paths relative to the CSV's folder)."""
+    """Rows `path,label` (a `path,label` header is allowed; paths relative to the CSV's folder).
+
+    Labels must be class numbers, on every row or on none: a bad or missing one is an error naming the row.
+    """
     items: list[CalibItem] = []
     try:
         with open(csv_path, newline="", encoding="utf-8") as handle:
@@ -132,7 +152,10 @@ def csv_items(csv_path: Path, skipped: list[Skipped]) -> list[CalibItem]:
             skipped.append(Skipped(csv_path, f"line {line}: expected 'path,label', got {len(cells)} field(s)"))
             continue
         path = Path(cells[0]) if Path(cells[0]).is_absolute() else csv_path.parent / cells[0]
-        items.append(CalibItem(path, None, cells[1] if len(cells) == 2 and cells[1] else None))
+        label = _class_number(csv_path, line, cells[1]) if len(cells) == 2 and cells[1] else None
+        if items and (label is None) != (items[0].label is None):
+            raise UserInputError(f"{csv_path}: line {line}: some rows have a label and others not; label every row")
+        items.append(CalibItem(path, None, label))
     return items
 
 
@@ -146,13 +169,17 @@ class CalibrationSet:
         calib_size: int,
         seed: int = DEFAULT_SEED,
         raw: FrameFormat | None = None,
+        num_classes: int | None = None,
     ) -> None:
+        """`num_classes`: the model's class count, which a labelled CSV's labels must stay below."""
         if calib_size < 1:
             raise UserInputError(f"calibration size {calib_size}: must be at least 1")
         self.source = Path(source) if source is not None else default_calibration_dir()
         self.encoder, self.seed, self.raw = encoder, seed, raw
         skipped: list[Skipped] = []
         self.kind, pool = self._list(skipped)
+        if num_classes is not None and self.kind is SourceKind.CSV:
+            check_labels(self.source, pool, num_classes)
         if not pool:
             what = {SourceKind.YUV_FOLDER: "whole-frame .yuv files", SourceKind.CSV: "rows"}.get(self.kind, "images")
             extra = f" ({len(skipped)} skipped, first: {skipped[0].reason})" if skipped else ""
@@ -275,4 +302,3 @@ class CalibrationSet:
             except OSError:
                 digest.update(b"<unreadable>")
         return digest.hexdigest()
-

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgeres.choices import require_fraction
-from edgeres.errors import FidelityError
+from edgeres.errors import FidelityError, UserInputError
 
 if TYPE_CHECKING:
     from edgeres.quantize.fidelity import FidelityReport
@@ -20,6 +21,8 @@ class FidelityGate:
     min_agreement: float | None = None
 
     def __post_init__(self) -> None:
+        if self.min_sqnr_db is not None and not math.isfinite(self.min_sqnr_db):
+            raise UserInputError(f"minimum logits SQNR {self.min_sqnr_db} dB: must be a finite number")
         require_fraction(self.min_agreement, "minimum top-1 agreement")
 
 

@@ -49,6 +49,16 @@ def tiny_artifact(folder: Path, precision: str = "fp32", classes: int = 5, batch
     return save_with_sidecar(tiny_classifier_proto(classes, batch=batch), folder / f"tiny_{precision}.onnx", precision)
 
 
+def finish_build(folder: Path, gate_passed: bool | None = True, **extra: object) -> Path:
+    """A build_summary.json as `edgeres build` writes it last, listing every ONNX now in `folder`."""
+    import json
+
+    listed = {path.stem: str(path) for path in sorted(folder.glob("*.onnx"))}
+    summary = folder / "build_summary.json"
+    summary.write_text(json.dumps({"artifacts": listed, "gate_passed": gate_passed, **extra}))
+    return summary
+
+
 def yuv_artifact(folder: Path, classes: int = 5) -> tuple[Path, InputContract]:
     contract = InputContract(YuvLayout.YUYV, width=64, height=48, size=TINY_SIZE)
     fused = attach_frontend(tiny_classifier_proto(classes), contract)
@@ -297,9 +307,11 @@ def test_build_directory_prefers_int8_then_honours_the_asked_precision(tmp_path:
     for precision in ("fp32", "fp16", "int8"):
         tiny_artifact(build, precision)
     yuv_artifact(build)
+    finish_build(build)
     assert select_artifact(build).name == "tiny_int8.onnx"
     assert select_artifact(build, Precision.FP16).name == "tiny_fp16.onnx"
     assert select_artifact(build, Precision.FP32, InputLayout.YUV422_FRAME).name == "tiny_yuyv.onnx"
+    finish_build(tmp_path)
     with pytest.raises(UserInputError, match="no ONNX model"):
         select_artifact(tmp_path / "build" / "..", layout=InputLayout.YUV422_FRAME)
 
@@ -321,7 +333,6 @@ def test_a_model_without_sidecar_is_refused(tmp_path: Path):
         read_deploy_model(path)
 
 
-
 # --- CLI ----------------------------------------------------------------------------------------
 
 
@@ -332,6 +343,7 @@ def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
 
     build = tmp_path / "build"
     tiny_artifact(build, "fp16", classes=1000)
+    finish_build(build)
     runner = CliRunner()
     ds = runner.invoke(app, ["deploy", "deepstream", str(build), "-o", str(tmp_path / "ds"), "--batch-size", "2"])
     assert ds.exit_code == 0, ds.output
@@ -358,6 +370,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[st
     from edgeres.cli.app import app
 
     tiny_artifact(tmp_path / "build", "fp32", classes=1000)
+    finish_build(tmp_path / "build")
     result = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2
     assert message in result.output

@@ -1,0 +1,55 @@
+"""`build` checks the given ONNX up front: one input, of a fixed size; nothing is written when it is refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from typer.testing import CliRunner
+
+from edgeres.artifacts.precision import Precision
+from edgeres.build.options import BuildOptions
+from edgeres.cli.app import app
+from edgeres.errors import UserInputError
+from tests.fixtures.tiny_classifier import tiny_classifier_proto
+
+
+def two_input_model(path: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["logits"])],
+        "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 32, 32]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def dynamic_size_model(path: Path) -> Path:
+    model = tiny_classifier_proto(5)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (two_input_model, "2 inputs; a classifier with one input is expected"),
+        (dynamic_size_model, "input 'input' [?, 3, ?, ?] has dynamic axes [2, 3] (height/width)"),
+    ],
+)
+def test_given_onnx_is_refused_before_anything_is_written(tmp_path: Path, make, reason: str):
+    source = make(tmp_path / "given.onnx")
+    with pytest.raises(UserInputError, match=re.escape(reason)) as refused:
+        BuildOptions(precision=Precision.FP16, onnx=source)
+    assert str(source) in str(refused.value)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build", "--fp16", "--onnx", str(source), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert reason in result.output and "Traceback" not in result.output
+    assert not out.exists()

@@ -1,0 +1,240 @@
+"""Deploy verifies what it is given: tampered models and sidecars, mixed or unfinished build folders,
+failed gates, missing engines; `edgeres info` on files its sidecar does not describe, and on empty files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.describe import describe_artifact
+from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.sidecar import sidecar_path
+from edgeres.cli.app import app
+from edgeres.deploy.model import read_deploy_model, select_artifact
+from edgeres.errors import UserInputError
+from tests.deploy.test_deploy import finish_build, tiny_artifact
+from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+
+
+def flip_last_byte(path: Path) -> None:
+    """Same size, other bytes: only the SHA-256 can tell."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def build_model(folder: Path, name: str, role: str, classes: int = 5, seed: int = 0) -> Path:
+    """A model as `edgeres build` writes one (its sidecar has a build role)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    precision = "int8" if role.startswith("int8") else role
+    proto = tiny_classifier_proto(classes, seed=seed)
+    return save_with_sidecar(proto, folder / name, precision, role=role)
+
+
+def cli(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def assert_one_error_line(code: int, output: str, reason: str) -> None:
+    assert code == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and reason in errors[0], output
+    assert "Traceback" not in output
+
+
+# --- the file is not the one its sidecar describes ---------------------------------------------
+
+
+def test_model_with_other_bytes_of_the_same_size_is_refused(tmp_path: Path):
+    model = tiny_artifact(tmp_path / "build", "fp16")
+    flip_last_byte(model)
+    with pytest.raises(UserInputError, match="SHA-256 differs"):
+        read_deploy_model(model)
+
+
+def test_model_of_another_size_is_refused(tmp_path: Path):
+    model = tiny_artifact(tmp_path / "build", "fp16")
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(UserInputError, match="describes another file"):
+        read_deploy_model(model)
+
+
+def test_sidecar_with_an_edited_hash_is_refused(tmp_path: Path):
+    model = tiny_artifact(tmp_path / "build", "fp16")
+    sidecar = json.loads(sidecar_path(model).read_text())
+    sidecar["sha256"] = "0" * 64
+    sidecar_path(model).write_text(json.dumps(sidecar))
+    with pytest.raises(UserInputError, match="SHA-256 differs"):
+        read_deploy_model(model)
+
+
+def test_sidecar_without_size_or_hash_is_refused(tmp_path: Path):
+    model = tiny_artifact(tmp_path / "build", "fp16")
+    sidecar = json.loads(sidecar_path(model).read_text())
+    del sidecar["bytes"]
+    sidecar_path(model).write_text(json.dumps(sidecar))
+    with pytest.raises(UserInputError, match="records no bytes/sha256"):
+        read_deploy_model(model)
+
+
+# --- build folders: mixed, unfinished, failed --------------------------------------------------
+
+
+def test_stale_int8_model_of_an_earlier_build_is_not_deployed(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_int8_qdq.onnx", "int8_tensorrt", classes=7, seed=1)  # an earlier ResNet50 build
+    fp16 = build_model(build, "model_fp16.onnx", "fp16")
+    (build / "build_summary.json").write_text(json.dumps({"artifacts": {"fp16": str(fp16)}, "gate_passed": True}))
+    assert select_artifact(build) == fp16
+    with pytest.raises(UserInputError, match="no int8 model"):
+        select_artifact(build, Precision.INT8)
+    with pytest.raises(UserInputError, match="not listed in"):
+        read_deploy_model(build / "model_int8_qdq.onnx")
+
+
+def test_model_whose_hash_differs_from_the_summarys_is_refused(tmp_path: Path):
+    build = tmp_path / "build"
+    fp16 = build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build, sha256={"model_fp16.onnx": "f" * 64})
+    with pytest.raises(UserInputError, match="differs from the one"):
+        select_artifact(build)
+    assert sha256_file(fp16) != "f" * 64
+
+
+def test_folder_without_summary_is_an_unfinished_build(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    with pytest.raises(UserInputError, match=r"no build_summary\.json: not a finished build"):
+        select_artifact(build)
+
+
+def test_build_model_given_directly_without_summary_is_refused(tmp_path: Path):
+    model = build_model(tmp_path / "build", "model_int8_qdq.onnx", "int8_tensorrt")
+    with pytest.raises(UserInputError, match="fidelity was never checked"):
+        read_deploy_model(model)
+
+
+def test_summary_that_lacks_the_model_is_refused(tmp_path: Path):
+    build = tmp_path / "build"
+    model = build_model(build, "model_fp16.onnx", "fp16")
+    (build / "build_summary.json").write_text(json.dumps({"artifacts": {}, "gate_passed": True}))
+    with pytest.raises(UserInputError, match="not listed in"):
+        read_deploy_model(model)
+
+
+def test_summary_of_an_unfinished_build_is_refused(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build, complete=False)
+    with pytest.raises(UserInputError, match="the build did not finish"):
+        select_artifact(build)
+
+
+def test_summary_without_a_gate_result_is_refused(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build, gate_passed=None)
+    with pytest.raises(UserInputError, match="records no gate result"):
+        select_artifact(build)
+
+
+def test_summary_that_is_not_json_is_refused(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    (build / "build_summary.json").write_text("{cut sho")
+    with pytest.raises(UserInputError, match="build summary cannot be read"):
+        select_artifact(build)
+
+
+def test_failed_gate_is_refused_unless_overridden_and_the_override_is_recorded(tmp_path: Path):
+    build = tmp_path / "build"
+    model = build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build, gate_passed=False)
+    with pytest.raises(UserInputError, match="failed its fidelity gate"):
+        select_artifact(build)
+    assert select_artifact(build, allow_failed_gate=True) == model
+    assert read_deploy_model(model, allow_failed_gate=True).gate_overridden
+    assert not read_deploy_model(tiny_artifact(tmp_path / "export", "fp32")).gate_overridden
+
+
+# --- the CLI: one error line, exit code 2, nothing written -------------------------------------
+
+
+@pytest.mark.parametrize("target", ["triton", "deepstream"])
+def test_cli_refuses_a_failed_gate_and_writes_nothing(tmp_path: Path, target: str):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build, gate_passed=False)
+    code, output = cli("deploy", target, build, "-o", tmp_path / "out", "--labels", _labels(tmp_path))
+    assert_one_error_line(code, output, "failed its fidelity gate")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target", ["triton", "deepstream"])
+def test_cli_refuses_a_tampered_model_and_writes_nothing(tmp_path: Path, target: str):
+    build = tmp_path / "build"
+    model = build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build)
+    flip_last_byte(model)
+    code, output = cli("deploy", target, build, "-o", tmp_path / "out", "--labels", _labels(tmp_path))
+    assert_one_error_line(code, output, "SHA-256 differs")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_an_unfinished_build_folder(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    code, output = cli("deploy", "deepstream", build, "-o", tmp_path / "out", "--labels", _labels(tmp_path))
+    assert_one_error_line(code, output, "not a finished build")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_deepstream_engine_that_does_not_exist_is_an_error(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build)
+    args = ("-o", tmp_path / "out", "--labels", _labels(tmp_path), "--engine", tmp_path / "absent.engine")
+    code, output = cli("deploy", "deepstream", build, *args)
+    assert_one_error_line(code, output, "absent.engine: TensorRT engine not found")
+    assert not (tmp_path / "out").exists()
+
+
+def _labels(folder: Path, count: int = 5) -> Path:
+    path = folder / "labels.txt"
+    path.write_text("".join(f"part {i}\n" for i in range(count)))
+    return path
+
+
+# --- edgeres info ------------------------------------------------------------------------------
+
+
+def test_info_says_when_the_sidecar_describes_another_file(tmp_path: Path):
+    model = tiny_artifact(tmp_path, "fp32")
+    assert describe_artifact(model)["sidecar_matches_file"] is True
+    model.write_bytes(tiny_classifier_proto(5, seed=1).SerializeToString())  # same size, other weights
+    description = describe_artifact(model)
+    assert description["sidecar_matches_file"] is False
+    assert "SHA-256 differs" in description["sidecar_mismatch"]
+
+
+def test_info_cli_reports_a_size_mismatch(tmp_path: Path):
+    model = tiny_artifact(tmp_path, "fp32")
+    model.write_bytes(tiny_classifier_proto(6).SerializeToString())
+    code, output = cli("info", model)
+    assert code == 0, output
+    assert json.loads(output)["sidecar_matches_file"] is False
+    assert "describes another file" in json.loads(output)["sidecar_mismatch"]
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.engine"])
+def test_info_refuses_an_empty_file(tmp_path: Path, name: str):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    sidecar_path(path).write_text(json.dumps({"bytes": 0, "sha256": sha256_file(path)}))
+    code, output = cli("info", path)
+    assert_one_error_line(code, output, "0 bytes")
