@@ -4,7 +4,7 @@ The model takes the camera's frame as it arrives (uint8, 2 bytes per pixel) and 
 conversion, resize and normalisation itself, so this loop only reads bytes and calls the runtime:
 TensorRT for an engine when TensorRT is installed, ONNX Runtime for the ONNX otherwise.
 
-    python examples/camera_app.py out/build --yuv clip.yuv           # frames from a raw file
+    python examples/camera_app.py out/r50_yuyv --yuv clip.yuv        # frames from a raw file
     python examples/camera_app.py out/build --camera /dev/video0     # frames from a V4L2 camera
     python examples/camera_app.py model_int8_u8s8.onnx --yuv clip.yuv --labels parts.txt --frames 100
 

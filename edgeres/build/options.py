@@ -60,6 +60,8 @@ class BuildOptions:
     def __post_init__(self) -> None:
         if self.precision is Precision.FP32:
             raise UserInputError("build makes INT8 or FP16 models; the FP32 ONNX comes from `edgeres export`")
+        if self.calib is not None and not Path(self.calib).exists():
+            raise UserInputError(f"{self.calib}: calibration source not found")
         if self.calib_size < 1:
             raise UserInputError(f"calibration size {self.calib_size}: must be at least 1")
         if self.batch_size < 1:

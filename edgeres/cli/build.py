@@ -38,7 +38,7 @@ from edgeres.engine.target import HardwareCompatibility
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
-from edgeres.quantize.cache import DEFAULT_TRT_VERSION
+from edgeres.quantize.cache import DEFAULT_TRT_VERSION, StaleCacheError
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
@@ -237,8 +237,11 @@ def build(
         engine=engine_options,
         profile_iterations=0 if no_profile else DEFAULT_PROFILE_ITERATIONS,
     )
-    with _RichBuildProgress() as bars:
-        result = run_build(options, output, bars)
+    try:
+        with _RichBuildProgress() as bars:
+            result = run_build(options, output, bars)
+    except StaleCacheError as exc:
+        raise StaleCacheError(f"{exc} (--recalibrate)") from None
     for name, path in result.artifacts.items():
         wrote(f"{name}: {path}")
     for note in result.notes:

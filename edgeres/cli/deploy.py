@@ -68,7 +68,7 @@ def deepstream(
 
     Examples:\n
       edgeres deploy deepstream out/build -o deepstream/\n
-      edgeres deploy deepstream out/build --precision fp16 --batch-size 4 -o deepstream/\n
+      edgeres deploy deepstream out/r50_fp16 --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """
     if engine is not None:
@@ -108,7 +108,7 @@ def triton(
 
     Examples:\n
       edgeres deploy triton out/build -o model_repository/\n
-      edgeres deploy triton out/build --yuv --max-batch 16 -o model_repository/\n
+      edgeres deploy triton out/r50_yuyv --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
     layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)

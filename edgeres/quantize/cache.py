@@ -27,7 +27,7 @@ from edgeres.errors import UserInputError
 from edgeres.quantize.grid import INT8_MAX
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2  # 2: the cache carries a digest of its own contents
 TRT_TABLE_ALGORITHM = "EntropyCalibration2"
 
 
@@ -139,7 +139,10 @@ def read_cache(path: Path) -> CalibCache:
     try:
         payload = json.loads(path.read_text())
         if payload.get("schema") != CACHE_SCHEMA:
-            raise UserInputError(f"{path}: calibration cache schema {payload.get('schema')!r}, expected {CACHE_SCHEMA}")
+            raise UserInputError(
+                f"{path}: calibration cache schema {payload.get('schema')!r}, expected {CACHE_SCHEMA} "
+                "(written by another edgeres version); delete it to recalibrate"
+            )
         key = CacheKey(**payload["key"])
         ranges = _checked_ranges(path, payload["tensors"])
         samples = int(payload["samples"])

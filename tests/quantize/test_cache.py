@@ -15,6 +15,7 @@ from skimage import data as skdata
 
 from edgeres.errors import UserInputError
 from edgeres.quantize.cache import (
+    CACHE_SCHEMA,
     CalibCache,
     StaleCacheError,
     cache_key,
@@ -111,7 +112,7 @@ def test_malformed_cache_files_are_user_errors(tmp_path: Path) -> None:
     path.write_text(json.dumps({"schema": 99}))
     with pytest.raises(UserInputError, match="schema 99"):
         read_cache(path)
-    path.write_text(json.dumps({"schema": 1, "key": {"model_sha256": "x"}, "tensors": {}, "samples": 1}))
+    path.write_text(json.dumps({"schema": CACHE_SCHEMA, "key": {"model_sha256": "x"}, "tensors": {}, "samples": 1}))
     with pytest.raises(UserInputError, match="not a valid"):
         read_cache(path)
 
