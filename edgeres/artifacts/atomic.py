@@ -1,15 +1,38 @@
-"""Writing artifacts so that nothing is ever half-written: a temporary name, fsync, then an atomic rename."""
+"""Writing artifacts so that nothing is ever half-written: a temporary name, fsync, then an atomic rename.
+
+The temporary file is `.edgeres-<random>.partial` in the final file's folder: short, so it fits wherever
+the final name fits (a 255-byte name included), and on the same filesystem, so the rename is atomic.
+Its name is chosen before the file is created and the cleanup covers the creation itself, so an
+interrupt (Ctrl-C, or SIGTERM raised as KeyboardInterrupt by the CLI) at any point leaves no `.partial`.
+
+While a `WriteJournal` is active (`journal_writes`), every final path renamed into place is recorded in
+it, whichever module wrote it: what lets a multi-file set (edgeres.artifacts.staging) remove exactly
+what one interrupted run made.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgeres.errors import EdgeresError
+
+TEMP_PREFIX = ".edgeres-"
+PARTIAL_SUFFIX = ".partial"
+_NAME_ATTEMPTS = 100
+
+
+class ArtifactWriteError(EdgeresError):
+    """An artifact could not be written (a full disk, no permission, a name too long); nothing half-written is left."""
 
 
 def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -47,27 +70,112 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+@dataclass
+class WriteJournal:
+    """The final paths renamed into place while the journal was active, each with whether it replaced a file."""
+
+    written: list[tuple[Path, bool]] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)  # created for those writes, outermost first
+    trees: list[Path] = field(default_factory=list)  # new folders put in place whole (edgeres.artifacts.staging)
+
+    def record(self, path: Path, replaced: bool) -> None:
+        self.written.append((path, replaced))
+
+    def paths(self) -> list[Path]:
+        return [path for path, _ in self.written]
+
+
+_JOURNAL: ContextVar[WriteJournal | None] = ContextVar("edgeres_write_journal", default=None)
+
+
+@contextmanager
+def journal_writes() -> Iterator[WriteJournal]:
+    """Record every artifact written (by any module) while the block runs; journals nest, each sees its writes."""
+    journal = WriteJournal()
+    outer = _JOURNAL.get()
+    token = _JOURNAL.set(journal)
+    try:
+        yield journal
+    finally:
+        _JOURNAL.reset(token)
+        if outer is not None:
+            outer.written.extend(journal.written)
+            outer.folders.extend(journal.folders)
+            outer.trees.extend(journal.trees)
+
+
+def active_journal() -> WriteJournal | None:
+    """The journal recording writes now, if any."""
+    return _JOURNAL.get()
+
+
+def _make_parents(folder: Path) -> None:
+    """mkdir -p `folder`, recording each folder it creates in the active journal."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    journal = _JOURNAL.get()
+    for path in reversed(missing):  # outermost first
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # made meanwhile by someone else: not ours
+        if journal is not None:
+            journal.folders.append(path)
+
+
+def temporary_name(folder: Path) -> Path:
+    """A fresh `.edgeres-<random>.partial` path in `folder` (not created)."""
+    return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+
+
+def _create_exclusive(tmp: Path) -> bool:
+    """Create `tmp` empty with the usual artifact mode; False when the name is already taken."""
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_UMASK)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _write_error(final: Path, exc: OSError) -> ArtifactWriteError:
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = f"{cause}: the disk is full"
+    return ArtifactWriteError(f"{final}: not written ({cause}); nothing half-written was left")
+
+
 @contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
 
-    An interrupted or failed write therefore never leaves a half-written artifact.
+    An interrupted or failed write therefore never leaves a half-written artifact, nor a `.partial`.
+    An OSError (a full disk, no permission) becomes an ArtifactWriteError naming `final`.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
+    tmp: Path | None = None
     try:
+        _make_parents(final.parent)
+        for _ in range(_NAME_ATTEMPTS):
+            tmp = temporary_name(final.parent)  # named before it exists: the finally below covers its creation
+            if _create_exclusive(tmp):
+                break
+            tmp = None  # another file's name: never ours to remove
+        if tmp is None:
+            raise ArtifactWriteError(f"{final}: no free temporary name in {final.parent}")
         yield tmp
         with open(tmp, "rb+") as handle:  # the bytes reach the disk before the name does
             os.fsync(handle.fileno())
+        replaced = final.exists()
         os.replace(tmp, final)
+        journal = _JOURNAL.get()
+        if journal is not None:
+            journal.record(final, replaced)
         _fsync_directory(final.parent)
+    except OSError as exc:
+        raise _write_error(final, exc) from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:
@@ -84,4 +192,3 @@ def write_with(final: Path, writer: Callable[[Path], None]) -> None:
 def write_json_atomic(final: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
     write_bytes_atomic(final, text.encode())
-

@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.atomic import write_json_atomic
+from edgeres.artifacts.completion import SUMMARY_NAME as SUMMARY_NAME
+from edgeres.artifacts.completion import BuildSet, build_set
 from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.staging import rollback_on_failure
 from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, holdout_batches
 from edgeres.build.int8 import CACHE_NAME, quantize_int8, write_quantized
 from edgeres.build.options import BuildOptions
@@ -34,7 +36,6 @@ from edgeres.quantize.fidelity import FidelityReport, Kernels, compare_models
 from edgeres.quantize.fp16 import to_fp16
 from edgeres.quantize.gate import check_gate
 
-SUMMARY_NAME = "build_summary.json"
 FP16_MODEL_NAME = "model_fp16.onnx"
 
 
@@ -61,10 +62,17 @@ def engine_status() -> str | None:
 
 
 def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = None) -> BuildResult:
-    """Run the whole chain; raises FidelityError (after writing the report) when the gate fails."""
-    bar = progress or SilentProgress()
+    """Run the whole chain; raises FidelityError (after writing the report) when the gate fails.
+
+    The folder is a set finished by its summary (edgeres.artifacts.completion): until the summary lands
+    it is marked in progress, and a failure or interrupt before then removes every file this run wrote.
+    """
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    with build_set(outdir) as current:
+        return _build(options, outdir, progress or SilentProgress(), current)
+
+
+def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: BuildSet) -> BuildResult:
     started = time.perf_counter()
     source = source_model(options.onnx, options, outdir, bar)
     encoder = encoder_for(source.path, source.contract)
@@ -154,16 +162,15 @@ def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = 
         "timings": timings,
         "gate_passed": None,
     }
-    summary_path = outdir / SUMMARY_NAME
     try:
         for report in reports.values():
             check_gate(report, options.gate)
         summary["gate_passed"] = True
     except EdgeresError:
         summary["gate_passed"] = False
-        write_json_atomic(summary_path, summary)
+        current.finish(summary, artifacts.values())  # a finished set whose report says why it fails
         raise
-    write_json_atomic(summary_path, summary)
+    summary_path = current.finish(summary, artifacts.values())
     artifacts[ArtifactRole.SUMMARY] = summary_path
     return BuildResult(outdir, artifacts, reports, note, summary, tuple(notes), profile)
 
@@ -183,6 +190,6 @@ def build_engine_only(onnx_path: Path, output: Path, options: EngineOptions | No
     if options.calibration_cache is None and cache.is_file() and onnx_path.name.startswith("model_int8"):
         options = replace(options, calibration_cache=cache)
     engine = engine_path_for(onnx_path, output)
-    engine.parent.mkdir(parents=True, exist_ok=True)
-    build_engine(onnx_path, engine, options)
+    with rollback_on_failure(engine.parent):  # never an engine without its sidecar
+        build_engine(onnx_path, engine, options)
     return engine

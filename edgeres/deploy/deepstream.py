@@ -23,6 +23,7 @@ from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.artifacts.staging import staged_folder
 from edgeres.choices import require_fraction
 from edgeres.deploy.model import DeployModel, ElementType, InputLayout, read_deploy_model
 from edgeres.errors import UserInputError
@@ -206,23 +207,27 @@ def write_deepstream(
     proto = load_onnx(model.path)
     edited = nvinfer_onnx(proto, norm.channel_gain, model.input.name, model.output.name)
     out_dir = Path(out_dir)
-    calibration = calibration_table(model, out_dir) if model.precision is Precision.INT8 else None
-    onnx_path = out_dir / f"{model.path.stem}.nvinfer.onnx"
-    write_bytes_atomic(onnx_path, edited.SerializeToString())
-    write_sidecar(
-        onnx_path,
-        stage="deploy-deepstream",
-        inputs={"model": model.path.name, "model_sha256": sha256_file(model.path)},
-        options={
-            **{k: v for k, v in model.options.items() if k != "output"},
-            "output": {"name": PROBABILITIES, "shape": ["batch", model.num_classes]},
-            "nvinfer_channel_gain": list(norm.channel_gain),
-        },
-    )
-    labels_path = out_dir / LABELS_NAME
-    write_bytes_atomic(labels_path, deepstream_labels(names).encode())
-    config_path = out_dir / CONFIG_NAME
-    text = deepstream_config_text(model, onnx_path.name, norm, options, calibration.name if calibration else None)
-    write_bytes_atomic(config_path, text.encode())
+    onnx_name = f"{model.path.stem}.nvinfer.onnx"
+    # A new folder appears whole (staged, then renamed); into an existing one the config is written last,
+    # and a failure removes what this call wrote.
+    with staged_folder(out_dir) as folder:
+        calibration = calibration_table(model, folder) if model.precision is Precision.INT8 else None
+        write_bytes_atomic(folder / onnx_name, edited.SerializeToString())
+        write_sidecar(
+            folder / onnx_name,
+            stage="deploy-deepstream",
+            inputs={"model": model.path.name, "model_sha256": sha256_file(model.path)},
+            options={
+                **{k: v for k, v in model.options.items() if k != "output"},
+                "output": {"name": PROBABILITIES, "shape": ["batch", model.num_classes]},
+                "nvinfer_channel_gain": list(norm.channel_gain),
+            },
+        )
+        write_bytes_atomic(folder / LABELS_NAME, deepstream_labels(names).encode())
+        calibration_name = calibration.name if calibration else None
+        text = deepstream_config_text(model, onnx_name, norm, options, calibration_name)
+        write_bytes_atomic(folder / CONFIG_NAME, text.encode())
+    onnx_path, labels_path, config_path = out_dir / onnx_name, out_dir / LABELS_NAME, out_dir / CONFIG_NAME
+    calibration = out_dir / calibration.name if calibration else None
     return DeepStreamResult(config_path, labels_path, onnx_path, calibration, norm)
 

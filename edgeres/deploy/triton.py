@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_json_atomic, write_with
 from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.artifacts.staging import staged_folder
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.deploy.model import DeployModel, ElementType, InputLayout, read_deploy_model
 from edgeres.errors import UserInputError
@@ -147,23 +148,24 @@ def write_triton_repository(
     platform, file_name = (PLAN_PLATFORM, PLAN_FILE) if options.plan else (ONNX_PLATFORM, ONNX_FILE)
     source = options.plan or model.path
     model_dir = Path(repo) / name
-    model_file = model_dir / str(options.version) / file_name
-    write_with(model_file, lambda tmp: _copy(source, tmp))
-    labels = model_dir / LABELS_NAME
-    write_bytes_atomic(labels, ("\n".join(names.names) + "\n").encode())
-    config = model_dir / CONFIG_NAME
     text = triton_config_text(model, name, platform, max_batch, options.max_queue_delay_us)
-    write_bytes_atomic(config, text.encode())
-    write_json_atomic(
-        model_dir / PROVENANCE_NAME,
-        {
-            "stage": "deploy-triton",
-            "source": str(source.name),
-            "source_sha256": sha256_file(source),
-            "artifact": model.path.name,
-            "artifact_options": model.options,
-            "class_names": names.source,
-        },
-    )
+    provenance = {
+        "stage": "deploy-triton",
+        "source": str(source.name),
+        "source_sha256": sha256_file(source),
+        "artifact": model.path.name,
+        "artifact_options": model.options,
+        "class_names": names.source,
+    }
+    # A new model folder appears whole (staged, then renamed); added to an existing one, the version
+    # folder appears whole and config.pbtxt is written last; a failure removes what this call wrote.
+    with staged_folder(model_dir) as folder:
+        with staged_folder(folder / str(options.version)) as version_dir:
+            write_with(version_dir / file_name, lambda tmp: _copy(source, tmp))
+        write_bytes_atomic(folder / LABELS_NAME, ("\n".join(names.names) + "\n").encode())
+        write_json_atomic(folder / PROVENANCE_NAME, provenance)
+        write_bytes_atomic(folder / CONFIG_NAME, text.encode())
+    config, labels = model_dir / CONFIG_NAME, model_dir / LABELS_NAME
+    model_file = model_dir / str(options.version) / file_name
     return TritonResult(model_dir, config, model_file, labels, name, max_batch)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from onnx import numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.sidecar import Sidecar, write_sidecar
+from edgeres.artifacts.staging import rollback_on_failure, scratch_folder
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityReport, ParityTolerance, check_parity
 from edgeres.frames.contract import InputKind
@@ -33,8 +33,8 @@ def torch_to_onnx(model: torch.nn.Module, opset: int = DEFAULT_OPSET, size: int 
     """
     validate_opset(opset)
     example = torch.zeros(1, 3, size, size)
-    with tempfile.TemporaryDirectory(prefix="edgeres-export-") as scratch, warnings.catch_warnings():
-        exported = Path(scratch) / "model.onnx"
+    with scratch_folder("edgeres-export-") as scratch, warnings.catch_warnings():
+        exported = scratch / "model.onnx"
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
         torch.onnx.export(
             model.eval(),
@@ -128,24 +128,25 @@ def write_export(
 ) -> ExportResult:
     """Write a checked export and its sidecar (what it was made from, options, parity numbers)."""
     output = Path(output)
-    write_bytes_atomic(output, model_bytes)
-    weights_hash = sha256_file(Path(weights)) if weights else None
-    inputs: dict[str, str | None] = {"weights": weights, "weights_sha256": weights_hash}
-    inputs.update(input_hashes or {})
-    sidecar = write_sidecar(
-        output,
-        stage="export",
-        inputs=inputs,
-        options={
-            "arch": model.arch.value,
-            "num_classes": model.num_classes,
-            "opset": opset,
-            "precision": "fp32",
-            "input": input_spec,
-            "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
-            "random_weights": weights is None,
-        },
-        results={"parity": asdict(parity), "tolerance": asdict(tolerance), **(results or {})},
-    )
+    with rollback_on_failure(output.parent):  # the model and its sidecar land together, or neither does
+        write_bytes_atomic(output, model_bytes)
+        weights_hash = sha256_file(Path(weights)) if weights else None
+        inputs: dict[str, str | None] = {"weights": weights, "weights_sha256": weights_hash}
+        inputs.update(input_hashes or {})
+        sidecar = write_sidecar(
+            output,
+            stage="export",
+            inputs=inputs,
+            options={
+                "arch": model.arch.value,
+                "num_classes": model.num_classes,
+                "opset": opset,
+                "precision": "fp32",
+                "input": input_spec,
+                "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
+                "random_weights": weights is None,
+            },
+            results={"parity": asdict(parity), "tolerance": asdict(tolerance), **(results or {})},
+        )
     return ExportResult(output, parity, sidecar)
 

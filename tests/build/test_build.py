@@ -347,3 +347,98 @@ def test_resnet50_int8_build(tmp_path: Path) -> None:
     qdq = onnx.load(result.artifacts["int8_tensorrt"])
     assert sum(n.op_type == "Conv" for n in qdq.graph.node) == 53
     assert np.isfinite(trt.cosine_min) and trt.cosine_min > 0.99
+
+
+# --- nothing half-written: a full disk or an interrupt mid-build ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny_fp32.onnx"
+    return save_with_sidecar(tiny_classifier_proto(10), path, "fp32")
+
+
+def tiny_build_options(source: Path, **changes: object) -> BuildOptions:
+    gate = FidelityGate(min_sqnr_db=0.0, min_agreement=0.0)  # random tiny weights: the gate is not the point
+    base = BuildOptions(
+        onnx=source, calib_algo=CalibAlgo.MAX, calib_size=8, batch_size=4, gate=gate, profile_iterations=0
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def fail_at_write(monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException) -> None:
+    """The n-th write of bytes (1-based) writes half of them, then raises `fault`."""
+    real, count = Path.write_bytes, [0]
+
+    def faulty(path: Path, data: bytes) -> int:
+        count[0] += 1
+        if count[0] == n:
+            real(path, bytes(data)[: len(data) // 2])
+            raise fault
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", faulty)
+
+
+def our_leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith((".partial", ".staging"))]
+
+
+ENOSPC = OSError(28, "No space left on device")
+
+
+# The tiny INT8 build writes: 1 marker, 2 cache, 3 Q/DQ model, 4 its sidecar, 5 twin, 6 its sidecar, 7 table,
+# 8 summary.
+@pytest.mark.parametrize(("n", "fault"), [(1, ENOSPC), (2, ENOSPC), (4, ENOSPC), (7, ENOSPC), (8, ENOSPC),
+                                          (3, KeyboardInterrupt()), (8, KeyboardInterrupt())])  # fmt: skip
+def test_a_fault_mid_build_leaves_no_build(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException
+) -> None:
+    from edgeres.artifacts.atomic import ArtifactWriteError
+    from edgeres.artifacts.completion import build_complete
+
+    fail_at_write(monkeypatch, n, fault)
+    with pytest.raises(KeyboardInterrupt if isinstance(fault, KeyboardInterrupt) else ArtifactWriteError):
+        build(tiny_build_options(tiny_onnx), tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not build_complete(tmp_path / "out")
+    assert our_leftovers(tmp_path) == []
+
+
+def test_a_finished_build_records_every_artifact_hash(tiny_onnx: Path, tmp_path: Path) -> None:
+    from edgeres.artifacts.atomic import sha256_file
+    from edgeres.artifacts.completion import IN_PROGRESS_NAME, build_complete
+
+    result = build(tiny_build_options(tiny_onnx), tmp_path)
+    summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert summary["complete"] is True and result.summary["sha256"] == summary["sha256"]
+    for name in ("model_int8_qdq.onnx", "model_int8_qdq.onnx.json", "model_int8_u8s8.onnx", CACHE_NAME, TRT_TABLE_NAME):
+        assert summary["sha256"][name] == sha256_file(tmp_path / name)
+    assert summary["sha256"][str(tiny_onnx.resolve())] == sha256_file(tiny_onnx)  # the source, given from elsewhere
+    assert build_complete(tmp_path) and not (tmp_path / IN_PROGRESS_NAME).exists()
+
+
+def test_an_interrupted_rebuild_is_unfinished_and_keeps_only_what_it_did_not_write(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeres.artifacts.completion import build_complete, build_status
+
+    build(tiny_build_options(tiny_onnx), tmp_path)
+    fail_at_write(monkeypatch, 3, KeyboardInterrupt())  # marker, Q/DQ model, then its sidecar (the cache is reused)
+    with pytest.raises(KeyboardInterrupt):
+        build(tiny_build_options(tiny_onnx), tmp_path)
+    assert not build_complete(tmp_path) and "no build_summary.json" in str(build_status(tmp_path))
+    assert (tmp_path / CACHE_NAME).is_file() and not (tmp_path / "model_int8_qdq.onnx").exists()
+    assert our_leftovers(tmp_path) == []
+
+
+def test_cli_build_on_a_full_disk_is_one_line_and_leaves_nothing(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_at_write(monkeypatch, 5, ENOSPC)
+    args = ["build", "--onnx", str(tiny_onnx), "--calib-size", "8", "--calib-algo", "max", "--no-profile"]
+    result = CliRunner().invoke(app, [*args, "--min-sqnr", "0", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "not written (No space left on device: the disk is full)" in result.output
+    assert not (tmp_path / "out").exists()

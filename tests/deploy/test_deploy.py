@@ -19,7 +19,7 @@ from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
 from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
 from edgeres.deploy.model import InputLayout, read_deploy_model, select_artifact
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
-from edgeres.errors import UserInputError
+from edgeres.errors import EdgeresError, UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from edgeres.frames.yuv import YuvLayout
@@ -375,3 +375,103 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[st
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+# --- nothing half-written: a full disk or an interrupt mid-deploy -------------------------------------
+
+
+def fail_at_write(monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException) -> None:
+    """The n-th write of bytes (1-based) writes half of them, then raises `fault`."""
+    real, count = Path.write_bytes, [0]
+
+    def faulty(path: Path, data: bytes) -> int:
+        count[0] += 1
+        if count[0] == n:
+            real(path, bytes(data)[: len(data) // 2])
+            raise fault
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", faulty)
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+ENOSPC = OSError(28, "No space left on device")
+FAULTS = {"enospc": ENOSPC, "interrupt": KeyboardInterrupt("SIGTERM")}
+
+
+# Triton writes: the model copy (shutil), then 1 labels, 2 edgeres.json, 3 config.pbtxt.
+@pytest.mark.parametrize(("n", "fault"), [(1, "enospc"), (2, "enospc"), (3, "enospc"), (3, "interrupt")])
+def test_triton_fault_mid_write_leaves_no_model_folder(tmp_path: Path, monkeypatch, n: int, fault: str):
+    from edgeres.artifacts.atomic import ArtifactWriteError
+
+    artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
+    (tmp_path / "repo" / "other_model").mkdir(parents=True)  # the repository is shared: left as it was
+    fail_at_write(monkeypatch, n, FAULTS[fault])
+    with pytest.raises(KeyboardInterrupt if fault == "interrupt" else ArtifactWriteError):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
+    assert files_under(tmp_path / "repo") == ["other_model"]
+
+
+def test_triton_fault_while_copying_the_model_leaves_no_model_folder(tmp_path: Path, monkeypatch):
+    from edgeres.artifacts.atomic import ArtifactWriteError
+    from edgeres.deploy import triton
+
+    def half_copy(source: Path, target: Path) -> None:
+        with open(target, "wb") as handle:
+            handle.write(source.read_bytes()[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(triton, "_copy", half_copy)
+    with pytest.raises(ArtifactWriteError, match="No space left on device"):
+        write_triton_repository(tiny_artifact(tmp_path / "build"), tmp_path / "repo", custom_names(5))
+    assert not (tmp_path / "repo").exists()  # made by the failed call, so removed with the rest
+
+
+def test_triton_new_version_that_fails_leaves_the_served_one_whole(tmp_path: Path, monkeypatch):
+    artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
+    first = write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
+    before = files_under(first.model_dir)
+    config = first.config.read_bytes()
+    fail_at_write(monkeypatch, 3, KeyboardInterrupt())  # at config.pbtxt, the last file
+    with pytest.raises(KeyboardInterrupt):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(version=2))
+    assert files_under(first.model_dir) == before and first.config.read_bytes() == config
+    assert sha256_file(first.model_file) == sha256_file(artifact)
+
+
+# DeepStream writes: 1 the nvinfer ONNX, 2 its sidecar, 3 labels, 4 the config.
+@pytest.mark.parametrize(("n", "fault"), [(1, "enospc"), (2, "enospc"), (3, "enospc"), (4, "enospc"), (2, "interrupt")])
+def test_deepstream_fault_mid_write_leaves_no_folder(tmp_path: Path, monkeypatch, n: int, fault: str):
+    from edgeres.artifacts.atomic import ArtifactWriteError
+
+    artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
+    fail_at_write(monkeypatch, n, FAULTS[fault])
+    with pytest.raises(KeyboardInterrupt if fault == "interrupt" else ArtifactWriteError):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+
+
+def test_deepstream_fault_in_an_existing_folder_removes_only_what_it_added(tmp_path: Path, monkeypatch):
+    artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "pipeline.txt").write_text("the user's own file\n")
+    fail_at_write(monkeypatch, 4, OSError(28, "No space left on device"))
+    with pytest.raises(EdgeresError):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5))
+    assert files_under(tmp_path / "ds") == ["pipeline.txt"]
+
+
+def test_cli_deploy_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgeres.cli.app import app
+
+    artifact = tiny_artifact(tmp_path / "build", "fp16", classes=1000)
+    fail_at_write(monkeypatch, 2, ENOSPC)
+    result = CliRunner().invoke(app, ["deploy", "triton", str(artifact), "-o", str(tmp_path / "repo")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "not written (No space left on device: the disk is full)" in result.output
+    assert files_under(tmp_path / "repo") == []

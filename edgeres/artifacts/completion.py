@@ -1,0 +1,121 @@
+"""A build folder that says whether it is finished: `build_summary.json`, written last, is its manifest.
+
+`edgeres build` writes `build_in_progress.json` before anything else and removes an older summary, so a
+folder being written (or whose writer was killed) never shows a summary of another run. The summary it
+writes last records `"complete": true` and the SHA-256 of every artifact of the set (models, sidecars,
+cache, table, engine); only then is the marker removed. `build_status(folder)` reads this back: None for
+a finished set, otherwise why it is not one. Kept here, below every stage, so deploy can refuse an
+unfinished build without importing the build stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgeres.artifacts.atomic import WriteJournal, sha256_file, write_json_atomic
+from edgeres.artifacts.staging import rollback_on_failure
+
+SUMMARY_NAME = "build_summary.json"
+IN_PROGRESS_NAME = "build_in_progress.json"
+COMPLETE_KEY = "complete"
+SHA256_KEY = "sha256"  # {path, relative to the folder when inside it: its SHA-256}
+
+
+def build_status(folder: Path, verify_hashes: bool = True) -> str | None:
+    """None when `folder` holds a finished build; otherwise one line saying why it does not.
+
+    With `verify_hashes` every file the summary lists is hashed and compared (a file replaced or
+    truncated since makes the set unfinished); without, only that each is there.
+    """
+    folder = Path(folder)
+    summary_path = folder / SUMMARY_NAME
+    if (folder / IN_PROGRESS_NAME).exists():
+        return f"{folder}: a build is in progress there, or was interrupted ({IN_PROGRESS_NAME} is present)"
+    if not summary_path.is_file():
+        return f"{folder}: no {SUMMARY_NAME}: not a finished build"
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{summary_path}: unreadable ({exc})"
+    if not isinstance(summary, dict) or summary.get(COMPLETE_KEY) is not True:
+        return f"{summary_path}: does not record a complete build"
+    hashes = summary.get(SHA256_KEY)
+    if not isinstance(hashes, dict) or not hashes:
+        return f"{summary_path}: records no artifact hashes"
+    for name, recorded in hashes.items():
+        path = folder / name  # an absolute name (a source model given from elsewhere) stays itself
+        if not path.is_file():
+            return f"{path}: listed in {summary_path} but missing"
+        if verify_hashes and sha256_file(path) != recorded:
+            return f"{path}: differs from the SHA-256 recorded in {summary_path}"
+    return None
+
+
+def build_complete(folder: Path, verify_hashes: bool = True) -> bool:
+    """Whether `folder` holds a finished build (see `build_status` for the reason when not)."""
+    return build_status(folder, verify_hashes) is None
+
+
+def set_hashes(folder: Path, paths: Iterable[Path]) -> dict[str, str]:
+    """SHA-256 of each artifact and of its sidecar (`<artifact>.json`) where it has one, keyed by path."""
+    hashes: dict[str, str] = {}
+    root = folder.resolve()
+    for path in paths:
+        for member in (path, path.with_name(path.name + ".json")):
+            if not member.is_file() or member.name == SUMMARY_NAME:
+                continue
+            resolved = member.resolve()
+            name = resolved.relative_to(root) if root in resolved.parents else resolved
+            hashes[str(name)] = sha256_file(member)
+    return hashes
+
+
+@dataclass
+class BuildSet:
+    """One run writing a build folder; `finish` writes the summary (the commit point)."""
+
+    folder: Path
+    journal: WriteJournal
+    committed: bool = False
+
+    def finish(self, summary: dict[str, Any], artifacts: Iterable[Path]) -> Path:
+        """Write the summary last, adding `complete` and every artifact's SHA-256 to it, then drop the marker."""
+        path = self.folder / SUMMARY_NAME
+        summary[COMPLETE_KEY], summary[SHA256_KEY] = True, set_hashes(self.folder, artifacts)
+        write_json_atomic(path, summary)
+        self.committed = True
+        (self.folder / IN_PROGRESS_NAME).unlink(missing_ok=True)
+        return path
+
+
+@contextmanager
+def build_set(folder: Path) -> Iterator[BuildSet]:
+    """Mark `folder` in progress for the block; if the block fails before `finish`, remove what it wrote.
+
+    An earlier run's summary is removed first (after the marker is down): from here on the folder
+    is recognisably unfinished until this run's summary lands.
+    """
+    folder = Path(folder)
+    marker = folder / IN_PROGRESS_NAME
+    with rollback_on_failure(folder) as journal:
+        write_json_atomic(
+            marker,
+            {"pid": os.getpid(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        )
+        (folder / SUMMARY_NAME).unlink(missing_ok=True)
+        current = BuildSet(folder, journal)
+        try:
+            yield current
+        except BaseException:
+            if current.committed:
+                journal.written.clear()  # the summary landed: the set is finished (e.g. a failed gate, reported)
+            raise
+        finally:
+            marker.unlink(missing_ok=True)
