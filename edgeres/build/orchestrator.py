@@ -18,7 +18,7 @@ from typing import Any
 from edgeres.artifacts.completion import SUMMARY_NAME as SUMMARY_NAME
 from edgeres.artifacts.completion import BuildSet, build_set
 from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
-from edgeres.artifacts.onnx import load_onnx
+from edgeres.artifacts.onnx import graph_output, load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import rollback_on_failure
 from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, holdout_batches
@@ -76,7 +76,8 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
     started = time.perf_counter()
     source = source_model(options.onnx, options, outdir, bar)
     encoder = encoder_for(source.path, source.contract)
-    full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw)
+    classes = graph_output(load_onnx(source.path, weights=False), source.path).shape[-1]
+    full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
     holdout = Holdout.of(held_items, options.min_holdout_samples)
     artifacts: dict[ArtifactRole, Path] = {ArtifactRole.FP32: source.path}

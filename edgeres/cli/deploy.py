@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeres.cli.options import PrecisionOption, parse_precision
+from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import reports_errors, say, wrote
 from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
 from edgeres.deploy.model import InputLayout, read_deploy_model, require_engine_file, select_artifact
@@ -73,7 +74,10 @@ def deepstream(
     """
     if engine is not None:
         require_engine_file(engine)
-    options = DeepStreamOptions(batch_size=batch_size, classifier_threshold=threshold, engine=engine)
+    check_output_dir(output)
+    options = DeepStreamOptions(
+        batch_size=batch_size, classifier_threshold=threshold, engine=engine, allow_failed_gate=allow_failed_gate
+    )
     path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels, allow_failed_gate)
     result = write_deepstream(path, output, names, options)
     wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
@@ -112,7 +116,10 @@ def triton(
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
     layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)
-    options = TritonOptions(name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan)
+    check_output_dir(output)
+    options = TritonOptions(
+        name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan, allow_failed_gate=allow_failed_gate
+    )
     path, names = _model_and_names(artifact, precision, layout, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")

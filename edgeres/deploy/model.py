@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.completion import IN_PROGRESS_NAME
+from edgeres.artifacts.completion import SUMMARY_NAME as BUILD_SUMMARY_NAME
 from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
 from edgeres.artifacts.lineage import lineage_options
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
@@ -27,7 +29,6 @@ from edgeres.errors import UserInputError
 # Preference when the user names no precision: the reason to build for the edge is INT8.
 PRECISION_PREFERENCE = (Precision.INT8, Precision.FP16, Precision.FP32)
 # What `edgeres build` writes last, once every model's fidelity has been checked (edgeres.build.orchestrator).
-BUILD_SUMMARY_NAME = "build_summary.json"
 # Roles whose files only `edgeres build` writes: without a summary beside them their fidelity was never checked.
 BUILD_ROLES = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16)
 
@@ -126,8 +127,15 @@ class BuildRecord:
     gate_passed: bool | None
 
 
+GATE_OVERRIDDEN_COMMENT = "# fidelity gate FAILED for this model's build; deployed with allow_failed_gate"
+
+
 def read_build_record(folder: Path) -> BuildRecord | None:
     """The build summary in `folder`, or None when there is none (not a build folder, or an unfinished build)."""
+    if (Path(folder) / IN_PROGRESS_NAME).exists():
+        raise UserInputError(
+            f"{folder}: a build is in progress there, or was interrupted ({IN_PROGRESS_NAME}); rebuild"
+        )
     path = Path(folder) / BUILD_SUMMARY_NAME
     if not path.is_file():
         return None

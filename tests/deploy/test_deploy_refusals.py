@@ -238,3 +238,22 @@ def test_info_refuses_an_empty_file(tmp_path: Path, name: str):
     sidecar_path(path).write_text(json.dumps({"bytes": 0, "sha256": sha256_file(path)}))
     code, output = cli("info", path)
     assert_one_error_line(code, output, "0 bytes")
+
+
+def test_an_overridden_gate_is_written_into_what_is_deployed(tmp_path: Path):
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16", classes=5)
+    finish_build(build, gate_passed=False)
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"part {i}" for i in range(5)) + "\n")
+    code, output = cli("deploy", "triton", build, "--labels", names, "-o", tmp_path / "repo")
+    assert_one_error_line(code, output, "failed its fidelity gate")
+    assert not (tmp_path / "repo").exists()
+    code, output = cli("deploy", "triton", build, "--labels", names, "--allow-failed-gate", "-o", tmp_path / "repo")
+    assert code == 0, output
+    (model_dir,) = (tmp_path / "repo").iterdir()
+    assert (model_dir / "config.pbtxt").read_text().startswith("# fidelity gate FAILED")
+    assert json.loads((model_dir / "edgeres.json").read_text())["gate_overridden"] is True
+    code, output = cli("deploy", "deepstream", build, "--labels", names, "--allow-failed-gate", "-o", tmp_path / "ds")
+    assert code == 0, output
+    assert (tmp_path / "ds" / "config_infer_primary.txt").read_text().startswith("# fidelity gate FAILED")
