@@ -208,7 +208,7 @@ def test_failed_or_empty_engine_write_leaves_nothing(tmp_path: Path) -> None:
     assert good.read_bytes() == b"first"  # the earlier engine is untouched
     blocked = tmp_path / "blocked.engine"
     blocked.mkdir()  # the final rename fails after the bytes were written to the temporary file
-    with pytest.raises(EdgeresError, match="blocked.engine: not written"):
+    with pytest.raises(EdgeresError, match=r"blocked\.engine: not written"):
         write_engine(blocked, b"second", inputs, fields, 1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.engine", "good.engine", "good.engine.json", "m.onnx"]
 
