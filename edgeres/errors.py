@@ -54,8 +54,15 @@ def _human_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
+# Estimates below this are not checked: frame conversion asks per frame, and reading /proc/meminfo for a
+# frame that cannot matter would cost more than it saves.
+ALWAYS_FITS_BYTES = 1 << 28
+
+
 def check_fits_in_memory(estimate_bytes: int, what: str) -> None:
     """Refuse `what` up front when its estimated memory exceeds the available memory (one message, both numbers)."""
+    if estimate_bytes < ALWAYS_FITS_BYTES:
+        return
     available = available_memory_bytes()
     if estimate_bytes > available:
         raise ResourceLimitError(

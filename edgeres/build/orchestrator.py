@@ -75,8 +75,9 @@ def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = 
 def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: BuildSet) -> BuildResult:
     started = time.perf_counter()
     source = source_model(options.onnx, options, outdir, bar)
-    encoder = encoder_for(source.path, source.contract)
-    classes = graph_output(load_onnx(source.path, weights=False), source.path).shape[-1]
+    structure = load_onnx(source.path, weights=False)  # read once for the input encoding and the class count
+    encoder = encoder_for(structure, source.contract)
+    classes = graph_output(structure, source.path).shape[-1]
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
     holdout = Holdout.of(held_items, options.min_holdout_samples)

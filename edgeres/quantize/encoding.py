@@ -169,6 +169,6 @@ def _is_rgb(sample_shape: tuple[int | None, ...]) -> bool:
     return len(sample_shape) == 3 and (sample_shape[0] == 3 or sample_shape[-1] == 3)
 
 
-def encoder_for(onnx_path: Path | str, camera: InputContract | None = None) -> SampleEncoder:
-    return SampleEncoder(model_input(onnx_path), camera)
+def encoder_for(model: onnx.ModelProto | Path | str, camera: InputContract | None = None) -> SampleEncoder:
+    return SampleEncoder(model_input(model), camera)
 

@@ -31,6 +31,7 @@ from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import cover_resize, encoder_for
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo
+from tests.fixtures.faults import ENOSPC, fail_at_write
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 # INT8 of a random-weight ResNet measured 33-35 dB logits SQNR here; 20 dB (1% noise power) is the floor.
@@ -369,25 +370,12 @@ def tiny_build_options(source: Path, **changes: object) -> BuildOptions:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def fail_at_write(monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException) -> None:
-    """The n-th write of bytes (1-based) writes half of them, then raises `fault`."""
-    real, count = Path.write_bytes, [0]
-
-    def faulty(path: Path, data: bytes) -> int:
-        count[0] += 1
-        if count[0] == n:
-            real(path, bytes(data)[: len(data) // 2])
-            raise fault
-        return real(path, data)
-
-    monkeypatch.setattr(Path, "write_bytes", faulty)
 
 
 def our_leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith((".partial", ".staging"))]
 
 
-ENOSPC = OSError(28, "No space left on device")
 
 
 # The tiny INT8 build writes: 1 marker, 2 cache, 3 Q/DQ model, 4 its sidecar, 5 twin, 6 its sidecar, 7 table,

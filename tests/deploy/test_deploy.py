@@ -25,6 +25,7 @@ from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.graph import attach_frontend
 from edgeres.runtime.labels import ClassNames, class_names_for, imagenet_class_names
+from tests.fixtures.faults import ENOSPC, fail_at_write
 from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto
 
 
@@ -380,25 +381,12 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[st
 # --- nothing half-written: a full disk or an interrupt mid-deploy -------------------------------------
 
 
-def fail_at_write(monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException) -> None:
-    """The n-th write of bytes (1-based) writes half of them, then raises `fault`."""
-    real, count = Path.write_bytes, [0]
-
-    def faulty(path: Path, data: bytes) -> int:
-        count[0] += 1
-        if count[0] == n:
-            real(path, bytes(data)[: len(data) // 2])
-            raise fault
-        return real(path, data)
-
-    monkeypatch.setattr(Path, "write_bytes", faulty)
 
 
 def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
-ENOSPC = OSError(28, "No space left on device")
 FAULTS = {"enospc": ENOSPC, "interrupt": KeyboardInterrupt("SIGTERM")}
 
 
