@@ -1,0 +1,154 @@
+"""`finetune`: a folder of class folders (or a labelled CSV) -> model.pth + classes.txt + val.csv + finetune.json,
+in one output folder that `edgeres build --weights OUT/model.pth --num-classes N --calib OUT/val.csv` takes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeres.artifacts.sidecar import package_versions
+from edgeres.errors import UserInputError
+from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState
+from edgeres.train.dataset import Dataset, Sample, Split, given_split, load_dataset, stratified_split
+from edgeres.train.options import DeviceKind, FinetuneOptions
+from edgeres.train.policy import initial_model
+from edgeres.train.report import (
+    CURVES_NAME,
+    TRAIN_CSV_NAME,
+    VAL_CSV_NAME,
+    plot_curves,
+    write_classes,
+    write_report,
+    write_split_csv,
+)
+from edgeres.train.sampling import uses_balance
+from edgeres.train.trainer import Trainer, TrainHooks, TrainOutcome, pick_device
+
+
+@dataclass(frozen=True)
+class FinetuneData:
+    """Where the images come from: DATA, its class-name file (CSV), and an optional separate validation set."""
+
+    source: Path
+    class_file: Path | None = None
+    val: Path | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    outdir: Path
+    model: Path  # the best epoch's state_dict
+    classes: tuple[str, ...]
+    val_csv: Path
+    train_csv: Path
+    report: Path
+    curves: Path
+    best_epoch: int | None
+    val_accuracy: float
+    val_samples: int
+    stopped_early: bool
+    skipped: int
+    report_data: dict[str, Any]
+
+
+def split_hash(split: Split) -> str:
+    digest = hashlib.sha256()
+    for part, samples in (("train", split.train), ("val", split.val)):
+        for sample in samples:
+            digest.update(f"{part}|{sample.path}|{sample.label}\n".encode())
+    return digest.hexdigest()
+
+
+def _datasets(data: FinetuneData, options: FinetuneOptions) -> tuple[Dataset, Dataset | None, Split]:
+    train = load_dataset(data.source, data.class_file, options.min_per_class)
+    if data.val is None:
+        return train, None, stratified_split(train.samples, options.val_fraction, options.seed)
+    val = load_dataset(data.val, data.class_file, 1)
+    return train, val, given_split(train, val)
+
+
+def _class_count(options: FinetuneOptions, classes: tuple[str, ...], source: Path) -> int:
+    if options.num_classes is not None and options.num_classes != len(classes):
+        raise UserInputError(
+            f"{source}: holds {len(classes)} classes, but {options.num_classes} classes were asked for"
+        )
+    return len(classes)
+
+
+def _predictions(val: tuple[Sample, ...], predicted: list[int], outdir: Path) -> list[dict[str, Any]]:
+    from edgeres.train.report import csv_path_of
+
+    return [{"path": csv_path_of(s, outdir), "label": s.label, "predicted": p}
+            for s, p in zip(val, predicted, strict=True)]  # fmt: skip
+
+
+def finetune(
+    data: FinetuneData,
+    outdir: Path,
+    options: FinetuneOptions,
+    resume: bool = False,
+    device: DeviceKind = DeviceKind.AUTO,
+    workers: int = 0,
+    hooks: TrainHooks | None = None,
+) -> FinetuneResult:
+    """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`."""
+    outdir = Path(outdir)
+    resume_path = outdir / RESUME_NAME
+    if resume_path.exists() and not resume:
+        raise UserInputError(
+            f"{outdir}: already holds a fine-tuning run ({RESUME_NAME}); resume it or use another folder"
+        )
+    start = ResumeState.load(resume_path) if resume else None  # before any work: a bad checkpoint is the message
+    train_set, val_set, split = _datasets(data, options)
+    num_classes = _class_count(options, train_set.classes, data.source)
+    key = {"data": train_set.fingerprint(), "validation": val_set.fingerprint() if val_set else None,
+           "split": split_hash(split), **options.training_key()}  # fmt: skip
+    chosen = pick_device(device)
+    model, checkpoint = initial_model(options, num_classes)
+    trainer = Trainer(model, split.train, split.val, options, outdir, key, chosen, workers, hooks)
+    if start is not None:
+        trainer.restore(start, resume_path)
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_classes(outdir, train_set.classes)
+    train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
+    val_csv = write_split_csv(outdir / VAL_CSV_NAME, split.val)
+    balanced = uses_balance(options.balance, [sum(1 for s in split.train if s.label == k) for k in range(num_classes)])
+    outcome = trainer.run(balanced, start)
+    report = _report(train_set, val_set, split, options, checkpoint, balanced, outcome, outdir)
+    report_path = write_report(outdir, report)
+    curves = plot_curves(outdir / CURVES_NAME, outcome.history)
+    return FinetuneResult(
+        outdir, outdir / MODEL_NAME, train_set.classes, val_csv, train_csv, report_path, curves, outcome.best_epoch,
+        outcome.best_accuracy, len(split.val), outcome.stopped_early,
+        len(train_set.skipped) + (len(val_set.skipped) if val_set else 0), report,
+    )  # fmt: skip
+
+
+def _report(train: Dataset, val: Dataset | None, split: Split, options: FinetuneOptions, checkpoint: str | None,
+            balanced: bool, outcome: TrainOutcome, outdir: Path) -> dict[str, Any]:  # fmt: skip
+    return {
+        "classes": list(train.classes),
+        "data": train.as_dict(),
+        "validation_data": val.as_dict() if val is not None else None,
+        "split": {
+            "train": len(split.train),
+            "val": len(split.val),
+            "given": val is not None,
+            "fraction": None if val is not None else options.val_fraction,
+            "seed": options.seed,
+            "sha256": split_hash(split),
+        },
+        "options": options.as_dict(),
+        "start_checkpoint": checkpoint,
+        "class_balanced_sampling": balanced,
+        "device": outcome.device,
+        "resumed_after_epoch": outcome.resumed_from or None,
+        "epochs": outcome.history,
+        "best_epoch": outcome.best_epoch,
+        "val_accuracy": outcome.best_accuracy,
+        "stopped_early": outcome.stopped_early,
+        "validation_predictions": _predictions(split.val, outcome.best_predictions, outdir),
+        "versions": package_versions("torch", "numpy"),
+    }

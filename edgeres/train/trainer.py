@@ -1,0 +1,199 @@
+"""The training loop: epochs of class-balanced or plain draws, validation after each, the best kept, early stop.
+
+After every epoch the best weights (`model.pth`) and the resume point (`last.pt`) are written atomically, so
+Ctrl-C or SIGTERM (raised as KeyboardInterrupt by the CLI) at any moment leaves the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from edgeres.errors import UserInputError
+from edgeres.model.resnet import ResNet
+from edgeres.progress import SilentProgress, StageProgress
+from edgeres.train.augment import SampleTransform
+from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState, check_resumable, save_model
+from edgeres.train.dataset import Sample
+from edgeres.train.options import DeviceKind, FinetuneOptions
+from edgeres.train.policy import apply_freezing, make_optimizer, set_epoch_rate, trainable_stages
+from edgeres.train.sampling import epoch_order
+
+StepHook = Callable[[int, int], None]  # (epoch, step) after each training step: tests interrupt from here
+
+
+def pick_device(kind: DeviceKind) -> torch.device:
+    """CUDA when present (AUTO) or asked for; asking for CUDA without it is an error."""
+    if kind is DeviceKind.CUDA and not torch.cuda.is_available():
+        raise UserInputError("device cuda: no CUDA device is usable by this torch build")
+    if kind is DeviceKind.CPU or (kind is DeviceKind.AUTO and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+class EncodedSamples(TorchDataset[tuple[np.ndarray, int]]):
+    """Samples encoded for the network; indexed by (draw position, sample index) for per-draw augmentation."""
+
+    def __init__(self, samples: Sequence[Sample], transform: SampleTransform) -> None:
+        self.samples, self.transform, self.epoch = list(samples), transform, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int]:
+        position, index = item if isinstance(item, tuple) else (item, item)
+        sample = self.samples[index]
+        return self.transform(sample, self.epoch, position), sample.label
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int  # 1-based
+    lr: float
+    trainable: tuple[str, ...]
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+    images_per_s: float
+    best: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"trainable": list(self.trainable)}
+
+
+@dataclass
+class TrainOutcome:
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_accuracy: float
+    best_predictions: list[int]
+    stopped_early: bool
+    device: str
+    resumed_from: int = 0  # epochs already done when this call started
+    interrupted: bool = False
+
+
+@dataclass
+class TrainHooks:
+    progress: StageProgress = field(default_factory=SilentProgress)
+    on_epoch: Callable[[EpochMetrics], None] | None = None
+    on_step: StepHook | None = None
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module,
+               inputs: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:  # fmt: skip
+    """One optimisation step; (summed loss, correct predictions) of the batch."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(inputs)
+    loss = criterion(logits, labels)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach()) * len(labels), int((logits.detach().argmax(1) == labels).sum())
+
+
+def evaluate(model: nn.Module, loader: DataLoader[Any], device: torch.device,
+             progress: StageProgress) -> tuple[float, float, list[int]]:  # fmt: skip
+    """(mean cross-entropy, top-1 accuracy, predicted class of every sample in order) in eval mode."""
+    model.eval()
+    loss, predictions, labels_seen = 0.0, [], []
+    with torch.no_grad():
+        for inputs, labels in loader:
+            logits = model(inputs.to(device))
+            loss += float(nn.functional.cross_entropy(logits, labels.to(device), reduction="sum"))
+            predictions += logits.argmax(1).tolist()
+            labels_seen += labels.tolist()
+            progress.advance(len(labels))
+    hits = sum(p == t for p, t in zip(predictions, labels_seen, strict=True))
+    return loss / len(predictions), hits / len(predictions), predictions
+
+
+class Trainer:
+    """One fine-tuning run into `outdir`; `run` trains from `start` (a ResumeState) or from the initial model."""
+
+    def __init__(self, model: ResNet, train: Sequence[Sample], val: Sequence[Sample], options: FinetuneOptions,
+                 outdir: Path, key: dict[str, Any], device: torch.device, workers: int = 0,
+                 hooks: TrainHooks | None = None) -> None:  # fmt: skip
+        self.options, self.outdir, self.key, self.device = options, Path(outdir), key, device
+        self.model = model.to(device)
+        self.hooks = hooks or TrainHooks()
+        self.train_set = EncodedSamples(train, SampleTransform(options.size, options.contract, options.seed,
+                                                               train=options.augment))  # fmt: skip
+        self.val_set = EncodedSamples(val, SampleTransform(options.size, options.contract, options.seed, train=False))
+        self.workers = workers
+        self.labels = [s.label for s in train]
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
+        self.optimizer = make_optimizer(self.model, options)
+
+    def _loader(self, dataset: EncodedSamples, order: Sequence[Any]) -> DataLoader[Any]:
+        return DataLoader(dataset, batch_size=self.options.batch_size, sampler=list(order), num_workers=self.workers)
+
+    def _train_epoch(self, epoch: int, balanced: bool) -> tuple[float, float, int]:
+        self.train_set.epoch = epoch
+        order = epoch_order(self.labels, epoch, self.options.seed, balanced)
+        loader = self._loader(self.train_set, list(enumerate(order.tolist())))
+        loss, hits, seen = 0.0, 0, 0
+        bar = self.hooks.progress
+        bar.begin(f"epoch {epoch + 1}/{self.options.epochs} train", len(order))
+        for step, (inputs, labels) in enumerate(loader):
+            batch_loss, batch_hits = train_step(self.model, self.optimizer, self.criterion,
+                                                inputs.to(self.device), labels.to(self.device))  # fmt: skip
+            loss, hits, seen = loss + batch_loss, hits + batch_hits, seen + len(labels)
+            bar.advance(len(labels))
+            if self.hooks.on_step is not None:
+                self.hooks.on_step(epoch, step)
+        bar.end()
+        return loss / seen, hits / seen, seen
+
+    def restore(self, state: ResumeState, path: Path) -> None:
+        check_resumable(state.key, self.key, path)
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+
+    def run(self, balanced: bool, start: ResumeState | None = None) -> TrainOutcome:
+        options = self.options
+        outcome = TrainOutcome([], None, -1.0, [], False, self.device.type)
+        if start is not None:
+            outcome = TrainOutcome(list(start.history), start.best_epoch, start.best_accuracy,
+                                   list(start.best_predictions), start.stopped_early, self.device.type,
+                                   resumed_from=start.epochs_done)  # fmt: skip
+        first = start.epochs_done if start is not None else 0
+        val_order = list(range(len(self.val_set)))
+        for epoch in range(first, options.epochs):
+            if outcome.stopped_early:
+                break
+            tick = time.perf_counter()
+            lr = set_epoch_rate(self.optimizer, epoch, options.epochs)
+            stages = trainable_stages(options, epoch)
+            apply_freezing(self.model, stages)
+            train_loss, train_acc, seen = self._train_epoch(epoch, balanced)
+            self.hooks.progress.begin(f"epoch {epoch + 1}/{options.epochs} validate", len(val_order))
+            val_loss, val_acc, predictions = evaluate(self.model, self._loader(self.val_set, val_order),
+                                                      self.device, self.hooks.progress)  # fmt: skip
+            self.hooks.progress.end()
+            best = val_acc > outcome.best_accuracy
+            if best:
+                outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions = epoch + 1, val_acc, predictions
+                save_model(self.outdir / MODEL_NAME, self.model)
+            seconds = time.perf_counter() - tick
+            metrics = EpochMetrics(epoch + 1, lr, stages, train_loss, train_acc, val_loss, val_acc,
+                                   round(seconds, 3), round(seen / seconds, 2), best)  # fmt: skip
+            outcome.history.append(metrics.as_dict())
+            assert outcome.best_epoch is not None
+            outcome.stopped_early = epoch + 1 - outcome.best_epoch >= options.patience and epoch + 1 < options.epochs
+            ResumeState(self.key, epoch + 1, self.model.state_dict(), self.optimizer.state_dict(), outcome.history,
+                        outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions,
+                        outcome.stopped_early).save(self.outdir / RESUME_NAME)  # fmt: skip
+            if self.hooks.on_epoch is not None:
+                self.hooks.on_epoch(metrics)
+        return outcome
