@@ -41,6 +41,7 @@ class FinetuneResult:
     outdir: Path
     model: Path  # the best epoch's state_dict
     classes: tuple[str, ...]
+    classes_path: Path
     val_csv: Path
     train_csv: Path
     report: Path
@@ -111,7 +112,7 @@ def finetune(
     if start is not None:
         trainer.restore(start, resume_path)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_classes(outdir, train_set.classes)
+    classes_path = write_classes(outdir, train_set.classes)
     train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
     val_csv = write_split_csv(outdir / VAL_CSV_NAME, split.val)
     balanced = uses_balance(options.balance, [sum(1 for s in split.train if s.label == k) for k in range(num_classes)])
@@ -120,8 +121,8 @@ def finetune(
     report_path = write_report(outdir, report)
     curves = plot_curves(outdir / CURVES_NAME, outcome.history)
     return FinetuneResult(
-        outdir, outdir / MODEL_NAME, train_set.classes, val_csv, train_csv, report_path, curves, outcome.best_epoch,
-        outcome.best_accuracy, len(split.val), outcome.stopped_early,
+        outdir, outdir / MODEL_NAME, train_set.classes, classes_path, val_csv, train_csv, report_path, curves,
+        outcome.best_epoch, outcome.best_accuracy, len(split.val), outcome.stopped_early,
         len(train_set.skipped) + (len(val_set.skipped) if val_set else 0), report,
     )  # fmt: skip
 
