@@ -1,0 +1,173 @@
+"""`edgeres finetune`: train a product's own classes through the deployed preprocessing. Parsing and bars only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from edgeres.choices import choice_values, parse_choice
+from edgeres.cli.options import (
+    ARCH_DEFAULT,
+    ArchOption,
+    ClassesOption,
+    ColorspaceOption,
+    InputOption,
+    RangeOption,
+    ResizeOption,
+    parse_arch,
+)
+from edgeres.cli.paths import check_output_dir
+from edgeres.cli.reporting import reports_errors, say, wrote
+from edgeres.errors import UserInputError
+from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
+from edgeres.frames.images import NETWORK_SIZE
+from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
+from edgeres.train import options as defaults
+from edgeres.train.options import Balance, DeviceKind, FinetuneOptions, OptimizerKind, Unfreeze
+
+if TYPE_CHECKING:  # the trainer imports torch, which `edgeres --help` must not need
+    from edgeres.train.trainer import EpochMetrics
+
+DEFAULT_WORKERS = 0  # image decoding in the training process; more workers pay off on a GPU machine
+
+
+def epoch_line(m: EpochMetrics) -> str:
+    stages = ", ".join(s for s in m.trainable if s != "fc") or "head only"
+    return (
+        f"epoch {m.epoch}: train loss {m.train_loss:.3f} acc {m.train_accuracy:.1%} | "
+        f"val loss {m.val_loss:.3f} acc {m.val_accuracy:.1%} | lr {m.lr:.2e} | "
+        f"{m.images_per_s:.0f} img/s | trains {stages}{' | best' if m.best else ''}"
+    )
+
+
+@reports_errors
+def finetune(
+    data: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or a path,label CSV.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (model.pth, val.csv, ...).")],
+    class_file: Annotated[
+        Path | None, typer.Option("--classes", help="With a CSV: the class names, one a line (label = name or 0..N-1).")
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Validation set (same form as DATA) instead of a split of DATA.")
+    ] = None,
+    arch: ArchOption = ARCH_DEFAULT,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Starting checkpoint (torchvision names). Default: torchvision's local cache."),
+    ] = None,
+    from_scratch: Annotated[
+        bool, typer.Option("--from-scratch", help="Start from random weights (refused otherwise).")
+    ] = False,
+    num_classes: ClassesOption = None,
+    size: Annotated[int, typer.Option("--size", help="Network input height and width.", min=32)] = NETWORK_SIZE,
+    frame_input: InputOption = None,
+    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
+    color_range: RangeOption = DEFAULT_RANGE.value,
+    resize: ResizeOption = DEFAULT_RESIZE.value,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs.", min=1)] = defaults.DEFAULT_EPOCHS,
+    warmup_epochs: Annotated[
+        int, typer.Option("--warmup-epochs", help="First epochs train the new head only.", min=0)
+    ] = defaults.DEFAULT_WARMUP_EPOCHS,
+    unfreeze: Annotated[
+        str, typer.Option("--unfreeze", help=f"Trained after the warm-up besides the head: {choice_values(Unfreeze)}.")
+    ] = defaults.DEFAULT_UNFREEZE.value,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help=f"{choice_values(OptimizerKind)} (cosine schedule).")
+    ] = defaults.DEFAULT_OPTIMIZER.value,
+    lr: Annotated[float, typer.Option("--lr", help="The head's learning rate.")] = defaults.DEFAULT_LR,
+    backbone_lr_scale: Annotated[
+        float, typer.Option("--backbone-lr-scale", help="Unfrozen backbone stages learn at lr x this.")
+    ] = defaults.DEFAULT_BACKBONE_LR_SCALE,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = defaults.DEFAULT_WEIGHT_DECAY,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = defaults.DEFAULT_LABEL_SMOOTHING,
+    batch: Annotated[int, typer.Option("--batch", help="Images per step.", min=1)] = defaults.DEFAULT_BATCH,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Stop after this many epochs without a better validation accuracy.")
+    ] = defaults.DEFAULT_PATIENCE,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of each class held out for validation (without --val).")
+    ] = defaults.DEFAULT_VAL_FRACTION,
+    min_per_class: Annotated[
+        int, typer.Option("--min-per-class", help="Readable images a class needs.")
+    ] = defaults.DEFAULT_MIN_PER_CLASS,
+    balance: Annotated[
+        str, typer.Option("--balance", help=f"Class-balanced sampling: {choice_values(Balance)} (auto: if imbalanced).")
+    ] = Balance.AUTO.value,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Train on the plain images.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the order and the augmentation.")] = 0,
+    device: Annotated[str, typer.Option("--device", help=f"{choice_values(DeviceKind)}.")] = DeviceKind.AUTO.value,
+    workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.", min=0)] = DEFAULT_WORKERS,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last epoch.")] = False,
+    then_build: Annotated[
+        bool, typer.Option("--then-build", help="Then run `edgeres build` on the best model into OUT/build.")
+    ] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="With --then-build: INT8 (the default).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="With --then-build: FP16.")] = False,
+) -> None:
+    """Fine-tune a ResNet on your own classes, through the same preprocessing (camera frames included) that the
+    built model applies; writes OUT/model.pth, classes.txt, val.csv, finetune.json and curves.png.
+
+    Examples:\n
+      edgeres finetune photos/ -o out/ft --num-classes 51\n
+      edgeres finetune photos/ -o out/ft --input yuyv:1920x1080 --colorspace bt709 --then-build --int8\n
+      edgeres finetune labels.csv --classes names.txt -o out/ft --weights r50.pth --unfreeze all\n
+      edgeres finetune photos/ -o out/ft --resume
+    """
+    from edgeres.train.finetune import FinetuneData
+    from edgeres.train.finetune import finetune as run_finetune
+    from edgeres.train.trainer import TrainHooks
+
+    if int8 and fp16:
+        raise UserInputError("--int8 and --fp16 exclude each other")
+    if (int8 or fp16) and not then_build:
+        raise UserInputError("--int8/--fp16 choose what --then-build makes; add --then-build")
+    if then_build and size != NETWORK_SIZE:
+        raise UserInputError(f"--then-build: build exports at {NETWORK_SIZE}x{NETWORK_SIZE}; train with --size "
+                             f"{NETWORK_SIZE}, or export the {size}x{size} model and give build --onnx")  # fmt: skip
+    check_output_dir(output)
+    contract = parse_input(frame_input, colorspace, color_range, resize, size) if frame_input else None
+    options = FinetuneOptions(
+        arch=parse_arch(arch), weights=weights, from_scratch=from_scratch, num_classes=num_classes, size=size,
+        contract=contract, epochs=epochs, warmup_epochs=warmup_epochs,
+        unfreeze=parse_choice(Unfreeze, unfreeze, "--unfreeze"),
+        optimizer=parse_choice(OptimizerKind, optimizer, "--optimizer"), lr=lr, backbone_lr_scale=backbone_lr_scale,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, batch_size=batch, patience=patience,
+        val_fraction=val_fraction, min_per_class=min_per_class, balance=parse_choice(Balance, balance, "--balance"),
+        augment=not no_augment, seed=seed,
+    )  # fmt: skip
+    from edgeres.cli.build import _RichBuildProgress
+
+    try:
+        with _RichBuildProgress() as bars:
+            hooks = TrainHooks(progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m))))
+            result = run_finetune(FinetuneData(data, class_file, val), output, options, resume,
+                                  parse_choice(DeviceKind, device, "--device"), workers, hooks)  # fmt: skip
+    except KeyboardInterrupt:
+        say(f"the last finished epoch is kept in {output}: rerun with --resume to continue")
+        raise
+    for path in (result.model, result.classes_path, result.val_csv, result.train_csv, result.report, result.curves):
+        wrote(path)
+    if result.skipped:
+        say(f"{result.skipped} unreadable image(s) skipped (listed in {result.report.name})")
+    stop = "stopped early" if result.stopped_early else "all epochs run"
+    say(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.1%} on {result.val_samples} "
+        f"images ({stop})")  # fmt: skip
+    build_line = (f"edgeres build --int8 --arch {options.arch.value} --weights {result.model} "
+                  f"--num-classes {len(result.classes)} --calib {result.val_csv}")  # fmt: skip
+    if contract is not None:
+        build_line += f" --input {contract.layout.value}:{contract.width}x{contract.height} --colorspace " + (
+            f"{contract.colorspace.value} --range {contract.color_range.value} --resize {contract.resize.value}"
+        )
+    if not then_build:
+        say(f"next: {build_line} -o {output / 'build'}")
+        return
+    from edgeres.cli.build import build as build_command
+
+    build_command(
+        int8=not fp16, fp16=fp16, output=output / "build", calib=result.val_csv, weights=result.model,
+        num_classes=len(result.classes), arch=options.arch.value, frame_input=frame_input, colorspace=colorspace,
+        color_range=color_range, resize=resize,
+    )  # fmt: skip
