@@ -7,6 +7,7 @@ validation pixel was ever seen in training. A random ResNet18 state_dict stands 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,9 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from edgeres.export.onnx_export import RGB_INPUT_SPEC, torch_to_onnx, write_export
+from edgeres.export.opsets import DEFAULT_OPSET
+from edgeres.export.parity import ParityTolerance, check_parity, parity_batch
+from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, read_rgb
+from edgeres.frontend.graph import attach_frontend
 from edgeres.model.arch import Arch
-from edgeres.model.resnet import build_model
+from edgeres.model.resnet import build_model, load_model
 
 PHOTOS = ("astronaut", "brick", "coffee", "grass")  # 4 classes: chance is 25%
 TRAIN_SHARE = 0.6
@@ -35,7 +41,7 @@ def crops(rgb: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndar
     return out
 
 
-def write_task(root: Path, train_per_class: int = 16, val_per_class: int = 6, seed: int = 0) -> tuple[Path, Path]:
+def write_task(root: Path, train_per_class: int = 32, val_per_class: int = 8, seed: int = 0) -> tuple[Path, Path]:
     """root/train/<photo>/*.jpg and root/val/<photo>/*.jpg; returns (train folder, val folder)."""
     rng = np.random.default_rng(seed)
     for name in PHOTOS:
@@ -71,3 +77,25 @@ def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     hub.mkdir()
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     return hub
+
+
+def export_at(weights: Path, classes: int, size: int, output: Path, contract: InputContract | None = None) -> Path:
+    """The trained model as an FP32 ONNX at the training size (build's own export is fixed at 224), with the
+    camera front-end fused in front for a contract, and the sidecar build reads (weights, input)."""
+    model, used = load_model(Arch.RESNET18, weights, classes)
+    proto = torch_to_onnx(model, size=size)
+    parity = check_parity(model, proto.SerializeToString(), parity_batch(None, size=size), ParityTolerance())
+    spec = dict(RGB_INPUT_SPEC, shape=["batch", 3, size, size])
+    if contract is not None:
+        proto, spec = attach_frontend(proto, contract), contract.to_dict()
+    write_export(output, proto.SerializeToString(), model, used, DEFAULT_OPSET, parity, ParityTolerance(), spec)
+    return output
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Training tests on a shared 2-core machine: one thread never spins against the other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
