@@ -27,6 +27,8 @@ class ArtifactRole(str, Enum):
     CALIBRATION_CACHE = "calibration_cache"
     CALIBRATION_TABLE = "calibration_table"
     ENGINE = "engine"
+    SENSITIVITY = "sensitivity"
+    SENSITIVITY_PLOT = "sensitivity_plot"
     SUMMARY = "summary"
 
     # A role is also its name in build_summary.json: it hashes, compares and prints as that string.

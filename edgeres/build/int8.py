@@ -8,7 +8,7 @@ data and settings reuses them, a changed input is refused by name.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,10 @@ from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.build.int8_analysis import Int8Analysis, analyse_int8
 from edgeres.build.options import BuildOptions
 from edgeres.progress import StageProgress
-from edgeres.quantize.bias_correction import correct_biases, input_means, weighted_inputs
+from edgeres.quantize.bias_correction import corrected_biases, input_means, weighted_inputs, with_biases
 from edgeres.quantize.cache import (
     CalibCache,
     StaleCacheError,
@@ -114,8 +115,10 @@ def quantize_int8(
     bar: StageProgress,
     summary: dict[str, Any],
     timings: dict[str, float],
+    held_out: Callable[[], Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]]],
 ) -> tuple[dict[ArtifactRole, Path], list[str]]:
-    """Calibrate (or reuse the cache), write the TensorRT Q/DQ model, its CPU twin and the text table."""
+    """Calibrate (or reuse the cache), analyse and fall back when asked (on the `held_out` batches), write
+    the TensorRT Q/DQ model, its CPU twin and the text table."""
     model = load_onnx(source)
     plan = plan_qdq(model, options.keep_float)
     tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
@@ -123,6 +126,7 @@ def quantize_int8(
     calibrated = calibrate_or_reuse(options, source, calibration, tensors, outdir, bar, corrected_inputs)
     timings["calibration_s"] = round(calibrated.seconds, 2)
     ranges = calibrated.ranges
+    biases = None
     if options.bias_correction:
         tick = time.perf_counter()
         means = calibrated.input_means
@@ -130,11 +134,22 @@ def quantize_int8(
             bar.begin("bias correction", len(calibration))
             means = input_means(model, calibration.batches(options.batch_size), corrected_inputs, bar.advance)
             bar.end()
-        model = correct_biases(model, plan, ranges, means)
+        biases = corrected_biases(model, plan, ranges, means)
         timings["bias_correction_s"] = round(time.perf_counter() - tick, 2)
+    analysis = Int8Analysis()
+    if options.sensitivity or options.auto_fallback:
+        tick = time.perf_counter()
+        analysis = analyse_int8(options, model, plan, ranges, biases, held_out(), outdir, bar)
+        timings["int8_analysis_s"] = round(time.perf_counter() - tick, 2)
+        summary |= analysis.summary
+    keep_float = tuple(dict.fromkeys(options.keep_float + analysis.keep_float))
+    if analysis.keep_float:
+        plan = plan_qdq(model, keep_float)
+    if biases is not None:
+        model = with_biases(model, biases, [w.node for w in plan.weights])
     quant_options = {
         "calib_algo": options.calib_algo.value,
-        "keep_float": list(options.keep_float),
+        "keep_float": list(keep_float),
         "bias_correction": options.bias_correction,
         "weights": "int8 symmetric per-channel",
         "activations": "int8 symmetric per-tensor",
@@ -178,7 +193,9 @@ def quantize_int8(
     summary["bias_correction"] = options.bias_correction
     return (
         {ArtifactRole.INT8_TENSORRT: trt_path, ArtifactRole.INT8_ONNXRUNTIME: cpu_path,
-         ArtifactRole.CALIBRATION_CACHE: outdir / CACHE_NAME, ArtifactRole.CALIBRATION_TABLE: table},
-        [calibrated.note, f"TensorRT calibration table (header TRT-{trt_version_number(options.trt_table_version)}) "
+         ArtifactRole.CALIBRATION_CACHE: outdir / CACHE_NAME, ArtifactRole.CALIBRATION_TABLE: table,
+         **analysis.artifacts},
+        [calibrated.note, *analysis.notes,
+         f"TensorRT calibration table (header TRT-{trt_version_number(options.trt_table_version)}) "
          f"for DeepStream int8-calib-file: {table}"],
     )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgeres.artifacts.precision import Precision
 from edgeres.build.holdout import MIN_HOLDOUT_SAMPLES
@@ -19,6 +20,7 @@ from edgeres.quantize.cache import (
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
+DEFAULT_MAX_FALLBACK = 8  # layers automatic fallback may keep in float
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
 
 
@@ -44,6 +46,11 @@ class BuildOptions:
     seed: int = DEFAULT_CALIB_SEED
     percentile: float = CalibOptions().percentile  # for --calib-algo percentile
     keep_float: tuple[str, ...] = ()
+    # Which layers INT8 hurts (edgeres.quantize.sensitivity): sensitivity.json and .png in the build folder.
+    sensitivity: bool = False
+    # Keep the fewest extra layers in float that make `gate` pass (edgeres.build.fallback), at most max_fallback.
+    auto_fallback: bool = False
+    max_fallback: int = DEFAULT_MAX_FALLBACK
     # Bias correction (edgeres.quantize.bias_correction) raises logits SQNR on the trained and the random-weight
     # checks (README). Its input means come from the calibration pass itself; a reused cache costs one float
     # pass for them.
@@ -56,6 +63,7 @@ class BuildOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     profile_iterations: int = DEFAULT_PROFILE_ITERATIONS  # 0: no profile after the build
     min_holdout_samples: int = MIN_HOLDOUT_SAMPLES
+    build_engine: bool = True  # False: never build a TensorRT engine, even where one could be built
 
     def __post_init__(self) -> None:
         if self.precision is Precision.FP32:
@@ -68,6 +76,14 @@ class BuildOptions:
             raise UserInputError(f"calibration batch {self.batch_size}: must be at least 1")
         if self.profile_iterations < 0:
             raise UserInputError(f"profile iterations {self.profile_iterations}: must be 0 (off) or more")
+        if self.max_fallback < 1:
+            raise UserInputError(f"fallback budget {self.max_fallback} layers: must be at least 1")
+        if self.auto_fallback and self.gate.limits == 0:
+            raise UserInputError(
+                "automatic fallback needs a fidelity target: a minimum logits SQNR, top-1 agreement or accuracy"
+            )
+        if (self.auto_fallback or self.sensitivity) and self.precision is not Precision.INT8:
+            raise UserInputError("sensitivity analysis and automatic fallback are for INT8 builds")
         if self.onnx is not None and not Path(self.onnx).is_file():
             raise UserInputError(f"{self.onnx}: ONNX file not found")
         if self.onnx is not None:
@@ -81,3 +97,39 @@ class BuildOptions:
     @property
     def calib_options(self) -> CalibOptions:
         return CalibOptions(percentile=self.percentile)
+
+    def recipe(self) -> dict[str, Any]:
+        """The choices that reproduce this build's calibration and held-out split (build_summary.json)."""
+        return {
+            "calib": None if self.calib is None else str(Path(self.calib).resolve()),
+            "calib_algo": self.calib_algo.value,
+            "calib_size": self.calib_size,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "percentile": self.percentile,
+            "keep_float": list(self.keep_float),
+            "bias_correction": self.bias_correction,
+            "raw": None if self.raw is None else str(self.raw),
+            "min_holdout_samples": self.min_holdout_samples,
+        }
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any], onnx: Path, **changes: Any) -> BuildOptions:
+        """INT8 options that redo a recorded build's calibration on its FP32 model `onnx`."""
+        try:
+            return cls(
+                onnx=onnx,
+                calib=None if recipe["calib"] is None else Path(recipe["calib"]),
+                calib_algo=CalibAlgo(recipe["calib_algo"]),
+                calib_size=int(recipe["calib_size"]),
+                batch_size=int(recipe["batch_size"]),
+                seed=int(recipe["seed"]),
+                percentile=float(recipe["percentile"]),
+                keep_float=tuple(str(name) for name in recipe["keep_float"]),
+                bias_correction=bool(recipe["bias_correction"]),
+                raw=None if recipe["raw"] is None else FrameFormat.parse(str(recipe["raw"])),
+                min_holdout_samples=int(recipe["min_holdout_samples"]),
+                **changes,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserInputError(f"the build's recorded options are incomplete or invalid ({exc!r})") from None

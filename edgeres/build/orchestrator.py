@@ -11,9 +11,12 @@ front-end nodes stay float.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgeres.artifacts.completion import SUMMARY_NAME as SUMMARY_NAME
 from edgeres.artifacts.completion import BuildSet, build_set
@@ -28,7 +31,7 @@ from edgeres.build.quick_profile import quick_profiles
 from edgeres.build.source import source_model
 from edgeres.engine.builder import EngineOptions, build_engine
 from edgeres.engine.target import running_target
-from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
 from edgeres.progress import SilentProgress, StageProgress
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import encoder_for
@@ -81,10 +84,16 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
     holdout = Holdout.of(held_items, options.min_holdout_samples)
+    if options.gate.min_accuracy is not None and not holdout.labelled:
+        raise UserInputError(
+            f"a minimum top-1 accuracy needs labelled held-out samples: {full.source} is not a path,label CSV "
+            "with integer labels"
+        )
     artifacts: dict[ArtifactRole, Path] = {ArtifactRole.FP32: source.path}
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {
         "precision": options.precision.value,
+        "options": options.recipe(),
         "weights": source.weights,
         "random_weights": source.random_weights,
         "input": source.contract.to_dict() if source.contract else None,
@@ -93,7 +102,14 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
     if source.contract is not None:
         notes.append(f"input: raw {source.contract.describe()} frames; the front-end stays float")
     if options.precision is Precision.INT8:
-        made, made_notes = quantize_int8(options, source.path, calibration, outdir, bar, summary, timings)
+        skipped_in_analysis: list[str] = []
+
+        def analysis_batches() -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
+            return holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped_in_analysis, options.seed)
+
+        made, made_notes = quantize_int8(
+            options, source.path, calibration, outdir, bar, summary, timings, analysis_batches
+        )
         artifacts |= made
         notes += made_notes
         models: tuple[ArtifactRole, ...] = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
@@ -128,13 +144,13 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
     notes.append(f"fidelity on {holdout.describe()}, none seen by the calibrator")
     summary["holdout"] = holdout.as_dict() | {"skipped": sorted(set(skipped))}
     summary["fidelity"] = {name.value: report.as_dict() for name, report in reports.items()}
-    summary["gate"] = {"min_sqnr_db": options.gate.min_sqnr_db, "min_agreement": options.gate.min_agreement}
+    summary["gate"] = options.gate.as_dict()
     engine_target = artifacts[models[0]]  # the TensorRT Q/DQ model, or the FP16 one
     engine_options = options.engine
     if options.precision is Precision.INT8:
         engine_options = replace(engine_options, calibration_cache=outdir / CACHE_NAME)
     summary["engine_options"] = engine_options.as_dict()
-    note = engine_status()
+    note = engine_status() if options.build_engine else "not asked for"
     if note is None:
         engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
         bar.begin("TensorRT engine", None)
@@ -168,9 +184,19 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
         for report in reports.values():
             check_gate(report, options.gate)
         summary["gate_passed"] = True
-    except EdgeresError:
+    except EdgeresError as exc:
         summary["gate_passed"] = False
         current.finish(summary, artifacts.values())  # a finished set whose report says why it fails
+        fallback = summary.get("fallback")
+        if fallback is not None:
+            kept = len(fallback["keep_float"])
+            raise FidelityError(
+                f"{exc}; automatic fallback wrote its best candidate ({kept} layer(s) in float, "
+                f"{fallback['keep_float_option']}) but could not meet the gate within {options.max_fallback} layers"
+                if not fallback["met"]
+                else f"{exc} (with the {kept} layer(s) automatic fallback kept in float: "
+                f"{fallback['keep_float_option']}; it measured the onnxruntime CPU twin)"
+            ) from None
         raise
     summary_path = current.finish(summary, artifacts.values())
     artifacts[ArtifactRole.SUMMARY] = summary_path

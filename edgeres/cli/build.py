@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from edgeres.build.options import (
     DEFAULT_CALIB_BATCH,
     DEFAULT_CALIB_SEED,
     DEFAULT_CALIB_SIZE,
+    DEFAULT_MAX_FALLBACK,
     DEFAULT_PROFILE_ITERATIONS,
     BuildOptions,
 )
@@ -41,6 +42,9 @@ from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.quantize.cache import DEFAULT_TRT_VERSION, StaleCacheError
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+
+if TYPE_CHECKING:
+    from edgeres.build.orchestrator import BuildResult
 
 ENGINE_DEFAULTS = EngineOptions()
 
@@ -136,9 +140,27 @@ def build(
     min_agreement: Annotated[
         float | None, typer.Option("--min-agreement", help="Fail unless top-1 agreement (0..1) reaches this.")
     ] = None,
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--min-accuracy", help="Fail unless top-1 accuracy (0..1) on labelled (CSV) held-out samples reaches this."
+        ),
+    ] = None,
     keep_float: Annotated[
         str, typer.Option("--keep-float", help="Comma-separated layers kept out of INT8, e.g. conv1,fc.")
     ] = "",
+    auto_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--auto-fallback", help="Keep the fewest extra layers in float that meet --min-sqnr/-agreement/-accuracy."
+        ),
+    ] = False,
+    max_fallback: Annotated[
+        int, typer.Option("--max-fallback", help="Most layers --auto-fallback may keep in float.", min=1)
+    ] = DEFAULT_MAX_FALLBACK,
+    sensitivity: Annotated[
+        bool, typer.Option("--sensitivity", help="Measure which layers INT8 hurts: sensitivity.json and .png.")
+    ] = False,
     bias_correction: Annotated[
         bool,
         typer.Option(
@@ -186,6 +208,7 @@ def build(
       edgeres build --int8 --onnx r50_yuyv.onnx --calib frames/ --calib-format yuyv:1920x1080\n
       edgeres build --int8 --weights product.pth --num-classes 51 --calib labels.csv --min-agreement 0.99\n
       edgeres build --int8 --onnx model.onnx --keep-float conv1,fc --min-sqnr 25\n
+      edgeres build --int8 --onnx model.onnx --min-sqnr 25 --auto-fallback --max-fallback 4 --sensitivity\n
       edgeres build --engine-only --onnx out/build/model_int8_qdq.onnx --batch 1:8:32 --timing-cache t.cache\n
       edgeres build --fp16 -o out/r50_fp16
     """
@@ -227,9 +250,12 @@ def build(
         batch_size=calib_batch,
         seed=calib_seed,
         percentile=percentile,
-        keep_float=tuple(name.strip() for name in keep_float.split(",") if name.strip()),
+        keep_float=parse_layers(keep_float),
+        sensitivity=sensitivity,
+        auto_fallback=auto_fallback,
+        max_fallback=max_fallback,
         bias_correction=bias_correction,
-        gate=FidelityGate(min_sqnr_db=min_sqnr, min_agreement=min_agreement),
+        gate=FidelityGate(min_sqnr_db=min_sqnr, min_agreement=min_agreement, min_accuracy=min_accuracy),
         raw=raw,
         contract=contract,
         recalibrate=recalibrate,
@@ -246,12 +272,25 @@ def build(
         wrote(f"{name}: {path}")
     for note in result.notes:
         say(note)
+    print_fidelity(result)
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """`--keep-float conv1,fc` -> ('conv1', 'fc')."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def print_fidelity(result: BuildResult) -> None:
+    """The fidelity line of each model, the profile lines and the engine note."""
     for name, report in result.fidelity.items():
         say(
             f"{name}: logits SQNR {report.sqnr_db:.1f} dB, top-1 agreement {report.top1_agreement:.0%}, "
             f"top-5 overlap {report.top5_overlap:.0%}, min cosine {report.cosine_min:.4f} "
             f"on {report.samples} held-out samples ({report.note})"
         )
+        if report.accuracy is not None:
+            accuracy = report.accuracy
+            say(f"{name}: top-1 accuracy {accuracy.candidate_top1:.1%} (FP32 {accuracy.reference_top1:.1%})")
     for line in result.profile:
         say(f"profile {line}")
     say(result.engine_note)

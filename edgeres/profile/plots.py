@@ -19,7 +19,8 @@ DPI = 120
 MB = 1e6
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (imported only when a plot is drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,8 +39,9 @@ def _slug(index: int, profile: ArtifactProfile) -> str:
     return f"{index}-{stem}"
 
 
-def _save(fig: Any, path: Path) -> Path:
-    plt = _pyplot()
+def save_png(fig: Any, path: Path) -> Path:
+    """Write `fig` to `path` as a PNG, atomically, and close it."""
+    plt = pyplot()
     fig.tight_layout()
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     plt.close(fig)
@@ -52,7 +54,7 @@ def latency_plot(profile: ArtifactProfile, path: Path) -> Path:
     The x axis stops at 1.5 x the largest p95 so a few stalls do not squash the picture; the
     title says how many calls lie beyond it (all of them are in the JSON).
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (hist_ax, cdf_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     left = 0.95 * min(r.sync.min_ms for r in profile.batches)
     right = 1.5 * max(r.sync.p95_ms for r in profile.batches)
@@ -75,12 +77,12 @@ def latency_plot(profile: ArtifactProfile, path: Path) -> Path:
         ax.legend(fontsize=8)
     clipped = f"; {beyond} call(s) above {right:.3g} ms not drawn" if beyond else ""
     fig.suptitle(f"{_label(profile)} on {profile.backend}{clipped}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def throughput_plot(profiles: Sequence[ArtifactProfile], path: Path) -> Path:
     """Frames per second against batch size: synchronous (solid) and pipelined (dashed), per artifact."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))
     batches: set[int] = set()
     for profile in profiles:
@@ -98,7 +100,7 @@ def throughput_plot(profiles: Sequence[ArtifactProfile], path: Path) -> Path:
     ax.set(xlabel="batch size (frames per call)", ylabel="throughput (frames/s)", title="Throughput vs batch size")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def layers_plot(profile: ArtifactProfile, path: Path) -> Path | None:
@@ -106,7 +108,7 @@ def layers_plot(profile: ArtifactProfile, path: Path) -> Path | None:
     layers = profile.layers
     if layers is None or not layers.top:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     top = list(reversed(layers.top))
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(top) + 1.6))
     names = [f"{t.name[:40]} [{t.op_type}]" for t in top]
@@ -122,12 +124,12 @@ def layers_plot(profile: ArtifactProfile, path: Path) -> Path | None:
     )
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def memory_plot(profiles: Sequence[ArtifactProfile], path: Path) -> Path:
     """Left: file, weights, activations, host peak RSS, GPU peak (MB). Right: bytes per input frame (kB)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (model_ax, frame_ax) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     kinds = ("file", "weights", "activations", "host peak RSS", "GPU peak")
     width = 0.8 / len(profiles)
@@ -157,7 +159,7 @@ def memory_plot(profiles: Sequence[ArtifactProfile], path: Path) -> Path:
         )
     frame_ax.set(ylabel="kB per frame", title=f"One input frame ({frame.width}x{frame.height})")
     frame_ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def write_plots(profiles: Sequence[ArtifactProfile], folder: Path) -> list[Path]:

@@ -90,23 +90,17 @@ def layer_mean_shift(node: onnx.NodeProto, weight_error: np.ndarray, input_mean:
     return y.reshape(y.shape[0], -1).mean(axis=1) if y.ndim > 1 else y
 
 
-def correct_biases(
+def corrected_biases(
     model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], means: Mapping[str, np.ndarray]
-) -> onnx.ModelProto:
-    """A copy of the float `model` whose quantized layers' biases absorb their weight-rounding mean shift.
+) -> dict[str, np.ndarray]:
+    """Node name -> corrected float32 bias of each of the plan's quantized layers (see `correct_biases`).
 
-    `ranges` are the calibrated activation amaxes (they set the weight-scale floor exactly as
-    edgeres.quantize.qdq.insert_qdq will); `means` come from `input_means`. A layer without a bias gets one.
+    A layer's correction depends only on its own weights, its input range and its float input mean, never
+    on which other layers are quantized: computed once, it serves every placement made from one calibration.
     """
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    graph = out.graph
-    inits = _initializers(out)
-    nodes = {n.name: n for n in graph.node}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    inits = _initializers(model)
+    nodes = {n.name: n for n in model.graph.node}
+    biases: dict[str, np.ndarray] = {}
     for quant in plan.weights:
         node = nodes[quant.node]
         if node.input[0] not in means:
@@ -119,11 +113,34 @@ def correct_biases(
             continue  # a broadcast Gemm bias: no per-channel term to correct
         error = dequantized_weight(weight, quant, bias, ranges.get(node.input[0])) - weight
         shift = layer_mean_shift(node, error, means[node.input[0]])
-        corrected = ((np.zeros(channels) if bias is None else bias) - shift).astype(np.float32)
-        if has_bias and readers[node.input[2]] == 1:
+        biases[quant.node] = ((np.zeros(channels) if bias is None else bias) - shift).astype(np.float32)
+    return biases
+
+
+def with_biases(
+    model: onnx.ModelProto, biases: Mapping[str, np.ndarray], layers: Iterable[str] | None = None
+) -> onnx.ModelProto:
+    """A copy of `model` whose layers (all of `biases`, or those of `layers` among them) take the given biases.
+
+    A layer without a bias gets one; a bias initializer shared with another node is left alone (a new one is made).
+    """
+    chosen = set(biases) if layers is None else set(layers) & set(biases)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = _initializers(out)
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for node in graph.node:
+        if node.name not in chosen:
+            continue
+        corrected = biases[node.name]
+        if len(node.input) > 2 and node.input[2] in inits and readers[node.input[2]] == 1:
             inits[node.input[2]].CopyFrom(numpy_helper.from_array(corrected, node.input[2]))
             continue
-        name = f"{quant.initializer}_corrected_bias"
+        name = f"{node.input[1]}_corrected_bias"
         graph.initializer.append(numpy_helper.from_array(corrected, name))
         if len(node.input) > 2:
             node.input[2] = name
@@ -131,3 +148,14 @@ def correct_biases(
             node.input.append(name)
     onnx.checker.check_model(out)
     return out
+
+
+def correct_biases(
+    model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], means: Mapping[str, np.ndarray]
+) -> onnx.ModelProto:
+    """A copy of the float `model` whose quantized layers' biases absorb their weight-rounding mean shift.
+
+    `ranges` are the calibrated activation amaxes (they set the weight-scale floor exactly as
+    edgeres.quantize.qdq.insert_qdq will); `means` come from `input_means`. A layer without a bias gets one.
+    """
+    return with_biases(model, corrected_biases(model, plan, ranges, means))

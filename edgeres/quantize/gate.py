@@ -1,4 +1,4 @@
-"""The fidelity gate a build must pass: minimum logits SQNR and top-1 agreement (numpy-free, for the CLI too)."""
+"""The fidelity gate a build must pass: minimum logits SQNR, top-1 agreement, accuracy (numpy-free, for the CLI)."""
 
 from __future__ import annotations
 
@@ -15,26 +15,47 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FidelityGate:
-    """Build fails when the candidate falls below these (None: not checked)."""
+    """Build fails when the candidate falls below these (None: not checked).
+
+    `min_accuracy` is the candidate's top-1 accuracy against the held-out labels, so it needs labelled data.
+    """
 
     min_sqnr_db: float | None = None
     min_agreement: float | None = None
+    min_accuracy: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_sqnr_db is not None and not math.isfinite(self.min_sqnr_db):
             raise UserInputError(f"minimum logits SQNR {self.min_sqnr_db} dB: must be a finite number")
         require_fraction(self.min_agreement, "minimum top-1 agreement")
+        require_fraction(self.min_accuracy, "minimum top-1 accuracy")
+
+    @property
+    def limits(self) -> int:
+        """How many measures the gate checks."""
+        return sum(limit is not None for limit in (self.min_sqnr_db, self.min_agreement, self.min_accuracy))
+
+    def failures(self, sqnr_db: float, top1_agreement: float, accuracy: float | None) -> list[str]:
+        """One phrase per measure below its limit, e.g. 'logits SQNR 21.3 dB is below the required 25 dB'."""
+        failed = []
+        if self.min_sqnr_db is not None and sqnr_db < self.min_sqnr_db:
+            failed.append(f"logits SQNR {sqnr_db:.1f} dB is below the required {self.min_sqnr_db:g} dB")
+        if self.min_agreement is not None and top1_agreement < self.min_agreement:
+            failed.append(f"top-1 agreement {top1_agreement:.1%} is below the required {self.min_agreement:.1%}")
+        if self.min_accuracy is not None:
+            if accuracy is None:
+                failed.append("top-1 accuracy cannot be measured: the held-out samples have no labels")
+            elif accuracy < self.min_accuracy:
+                failed.append(f"top-1 accuracy {accuracy:.1%} is below the required {self.min_accuracy:.1%}")
+        return failed
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"min_sqnr_db": self.min_sqnr_db, "min_agreement": self.min_agreement, "min_accuracy": self.min_accuracy}
 
 
 def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
-    """Raise FidelityError naming the failed measure, the value and the limit."""
-    if gate.min_sqnr_db is not None and report.sqnr_db < gate.min_sqnr_db:
-        raise FidelityError(
-            f"{report.precision} logits SQNR {report.sqnr_db:.1f} dB is below the required {gate.min_sqnr_db:g} dB "
-            f"({report.samples} held-out samples, {report.weights})"
-        )
-    if gate.min_agreement is not None and report.top1_agreement < gate.min_agreement:
-        raise FidelityError(
-            f"{report.precision} top-1 agreement {report.top1_agreement:.1%} is below the required "
-            f"{gate.min_agreement:.1%} ({report.samples} held-out samples, {report.weights})"
-        )
+    """Raise FidelityError naming the first failed measure, the value and the limit."""
+    accuracy = report.accuracy.candidate_top1 if report.accuracy is not None else None
+    failed = gate.failures(report.sqnr_db, report.top1_agreement, accuracy)
+    if failed:
+        raise FidelityError(f"{report.precision} {failed[0]} ({report.samples} held-out samples, {report.weights})")

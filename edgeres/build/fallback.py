@@ -1,0 +1,151 @@
+"""Automatic fallback: the fewest layers kept out of INT8 that make the fidelity gate pass.
+
+Greedy forward selection, re-measured at every step because the layers' effects are not additive: the
+first pick is the layer whose float restoration alone helps most, by exhaustive leave-one-out over every
+quantized layer; each later step tries the best-ranked remaining layers of that leave-one-out on top of
+the layers already kept and keeps the one that helps most. Each step records the layers kept, the
+measures, the share of the network's multiply-accumulates left out of INT8 (a cost that does not depend
+on the hardware) and the measured onnxruntime CPU latency of that candidate. The search stops when the
+gate passes or the budget of layers is spent; then the best candidate is the one to write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
+from edgeres.build.options import DEFAULT_MAX_FALLBACK
+from edgeres.errors import UserInputError
+from edgeres.profile.options import RunLength
+from edgeres.profile.timing import timed_calls
+from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.sensitivity import HeldOutLogits, Measure, NetworkLayer, QuantizedVariants
+
+CANDIDATES_PER_STEP = 6  # after the first step: best-ranked remaining layers tried on top of those kept
+LATENCY_CALLS = 20  # batch-1 calls timed per candidate (after LATENCY_WARMUP untimed ones)
+LATENCY_WARMUP = 3
+
+
+@dataclass(frozen=True)
+class FallbackStep:
+    kept: tuple[str, ...]  # keep_float names, in the order they were added
+    measure: Measure
+    mac_share: float  # of the quantized network's multiply-accumulates now left in higher precision
+    latency_ms: float  # median onnxruntime CPU latency, batch 1
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kept": list(self.kept),
+            "count": len(self.kept),
+            **self.measure.as_dict(),
+            "mac_share": self.mac_share,
+            "latency_ms": self.latency_ms,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class FallbackSearch:
+    steps: tuple[FallbackStep, ...]
+    chosen: int  # index into steps
+    max_fallback: int
+    evaluations: int  # candidate models measured
+
+    @property
+    def met(self) -> bool:
+        return self.steps[self.chosen].passed
+
+    @property
+    def keep_float(self) -> tuple[str, ...]:
+        return self.steps[self.chosen].kept
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "met": self.met,
+            "keep_float": list(self.keep_float),
+            "keep_float_option": keep_float_option(self.keep_float),
+            "max_fallback": self.max_fallback,
+            "evaluations": self.evaluations,
+            "curve": [step.as_dict() for step in self.steps],
+            "measured_on": "onnxruntime CPU twin (integer kernels) against FP32 logits, held-out samples",
+        }
+
+
+def keep_float_option(names: Sequence[str]) -> str:
+    """The `--keep-float` argument that reproduces a set of layers."""
+    return "--keep-float " + ",".join(names) if names else "(no layer kept in float)"
+
+
+def candidate_latency_ms(model: onnx.ModelProto, sample: np.ndarray, threads: int = PASS_THREADS) -> float:
+    """Median batch-1 latency of `model` on onnxruntime CPU, `LATENCY_CALLS` calls after a warm-up."""
+    session = cpu_session(model, threads)
+    feed = {session.get_inputs()[0].name: sample}
+    for _ in range(LATENCY_WARMUP):
+        session.run(None, feed)
+    return float(np.median(timed_calls(lambda: session.run(None, feed), RunLength(iterations=LATENCY_CALLS)))) * 1e3
+
+
+def search_fallback(
+    variants: QuantizedVariants,
+    logits: HeldOutLogits,
+    layers: Sequence[NetworkLayer],
+    gate: FidelityGate,
+    max_fallback: int = DEFAULT_MAX_FALLBACK,
+    leave_one_out: Mapping[str, Measure] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FallbackSearch:
+    """Search as the module docstring says; `leave_one_out` (node -> measure) reuses a sensitivity pass."""
+    if gate.limits == 0:
+        raise UserInputError("automatic fallback needs a fidelity target: a minimum SQNR, agreement or accuracy")
+    if max_fallback < 1:
+        raise UserInputError(f"fallback budget {max_fallback} layers: must be at least 1")
+    by_node = {layer.node: layer for layer in layers}
+    total_macs = sum(layer.macs for layer in layers) or 1
+    sample = logits.batches[0][0][:1]
+    evaluations = 0
+
+    def measured(kept: Sequence[str]) -> Measure:
+        nonlocal evaluations
+        evaluations += 1
+        result = logits.measure(variants.keeping(kept))
+        if progress is not None:
+            progress(1)
+        return result
+
+    def step(kept: Sequence[str], measure: Measure) -> FallbackStep:
+        latency = candidate_latency_ms(variants.keeping(kept), sample, logits.threads)
+        share = sum(by_node[node].macs for node in kept) / total_macs
+        names = tuple(by_node[node].name for node in kept)
+        return FallbackStep(names, measure, share, latency, not measure.failures(gate))
+
+    steps = [step((), measured(()))]
+    if steps[0].passed:
+        return FallbackSearch(tuple(steps), 0, max_fallback, evaluations)
+    single = dict(leave_one_out) if leave_one_out is not None else {}
+    for layer in layers:
+        if layer.node not in single:
+            single[layer.node] = measured([layer.node])
+    ranking = sorted(by_node, key=lambda node: single[node].score(gate), reverse=True)
+    kept: list[str] = [ranking[0]]
+    current = single[ranking[0]]
+    steps.append(step(kept, current))
+    while not steps[-1].passed and len(kept) < min(max_fallback, len(layers)):
+        tried = [node for node in ranking if node not in kept][:CANDIDATES_PER_STEP]
+        trials = {node: measured([*kept, node]) for node in tried}
+        best = max(trials, key=lambda node: trials[node].score(gate))
+        kept.append(best)
+        steps.append(step(kept, trials[best]))
+    passing = [index for index, s in enumerate(steps) if s.passed]
+    chosen = passing[0] if passing else max(range(len(steps)), key=lambda i: steps[i].measure.score(gate))
+    return FallbackSearch(tuple(steps), chosen, max_fallback, evaluations)
+
+
+def fallback_evaluations(layers: Sequence[NetworkLayer], max_fallback: int, reused: bool) -> int:
+    """The most candidate models `search_fallback` measures (for a progress bar)."""
+    return 1 + (0 if reused else len(layers)) + CANDIDATES_PER_STEP * max(0, min(max_fallback, len(layers)) - 1)
