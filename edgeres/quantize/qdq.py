@@ -10,6 +10,12 @@ and TensorRT Model Optimizer fixed Q/DQ wrongly placed on both Add inputs in 202
 (NVIDIA/Model-Optimizer pull requests 425 and 450). When both Add inputs come from convolutions (a
 downsampling shortcut), the shortcut is the branch whose convolution reads a tensor the other branch
 also descends from; that one is quantized, the main branch's convolution keeps the fusion.
+
+Scales are written on a `ScaleGrid`: FP32 (any float32), or FP16, for a model whose Q/DQ scales will be
+stored in FP16 (edgeres.quantize.high_precision): each scale rounded up to a float16 value (so nothing
+that fitted the FP32 scale clips) and the weight codes computed against that value (so writing it in FP16
+adds no representation error); a weight scale is also floored so that input scale x weight scale is not
+zero in FP16. The scales are still written as float32 initializers here; the values are exact in FP16.
 """
 
 from __future__ import annotations
@@ -27,6 +33,18 @@ from edgeres.frontend.graph import NODE_PREFIX
 from edgeres.quantize.grid import BIAS_CODE_LIMIT, INT8_MAX, MIN_AMAX, U8_ZERO_POINT
 
 WEIGHTED_OPS = ("Conv", "Gemm")
+
+
+class ScaleGrid(str, enum.Enum):
+    """The values a Q/DQ scale may take: any float32, or only float16 values (see the module docstring)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+# The smallest positive float16 (subnormal 2**-24) and the largest finite one.
+FP16_TINIEST = float(np.finfo(np.float16).smallest_subnormal)
+FP16_MAX = float(np.finfo(np.float16).max)
 
 
 class ActivationType(str, enum.Enum):
@@ -222,17 +240,33 @@ def activation_scale(amax: float) -> float:
     return max(float(amax), MIN_AMAX) / INT8_MAX
 
 
+def on_grid(scales: np.ndarray | float, grid: ScaleGrid) -> np.ndarray:
+    """Scales as written on `grid` (float32 arrays): FP32 as given (rounded to float32); FP16 rounded up
+    to the next float16 value, at least the smallest positive one."""
+    values = np.asarray(scales, dtype=np.float64)
+    if grid is ScaleGrid.FP32:
+        return values.astype(np.float32)
+    if np.any(values > FP16_MAX):
+        raise UserInputError(f"scale {float(values.max())} exceeds the largest float16 value {FP16_MAX}")
+    nearest = values.astype(np.float16)
+    up = np.where(nearest.astype(np.float64) < values, np.nextafter(nearest, np.float16(np.inf)), nearest)
+    return np.maximum(up.astype(np.float32), np.float32(FP16_TINIEST))
+
+
 def quantize_weight(
-    weight: np.ndarray, axis: int, min_scales: np.ndarray | None = None
+    weight: np.ndarray, axis: int, min_scales: np.ndarray | None = None, grid: ScaleGrid = ScaleGrid.FP32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel INT8 of a weight tensor: (int8 values in [-127, 127], float32 scales).
 
     `min_scales` (one per channel) raises a channel's scale where needed (see `bias_safe_scales`).
+    On the FP16 grid the codes are computed against the float16 scale that will be written.
     """
     moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
     scales = np.maximum(np.abs(moved).max(axis=1), MIN_AMAX) / INT8_MAX
     if min_scales is not None:
         scales = np.maximum(scales, min_scales)
+    if grid is ScaleGrid.FP16:
+        scales = on_grid(scales, grid).astype(np.float64)
     shape = [1] * weight.ndim
     shape[axis] = -1
     values = np.clip(np.rint(weight / scales.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
@@ -246,11 +280,12 @@ def _zero_point(kind: ActivationType, name: str) -> TensorProto:
 
 
 def _qdq_nodes(
-    tensor: str, scale: float, kind: ActivationType, graph: onnx.GraphProto
+    tensor: str, scale: float, kind: ActivationType, graph: onnx.GraphProto, grid: ScaleGrid = ScaleGrid.FP32
 ) -> tuple[list[onnx.NodeProto], str]:
     """A QuantizeLinear/DequantizeLinear pair on `tensor`; returns the nodes and the dequantized name."""
     scale_name, zp_name = f"{tensor}_scale", f"{tensor}_zero_point"
-    graph.initializer.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), scale_name))
+    value = np.array(scale, dtype=np.float32) if grid is ScaleGrid.FP32 else on_grid(scale, grid)
+    graph.initializer.append(numpy_helper.from_array(value, scale_name))
     graph.initializer.append(_zero_point(kind, zp_name))
     quantized, dequantized = f"{tensor}_quantized", f"{tensor}_dequantized"
     q = helper.make_node("QuantizeLinear", [tensor, scale_name, zp_name], [quantized], name=f"{tensor}_QuantizeLinear")
@@ -272,17 +307,38 @@ def bias_safe_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
     return np.abs(bias.astype(np.float64)) / (float(input_scale) * BIAS_CODE_LIMIT)
 
 
-def _weight_dq(model: onnx.ModelProto, quant: WeightQuant, input_scale: float | None) -> tuple[onnx.NodeProto, str]:
+def fp16_product_floor(input_scale: float) -> float:
+    """The weight scale below which input scale x weight scale would be zero in FP16."""
+    return FP16_TINIEST / float(input_scale)
+
+
+def weight_scale_floor(
+    bias: np.ndarray | None, channels: int, input_scale: float | None, grid: ScaleGrid = ScaleGrid.FP32
+) -> np.ndarray | None:
+    """Per-channel weight-scale floor: `bias_safe_scales`, and on the FP16 grid `fp16_product_floor`;
+    `input_scale` is the activation scale as written (on `grid`)."""
+    if input_scale is None:
+        return None
+    floor = None
+    if bias is not None and bias.size == channels:
+        floor = bias_safe_scales(bias.reshape(-1), input_scale)
+    if grid is ScaleGrid.FP16:
+        product = np.full(channels, fp16_product_floor(input_scale))
+        floor = product if floor is None else np.maximum(floor, product)
+    return floor
+
+
+def _weight_dq(
+    model: onnx.ModelProto, quant: WeightQuant, input_scale: float | None, grid: ScaleGrid = ScaleGrid.FP32
+) -> tuple[onnx.NodeProto, str]:
     """Replace a float weight initializer by INT8 values + per-channel scales and a DequantizeLinear."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     weight = numpy_helper.to_array(inits[quant.initializer])
     node = next(n for n in graph.node if n.name == quant.node)
     bias = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else None
-    floor = None
-    if bias is not None and input_scale is not None and bias.size == weight.shape[quant.axis]:
-        floor = bias_safe_scales(bias.reshape(-1), input_scale)
-    values, scales = quantize_weight(weight, quant.axis, floor)
+    floor = weight_scale_floor(bias, weight.shape[quant.axis], input_scale, grid)
+    values, scales = quantize_weight(weight, quant.axis, floor, grid)
     base = quant.initializer
     graph.initializer.extend(
         [
@@ -342,8 +398,10 @@ def insert_qdq(
     ranges: Mapping[str, float],
     kind: ActivationType = ActivationType.INT8,
     extra: Iterable[str] = (),
+    grid: ScaleGrid = ScaleGrid.FP32,
 ) -> onnx.ModelProto:
-    """A copy of `model` with the plan's Q/DQ pairs; `extra` tensors get a Q/DQ feeding all consumers."""
+    """A copy of `model` with the plan's Q/DQ pairs; `extra` tensors get a Q/DQ feeding all consumers.
+    `grid` is the set of values the scales take (float32 initializers either way)."""
     extra = tuple(extra)
     _check_ranges(plan.activations + extra, ranges)
     out = onnx.ModelProto()
@@ -355,13 +413,17 @@ def insert_qdq(
     input_ranges = {q.node: ranges[q.tensor] for q in plan.inputs if q.index == 0}
     for quant in plan.weights:
         amax = input_ranges.get(quant.node)
-        dq, name = _weight_dq(out, quant, None if amax is None else activation_scale(amax))
+        input_scale = None if amax is None else activation_scale(amax)
+        if input_scale is not None and grid is not ScaleGrid.FP32:
+            input_scale = float(on_grid(input_scale, grid))
+        dq, name = _weight_dq(out, quant, input_scale, grid)
         weight_nodes.append(dq)
         weight_inputs[(quant.node, 1)] = name
     pairs: dict[str, list[onnx.NodeProto]] = {}
     dequantized: dict[str, str] = {}
     for tensor in plan.activations + extra:
-        pairs[tensor], dequantized[tensor] = _qdq_nodes(tensor, activation_scale(ranges[tensor]), kind, graph)
+        scale = activation_scale(ranges[tensor])
+        pairs[tensor], dequantized[tensor] = _qdq_nodes(tensor, scale, kind, graph, grid)
     rewired = {(q.node, q.index): dequantized[q.tensor] for q in plan.inputs}
     rewired.update(weight_inputs)
     extra_set = set(extra)
