@@ -1,0 +1,114 @@
+"""`edgeres build --sensitivity --auto-fallback` and `edgeres sensitivity`: files, summary, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from edgeres.artifacts.completion import IN_PROGRESS_NAME, SUMMARY_NAME, build_complete
+from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.build.int8_analysis import SENSITIVITY_JSON, SENSITIVITY_PLOT
+from edgeres.build.options import BuildOptions
+from edgeres.build.orchestrator import build
+from edgeres.cli.app import app
+from edgeres.errors import FidelityError, UserInputError
+from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.histogram import CalibAlgo
+from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny_fp32.onnx"
+    return save_with_sidecar(tiny_classifier_proto(10), path, "fp32")
+
+
+def options(source: Path, **changes: object) -> BuildOptions:
+    base = BuildOptions(onnx=source, calib_algo=CalibAlgo.MAX, calib_size=8, batch_size=4, profile_iterations=0)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def weight_dequantized(model_path: Path, weight: str) -> bool:
+    model = onnx.load(str(model_path))
+    return any(n.op_type == "DequantizeLinear" and n.input[0].startswith(weight) for n in model.graph.node)
+
+
+def test_unreachable_gate_writes_the_best_candidate_and_fails(tiny_onnx: Path, tmp_path: Path) -> None:
+    gate = FidelityGate(min_sqnr_db=200.0)
+    with pytest.raises(FidelityError, match=r"could not meet the gate within 1 layers"):
+        build(options(tiny_onnx, gate=gate, auto_fallback=True, max_fallback=1, sensitivity=True), tmp_path)
+    assert build_complete(tmp_path)  # a finished set whose report says why it fails
+    summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert summary["gate_passed"] is False
+    fallback = summary["fallback"]
+    assert fallback["met"] is False and len(fallback["keep_float"]) == 1
+    assert [step["count"] for step in fallback["curve"]] == [0, 1]
+    assert fallback["keep_float_option"] == "--keep-float " + fallback["keep_float"][0]
+    kept = fallback["keep_float"][0]
+    assert kept in ("conv", "fc")
+    for name in ("model_int8_qdq.onnx", "model_int8_u8s8.onnx"):
+        assert read_sidecar(tmp_path / name).options["keep_float"] == [kept]
+        assert not weight_dequantized(tmp_path / name, f"{kept}_w")
+        assert weight_dequantized(tmp_path / name, "fc_w" if kept == "conv" else "conv_w")
+    assert summary["placement"]["kept_float"] == [kept]
+    for name in (SENSITIVITY_JSON, SENSITIVITY_PLOT):
+        assert name in summary["sha256"]
+    report = json.loads((tmp_path / SENSITIVITY_JSON).read_text())
+    assert [layer["name"] for layer in report["layers"]] == ["conv", "fc"]
+    assert (tmp_path / SENSITIVITY_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_gate_int8_meets_keeps_nothing_in_float(tiny_onnx: Path, tmp_path: Path) -> None:
+    result = build(options(tiny_onnx, gate=FidelityGate(min_sqnr_db=-100.0), auto_fallback=True), tmp_path)
+    fallback = result.summary["fallback"]
+    assert fallback["met"] is True and fallback["keep_float"] == [] and len(fallback["curve"]) == 1
+    assert weight_dequantized(tmp_path / "model_int8_qdq.onnx", "conv_w")
+
+
+def test_fallback_without_a_target_and_accuracy_without_labels_are_refused(tiny_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="needs a fidelity target"):
+        options(tiny_onnx, auto_fallback=True)
+    with pytest.raises(UserInputError, match="for INT8 builds"):
+        options(tiny_onnx, sensitivity=True, precision=options(tiny_onnx).precision.FP16)
+    with pytest.raises(UserInputError, match="needs labelled held-out samples"):
+        build(options(tiny_onnx, gate=FidelityGate(min_accuracy=0.5)), tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def refused(*args: object) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_cli_sensitivity_of_a_finished_build_and_refusals(tiny_onnx: Path, tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    build(options(tiny_onnx, gate=FidelityGate(min_sqnr_db=-100.0)), built)
+    result = runner.invoke(app, ["sensitivity", str(built)])
+    assert result.exit_code == 0, result.output
+    assert "all INT8" in result.output and "alone in float" in result.output
+    assert json.loads((built / "sensitivity" / SENSITIVITY_JSON).read_text())["samples"] > 0
+    assert build_complete(built)  # the analysis went to its own folder; the build is untouched
+    # The recorded calibration is redone: the same ranges as the build's.
+    cached = json.loads((built / "calibration_cache.json").read_text())["tensors"]
+    assert json.loads((built / "sensitivity" / "calibration_cache.json").read_text())["tensors"] == cached
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(built, unfinished)
+    (unfinished / IN_PROGRESS_NAME).write_text("{}")
+    assert "in progress" in refused("sensitivity", unfinished)
+    assert "not both" in refused("sensitivity", built, "--onnx", tiny_onnx)
+    assert "fidelity target" in refused("build", "--int8", "--onnx", tiny_onnx, "--auto-fallback", "-o", tmp_path / "a")
+    assert "--max-fallback" in refused("build", "--onnx", tiny_onnx, "--auto-fallback", "--max-fallback", "0")
+    assert "accuracy" in refused("build", "--onnx", tiny_onnx, "--min-accuracy", "1.5", "-o", tmp_path / "b")
