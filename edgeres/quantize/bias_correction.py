@@ -146,7 +146,6 @@ def with_biases(
             node.input[2] = name
         else:
             node.input.append(name)
-    onnx.checker.check_model(out)
     return out
 
 
@@ -158,4 +157,6 @@ def correct_biases(
     `ranges` are the calibrated activation amaxes (they set the weight-scale floor exactly as
     edgeres.quantize.qdq.insert_qdq will); `means` come from `input_means`. A layer without a bias gets one.
     """
-    return with_biases(model, corrected_biases(model, plan, ranges, means))
+    corrected = with_biases(model, corrected_biases(model, plan, ranges, means))
+    onnx.checker.check_model(corrected)
+    return corrected
