@@ -118,6 +118,7 @@ def finetune(
     """
     from edgeres.train.finetune import FinetuneData
     from edgeres.train.finetune import finetune as run_finetune
+    from edgeres.train.policy import RandomStartError
     from edgeres.train.trainer import TrainHooks
 
     if int8 and fp16:
@@ -145,6 +146,8 @@ def finetune(
             hooks = TrainHooks(progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m))))
             result = run_finetune(FinetuneData(data, class_file, val), output, options, resume,
                                   parse_choice(DeviceKind, device, "--device"), workers, hooks)  # fmt: skip
+    except RandomStartError as exc:
+        raise RandomStartError(f"{exc} (--from-scratch)") from None
     except KeyboardInterrupt:
         say(f"the last finished epoch is kept in {output}: rerun with --resume to continue")
         raise

@@ -71,7 +71,7 @@ class FinetuneOptions:
     size: int = NETWORK_SIZE  # the network's input height and width
     contract: InputContract | None = None  # camera frames: every sample takes the camera's encoding + front-end
     epochs: int = DEFAULT_EPOCHS
-    warmup_epochs: int = DEFAULT_WARMUP_EPOCHS
+    warmup_epochs: int = DEFAULT_WARMUP_EPOCHS  # head only; more than `epochs`: the head alone throughout
     unfreeze: Unfreeze = DEFAULT_UNFREEZE
     optimizer: OptimizerKind = DEFAULT_OPTIMIZER
     lr: float = DEFAULT_LR
@@ -94,8 +94,8 @@ class FinetuneOptions:
                 raise UserInputError(f"{what} {value}: must be at least 1")
         if self.min_per_class < 2:
             raise UserInputError(f"images per class {self.min_per_class}: at least 2 (one to learn, one to check)")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise UserInputError(f"warm-up epochs {self.warmup_epochs}: must be within 0..{self.epochs} (the epochs)")
+        if self.warmup_epochs < 0:
+            raise UserInputError(f"warm-up epochs {self.warmup_epochs}: must be 0 or more")
         if self.lr <= 0 or self.weight_decay < 0 or self.backbone_lr_scale < 0:
             raise UserInputError(
                 f"learning rate {self.lr}, weight decay {self.weight_decay}, backbone rate scale "

@@ -36,7 +36,8 @@ def crops(rgb: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndar
         side = int(rng.integers(min(h, w) // 3, min(h, w) // 2 + 1))
         side = min(side, h, w)
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = cv2.resize(rgb[top : top + side, left : left + side], (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
+        window = rgb[top : top + side, left : left + side]
+        crop = cv2.resize(window, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
         out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
     return out
 

@@ -92,7 +92,7 @@ def test_csv_without_its_class_name_file(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a.png,cat\n")
     with pytest.raises(UserInputError, match="needs its class-name file"):
         load_dataset(tmp_path / "data.csv")
-    with pytest.raises(UserInputError, match="names.txt: class-name file not found"):
+    with pytest.raises(UserInputError, match=r"names\.txt: class-name file not found"):
         load_dataset(tmp_path / "data.csv", tmp_path / "names.txt")
 
 

@@ -46,7 +46,8 @@ def learning_options(checkpoint: Path, contract: InputContract | None = None) ->
 def trained_rgb(photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> FinetuneResult:  # fmt: skip
     train, val = photo_task
-    return finetune(FinetuneData(train, val=val), tmp_path_factory.mktemp("ft_rgb"), learning_options(random_checkpoint))
+    outdir = tmp_path_factory.mktemp("ft_rgb")
+    return finetune(FinetuneData(train, val=val), outdir, learning_options(random_checkpoint))
 
 
 @pytest.fixture(scope="module")

@@ -66,10 +66,10 @@ def test_the_cached_torchvision_checkpoint_is_the_default(empty_hub: Path) -> No
 def test_a_checkpoint_that_is_not_a_state_dict_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "list.pth"
     torch.save([1, 2, 3], path)
-    with pytest.raises(CheckpointError, match="list.pth: no state_dict found"):
+    with pytest.raises(CheckpointError, match=r"list\.pth: no state_dict found"):
         initial_model(options(weights=path), 3)
     path.write_bytes(b"garbage, not a zip")
-    with pytest.raises(CheckpointError, match="list.pth: refused to load"):
+    with pytest.raises(CheckpointError, match=r"list\.pth: refused to load"):
         initial_model(options(weights=path), 3)
 
 
