@@ -114,8 +114,10 @@ def build_set(folder: Path) -> Iterator[BuildSet]:
         try:
             yield current
         except BaseException:
-            if current.committed:
-                journal.written.clear()  # the summary landed: the set is finished (e.g. a failed gate, reported)
+            if current.committed:  # the summary landed: the set is finished (e.g. a failed gate, reported)
+                journal.written.clear()
+                journal.folders.clear()
+                journal.trees.clear()
             raise
         finally:
             marker.unlink(missing_ok=True)

@@ -90,7 +90,8 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, pr
         random = sidecar.options.get("random_weights") if sidecar is not None else None
         weights = sidecar.inputs.get("weights") if sidecar is not None else None
         if random is None:
-            return SourceModel(path, f"unknown (no edgeres sidecar beside {path})", None, contract)
+            why = f"no edgeres sidecar beside {path}" if sidecar is None else f"{path}'s sidecar does not say"
+            return SourceModel(path, f"unknown ({why})", None, contract)
         return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
     from edgeres.export.defaults import export_default
 

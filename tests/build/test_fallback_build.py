@@ -112,3 +112,26 @@ def test_cli_sensitivity_of_a_finished_build_and_refusals(tiny_onnx: Path, tmp_p
     assert "fidelity target" in refused("build", "--int8", "--onnx", tiny_onnx, "--auto-fallback", "-o", tmp_path / "a")
     assert "--max-fallback" in refused("build", "--onnx", tiny_onnx, "--auto-fallback", "--max-fallback", "0")
     assert "accuracy" in refused("build", "--onnx", tiny_onnx, "--min-accuracy", "1.5", "-o", tmp_path / "b")
+
+
+def test_camera_frame_model_analyses_only_the_network_layers(tmp_path: Path) -> None:
+    from edgeres.frames.contract import InputContract
+    from edgeres.frames.yuv import YuvLayout
+    from edgeres.frontend.graph import NODE_PREFIX, attach_frontend
+    from tests.fixtures.tiny_classifier import TINY_SIZE
+
+    contract = InputContract(YuvLayout.YUYV, 96, 64, size=TINY_SIZE)
+    fused = attach_frontend(tiny_classifier_proto(10), contract)
+    source = save_with_sidecar(fused, tmp_path / "fused.onnx", "fp32", contract.to_dict())
+    gate = FidelityGate(min_sqnr_db=300.0)  # above even float arithmetic's agreement: nothing can meet it
+    with pytest.raises(FidelityError, match="below the required 300 dB") as failure:
+        build(options(source, gate=gate, auto_fallback=True, max_fallback=2, sensitivity=True), tmp_path / "out")
+    assert getattr(failure.value, "__notes__", []) == []  # a finished set: nothing to remove, no "not removed"
+    report = json.loads((tmp_path / "out" / SENSITIVITY_JSON).read_text())
+    assert [layer["name"] for layer in report["layers"]] == ["conv", "fc"]  # no front-end node among them
+    summary = json.loads((tmp_path / "out" / SUMMARY_NAME).read_text())
+    assert sorted(summary["fallback"]["keep_float"]) == ["conv", "fc"]
+    assert summary["fallback"]["curve"][-1]["mac_share"] == pytest.approx(1.0)
+    qdq = onnx.load(str(tmp_path / "out" / "model_int8_qdq.onnx"))
+    assert any(n.name.startswith(NODE_PREFIX) for n in qdq.graph.node)
+    assert qdq.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
