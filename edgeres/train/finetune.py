@@ -94,7 +94,11 @@ def finetune(
     workers: int = 0,
     hooks: TrainHooks | None = None,
 ) -> FinetuneResult:
-    """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`."""
+    """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`.
+
+    finetune.json is rewritten after every epoch ("finished": false until the run ends), so an interrupted run
+    keeps its metrics as well as its checkpoints.
+    """
     outdir = Path(outdir)
     resume_path = outdir / RESUME_NAME
     if resume_path.exists() and not resume:
@@ -116,8 +120,14 @@ def finetune(
     train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
     val_csv = write_split_csv(outdir / VAL_CSV_NAME, split.val)
     balanced = uses_balance(options.balance, [sum(1 for s in split.train if s.label == k) for k in range(num_classes)])
-    outcome = trainer.run(balanced, start)
-    report = _report(train_set, val_set, split, options, checkpoint, balanced, outcome, outdir)
+
+    def report_of(outcome: TrainOutcome, finished: bool) -> dict[str, Any]:
+        return _report(train_set, val_set, split, options, checkpoint, balanced, outcome, outdir) | {
+            "finished": finished
+        }
+
+    outcome = trainer.run(balanced, start, saved=lambda so_far: write_report(outdir, report_of(so_far, False)))
+    report = report_of(outcome, True)
     report_path = write_report(outdir, report)
     curves = plot_curves(outdir / CURVES_NAME, outcome.history)
     return FinetuneResult(

@@ -160,7 +160,10 @@ class Trainer:
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
 
-    def run(self, balanced: bool, start: ResumeState | None = None) -> TrainOutcome:
+    def run(
+        self, balanced: bool, start: ResumeState | None = None, saved: Callable[[TrainOutcome], object] | None = None
+    ) -> TrainOutcome:
+        """Train the remaining epochs; `saved` is called after each epoch's checkpoints have landed."""
         options = self.options
         outcome = TrainOutcome([], None, -1.0, [], False, self.device.type)
         if start is not None:
@@ -194,6 +197,8 @@ class Trainer:
             ResumeState(self.key, epoch + 1, self.model.state_dict(), self.optimizer.state_dict(), outcome.history,
                         outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions,
                         outcome.stopped_early).save(self.outdir / RESUME_NAME)  # fmt: skip
+            if saved is not None:
+                saved(outcome)
             if self.hooks.on_epoch is not None:
                 self.hooks.on_epoch(metrics)
         return outcome

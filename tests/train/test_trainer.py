@@ -71,11 +71,14 @@ def test_an_interrupt_keeps_the_last_good_checkpoint_and_resume_finishes(
         finetune(small_task, tmp_path, options, hooks=interrupt_at(epoch=1, step=0))
     saved = ResumeState.load(tmp_path / RESUME_NAME)
     assert saved.epochs_done == 1 and len(saved.history) == 1
+    so_far = json.loads((tmp_path / "finetune.json").read_text())
+    assert so_far["finished"] is False and len(so_far["epochs"]) == 1
     assert read_state_dict(tmp_path / "model.pth")  # the best so far, whole
     assert not list(tmp_path.glob(".edgeres-*"))  # no partial file left
     resumed = finetune(small_task, tmp_path, options, resume=True)
     report = json.loads(resumed.report.read_text())
     assert report["resumed_after_epoch"] == 1 and [e["epoch"] for e in report["epochs"]] == [1, 2, 3]
+    assert report["finished"] is True
 
     uninterrupted = finetune(small_task, tmp_path / "again", options)
     again = json.loads(uninterrupted.report.read_text())["epochs"]
