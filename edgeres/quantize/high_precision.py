@@ -17,7 +17,7 @@ does the same:
 - the scales are on the FP16 grid of edgeres.quantize.qdq (`ScaleGrid.FP16`): rounded up to a float16
   value, weight codes computed against that value, weight scales floored so that input scale x weight
   scale is never zero in FP16 (onnxruntime divides a bias by that product; Model Optimizer's clamp of tiny
-  weight scales to 6e-8 makes it 0 in 25 of EfficientNet-Lite0's 49 convolutions);
+  weight scales to 6e-8 makes it 0 for the channels batch-norm folding left with near-zero weights);
 - a calibrated range beyond FP16's largest value (65504) is refused by name: that tensor cannot be FP16.
 
 NVIDIA's documentation on the two boundary types: TensorRT's DataType reference
@@ -32,6 +32,17 @@ The camera front-end (nodes named edgeres.frontend.graph.NODE_PREFIX...) runs in
 `FRONTEND_PRECISION` is FP16: its box sums exceed 2048 (the largest integer FP16 holds exactly), but its output is
 quantized to INT8 at once, and tests/quantize/test_high_precision.py bounds its FP16 error in units of
 that INT8 step on generated frames. Otherwise its nodes stay FP32 and its output is cast to FP16.
+
+TensorRT before 10 takes float32 scales only (its 8.6 Dequantize operator: "T2: float32",
+https://docs.nvidia.com/deeplearning/tensorrt/archives/tensorrt-861/operators/docs/Dequantize.html), so
+the FP16 model is for TensorRT 10 and later.
+
+On onnxruntime CPU the FP16 model computes what its nodes say with basic optimisations (no Q/DQ fusions)
+only if the level-1 optimizer WeightBiasQuantization is disabled: it turns each float Conv/Gemm bias into
+int32 codes of (input scale x weight scale) and rounds those codes to FP16 before the int32 cast, so any
+code above 65504 (nearly every bias) becomes infinite. onnxruntime runs DequantizeLinear, QuantizeLinear
+and Clip in FP16 on x86 and casts the inputs of Conv, Gemm, Add and pooling to float32 (float compute
+on FP16-stored tensors, as TensorRT's FP16 kernels with float accumulation).
 
 The onnxruntime CPU twin (edgeres.quantize.cpu_twin) is not affected: it stays FP32 with its own grids.
 """
