@@ -116,6 +116,7 @@ def finetune(
       edgeres finetune labels.csv --classes names.txt -o out/ft --weights r50.pth --unfreeze all\n
       edgeres finetune photos/ -o out/ft --resume
     """
+    from edgeres.train.checkpoints import RESUME_NAME
     from edgeres.train.finetune import FinetuneData
     from edgeres.train.finetune import finetune as run_finetune
     from edgeres.train.policy import RandomStartError
@@ -149,7 +150,8 @@ def finetune(
     except RandomStartError as exc:
         raise RandomStartError(f"{exc} (--from-scratch)") from None
     except KeyboardInterrupt:
-        say(f"the last finished epoch is kept in {output}: rerun with --resume to continue")
+        if (output / RESUME_NAME).exists():
+            say(f"the last finished epoch is kept in {output / RESUME_NAME}: rerun with --resume to continue")
         raise
     for path in (result.model, result.classes_path, result.val_csv, result.train_csv, result.report, result.curves):
         wrote(path)

@@ -80,7 +80,6 @@ def test_sigterm_keeps_the_last_good_checkpoint(photo_task: tuple[Path, Path], r
     assert not list(tmp_path.glob(".edgeres-*"))
 
 
-@pytest.mark.slow
 def test_then_build_chains_into_build(photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_path: Path) -> None:
     code, output = run(str(photo_task[1]), "-o", str(tmp_path), "--weights", str(random_checkpoint), "--arch",
                        "resnet18", "--epochs", "1", "--batch", "8", "--then-build", "--fp16")  # fmt: skip

@@ -58,6 +58,11 @@ def trained_camera(photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_p
     return finetune(FinetuneData(train, val=val), outdir, learning_options(random_checkpoint, CAMERA))
 
 
+def key(path: str | Path) -> str:
+    """An image's identity across folders: class folder + file name (validation paths are relative to OUT)."""
+    return f"{Path(path).parent.name}/{Path(path).name}"
+
+
 def onnx_predictions(onnx_path: Path, val_csv: Path, contract: InputContract | None) -> dict[str, int]:
     """Build's encoder on every validation image (as build's held-out set reads it), the ONNX's top-1."""
     encoder = encoder_for(onnx_path, contract)
@@ -66,12 +71,17 @@ def onnx_predictions(onnx_path: Path, val_csv: Path, contract: InputContract | N
     items = csv_items(val_csv, [])
     batch = np.stack([encoder.from_rgb(read_rgb(item.path)) for item in items])
     top1 = session.run(None, {name: batch})[0].argmax(1)
-    return {item.path.name + item.path.parent.name: int(p) for item, p in zip(items, top1, strict=True)}
+    return {key(item.path): int(p) for item, p in zip(items, top1, strict=True)}
 
 
 def finetune_predictions(result: FinetuneResult) -> dict[str, int]:
-    rows = result.report_data["validation_predictions"]
-    return {Path(r["path"]).name + Path(r["path"]).parent.name: r["predicted"] for r in rows}
+    return {key(r["path"]): r["predicted"] for r in result.report_data["validation_predictions"]}
+
+
+def accuracy_on(result: FinetuneResult, paths: list[str]) -> float:
+    """finetune's validation accuracy on a subset of its validation images."""
+    rows = {key(r["path"]): r for r in result.report_data["validation_predictions"]}
+    return float(np.mean([rows[key(p)]["predicted"] == rows[key(p)]["label"] for p in paths]))
 
 
 def test_learns_far_above_chance(trained_rgb: FinetuneResult) -> None:
@@ -94,11 +104,7 @@ def test_build_accuracy_on_its_held_out_share_of_val_csv(trained_rgb: FinetuneRe
     options = BuildOptions(precision=Precision.FP16, onnx=onnx_path, calib=trained_rgb.val_csv, calib_size=24,
                            profile_iterations=0, min_holdout_samples=0)  # fmt: skip
     summary = build(options, tmp_path / "build").summary
-    held = [Path(p) for p in summary["holdout"]["paths"]]
-    labels = {Path(r["path"]).name + Path(r["path"]).parent.name: r["label"]
-              for r in trained_rgb.report_data["validation_predictions"]}  # fmt: skip
-    predicted = finetune_predictions(trained_rgb)
-    expected = np.mean([predicted[p.name + p.parent.name] == labels[p.name + p.parent.name] for p in held])
+    expected = accuracy_on(trained_rgb, summary["holdout"]["paths"])
     assert summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
 
 
@@ -121,3 +127,22 @@ def test_camera_path_learns_and_fused_model_reproduces_it(trained_camera: Finetu
     onnx_path = export_at(trained_camera.model, 4, SIZE, tmp_path / "model_yuyv.onnx", CAMERA)
     predicted = onnx_predictions(onnx_path, trained_camera.val_csv, CAMERA)
     assert predicted == finetune_predictions(trained_camera)
+
+
+def test_build_input_fused_model_reproduces_finetune_on_frames(
+    photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """At build's own size (224): the fused ONNX that `build --input` exports, fed build's frames of every
+    validation image, predicts what finetune validated; build's accuracy on its held-out share agrees."""
+    camera = InputContract(YuvLayout.YUYV, 320, 240, ColorSpace.BT601, ColorRange.LIMITED, ResizeMode.CENTER_CROP)
+    options = FinetuneOptions(arch=Arch.RESNET18, weights=random_checkpoint, contract=camera, epochs=1,
+                              warmup_epochs=0, batch_size=8)  # fmt: skip
+    trained = finetune(FinetuneData(photo_task[1]), tmp_path / "ft", options)
+    build_options = BuildOptions(precision=Precision.FP16, arch=Arch.RESNET18, weights=trained.model, num_classes=4,
+                                 contract=camera, calib=trained.val_csv, profile_iterations=0,
+                                 min_holdout_samples=0)  # fmt: skip
+    built = build(build_options, tmp_path / "build")
+    fused = Path(built.summary["artifacts"]["fp32"])
+    assert onnx_predictions(fused, trained.val_csv, camera) == finetune_predictions(trained)
+    expected = accuracy_on(trained, built.summary["holdout"]["paths"])
+    assert built.summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
