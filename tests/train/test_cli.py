@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,3 +87,20 @@ def test_then_build_chains_into_build(photo_task: tuple[Path, Path], random_chec
     assert code == 0, output
     summary = json.loads((tmp_path / "build" / "build_summary.json").read_text())
     assert summary["weights"] == str(tmp_path / "model.pth") and summary["fidelity"]["fp16"]["accuracy"]
+
+
+def test_imbalanced_classes_are_sampled_balanced_and_unreadable_images_counted(
+    photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(photo_task[1], data)
+    for extra in sorted((data / "brick").glob("*.jpg"))[5:]:
+        extra.unlink()  # 8, 5, 8, 8 images: imbalanced
+    (data / "coffee" / "broken.jpg").write_bytes((data / "coffee" / "000.jpg").read_bytes()[:300])
+    code, output = run(str(data), "-o", str(tmp_path / "out"), "--weights", str(random_checkpoint), *QUICK)
+    assert code == 0, output
+    assert "1 unreadable image(s) skipped" in output
+    report = json.loads((tmp_path / "out" / "finetune.json").read_text())
+    assert report["class_balanced_sampling"] is True
+    assert report["data"]["per_class"] == {"astronaut": 8, "brick": 5, "coffee": 8, "grass": 8}
+    assert report["data"]["skipped"][0]["reason"].startswith("truncated JPEG")
