@@ -31,8 +31,6 @@ from edgeres.train.options import Balance, DeviceKind, FinetuneOptions, Optimize
 if TYPE_CHECKING:  # the trainer imports torch, which `edgeres --help` must not need
     from edgeres.train.trainer import EpochMetrics
 
-DEFAULT_WORKERS = 0  # image decoding in the training process; more workers pay off on a GPU machine
-
 
 def epoch_line(m: EpochMetrics) -> str:
     stages = ", ".join(s for s in m.trainable if s != "fc") or "head only"
@@ -99,7 +97,10 @@ def finetune(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train on the plain images.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the order and the augmentation.")] = 0,
     device: Annotated[str, typer.Option("--device", help=f"{choice_values(DeviceKind)}.")] = DeviceKind.AUTO.value,
-    workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.", min=0)] = DEFAULT_WORKERS,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Data-loading processes. Default: 0 on the CPU, up to 8 with CUDA.", min=0),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last epoch.")] = False,
     then_build: Annotated[
         bool, typer.Option("--then-build", help="Then run `edgeres build` on the best model into OUT/build.")

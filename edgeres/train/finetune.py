@@ -24,7 +24,7 @@ from edgeres.train.report import (
     write_split_csv,
 )
 from edgeres.train.sampling import uses_balance
-from edgeres.train.trainer import Trainer, TrainHooks, TrainOutcome, pick_device
+from edgeres.train.trainer import Trainer, TrainHooks, TrainOutcome, default_workers, pick_device
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def finetune(
     options: FinetuneOptions,
     resume: bool = False,
     device: DeviceKind = DeviceKind.AUTO,
-    workers: int = 0,
+    workers: int | None = None,
     hooks: TrainHooks | None = None,
 ) -> FinetuneResult:
     """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`.
@@ -111,6 +111,7 @@ def finetune(
     key = {"data": train_set.fingerprint(), "validation": val_set.fingerprint() if val_set else None,
            "split": split_hash(split), **options.training_key()}  # fmt: skip
     chosen = pick_device(device)
+    workers = default_workers(chosen) if workers is None else workers
     model, checkpoint = initial_model(options, num_classes)
     trainer = Trainer(model, split.train, split.val, options, outdir, key, chosen, workers, hooks)
     if start is not None:

@@ -6,6 +6,7 @@ Ctrl-C or SIGTERM (raised as KeyboardInterrupt by the CLI) at any moment leaves 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,17 @@ def pick_device(kind: DeviceKind) -> torch.device:
     if kind is DeviceKind.CPU or (kind is DeviceKind.AUTO and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda")
+
+
+MAX_WORKERS = 8
+
+
+def default_workers(device: torch.device) -> int:
+    """Data-loading processes: none on the CPU (training needs its cores), up to 8 feeding a GPU.
+
+    Decoding, augmenting and encoding a 1920x1080 camera frame costs about 0.1 s a sample on one core.
+    """
+    return 0 if device.type == "cpu" else min(MAX_WORKERS, max(0, (os.cpu_count() or 1) - 1))
 
 
 class EncodedSamples(TorchDataset[tuple[np.ndarray, int]]):
