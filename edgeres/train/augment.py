@@ -16,13 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeres.artifacts.tensors import TensorSpec
+from edgeres.export.onnx_export import INPUT_NAME
 from edgeres.frames.contract import FRAME_INPUT, InputContract
 from edgeres.frames.images import read_rgb
 from edgeres.frontend.host import reference_input
 from edgeres.quantize.encoding import SampleEncoder
 from edgeres.train.dataset import Sample
-
-RGB_INPUT = "input"
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, bounds: AugmentBounds) ->
 def network_encoder(size: int, contract: InputContract | None) -> SampleEncoder:
     """The encoder of the deployed model's input: RGB floats [N, 3, size, size], or the contract's frames."""
     if contract is None:
-        return SampleEncoder(TensorSpec(RGB_INPUT, np.dtype(np.float32), (None, 3, size, size)))
+        return SampleEncoder(TensorSpec(INPUT_NAME, np.dtype(np.float32), (None, 3, size, size)))
     return SampleEncoder(TensorSpec(FRAME_INPUT, np.dtype(np.uint8), (None, *contract.frame_shape)), contract)
 
 
