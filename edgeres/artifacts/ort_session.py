@@ -12,11 +12,16 @@ QUIET = 3  # onnxruntime log severity: errors only
 # Threads of edgeres's own CPU passes (export parity, calibration, fidelity): fixed, so results and their
 # cost do not depend on the machine's core count.
 PASS_THREADS = 2
+# Off with reference kernels: this level-1 optimizer rewrites a float bias after DequantizeLinear -> Conv into int32
+# codes of (input scale x weight scale), rounded to the scale's type first: with FP16 scales nearly every code
+# overflows to infinity (edgeres.quantize.high_precision), so the model would no longer compute what its nodes say.
+REFERENCE_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 
 
 def session_options(threads: int = 0, reference_kernels: bool = False) -> ort.SessionOptions:
     """`threads` 0: onnxruntime's default (one per physical core). `reference_kernels` turns off the Q/DQ
-    fusions, so a Q/DQ model computes exactly what its nodes say (float ops on dequantized values)."""
+    fusions (and, in `cpu_session`, REFERENCE_DISABLED_OPTIMIZERS), so a Q/DQ model computes exactly what
+    its nodes say (float ops on dequantized values)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1  # nodes run one after the other; the intra-op pool does the work
@@ -40,4 +45,5 @@ def cpu_session(
     options = session_options(threads, reference_kernels)
     if optimized_to is not None:
         options.optimized_model_filepath = str(optimized_to)
-    return ort.InferenceSession(source, options, providers=list(CPU_PROVIDERS))
+    disabled = list(REFERENCE_DISABLED_OPTIMIZERS) if reference_kernels else []
+    return ort.InferenceSession(source, options, providers=list(CPU_PROVIDERS), disabled_optimizers=disabled)

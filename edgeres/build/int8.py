@@ -36,8 +36,9 @@ from edgeres.quantize.cache import (
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu
+from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, tensorrt_qdq_model
 from edgeres.quantize.histogram import CalibAlgo
-from edgeres.quantize.qdq import insert_qdq, plan_qdq
+from edgeres.quantize.qdq import ScaleGrid, plan_qdq
 
 CACHE_NAME = "calibration_cache.json"
 TRT_TABLE_NAME = "calibration.table"
@@ -126,7 +127,7 @@ def quantize_int8(
     calibrated = calibrate_or_reuse(options, source, calibration, tensors, outdir, bar, corrected_inputs)
     timings["calibration_s"] = round(calibrated.seconds, 2)
     ranges = calibrated.ranges
-    biases = None
+    biases = trt_biases = None
     if options.bias_correction:
         tick = time.perf_counter()
         means = calibrated.input_means
@@ -135,6 +136,9 @@ def quantize_int8(
             means = input_means(model, calibration.batches(options.batch_size), corrected_inputs, bar.advance)
             bar.end()
         biases = corrected_biases(model, plan, ranges, means)
+        grid = HIGH_PRECISION_GRID[options.high_precision]
+        if grid is not ScaleGrid.FP32:  # the TensorRT model's weights are rounded on its own scale grid
+            trt_biases = corrected_biases(model, plan, ranges, means, grid)
         timings["bias_correction_s"] = round(time.perf_counter() - tick, 2)
     analysis = Int8Analysis()
     if options.sensitivity or options.auto_fallback:
@@ -145,8 +149,11 @@ def quantize_int8(
     keep_float = tuple(dict.fromkeys(options.keep_float + analysis.keep_float))
     if analysis.keep_float:
         plan = plan_qdq(model, keep_float)
+    quantized = [w.node for w in plan.weights]
+    trt_model = model
     if biases is not None:
-        model = with_biases(model, biases, [w.node for w in plan.weights])
+        trt_model = with_biases(model, trt_biases if trt_biases is not None else biases, quantized)
+        model = with_biases(model, biases, quantized)
     quant_options = {
         "calib_algo": options.calib_algo.value,
         "keep_float": list(keep_float),
@@ -164,10 +171,10 @@ def quantize_int8(
     }
     write_quantized(
         trt_path,
-        insert_qdq(model, plan, ranges),
+        tensorrt_qdq_model(trt_model, plan, ranges, options.high_precision),
         source,
         ArtifactRole.INT8_TENSORRT,
-        {**quant_options, "target": "tensorrt (S8S8)"},
+        {**quant_options, "target": "tensorrt (S8S8)", "high_precision": options.high_precision.value},
         {"placement": placement, "ranges": ranges, "calibration": calibrated.summary},
     )
     cpu_weights = exact_weight_type()

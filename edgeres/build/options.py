@@ -18,6 +18,7 @@ from edgeres.quantize.cache import (
     trt_version_number,
 )
 from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 DEFAULT_MAX_FALLBACK = 8  # layers automatic fallback may keep in float
@@ -55,6 +56,9 @@ class BuildOptions:
     # checks (README). Its input means come from the calibration pass itself; a reused cache costs one float
     # pass for them.
     bias_correction: bool = True
+    # The TensorRT Q/DQ model's non-INT8 remainder (front-end, float layers, Adds, pooling): FP16 by default,
+    # as NVIDIA Model Optimizer writes it; it needs TensorRT 10 or later (edgeres.quantize.high_precision).
+    high_precision: HighPrecision = HighPrecision.FP16
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: FrameFormat | None = None  # layout and size of raw .yuv calibration frames
     contract: InputContract | None = None  # camera-frame input: export (or expect) the fused model
@@ -109,6 +113,7 @@ class BuildOptions:
             "percentile": self.percentile,
             "keep_float": list(self.keep_float),
             "bias_correction": self.bias_correction,
+            "high_precision": self.high_precision.value,
             "raw": None if self.raw is None else str(self.raw),
             "min_holdout_samples": self.min_holdout_samples,
         }
@@ -127,6 +132,7 @@ class BuildOptions:
                 percentile=float(recipe["percentile"]),
                 keep_float=tuple(str(name) for name in recipe["keep_float"]),
                 bias_correction=bool(recipe["bias_correction"]),
+                high_precision=HighPrecision(recipe.get("high_precision", HighPrecision.FP32.value)),
                 raw=None if recipe["raw"] is None else FrameFormat.parse(str(recipe["raw"])),
                 min_holdout_samples=int(recipe["min_holdout_samples"]),
                 **changes,

@@ -41,6 +41,7 @@ from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.quantize.cache import DEFAULT_TRT_VERSION, StaleCacheError
 from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 if TYPE_CHECKING:
@@ -168,6 +169,14 @@ def build(
             help="INT8: fold each layer's weight-rounding mean shift, measured on the calibration data, into its bias.",
         ),
     ] = True,
+    high_precision: Annotated[
+        str,
+        typer.Option(
+            "--high-precision",
+            help=f"{choice_values(HighPrecision)}: what the TensorRT INT8 model runs outside INT8 (fp16 needs "
+            "TensorRT 10+).",
+        ),
+    ] = BuildOptions.high_precision.value,
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
@@ -255,6 +264,7 @@ def build(
         auto_fallback=auto_fallback,
         max_fallback=max_fallback,
         bias_correction=bias_correction,
+        high_precision=parse_choice(HighPrecision, high_precision, "--high-precision"),
         gate=FidelityGate(min_sqnr_db=min_sqnr, min_agreement=min_agreement, min_accuracy=min_accuracy),
         raw=raw,
         contract=contract,

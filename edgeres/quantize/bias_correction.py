@@ -25,7 +25,14 @@ from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.calibrate import collect_statistics
-from edgeres.quantize.qdq import QdqPlan, WeightQuant, activation_scale, bias_safe_scales, quantize_weight
+from edgeres.quantize.qdq import (
+    QdqPlan,
+    ScaleGrid,
+    WeightQuant,
+    quantize_weight,
+    weight_scale_floor,
+    written_input_scale,
+)
 
 
 def weighted_inputs(model: onnx.ModelProto, plan: QdqPlan) -> list[str]:
@@ -54,13 +61,15 @@ def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
 
 
 def dequantized_weight(
-    weight: np.ndarray, quant: WeightQuant, bias: np.ndarray | None, amax: float | None
+    weight: np.ndarray,
+    quant: WeightQuant,
+    bias: np.ndarray | None,
+    amax: float | None,
+    grid: ScaleGrid = ScaleGrid.FP32,
 ) -> np.ndarray:
-    """The float values the Q/DQ model's weight will hold (the grid of edgeres.quantize.qdq, scale floor included)."""
-    floor = None
-    if bias is not None and amax is not None and bias.size == weight.shape[quant.axis]:
-        floor = bias_safe_scales(bias.reshape(-1), activation_scale(amax))
-    values, scales = quantize_weight(weight, quant.axis, floor)
+    """The float values the Q/DQ model's weight will hold on `grid` (edgeres.quantize.qdq, scale floor included)."""
+    floor = weight_scale_floor(bias, weight.shape[quant.axis], written_input_scale(amax, grid), grid)
+    values, scales = quantize_weight(weight, quant.axis, floor, grid)
     shape = [1] * weight.ndim
     shape[quant.axis] = -1
     return values.astype(np.float64) * scales.astype(np.float64).reshape(shape)
@@ -91,9 +100,14 @@ def layer_mean_shift(node: onnx.NodeProto, weight_error: np.ndarray, input_mean:
 
 
 def corrected_biases(
-    model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], means: Mapping[str, np.ndarray]
+    model: onnx.ModelProto,
+    plan: QdqPlan,
+    ranges: Mapping[str, float],
+    means: Mapping[str, np.ndarray],
+    grid: ScaleGrid = ScaleGrid.FP32,
 ) -> dict[str, np.ndarray]:
-    """Node name -> corrected float32 bias of each of the plan's quantized layers (see `correct_biases`).
+    """Node name -> corrected float32 bias of each of the plan's quantized layers (see `correct_biases`),
+    for weights on the scale `grid` the model will be written with.
 
     A layer's correction depends only on its own weights, its input range and its float input mean, never
     on which other layers are quantized: computed once, it serves every placement made from one calibration.
@@ -111,7 +125,7 @@ def corrected_biases(
         bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64).reshape(-1) if has_bias else None
         if bias is not None and bias.size != channels:
             continue  # a broadcast Gemm bias: no per-channel term to correct
-        error = dequantized_weight(weight, quant, bias, ranges.get(node.input[0])) - weight
+        error = dequantized_weight(weight, quant, bias, ranges.get(node.input[0]), grid) - weight
         shift = layer_mean_shift(node, error, means[node.input[0]])
         biases[quant.node] = ((np.zeros(channels) if bias is None else bias) - shift).astype(np.float32)
     return biases

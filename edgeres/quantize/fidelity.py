@@ -54,6 +54,8 @@ def sqnr_db(signal_power: float, noise_power: float) -> float:
     """10 log10(signal / noise); infinite when the two agree exactly."""
     if noise_power <= 0.0:
         return math.inf
+    if not math.isfinite(noise_power):
+        return -math.inf
     return 10.0 * math.log10(max(signal_power, 1e-300) / noise_power)
 
 
@@ -154,14 +156,19 @@ class _Tally:
 
 
 def layer_sqnr(
-    reference: onnx.ModelProto, candidate: onnx.ModelProto, inputs: list[np.ndarray], threads: int = PASS_THREADS
+    reference: onnx.ModelProto,
+    candidate: onnx.ModelProto,
+    inputs: list[np.ndarray],
+    threads: int = PASS_THREADS,
+    kernels: Kernels = Kernels.RUNTIME,
 ) -> list[LayerSqnr]:
-    """SQNR of every Conv/Gemm output both models compute, worst first (sessions with extra outputs)."""
+    """SQNR of every Conv/Gemm output both models compute, worst first (sessions with extra outputs);
+    the candidate runs on `kernels`."""
     cand_names = {o for n in candidate.graph.node for o in n.output}
     layers = [t for t in layer_tensors(reference) if t in cand_names]
     if not layers or not inputs:
         return []
-    ref_run, cand_run = _session(reference, layers, threads), _session(candidate, layers, threads)
+    ref_run, cand_run = _session(reference, layers, threads), _session(candidate, layers, threads, kernels)
     input_name = ref_run.get_inputs()[0].name
     power = {t: [0.0, 0.0] for t in layers}
     for batch in inputs:
@@ -209,7 +216,7 @@ def compare_models(
     if samples == 0:
         raise UserInputError("fidelity check received no held-out samples")
     del ref_run, cand_run
-    per_layer = layer_sqnr(ref_model, cand_model, kept, threads)
+    per_layer = layer_sqnr(ref_model, cand_model, kept, threads, kernels)
     accuracy = Accuracy(*(float(h / samples) for h in tally.hits)) if labelled else None
     return FidelityReport(
         precision=precision,

@@ -69,6 +69,9 @@ class HighPrecision(str, enum.Enum):
     FP32 = "fp32"
 
 
+# The scale grid of each remainder type: FP16 Q/DQ scales must be float16 values.
+HIGH_PRECISION_GRID = {HighPrecision.FP16: ScaleGrid.FP16, HighPrecision.FP32: ScaleGrid.FP32}
+
 FRONTEND_PRECISION = HighPrecision.FP16  # of the front-end in the FP16 model: see the module docstring
 
 

@@ -111,9 +111,27 @@ def name_nodes(model: onnx.ModelProto) -> None:
         seen.add(node.name)
 
 
+def module_path(node_name: str) -> str:
+    """The torch module path in an exported node name: '/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1'.
+
+    torch's exporter names each scope by its attribute, and a container's children by the container's
+    attribute plus their index ('layer1.0', 'downsample.0'), so such a part replaces the one before it.
+    """
+    parts: list[str] = []
+    for part in node_name.strip("/").split("/")[:-1]:
+        if parts and part.startswith(parts[-1] + "."):
+            parts[-1] = part
+        else:
+            parts.append(part)
+    return ".".join(parts)
+
+
 def matches_layer(node_name: str, layer: str) -> bool:
-    """`layer` is a node name ("/fc/Gemm") or a torch module path ("fc", "layer1.0.conv1")."""
+    """`layer` is a node name ("/fc/Gemm") or a torch module path ("fc", "layer1.0.conv1", as in the
+    exported node names, e.g. "/layer1/layer1.0/conv1/Conv")."""
     if node_name == layer:
+        return True
+    if module_path(node_name) == layer.strip("/"):
         return True
     prefix = "/" + layer.strip("/").replace(".", "/") + "/"
     return node_name.startswith(prefix) and "/" not in node_name[len(prefix) :]
@@ -328,6 +346,14 @@ def weight_scale_floor(
     return floor
 
 
+def written_input_scale(amax: float | None, grid: ScaleGrid = ScaleGrid.FP32) -> float | None:
+    """The scale a weighted layer's input gets in the model (None: its input is not quantized)."""
+    if amax is None:
+        return None
+    scale = activation_scale(amax)
+    return scale if grid is ScaleGrid.FP32 else float(on_grid(scale, grid))
+
+
 def _weight_dq(
     model: onnx.ModelProto, quant: WeightQuant, input_scale: float | None, grid: ScaleGrid = ScaleGrid.FP32
 ) -> tuple[onnx.NodeProto, str]:
@@ -412,11 +438,7 @@ def insert_qdq(
     weight_inputs: dict[tuple[str, int], str] = {}
     input_ranges = {q.node: ranges[q.tensor] for q in plan.inputs if q.index == 0}
     for quant in plan.weights:
-        amax = input_ranges.get(quant.node)
-        input_scale = None if amax is None else activation_scale(amax)
-        if input_scale is not None and grid is not ScaleGrid.FP32:
-            input_scale = float(on_grid(input_scale, grid))
-        dq, name = _weight_dq(out, quant, input_scale, grid)
+        dq, name = _weight_dq(out, quant, written_input_scale(input_ranges.get(quant.node), grid), grid)
         weight_nodes.append(dq)
         weight_inputs[(quant.node, 1)] = name
     pairs: dict[str, list[onnx.NodeProto]] = {}

@@ -33,7 +33,7 @@ from edgeres.quantize.bias_correction import with_biases
 from edgeres.quantize.cpu_twin import WeightType, insert_qdq_cpu
 from edgeres.quantize.fidelity import sqnr_db
 from edgeres.quantize.gate import FidelityGate
-from edgeres.quantize.qdq import WEIGHTED_OPS, QdqPlan, matches_layer, plan_qdq
+from edgeres.quantize.qdq import WEIGHTED_OPS, QdqPlan, matches_layer, module_path, plan_qdq
 
 HeldOutBatch = tuple[np.ndarray, np.ndarray | None]  # (model inputs, integer labels or None)
 
@@ -75,21 +75,6 @@ class Measure:
         data = asdict(self)
         data["sqnr_db"] = self.sqnr_db if math.isfinite(self.sqnr_db) else str(self.sqnr_db)
         return data
-
-
-def module_path(node_name: str) -> str:
-    """The torch module path in an exported node name: '/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1'.
-
-    torch's exporter names each scope by its attribute, and a container's children by the container's
-    attribute plus their index ('layer1.0', 'downsample.0'), so such a part replaces the one before it.
-    """
-    parts: list[str] = []
-    for part in node_name.strip("/").split("/")[:-1]:
-        if parts and part.startswith(parts[-1] + "."):
-            parts[-1] = part
-        else:
-            parts.append(part)
-    return ".".join(parts)
 
 
 def layer_macs(model: onnx.ModelProto) -> dict[str, int]:

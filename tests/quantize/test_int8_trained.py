@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.artifacts.sidecar import write_sidecar
 from edgeres.build.options import BuildOptions
 from edgeres.build.orchestrator import build
@@ -69,13 +70,7 @@ def held_out_batch() -> np.ndarray:
 def top_classes(
     model: Path | onnx.ModelProto, batch: np.ndarray, k: int, kernels: Kernels = Kernels.RUNTIME
 ) -> np.ndarray:
-    import onnxruntime as ort
-
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-    options = ort.SessionOptions()
-    if kernels is Kernels.REFERENCE:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model, reference_kernels=kernels is Kernels.REFERENCE)
     return np.argsort(-session.run(None, {"input": batch})[0], axis=1)[:, :k]
 
 
