@@ -151,9 +151,7 @@ def test_cli_bias_correction_is_on_by_default_and_can_be_turned_off(tmp_path: Pa
         quantized = _biases(tmp_path / folder / "model_int8_qdq.onnx")
         assert quantized.keys() == float_biases.keys()
         # The TensorRT model stores its remainder in FP16 (the default --high-precision): compare in its type.
-        moved = any(
-            not np.array_equal(quantized[name], float_biases[name].astype(quantized[name].dtype)) for name in float_biases
-        )
+        moved = any(not np.array_equal(q, float_biases[name].astype(q.dtype)) for name, q in quantized.items())
         assert moved is expected, f"{folder}: biases {'unchanged' if expected else 'changed'}"
 
 
