@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from edgeres.errors import UserInputError
 from edgeres.frames.contract import FrameFormat
 from edgeres.frames.images import read_rgb
 from edgeres.frames.yuv import open_yuv
-from edgeres.quantize.calibration_data import CalibItem
+from edgeres.quantize.calibration_data import CalibItem, Skipped, check_labels, csv_items
 from edgeres.quantize.encoding import SampleEncoder, derive_variant
 
 HOLDOUT_FRACTION = 0.25  # of the readable candidates, kept away from the calibrator for the fidelity report
@@ -59,6 +60,22 @@ class Holdout:
             "labelled": self.labelled,
             "paths": [str(item.path) + (f"#{item.frame}" if item.frame is not None else "") for item in self.items],
         }
+
+
+def evaluation_holdout(csv_path: Path, num_classes: int | None) -> Holdout:
+    """Every row of a labelled `path,label` CSV, once, none derived: a fixed evaluation set (e.g. the
+    validation split of `edgeres finetune`), kept apart from whatever calibrates."""
+    skipped: list[Skipped] = []
+    items = csv_items(Path(csv_path), skipped)
+    if skipped:
+        raise UserInputError(f"{csv_path}: {skipped[0].reason}")
+    if not items:
+        raise UserInputError(f"{csv_path}: no rows to evaluate")
+    if items[0].label is None:
+        raise UserInputError(f"{csv_path}: an evaluation CSV needs a class number on every row")
+    if num_classes is not None:
+        check_labels(Path(csv_path), items, num_classes)
+    return Holdout(tuple(items), 0)
 
 
 def _read(item: CalibItem, encoder: SampleEncoder, raw: FrameFormat | None) -> tuple[np.ndarray, np.ndarray]:

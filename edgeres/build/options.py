@@ -41,6 +41,9 @@ class BuildOptions:
     weights: Path | None = None
     num_classes: int | None = None
     calib: Path | None = None  # folder of images / raw frames, or a path,label CSV; None: calibration/
+    # A labelled path,label CSV evaluated whole (every row once, none derived) instead of a held-out share of
+    # `calib`, which then calibrates on all of itself.
+    eval_csv: Path | None = None
     calib_algo: CalibAlgo = DEFAULT_CALIB_ALGO
     calib_size: int = DEFAULT_CALIB_SIZE
     batch_size: int = DEFAULT_CALIB_BATCH
@@ -74,6 +77,8 @@ class BuildOptions:
             raise UserInputError("build makes INT8 or FP16 models; the FP32 ONNX comes from `edgeres export`")
         if self.calib is not None and not Path(self.calib).exists():
             raise UserInputError(f"{self.calib}: calibration source not found")
+        if self.eval_csv is not None and not Path(self.eval_csv).is_file():
+            raise UserInputError(f"{self.eval_csv}: evaluation CSV not found")
         if self.calib_size < 1:
             raise UserInputError(f"calibration size {self.calib_size}: must be at least 1")
         if self.batch_size < 1:
@@ -106,6 +111,7 @@ class BuildOptions:
         """The choices that reproduce this build's calibration and held-out split (build_summary.json)."""
         return {
             "calib": None if self.calib is None else str(Path(self.calib).resolve()),
+            "eval_csv": None if self.eval_csv is None else str(Path(self.eval_csv).resolve()),
             "calib_algo": self.calib_algo.value,
             "calib_size": self.calib_size,
             "batch_size": self.batch_size,
@@ -125,6 +131,7 @@ class BuildOptions:
             return cls(
                 onnx=onnx,
                 calib=None if recipe["calib"] is None else Path(recipe["calib"]),
+                eval_csv=None if recipe.get("eval_csv") is None else Path(recipe["eval_csv"]),
                 calib_algo=CalibAlgo(recipe["calib_algo"]),
                 calib_size=int(recipe["calib_size"]),
                 batch_size=int(recipe["batch_size"]),

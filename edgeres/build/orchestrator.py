@@ -24,7 +24,7 @@ from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
 from edgeres.artifacts.onnx import graph_output, load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import rollback_on_failure
-from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, holdout_batches
+from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, evaluation_holdout, holdout_batches
 from edgeres.build.int8 import CACHE_NAME, quantize_int8, write_quantized
 from edgeres.build.options import BuildOptions
 from edgeres.build.quick_profile import quick_profiles
@@ -82,8 +82,11 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
     encoder = encoder_for(structure, source.contract)
     classes = graph_output(structure, source.path).shape[-1]
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
-    calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
-    holdout = Holdout.of(held_items, options.min_holdout_samples)
+    if options.eval_csv is not None:
+        calibration, holdout = full, evaluation_holdout(options.eval_csv, classes)
+    else:
+        calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
+        holdout = Holdout.of(held_items, options.min_holdout_samples)
     if options.gate.min_accuracy is not None and not holdout.labelled:
         raise UserInputError(
             f"a minimum top-1 accuracy needs labelled held-out samples: {full.source} is not a path,label CSV "
@@ -141,7 +144,10 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
         )
         timings[f"fidelity_{name.value}_s"] = round(time.perf_counter() - tick, 2)
         bar.end()
-    notes.append(f"fidelity on {holdout.describe()}, none seen by the calibrator")
+    if options.eval_csv is not None:
+        notes.append(f"fidelity and accuracy on every row of {options.eval_csv} ({holdout.samples} samples)")
+    else:
+        notes.append(f"fidelity on {holdout.describe()}, none seen by the calibrator")
     summary["holdout"] = holdout.as_dict() | {"skipped": sorted(set(skipped))}
     summary["fidelity"] = {name.value: report.as_dict() for name, report in reports.items()}
     summary["gate"] = options.gate.as_dict()

@@ -108,6 +108,14 @@ def build(
             help="Folder of images (recursive) or raw .yuv frames, or a path,label CSV. Default: calibration/.",
         ),
     ] = None,
+    eval_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="A labelled path,label CSV evaluated whole (every row once) for fidelity and accuracy; "
+            "--calib then calibrates on all of itself.",
+        ),
+    ] = None,
     calib_format: Annotated[
         str | None,
         typer.Option(
@@ -216,6 +224,7 @@ def build(
       edgeres build --int8 --input uyvy:1280x720 --calib frames/ --calib-format uyvy\n
       edgeres build --int8 --onnx r50_yuyv.onnx --calib frames/ --calib-format yuyv:1920x1080\n
       edgeres build --int8 --weights product.pth --num-classes 51 --calib labels.csv --min-agreement 0.99\n
+      edgeres build --int8 --weights ft/model.pth --num-classes 51 --calib ft/train.csv --eval ft/val.csv\n
       edgeres build --int8 --onnx model.onnx --keep-float conv1,fc --min-sqnr 25\n
       edgeres build --int8 --onnx model.onnx --min-sqnr 25 --auto-fallback --max-fallback 4 --sensitivity\n
       edgeres build --engine-only --onnx out/build/model_int8_qdq.onnx --batch 1:8:32 --timing-cache t.cache\n
@@ -254,6 +263,7 @@ def build(
         weights=weights,
         num_classes=num_classes,
         calib=calib,
+        eval_csv=eval_csv,
         calib_algo=algo,
         calib_size=calib_size,
         batch_size=calib_batch,

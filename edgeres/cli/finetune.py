@@ -162,7 +162,8 @@ def finetune(
     say(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.1%} on {result.val_samples} "
         f"images ({stop})")  # fmt: skip
     build_line = (f"edgeres build --int8 --arch {options.arch.value} --weights {result.model} "
-                  f"--num-classes {len(result.classes)} --calib {result.val_csv}")  # fmt: skip
+                  f"--num-classes {len(result.classes)} --calib {result.train_csv} "
+                  f"--eval {result.val_csv}")  # fmt: skip
     if contract is not None:
         build_line += f" --input {contract.layout.value}:{contract.width}x{contract.height} --colorspace " + (
             f"{contract.colorspace.value} --range {contract.color_range.value} --resize {contract.resize.value}"
@@ -173,7 +174,8 @@ def finetune(
     from edgeres.cli.build import build as build_command
 
     build_command(
-        int8=not fp16, fp16=fp16, output=output / "build", calib=result.val_csv, weights=result.model,
+        int8=not fp16, fp16=fp16, output=output / "build", calib=result.train_csv, eval_csv=result.val_csv,
+        weights=result.model,
         num_classes=len(result.classes), arch=options.arch.value, frame_input=frame_input, colorspace=colorspace,
         color_range=color_range, resize=resize,
     )  # fmt: skip

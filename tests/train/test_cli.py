@@ -37,7 +37,8 @@ def test_a_small_run_prints_epochs_and_the_build_command(
     code, output = run(str(photo_task[1]), "-o", str(tmp_path), "--weights", str(random_checkpoint), *QUICK)
     assert code == 0, output
     assert "epoch 1: train loss" in output and "best epoch 1: validation accuracy" in output
-    assert f"--weights {tmp_path / 'model.pth'} --num-classes 4 --calib {tmp_path / 'val.csv'}" in output
+    assert f"--weights {tmp_path / 'model.pth'} --num-classes 4 --calib {tmp_path / 'train.csv'}" in output
+    assert f"--eval {tmp_path / 'val.csv'}" in output
 
 
 def test_no_checkpoint_is_one_line_naming_from_scratch(photo_task: tuple[Path, Path], empty_hub: Path,
@@ -87,6 +88,10 @@ def test_then_build_chains_into_build(photo_task: tuple[Path, Path], random_chec
     assert code == 0, output
     summary = json.loads((tmp_path / "build" / "build_summary.json").read_text())
     assert summary["weights"] == str(tmp_path / "model.pth") and summary["fidelity"]["fp16"]["accuracy"]
+    # Build evaluates every validation image once (--eval val.csv) and its FP32 model agrees with finetune.
+    report = json.loads((tmp_path / "finetune.json").read_text())
+    assert summary["holdout"]["samples"] == report["split"]["val"] and summary["holdout"]["derived"] == 0
+    assert summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(report["val_accuracy"])
 
 
 def test_imbalanced_classes_are_sampled_balanced_and_unreadable_images_counted(

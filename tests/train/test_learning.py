@@ -108,8 +108,6 @@ def test_build_accuracy_on_its_held_out_share_of_val_csv(trained_rgb: FinetuneRe
     assert summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
 
 
-@pytest.mark.xfail(reason="needs `edgeres build --eval CSV` (every row evaluated, none derived): not in build yet",
-                   strict=True)  # fmt: skip
 def test_build_eval_csv_reports_finetune_accuracy(trained_rgb: FinetuneResult, tmp_path: Path) -> None:
     onnx_path = export_at(trained_rgb.model, 4, SIZE, tmp_path / "model_fp32.onnx")
     args = ["build", "--fp16", "--onnx", str(onnx_path), "--calib", str(trained_rgb.train_csv),
