@@ -5,8 +5,11 @@ first pick is the layer whose float restoration alone helps most, by exhaustive 
 quantized layer; each later step tries the best-ranked remaining layers of that leave-one-out on top of
 the layers already kept and keeps the one that helps most. Each step records the layers kept, the
 measures, the share of the network's multiply-accumulates left out of INT8 (a cost that does not depend
-on the hardware) and the measured onnxruntime CPU latency of that candidate. The search stops when the
-gate passes or the budget of layers is spent; then the best candidate is the one to write.
+on the hardware) and the measured onnxruntime CPU latency of that candidate. Candidates are compared as
+the onnxruntime CPU twin (fast integer kernels); a step whose twin meets the gate is confirmed on the
+TensorRT Q/DQ model too (its own arithmetic, its FP16 or FP32 remainder), since the build gates both, and
+the search goes on while that one falls short. It stops when both pass or the budget of layers is spent;
+then the best candidate is the one to write.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ LATENCY_WARMUP = 3
 @dataclass(frozen=True)
 class FallbackStep:
     kept: tuple[str, ...]  # keep_float names, in the order they were added
-    measure: Measure
+    measure: Measure  # the onnxruntime CPU twin
+    tensorrt: Measure | None  # the TensorRT Q/DQ model, measured where the twin meets the gate
     mac_share: float  # of the quantized network's multiply-accumulates now left in higher precision
     latency_ms: float  # median onnxruntime CPU latency, batch 1
     passed: bool
@@ -44,6 +48,7 @@ class FallbackStep:
             "kept": list(self.kept),
             "count": len(self.kept),
             **self.measure.as_dict(),
+            "tensorrt": None if self.tensorrt is None else self.tensorrt.as_dict(),
             "mac_share": self.mac_share,
             "latency_ms": self.latency_ms,
             "passed": self.passed,
@@ -73,7 +78,8 @@ class FallbackSearch:
             "max_fallback": self.max_fallback,
             "evaluations": self.evaluations,
             "curve": [step.as_dict() for step in self.steps],
-            "measured_on": "onnxruntime CPU twin (integer kernels) against FP32 logits, held-out samples",
+            "measured_on": "onnxruntime CPU twin (integer kernels) against FP32 logits, held-out samples; "
+            "a step whose twin meets the gate also as the TensorRT Q/DQ model (its Q/DQ arithmetic)",
         }
 
 
@@ -122,7 +128,11 @@ def search_fallback(
         latency = candidate_latency_ms(variants.keeping(kept), sample, logits.threads)
         share = sum(by_node[node].macs for node in kept) / total_macs
         names = tuple(by_node[node].name for node in kept)
-        return FallbackStep(names, measure, share, latency, not measure.failures(gate))
+        tensorrt = None
+        if not measure.failures(gate):
+            tensorrt = logits.measure(variants.tensorrt(kept), reference_kernels=True)
+        passed = tensorrt is not None and not tensorrt.failures(gate)
+        return FallbackStep(names, measure, tensorrt, share, latency, passed)
 
     steps = [step((), measured(()))]
     if steps[0].passed:

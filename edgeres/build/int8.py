@@ -143,7 +143,7 @@ def quantize_int8(
     analysis = Int8Analysis()
     if options.sensitivity or options.auto_fallback:
         tick = time.perf_counter()
-        analysis = analyse_int8(options, model, plan, ranges, biases, held_out(), outdir, bar)
+        analysis = analyse_int8(options, model, plan, ranges, biases, trt_biases, held_out(), outdir, bar)
         timings["int8_analysis_s"] = round(time.perf_counter() - tick, 2)
         summary |= analysis.summary
     keep_float = tuple(dict.fromkeys(options.keep_float + analysis.keep_float))

@@ -15,7 +15,13 @@ import onnx
 
 from edgeres.artifacts.atomic import write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.build.fallback import FallbackSearch, fallback_evaluations, keep_float_option, search_fallback
+from edgeres.build.fallback import (
+    FallbackSearch,
+    FallbackStep,
+    fallback_evaluations,
+    keep_float_option,
+    search_fallback,
+)
 from edgeres.build.options import BuildOptions
 from edgeres.profile.plots import pyplot, save_png
 from edgeres.progress import StageProgress
@@ -59,13 +65,16 @@ def analyse_int8(
     plan: QdqPlan,
     ranges: Mapping[str, float],
     biases: Mapping[str, np.ndarray] | None,
+    tensorrt_biases: Mapping[str, np.ndarray] | None,
     held_out: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
     outdir: Path,
     bar: StageProgress,
 ) -> Int8Analysis:
     """Sensitivity (when asked) and automatic fallback (when asked), measured on the held-out samples."""
     logits = HeldOutLogits(model, as_labelled(held_out))
-    variants = QuantizedVariants(model, plan, ranges, biases, exact_weight_type())
+    variants = QuantizedVariants(
+        model, plan, ranges, biases, exact_weight_type(), options.high_precision, tensorrt_biases
+    )
     layers = network_layers(model, plan)
     artifacts: dict[ArtifactRole, Path] = {}
     summary: dict[str, Any] = {}
@@ -134,12 +143,20 @@ def fallback_lines(search: FallbackSearch) -> list[str]:
         lines.append(
             f"fallback {len(step.kept)} kept (+{added}): logits SQNR {_db(step.measure.sqnr_db)}, top-1 agreement "
             f"{step.measure.top1_agreement:.0%}{accuracy}, {step.mac_share:.1%} of MACs in float, "
-            f"CPU {step.latency_ms:.1f} ms{' - gate met' if step.passed else ''}"
+            f"CPU {step.latency_ms:.1f} ms{tensorrt_note(step)}"
         )
     verdict = "meets the gate" if search.met else f"best found, gate NOT met within {search.max_fallback} layers"
     chosen = keep_float_option(search.keep_float)
     lines.append(f"fallback chose {len(search.keep_float)} layer(s) ({verdict}): {chosen}")
     return lines
+
+
+def tensorrt_note(step: FallbackStep) -> str:
+    """What the confirmation on the TensorRT model found, when the twin met the gate."""
+    if step.tensorrt is None:
+        return ""
+    verdict = "gate met" if step.passed else "short of the gate"
+    return f"; TensorRT model {_db(step.tensorrt.sqnr_db)}, {verdict}"
 
 
 def sensitivity_plot(report: SensitivityReport, path: Path) -> Path:

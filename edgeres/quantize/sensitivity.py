@@ -33,6 +33,7 @@ from edgeres.quantize.bias_correction import with_biases
 from edgeres.quantize.cpu_twin import WeightType, insert_qdq_cpu
 from edgeres.quantize.fidelity import sqnr_db
 from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.high_precision import HighPrecision, tensorrt_qdq_model
 from edgeres.quantize.qdq import WEIGHTED_OPS, QdqPlan, matches_layer, module_path, plan_qdq
 
 HeldOutBatch = tuple[np.ndarray, np.ndarray | None]  # (model inputs, integer labels or None)
@@ -133,9 +134,10 @@ class HeldOutLogits:
     def samples(self) -> int:
         return sum(len(x) for x, _ in self.batches)
 
-    def measure(self, candidate: onnx.ModelProto) -> Measure:
-        """The candidate as onnxruntime runs it (its integer kernels), against the FP32 logits."""
-        session = cpu_session(candidate, self.threads)
+    def measure(self, candidate: onnx.ModelProto, reference_kernels: bool = False) -> Measure:
+        """The candidate as onnxruntime runs it (its integer kernels; with `reference_kernels`, the arithmetic
+        its Q/DQ nodes say, as for the TensorRT model), against the FP32 logits."""
+        session = cpu_session(candidate, self.threads, reference_kernels=reference_kernels)
         signal = noise = 0.0
         agree = hits = 0
         for (inputs, labels), ref in zip(self.batches, self.reference, strict=True):
@@ -155,6 +157,8 @@ class QuantizedVariants:
     `plan` is the full placement (the user's float layers already left out); `biases` the corrected bias
     of every layer of the plan (edgeres.quantize.bias_correction.corrected_biases), or None without bias
     correction. A variant keeps more layers in float; each quantized layer gets its corrected bias.
+    `tensorrt` makes the TensorRT Q/DQ model of a variant, in `high_precision`, with `tensorrt_biases`
+    (corrected on its scale grid; None: `biases`).
     """
 
     def __init__(
@@ -164,9 +168,13 @@ class QuantizedVariants:
         ranges: Mapping[str, float],
         biases: Mapping[str, np.ndarray] | None,
         weights: WeightType,
+        high_precision: HighPrecision = HighPrecision.FP32,
+        tensorrt_biases: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.model, self.plan, self.ranges, self.weights = model, plan, ranges, weights
         self.biases = dict(biases or {})
+        self.tensorrt_biases = dict(tensorrt_biases) if tensorrt_biases is not None else self.biases
+        self.high_precision = high_precision
         self.layers = tuple(w.node for w in plan.weights)
 
     def plan_keeping(self, float_layers: Iterable[str]) -> QdqPlan:
@@ -177,6 +185,14 @@ class QuantizedVariants:
         quantized = {w.node for w in plan.weights}
         model = with_biases(self.model, self.biases, quantized) if self.biases and quantized else self.model
         return insert_qdq_cpu(model, plan, self.ranges, self.weights)
+
+    def tensorrt(self, float_layers: Iterable[str] = ()) -> onnx.ModelProto:
+        """The TensorRT Q/DQ model with `float_layers` out of INT8, as the build writes it."""
+        plan = self.plan_keeping(float_layers)
+        quantized = {w.node for w in plan.weights}
+        biases = self.tensorrt_biases
+        model = with_biases(self.model, biases, quantized) if biases and quantized else self.model
+        return tensorrt_qdq_model(model, plan, self.ranges, self.high_precision)
 
     def keeping(self, float_layers: Iterable[str] = ()) -> onnx.ModelProto:
         """Every layer INT8 except `float_layers`."""

@@ -187,13 +187,15 @@ def test_fallback_meets_a_gate_above_int8_with_the_best_layers(lite0: tuple) -> 
     layers, variants, logits = lite0
     report = analyse_sensitivity(variants, logits, layers)
     plain = report.int8.sqnr_db
-    gate = FidelityGate(min_sqnr_db=plain + 2.0)
+    gate = FidelityGate(min_sqnr_db=plain + 3.0)  # measured here: 4 layers meet it (3 fall 0.1-1 dB short)
     assert report.int8.failures(gate)
     search = search_fallback(variants, logits, layers, gate, max_fallback=6)
     assert search.met and 1 <= len(search.keep_float) <= 6, search.as_dict()["curve"]
     # The first pick is the exhaustive leave-one-out's best (measured independently by the sensitivity pass).
     assert search.steps[1].kept[0] == report.ranked()[0].layer.name
     by_name = {layer.name: layer.node for layer in layers}
+    # The printed --keep-float names reproduce the set.
+    assert set(plan_qdq(variants.model, search.keep_float).kept_float) == {by_name[n] for n in search.keep_float}
     chosen = search.steps[search.chosen].measure.sqnr_db
     count = len(search.keep_float)
     nodes = [layer.node for layer in layers]
