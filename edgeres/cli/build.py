@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,7 +33,7 @@ from edgeres.cli.options import (
     parse_frame_format,
 )
 from edgeres.cli.paths import check_output_dir, check_output_file
-from edgeres.cli.reporting import err_console, reports_errors, say, wrote
+from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.engine.builder import MAX_OPTIMIZATION_LEVEL, BatchProfile, EngineOptions
 from edgeres.engine.target import HardwareCompatibility
 from edgeres.errors import UserInputError
@@ -48,43 +48,6 @@ if TYPE_CHECKING:
     from edgeres.build.orchestrator import BuildResult
 
 ENGINE_DEFAULTS = EngineOptions()
-
-
-class _RichBuildProgress:
-    """Draws edgeres.build's progress callbacks as rich bars (one bar per stage); nothing before the first."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        self.progress = Progress(*columns, console=err_console)
-        self.task: Any = None
-        self.started = False
-
-    def __enter__(self) -> _RichBuildProgress:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.started:
-            self.progress.stop()
-
-    def begin(self, task: str, total: int | None) -> None:
-        if not self.started:  # an error before any stage stays one line: no empty bar display
-            self.progress.start()
-            self.started = True
-        self.task = self.progress.add_task(task, total=total)
-
-    def advance(self, amount: int) -> None:
-        self.progress.advance(self.task, amount)
-
-    def end(self) -> None:
-        task = self.progress.tasks[-1]
-        self.progress.update(self.task, total=task.completed or 1, completed=task.completed or 1)
 
 
 @reports_errors
@@ -284,7 +247,7 @@ def build(
         profile_iterations=0 if no_profile else DEFAULT_PROFILE_ITERATIONS,
     )
     try:
-        with _RichBuildProgress() as bars:
+        with StageBars() as bars:
             result = run_build(options, output, bars)
     except StaleCacheError as exc:
         raise StaleCacheError(f"{exc} (--recalibrate)") from None

@@ -20,7 +20,7 @@ from edgeres.cli.options import (
     parse_arch,
 )
 from edgeres.cli.paths import check_output_dir
-from edgeres.cli.reporting import reports_errors, say, wrote
+from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.images import NETWORK_SIZE
@@ -141,10 +141,9 @@ def finetune(
         val_fraction=val_fraction, min_per_class=min_per_class, balance=parse_choice(Balance, balance, "--balance"),
         augment=not no_augment, seed=seed,
     )  # fmt: skip
-    from edgeres.cli.build import _RichBuildProgress
 
     try:
-        with _RichBuildProgress() as bars:
+        with StageBars() as bars:
             hooks = TrainHooks(progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m))))
             result = run_finetune(FinetuneData(data, class_file, val), output, options, resume,
                                   parse_choice(DeviceKind, device, "--device"), workers, hooks)  # fmt: skip

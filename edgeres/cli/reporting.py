@@ -153,3 +153,40 @@ def reports_errors(func: F) -> F:
             warnings.showwarning = previous
 
     return wrapper  # type: ignore[return-value]
+
+
+class StageBars:
+    """Draws a library's StageProgress callbacks as rich bars (one bar per stage); nothing before the first."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        self.progress = Progress(*columns, console=err_console)
+        self.task: Any = None
+        self.started = False
+
+    def __enter__(self) -> StageBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.started:
+            self.progress.stop()
+
+    def begin(self, task: str, total: int | None) -> None:
+        if not self.started:  # an error before any stage stays one line: no empty bar display
+            self.progress.start()
+            self.started = True
+        self.task = self.progress.add_task(task, total=total)
+
+    def advance(self, amount: int) -> None:
+        self.progress.advance(self.task, amount)
+
+    def end(self) -> None:
+        task = self.progress.tasks[-1]
+        self.progress.update(self.task, total=task.completed or 1, completed=task.completed or 1)

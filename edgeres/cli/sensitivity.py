@@ -27,7 +27,7 @@ from edgeres.cli.options import (
     parse_frame_format,
 )
 from edgeres.cli.paths import check_output_dir
-from edgeres.cli.reporting import reports_errors, say, wrote
+from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
@@ -99,7 +99,6 @@ def sensitivity(
       edgeres sensitivity --onnx model.onnx --calib photos/ -o out/sens
     """
     from edgeres.build.orchestrator import build as run_build
-    from edgeres.cli.build import _RichBuildProgress
 
     if artifact_dir is not None and onnx_path is not None:
         raise UserInputError("give a build folder or --onnx, not both")
@@ -131,7 +130,7 @@ def sensitivity(
             contract=contract,
             **ANALYSIS_ONLY,
         )
-    with _RichBuildProgress() as bars:
+    with StageBars() as bars:
         result = run_build(options, output, bars)
     for note in result.notes:
         say(note)
