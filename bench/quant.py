@@ -7,6 +7,12 @@ this CPU (U8S8 needs VNNI on x86). Each twin's largest logit difference from the
 printed too. Models are timed in interleaved rounds so a load change on the machine hits all of them
 alike; the median of each is reported. Target: the shipped twin at least 2.5x faster than FP32.
 
+When the `openvino` package is installed (`pip install openvino`: for this benchmark only, never
+needed by edgeres or its tests), OpenVINO runs the same TensorRT Q/DQ ONNX (FP32 remainder) on the
+CPU, 2 threads, latency hint, compiled for each batch size: with its default inference precision
+(bfloat16 for the non-quantized remainder on CPUs with AMX or AVX-512 BF16) and with f32 forced
+(the same arithmetic as edgeres's twin). The ratio edgeres INT8 / OpenVINO INT8 is printed per batch.
+
     .venv/bin/python bench/quant.py [--rounds 5] [--arch resnet50]
 """
 
@@ -32,13 +38,42 @@ TARGET_SPEEDUP = 2.5
 THREADS = 2
 
 
-def time_ms(run: ort.InferenceSession, batch: np.ndarray, repeats: int) -> list[float]:
+def time_ms(run: ort.InferenceSession | OpenVinoRun, batch: np.ndarray, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run.run(None, {"input": batch})
         times.append((time.perf_counter() - start) * 1e3)
     return times
+
+
+class OpenVinoRun:
+    """An OpenVINO CPU compile of an ONNX for one batch size, callable like a session for `time_ms`."""
+
+    def __init__(self, path: Path, batch: int, precision: str | None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        model.reshape({model.inputs[0].any_name: [batch, 3, 224, 224]})
+        config = {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, _outputs: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.request.infer([next(iter(feed.values()))])
+        return [self.request.get_output_tensor(0).data]
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -66,13 +101,25 @@ def main() -> None:
     for name in twins.values():
         difference = np.abs(sessions[name].run(None, {"input": probe})[0] - reference).max()
         print(f"{name}: max |logit - Q/DQ arithmetic| {difference:.3g} (logits span {np.ptp(reference):.3g})")
+    qdq_path = work / "int8_qdq.onnx"
+    onnx.save(qdq, qdq_path)
+    vino = openvino_available()
+    if not vino:
+        print("openvino not installed (pip install openvino): no OpenVINO column")
     for size, repeats in ((1, 10), (8, 3)):
         batch = rng.standard_normal((size, 3, 224, 224)).astype(np.float32)
-        samples: dict[str, list[float]] = {name: [] for name in sessions}
-        for run in sessions.values():
+        runs: dict[str, ort.InferenceSession | OpenVinoRun] = dict(sessions)
+        if vino:
+            default, forced = OpenVinoRun(qdq_path, size, None), OpenVinoRun(qdq_path, size, "f32")
+            runs[f"openvino int8 ({default.precision} rest)"] = default
+            runs["openvino int8 (f32 rest)"] = forced
+            difference = np.abs(forced.run(None, {"input": probe[:1].repeat(size, 0)})[0] - reference[:1]).max()
+            print(f"openvino (f32 rest): max |logit - Q/DQ arithmetic| {difference:.3g}")
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for run in runs.values():
             time_ms(run, batch, 2)  # warm-up
         for _ in range(args.rounds):
-            for name, run in sessions.items():
+            for name, run in runs.items():
                 samples[name] += time_ms(run, batch, repeats)
         base = float(np.median(samples["fp32"]))
         for name, values in samples.items():
@@ -81,6 +128,9 @@ def main() -> None:
         speedup = base / float(np.median(samples[shipped]))
         verdict = "meets" if speedup >= TARGET_SPEEDUP else "MISSES"
         print(f"batch {size}: shipped twin {speedup:.2f}x {verdict} the {TARGET_SPEEDUP}x target")
+        twin_ms = float(np.median(samples[shipped]))
+        for name in (n for n in samples if n.startswith("openvino")):
+            print(f"batch {size}: edgeres INT8 / {name} latency = {twin_ms / float(np.median(samples[name])):.2f}")
 
 
 if __name__ == "__main__":
