@@ -21,16 +21,23 @@ from edgeres.build.options import (
 from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import (
     ARCH_DEFAULT,
-    FRAME_FORMAT_HELP,
     ArchOption,
+    BiasCorrectionOption,
+    CalibAlgoOption,
+    CalibFormatOption,
+    CalibOption,
+    CalibSeedOption,
+    CalibSizeOption,
     ClassesOption,
     ColorspaceOption,
     InputOption,
+    KeepFloatOption,
     RangeOption,
     ResizeOption,
     WeightsOption,
     parse_arch,
-    parse_frame_format,
+    parse_layers,
+    raw_calibration_format,
 )
 from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
@@ -64,13 +71,7 @@ def build(
     colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
     color_range: RangeOption = DEFAULT_RANGE.value,
     resize: ResizeOption = DEFAULT_RESIZE.value,
-    calib: Annotated[
-        Path | None,
-        typer.Option(
-            "--calib",
-            help="Folder of images (recursive) or raw .yuv frames, or a path,label CSV. Default: calibration/.",
-        ),
-    ] = None,
+    calib: CalibOption = None,
     eval_csv: Annotated[
         Path | None,
         typer.Option(
@@ -79,24 +80,13 @@ def build(
             "--calib then calibrates on all of itself.",
         ),
     ] = None,
-    calib_format: Annotated[
-        str | None,
-        typer.Option(
-            "--calib-format",
-            help=f"--calib holds raw .yuv frames of this format: {FRAME_FORMAT_HELP}; a bare FORMAT takes the "
-            "--input size.",
-        ),
-    ] = None,
-    calib_algo: Annotated[
-        str, typer.Option("--calib-algo", help=f"{choice_values(CalibAlgo)}.")
-    ] = DEFAULT_CALIB_ALGO.value,
-    calib_size: Annotated[int, typer.Option("--calib-size", help="Calibration samples.", min=1)] = DEFAULT_CALIB_SIZE,
+    calib_format: CalibFormatOption = None,
+    calib_algo: CalibAlgoOption = DEFAULT_CALIB_ALGO.value,
+    calib_size: CalibSizeOption = DEFAULT_CALIB_SIZE,
     calib_batch: Annotated[
         int, typer.Option("--calib-batch", help="Samples per calibration batch.", min=1)
     ] = DEFAULT_CALIB_BATCH,
-    calib_seed: Annotated[
-        int, typer.Option("--calib-seed", help="Seed of the shuffle and the held-out split.")
-    ] = DEFAULT_CALIB_SEED,
+    calib_seed: CalibSeedOption = DEFAULT_CALIB_SEED,
     percentile: Annotated[
         float, typer.Option("--percentile", help="With --calib-algo percentile: the percentile kept (0..100].")
     ] = CalibOptions().percentile,
@@ -118,9 +108,7 @@ def build(
             "--min-accuracy", help="Fail unless top-1 accuracy (0..1) on labelled (CSV) held-out samples reaches this."
         ),
     ] = None,
-    keep_float: Annotated[
-        str, typer.Option("--keep-float", help="Comma-separated layers kept out of INT8, e.g. conv1,fc.")
-    ] = "",
+    keep_float: KeepFloatOption = "",
     auto_fallback: Annotated[
         bool,
         typer.Option(
@@ -133,13 +121,7 @@ def build(
     sensitivity: Annotated[
         bool, typer.Option("--sensitivity", help="Measure which layers INT8 hurts: sensitivity.json and .png.")
     ] = False,
-    bias_correction: Annotated[
-        bool,
-        typer.Option(
-            "--bias-correction/--no-bias-correction",
-            help="INT8: fold each layer's weight-rounding mean shift, measured on the calibration data, into its bias.",
-        ),
-    ] = True,
+    bias_correction: BiasCorrectionOption = True,
     high_precision: Annotated[
         str,
         typer.Option(
@@ -215,10 +197,7 @@ def build(
         return
     algo = parse_choice(CalibAlgo, calib_algo, "--calib-algo")
     contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
-    raw = None
-    if calib_format is not None:
-        input_size = (contract.width, contract.height) if contract is not None else None
-        raw = parse_frame_format(calib_format, "--calib-format", input_size)
+    raw = raw_calibration_format(calib_format, contract)
     options = BuildOptions(
         precision=Precision.FP16 if fp16 else Precision.INT8,
         onnx=onnx_path,
@@ -256,11 +235,6 @@ def build(
     for note in result.notes:
         say(note)
     print_fidelity(result)
-
-
-def parse_layers(text: str) -> tuple[str, ...]:
-    """`--keep-float conv1,fc` -> ('conv1', 'fc')."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def print_fidelity(result: BuildResult) -> None:

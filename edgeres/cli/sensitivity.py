@@ -11,20 +11,26 @@ import typer
 from edgeres.artifacts.completion import SUMMARY_NAME, build_status
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.build.options import DEFAULT_CALIB_ALGO, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, BuildOptions
-from edgeres.choices import choice_values, parse_choice
-from edgeres.cli.build import parse_layers
+from edgeres.choices import parse_choice
 from edgeres.cli.options import (
     ARCH_DEFAULT,
-    FRAME_FORMAT_HELP,
     ArchOption,
+    BiasCorrectionOption,
+    CalibAlgoOption,
+    CalibFormatOption,
+    CalibOption,
+    CalibSeedOption,
+    CalibSizeOption,
     ClassesOption,
     ColorspaceOption,
     InputOption,
+    KeepFloatOption,
     RangeOption,
     ResizeOption,
     WeightsOption,
     parse_arch,
-    parse_frame_format,
+    parse_layers,
+    raw_calibration_format,
 )
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
@@ -69,23 +75,13 @@ def sensitivity(
     colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
     color_range: RangeOption = DEFAULT_RANGE.value,
     resize: ResizeOption = DEFAULT_RESIZE.value,
-    calib: Annotated[
-        Path | None, typer.Option("--calib", help="Images, raw .yuv frames or a path,label CSV. Default: calibration/.")
-    ] = None,
-    calib_format: Annotated[
-        str | None, typer.Option("--calib-format", help=f"--calib holds raw .yuv frames: {FRAME_FORMAT_HELP}.")
-    ] = None,
-    calib_algo: Annotated[
-        str, typer.Option("--calib-algo", help=f"{choice_values(CalibAlgo)}.")
-    ] = DEFAULT_CALIB_ALGO.value,
-    calib_size: Annotated[int, typer.Option("--calib-size", help="Calibration samples.", min=1)] = DEFAULT_CALIB_SIZE,
-    calib_seed: Annotated[
-        int, typer.Option("--calib-seed", help="Seed of the shuffle and the held-out split.")
-    ] = DEFAULT_CALIB_SEED,
-    keep_float: Annotated[str, typer.Option("--keep-float", help="Layers already kept out of INT8.")] = "",
-    bias_correction: Annotated[
-        bool, typer.Option("--bias-correction/--no-bias-correction", help="As for build.")
-    ] = True,
+    calib: CalibOption = None,
+    calib_format: CalibFormatOption = None,
+    calib_algo: CalibAlgoOption = DEFAULT_CALIB_ALGO.value,
+    calib_size: CalibSizeOption = DEFAULT_CALIB_SIZE,
+    calib_seed: CalibSeedOption = DEFAULT_CALIB_SEED,
+    keep_float: KeepFloatOption = "",
+    bias_correction: BiasCorrectionOption = True,
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
@@ -111,10 +107,7 @@ def sensitivity(
         output = output if output is not None else Path("out/sensitivity")
         check_output_dir(output)
         contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
-        raw = None
-        if calib_format is not None:
-            size = (contract.width, contract.height) if contract is not None else None
-            raw = parse_frame_format(calib_format, "--calib-format", size)
+        raw = raw_calibration_format(calib_format, contract)
         options = BuildOptions(
             onnx=onnx_path,
             arch=parse_arch(arch),
