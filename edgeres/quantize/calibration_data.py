@@ -52,6 +52,14 @@ class Skipped:
     reason: str
 
 
+def skipped_note(skipped: list[Skipped]) -> str:
+    """'; 3 unreadable file(s) skipped (first: a.jpg: truncated)', or '' when nothing was skipped."""
+    if not skipped:
+        return ""
+    first = skipped[0]
+    return f"; {len(skipped)} unreadable file(s) skipped (first: {first.path}: {first.reason})"
+
+
 @dataclass
 class CalibSummary:
     """What calibration actually used; complete once the batches have been consumed."""
@@ -75,10 +83,7 @@ class CalibSummary:
         text = f"{self.samples} calibration samples from {self.originals} {noun}(s) in {self.source}"
         if self.derived:
             text += f" ({self.derived} of them derived by crops/flips, as only {self.originals} could be read)"
-        if self.skipped:
-            first = self.skipped[0]
-            text += f"; {len(self.skipped)} unreadable file(s) skipped (first: {first.path}: {first.reason})"
-        return text
+        return text + skipped_note(self.skipped)
 
     def as_dict(self) -> dict[str, object]:
         return {

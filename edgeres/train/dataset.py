@@ -19,6 +19,7 @@ import numpy as np
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGE_SUFFIXES, list_images, read_rgb
+from edgeres.quantize.calibration_data import Skipped, skipped_note
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,6 @@ class Sample:
 
     path: Path
     label: int
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: Path
-    reason: str
 
 
 @dataclass
@@ -60,10 +55,7 @@ class Dataset:
 
     def describe(self) -> str:
         text = f"{len(self.samples)} images of {len(self.classes)} classes in {self.source}"
-        if self.skipped:
-            first = self.skipped[0]
-            text += f"; {len(self.skipped)} unreadable file(s) skipped (first: {first.path}: {first.reason})"
-        return text
+        return text + skipped_note(self.skipped)
 
     def as_dict(self) -> dict[str, object]:
         return {
