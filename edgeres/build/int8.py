@@ -35,7 +35,7 @@ from edgeres.quantize.cache import (
 )
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu
+from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
 from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, tensorrt_qdq_model
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import ScaleGrid, plan_qdq
@@ -178,7 +178,7 @@ def quantize_int8(
         {"placement": placement, "ranges": ranges, "calibration": calibrated.summary},
     )
     cpu_weights = exact_weight_type()
-    kernels = "U8S8" if cpu_weights is WeightType.INT8 else "U8U8"
+    kernels = cpu_weights.kernels
     write_quantized(
         cpu_path,
         insert_qdq_cpu(model, plan, ranges, cpu_weights),

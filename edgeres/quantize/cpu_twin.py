@@ -14,6 +14,10 @@ Weights are int8 (U8S8) where onnxruntime's integer kernels compute U8S8 exactly
 dot product, and non-x86 CPUs. x86 CPUs without VNNI multiply U8S8 with an instruction whose 16-bit
 pair sums saturate (onnxruntime's quantization guide warns of it; tests/quantize/test_qdq.py shows it),
 so there the weights are stored as uint8 with zero point 128 (U8U8): the same grid, exact kernels.
+On CPUs with AMX int8 the int8 codes are stored minus 1 with zero point -1 (the same values), which
+moves onnxruntime's QLinearConv from its symmetric VNNI kernels to its AMX GEMM (bench/cpu_layers.py).
+Weights of a layer whose output is not quantized (the classifier) are stored as the float values
+their DequantizeLinear computes, which onnxruntime would otherwise recompute on every call.
 """
 
 from __future__ import annotations
@@ -28,18 +32,26 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgeres.quantize.grid import U8_ZERO_POINT, UINT8_MAX
-from edgeres.quantize.qdq import ActivationType, QdqPlan, insert_qdq, sort_nodes
+from edgeres.quantize.qdq import ActivationType, QdqPlan, drop_unused_initializers, insert_qdq, sort_nodes
 
 
 class WeightType(str, enum.Enum):
-    """How the twin stores its weights: int8 (U8S8 kernels) or uint8 with zero point 128 (U8U8 kernels)."""
+    """How the twin stores its weights: int8 (U8S8 kernels), int8 codes minus 1 with zero point -1 (the
+    same values; U8S8 through onnxruntime's GEMM path, see `offset_weights`) or uint8 with zero point 128
+    (U8U8 kernels)."""
 
     INT8 = "int8"
+    INT8_OFFSET = "int8-offset"
     UINT8 = "uint8"
+
+    @property
+    def kernels(self) -> str:
+        return "U8U8" if self is WeightType.UINT8 else "U8S8"
 
 
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "avx512vnni", "avxvnni")
+AMX_INT8_FLAGS = ("amx_int8",)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -55,12 +67,15 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 
 def exact_weight_type(machine: str | None = None, flags: set[str] | None = None) -> WeightType:
-    """INT8 where onnxruntime's U8S8 kernels are exact on this CPU (VNNI, or not x86); UINT8 otherwise."""
+    """INT8 where onnxruntime's U8S8 kernels are exact on this CPU (VNNI, or not x86), INT8_OFFSET where it
+    also has AMX int8 (bench/cpu_layers.py: its GEMM path is faster there); UINT8 otherwise."""
     machine = (machine or platform.machine()).lower()
     if machine not in X86_MACHINES:
         return WeightType.INT8
     flags = cpu_flags() if flags is None else flags
-    return WeightType.INT8 if any(flag in flags for flag in VNNI_FLAGS) else WeightType.UINT8
+    if not any(flag in flags for flag in VNNI_FLAGS):
+        return WeightType.UINT8
+    return WeightType.INT8_OFFSET if any(flag in flags for flag in AMX_INT8_FLAGS) else WeightType.INT8
 
 
 def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
@@ -78,8 +93,11 @@ def insert_qdq_cpu(
     twin = insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra)
     if weights is WeightType.UINT8:
         uint8_weights(twin, plan)
+    elif weights is WeightType.INT8_OFFSET:
+        offset_weights(twin, plan)
     integer_clips(twin)
     drop_requantize(twin)
+    constant_unfused_weights(twin)
     _drop_unused_constants(twin)
     onnx.checker.check_model(twin)
     return twin
@@ -87,6 +105,11 @@ def insert_qdq_cpu(
 
 def uint8_weights(model: onnx.ModelProto, plan: QdqPlan) -> None:
     """Store the plan's int8 weights as uint8 codes + 128 with zero point 128: the same values (in place)."""
+    _recode_weights(model, plan, np.uint8, U8_ZERO_POINT)
+
+
+def _recode_weights(model: onnx.ModelProto, plan: QdqPlan, dtype: type[np.integer], shift: int) -> None:
+    """Codes and zero points of the plan's weights, both moved by `shift` into `dtype` (the same values)."""
     graph = model.graph
     weights = {w.initializer for w in plan.weights}
     inits = {init.name: init for init in graph.initializer}
@@ -96,8 +119,55 @@ def uint8_weights(model: onnx.ModelProto, plan: QdqPlan) -> None:
         if node.output[0].removesuffix("_dequantized") not in weights:
             continue
         for name in (node.input[0], node.input[2]):
-            codes = numpy_helper.to_array(inits[name]).astype(np.int16) + U8_ZERO_POINT
-            inits[name].CopyFrom(numpy_helper.from_array(codes.astype(np.uint8), name))
+            codes = numpy_helper.to_array(inits[name]).astype(np.int16) + shift
+            inits[name].CopyFrom(numpy_helper.from_array(codes.astype(dtype), name))
+
+
+def constant_unfused_weights(model: onnx.ModelProto) -> None:
+    """Store as float the dequantized weights of Conv/Gemm layers whose output is not quantized (in place).
+
+    onnxruntime fuses a Q/DQ layer into an integer kernel only when its output is quantized (the
+    classifier's logits are not); otherwise it runs the weight's DequantizeLinear on every call and
+    the float layer after it. The float constant holds the very values that DequantizeLinear computes
+    ((code - zero point) x scale in float32), so the arithmetic is unchanged and the per-call pass goes.
+    """
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for node in [n for n in graph.node if n.op_type in ("Conv", "Gemm") and len(n.input) > 1]:
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or any(i not in inits for i in dq.input):
+            continue
+        consumers = readers.get(node.output[0], [])
+        if consumers and all(c.op_type == "QuantizeLinear" for c in consumers):
+            continue  # an integer kernel takes this layer: its weights stay codes
+        if len(readers.get(dq.output[0], [])) != 1:
+            continue
+        codes, scale = (numpy_helper.to_array(inits[name]) for name in dq.input[:2])
+        zero_point = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 else np.zeros((), codes.dtype)
+        axis = next((helper.get_attribute_value(a) for a in dq.attribute if a.name == "axis"), 1)
+        shape = [1] * codes.ndim
+        if scale.ndim == 1:
+            shape[axis] = -1
+        values = (codes.astype(np.int32) - zero_point.astype(np.int32).reshape(shape if zero_point.ndim else []))
+        weights = values.astype(np.float32) * scale.astype(np.float32).reshape(shape if scale.ndim else [])
+        graph.initializer.append(numpy_helper.from_array(weights.astype(np.float32), dq.output[0]))
+        graph.node.remove(dq)
+    drop_unused_initializers(model)
+
+
+def offset_weights(model: onnx.ModelProto, plan: QdqPlan) -> None:
+    """Store the plan's int8 weight codes minus 1 with zero point -1: the same values (in place).
+
+    Codes are within [-127, 127], so minus 1 stays int8. onnxruntime runs a QLinearConv whose weight zero
+    point is 0 with its symmetric convolution kernels (AVX-512 VNNI) and any other one as im2col + its
+    U8S8 GEMM, which uses AMX where the CPU has it: faster there, exactly the same integers.
+    """
+    _recode_weights(model, plan, np.int8, -1)
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

@@ -402,7 +402,7 @@ def sort_nodes(model: onnx.ModelProto) -> None:
     graph.node.extend(ordered)
 
 
-def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+def drop_unused_initializers(model: onnx.ModelProto) -> None:
     used = {i for node in model.graph.node for i in node.input} | {o.name for o in model.graph.output}
     keep = [init for init in model.graph.initializer if init.name in used]
     del model.graph.initializer[:]
@@ -462,7 +462,7 @@ def insert_qdq(
         ordered += [n for out_name in node.output if out_name in pairs for n in pairs[out_name]]
     del graph.node[:]
     graph.node.extend(ordered)
-    _drop_unused_initializers(out)
+    drop_unused_initializers(out)
     onnx.checker.check_model(out)
     return out
 

@@ -17,7 +17,7 @@ from edgeres.frontend.graph import NODE_PREFIX
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import build_model
 from edgeres.quantize.calibrate import collect_ranges
-from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu, uint8_weights
+from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu, offset_weights, uint8_weights
 from edgeres.quantize.fp16 import to_fp16
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import (
@@ -162,7 +162,11 @@ def test_uint8_weight_twin_holds_the_same_grid_and_fuses(resnet18, resnet18_rang
     int8_twin = insert_qdq_cpu(model, plan, ranges, WeightType.INT8)
     uint8_twin = insert_qdq_cpu(model, plan, ranges, WeightType.UINT8)
     weights = [i for i in uint8_twin.graph.initializer if i.name.endswith("_quantized") and len(i.dims) > 1]
-    assert len(weights) == len(plan.weights) and all(i.data_type == TensorProto.UINT8 for i in weights)
+    # The classifier's output is not quantized, so no integer kernel takes it: its weights are stored as the
+    # float values their DequantizeLinear gives (constant_unfused_weights), the others as uint8 codes.
+    assert len(weights) == len(plan.weights) - 1 and all(i.data_type == TensorProto.UINT8 for i in weights)
+    gemm = next(n for n in uint8_twin.graph.node if n.op_type == "Gemm")
+    assert gemm.input[1] in {i.name for i in uint8_twin.graph.initializer if i.data_type == TensorProto.FLOAT}
     batch = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)
     same = [reference_session(t).run(None, {"input": batch})[0] for t in (int8_twin, uint8_twin)]
     np.testing.assert_array_equal(same[0], same[1])  # identical dequantized values
@@ -210,8 +214,28 @@ def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
     uint8_weights(converted, plan)
     assert [i.data_type for i in converted.graph.initializer if i.name == "w_q"] == [TensorProto.UINT8]
     np.testing.assert_array_equal(session(converted).run(None, {"x": codes})[0], expected)
-    if exact_weight_type() is WeightType.INT8:
+    if exact_weight_type() is not WeightType.UINT8:
         np.testing.assert_array_equal(session(model).run(None, {"x": codes})[0], expected)
+
+
+def test_offset_weights_are_the_same_values_and_exact() -> None:
+    """int8 codes minus 1, zero point -1: onnxruntime's GEMM path computes exactly the Q/DQ result."""
+    model, codes = saturating_conv()
+    expected = reference_session(model).run(None, {"x": codes})[0]
+    plan = QdqPlan((), (WeightQuant("conv", "w", 0),), (), (), ())
+    converted = onnx.ModelProto()
+    converted.CopyFrom(model)
+    converted.graph.node[1].output[0] = "w_dequantized"
+    converted.graph.node[2].input[1] = "w_dequantized"
+    before = {i.name: numpy_helper.to_array(i) for i in converted.graph.initializer}
+    offset_weights(converted, plan)
+    after = {i.name: numpy_helper.to_array(i) for i in converted.graph.initializer}
+    assert after["w_q"].dtype == np.int8 and after["w_zp"].dtype == np.int8
+    shifted = after["w_q"].astype(int) - after["w_zp"].astype(int).reshape(-1, 1, 1, 1)
+    np.testing.assert_array_equal(shifted, before["w_q"].astype(int))
+    assert np.all(after["w_zp"] == -1)
+    if exact_weight_type() is not WeightType.UINT8:  # U8S8 kernels are exact on this CPU
+        np.testing.assert_array_equal(session(converted).run(None, {"x": codes})[0], expected)
 
 
 @pytest.mark.parametrize(
@@ -219,6 +243,7 @@ def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
     [
         ("x86_64", {"avx2", "avx512_vnni"}, WeightType.INT8),
         ("x86_64", {"avx2", "avx_vnni"}, WeightType.INT8),
+        ("x86_64", {"avx512_vnni", "amx_tile", "amx_int8"}, WeightType.INT8_OFFSET),
         ("x86_64", {"avx2", "fma"}, WeightType.UINT8),
         ("AMD64", set(), WeightType.UINT8),
         ("aarch64", set(), WeightType.INT8),

@@ -1,0 +1,121 @@
+"""Layer by layer: edgeres's onnxruntime INT8 twin against OpenVINO on the same calibrated ResNet50, CPU, batch 1.
+
+onnxruntime's own profiler (per node kernel time) times the twin; OpenVINO's performance counters time
+its compile of the TensorRT Q/DQ ONNX (FP32 remainder, f32 inference precision: the same arithmetic).
+Convolutions are matched by their ONNX node name and grouped by shape (kernel, stride); for each group
+the table gives both engines' time, their multiply-accumulate rates and the ratio, then the rest of the
+network (residual Adds, ReLU/Clip, pooling, layout changes, the classifier) per engine, and the kernels
+OpenVINO chose. Needs `pip install openvino` (for this benchmark only).
+
+    .venv/bin/python bench/cpu_layers.py [--runs 30] [--arch resnet50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from _models import fp32_and_u8s8
+
+from edgeres.artifacts.ort_session import session_options
+from edgeres.model.arch import Arch
+from edgeres.quantize.qdq import insert_qdq
+from edgeres.quantize.sensitivity import layer_macs
+
+THREADS = 2
+
+
+def conv_kinds(model: onnx.ModelProto) -> dict[str, str]:
+    """Conv node name -> 'kxk/s' (kernel and stride), the stem named apart."""
+    kinds = {}
+    for node in (n for n in model.graph.node if n.op_type == "Conv"):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kernel, stride = attrs.get("kernel_shape", [1])[0], attrs.get("strides", [1])[0]
+        kinds[node.name] = "stem 7x7/2" if kernel == 7 else f"{kernel}x{kernel}/{stride}"
+    return kinds
+
+
+def onnxruntime_times(model: Path, batch: np.ndarray, runs: int, work: Path) -> dict[str, float]:
+    """ONNX node name -> mean kernel milliseconds per run (fused nodes named after their first node)."""
+    options = session_options(THREADS)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(work / "ort")
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    for _ in range(runs + 3):
+        session.run(None, {"input": batch})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    times: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            name = re.sub(r"(_token_\d+)?_kernel_time$", "", event["name"])
+            times[name] += event["dur"] / 1e3
+    return {name: total / (runs + 3) for name, total in times.items()}
+
+
+def openvino_times(model: Path, batch: np.ndarray, runs: int) -> tuple[dict[str, float], Counter[str]]:
+    """(layer name -> mean milliseconds per run, milliseconds per OpenVINO kernel type)."""
+    import openvino as ov
+
+    core = ov.Core()
+    network = core.read_model(str(model))
+    network.reshape({network.inputs[0].any_name: list(batch.shape)})
+    config = {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}  # fmt: skip
+    request = core.compile_model(network, "CPU", config).create_infer_request()
+    for _ in range(3):
+        request.infer([batch])
+    times: dict[str, float] = defaultdict(float)
+    kernels: Counter[str] = Counter()
+    for _ in range(runs):
+        request.infer([batch])
+        for info in request.profiling_info:
+            ms = info.real_time.total_seconds() * 1e3 / runs
+            times[info.node_name.split("/WithoutBiases")[0]] += ms
+            kernels[info.exec_type] += ms
+    return dict(times), kernels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--arch", default="resnet50")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="edgeres-layers-"))
+    built = fp32_and_u8s8(work, Arch(args.arch))
+    twin, qdq = work / "twin.onnx", work / "qdq.onnx"
+    onnx.save(built.u8s8, twin)
+    onnx.save(insert_qdq(built.fp32, built.plan, built.ranges), qdq)
+    batch = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    ort_ms = onnxruntime_times(twin, batch, args.runs, work)
+    ov_ms, kernels = openvino_times(qdq, batch, args.runs)
+    kinds, macs = conv_kinds(built.fp32), layer_macs(built.fp32)
+    print(f"{args.arch} batch 1, {THREADS} threads, mean of {args.runs} runs; onnxruntime {ort.__version__} "
+          f"(CPU twin), OpenVINO (Q/DQ ONNX, f32 rest)")  # fmt: skip
+    print(f"{'convolutions':14s} {'n':>3s} {'GMAC':>6s} {'ORT ms':>8s} {'OV ms':>8s} {'ORT GMAC/s':>11s} "
+          f"{'OV GMAC/s':>10s} {'ORT/OV':>7s}")  # fmt: skip
+    conv_ort = conv_ov = 0.0
+    for kind in sorted(set(kinds.values())):
+        names = [n for n, k in kinds.items() if k == kind]
+        gmac = sum(macs[n] for n in names) / 1e9
+        a, b = sum(ort_ms.get(n, 0.0) for n in names), sum(ov_ms.get(n, 0.0) for n in names)
+        conv_ort, conv_ov = conv_ort + a, conv_ov + b
+        print(f"{kind:14s} {len(names):3d} {gmac:6.3f} {a:8.2f} {b:8.2f} {gmac / a * 1e3:11.0f} "
+              f"{gmac / b * 1e3:10.0f} {a / b:7.2f}")  # fmt: skip
+    rest_ort, rest_ov = sum(ort_ms.values()) - conv_ort, sum(ov_ms.values()) - conv_ov
+    print(f"{'all convs':14s} {len(kinds):3d} {sum(macs[n] for n in kinds) / 1e9:6.3f} {conv_ort:8.2f} {conv_ov:8.2f}"
+          f" {'':11s} {'':10s} {conv_ort / conv_ov:7.2f}")  # fmt: skip
+    print(f"{'everything else':18s} {'':6s} {rest_ort:8.2f} {rest_ov:8.2f} {'':22s} {rest_ort / rest_ov:7.2f}")
+    others = Counter({n: t for n, t in ort_ms.items() if n not in kinds})
+    print("onnxruntime, slowest other nodes:", ", ".join(f"{n} {t:.2f} ms" for n, t in others.most_common(5)))
+    print("OpenVINO kernels:", ", ".join(f"{k} {t:.2f} ms" for k, t in kernels.most_common(6)))
+
+
+if __name__ == "__main__":
+    main()
