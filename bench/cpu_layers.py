@@ -1,7 +1,8 @@
 """Layer by layer: edgeres's onnxruntime INT8 twin against OpenVINO on the same calibrated ResNet50, CPU, batch 1.
 
 onnxruntime's own profiler (per node kernel time) times the twin; OpenVINO's performance counters time
-its compile of the TensorRT Q/DQ ONNX (FP32 remainder, f32 inference precision: the same arithmetic).
+its compile of the TensorRT Q/DQ ONNX (FP32 remainder, f32 inference precision: the same arithmetic);
+the two run in alternating blocks.
 Convolutions are matched by their ONNX node name and grouped by shape (kernel, stride); for each group
 the table gives both engines' time, their multiply-accumulate rates and the ratio, then the rest of the
 network (residual Adds, ReLU/Clip, pooling, layout changes, the classifier) per engine, and the kernels
@@ -30,6 +31,7 @@ from edgeres.quantize.qdq import insert_qdq
 from edgeres.quantize.sensitivity import layer_macs
 
 THREADS = 2
+ROUNDS = 5  # alternating blocks of runs per engine
 
 
 def conv_kinds(model: onnx.ModelProto) -> dict[str, str]:
@@ -42,44 +44,45 @@ def conv_kinds(model: onnx.ModelProto) -> dict[str, str]:
     return kinds
 
 
-def onnxruntime_times(model: Path, batch: np.ndarray, runs: int, work: Path) -> dict[str, float]:
-    """ONNX node name -> mean kernel milliseconds per run (fused nodes named after their first node)."""
+def interleaved_times(
+    twin: Path, qdq: Path, batch: np.ndarray, runs: int, work: Path
+) -> tuple[dict[str, float], dict[str, float], Counter[str]]:
+    """Mean milliseconds per run of each node: onnxruntime's twin (its profiler; fused nodes named after
+    their first node) and OpenVINO's compile of the Q/DQ model (its counters), plus OpenVINO's time per
+    kernel type. The engines alternate run by run, so a change of load on the machine hits both alike."""
+    import openvino as ov
+
     options = session_options(THREADS)
     options.enable_profiling = True
     options.profile_file_prefix = str(work / "ort")
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    for _ in range(runs + 3):
-        session.run(None, {"input": batch})
-    events = json.loads(Path(session.end_profiling()).read_text())
-    times: dict[str, float] = defaultdict(float)
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            name = re.sub(r"(_token_\d+)?_kernel_time$", "", event["name"])
-            times[name] += event["dur"] / 1e3
-    return {name: total / (runs + 3) for name, total in times.items()}
-
-
-def openvino_times(model: Path, batch: np.ndarray, runs: int) -> tuple[dict[str, float], Counter[str]]:
-    """(layer name -> mean milliseconds per run, milliseconds per OpenVINO kernel type)."""
-    import openvino as ov
-
+    session = ort.InferenceSession(str(twin), options, providers=["CPUExecutionProvider"])
+    session.run(None, {"input": batch})  # profiled too: counted in the mean, as one more run
     core = ov.Core()
-    network = core.read_model(str(model))
+    network = core.read_model(str(qdq))
     network.reshape({network.inputs[0].any_name: list(batch.shape)})
     config = {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
               "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}  # fmt: skip
     request = core.compile_model(network, "CPU", config).create_infer_request()
     for _ in range(3):
         request.infer([batch])
-    times: dict[str, float] = defaultdict(float)
+    ov_ms: dict[str, float] = defaultdict(float)
     kernels: Counter[str] = Counter()
-    for _ in range(runs):
-        request.infer([batch])
-        for info in request.profiling_info:
-            ms = info.real_time.total_seconds() * 1e3 / runs
-            times[info.node_name.split("/WithoutBiases")[0]] += ms
-            kernels[info.exec_type] += ms
-    return dict(times), kernels
+    block = max(1, runs // ROUNDS)
+    runs = block * ROUNDS
+    for _ in range(ROUNDS):  # blocks, not single runs: each engine's weights stay in cache within its block
+        for _ in range(block):
+            session.run(None, {"input": batch})
+        for _ in range(block):
+            request.infer([batch])
+            for info in request.profiling_info:
+                ms = info.real_time.total_seconds() * 1e3 / runs
+                ov_ms[info.node_name.split("/WithoutBiases")[0]] += ms
+                kernels[info.exec_type] += ms
+    ort_ms: dict[str, float] = defaultdict(float)
+    for event in json.loads(Path(session.end_profiling()).read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            ort_ms[re.sub(r"(_token_\d+)?_kernel_time$", "", event["name"])] += event["dur"] / 1e3 / (runs + 1)
+    return dict(ort_ms), dict(ov_ms), kernels
 
 
 def main() -> None:
@@ -93,8 +96,7 @@ def main() -> None:
     onnx.save(built.u8s8, twin)
     onnx.save(insert_qdq(built.fp32, built.plan, built.ranges), qdq)
     batch = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    ort_ms = onnxruntime_times(twin, batch, args.runs, work)
-    ov_ms, kernels = openvino_times(qdq, batch, args.runs)
+    ort_ms, ov_ms, kernels = interleaved_times(twin, qdq, batch, args.runs, work)
     kinds, macs = conv_kinds(built.fp32), layer_macs(built.fp32)
     print(f"{args.arch} batch 1, {THREADS} threads, mean of {args.runs} runs; onnxruntime {ort.__version__} "
           f"(CPU twin), OpenVINO (Q/DQ ONNX, f32 rest)")  # fmt: skip
