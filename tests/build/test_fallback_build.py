@@ -7,8 +7,10 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from edgeres.artifacts.completion import IN_PROGRESS_NAME, SUMMARY_NAME, build_complete
@@ -54,10 +56,19 @@ def test_unreachable_gate_writes_the_best_candidate_and_fails(tiny_onnx: Path, t
     assert fallback["keep_float_option"] == "--keep-float " + fallback["keep_float"][0]
     kept = fallback["keep_float"][0]
     assert kept in ("conv", "fc")
+    other = "fc" if kept == "conv" else "conv"
     for name in ("model_int8_qdq.onnx", "model_int8_u8s8.onnx"):
         assert read_sidecar(tmp_path / name).options["keep_float"] == [kept]
-        assert not weight_dequantized(tmp_path / name, f"{kept}_w")
-        assert weight_dequantized(tmp_path / name, "fc_w" if kept == "conv" else "conv_w")
+    qdq = tmp_path / "model_int8_qdq.onnx"
+    assert not weight_dequantized(qdq, f"{kept}_w") and weight_dequantized(qdq, f"{other}_w")
+    # The twin: the kept layer has its float weights; the other its INT8 values (as codes, or as the float
+    # values of its codes where no integer kernel takes the layer).
+    source = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tiny_onnx)).graph.initializer}
+    twin = onnx.load(str(tmp_path / "model_int8_u8s8.onnx"))
+    weights = {n.name: n.input[1] for n in twin.graph.node if n.op_type in ("Conv", "Gemm")}
+    inits = {i.name: numpy_helper.to_array(i) for i in twin.graph.initializer}
+    assert np.array_equal(inits[weights[kept]], source[f"{kept}_w"])
+    assert weights[other] not in inits or not np.array_equal(inits[weights[other]], source[f"{other}_w"])
     assert summary["placement"]["kept_float"] == [kept]
     for name in (SENSITIVITY_JSON, SENSITIVITY_PLOT):
         assert name in summary["sha256"]
