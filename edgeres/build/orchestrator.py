@@ -201,7 +201,7 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
                 f"{fallback['keep_float_option']}) but could not meet the gate within {options.max_fallback} layers"
                 if not fallback["met"]
                 else f"{exc} (with the {kept} layer(s) automatic fallback kept in float: "
-                f"{fallback['keep_float_option']}; it measured the onnxruntime CPU twin)"
+                f"{fallback['keep_float_option']})"
             ) from None
         raise
     summary_path = current.finish(summary, artifacts.values())

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
-from edgeres.errors import UserInputError
+from edgeres.errors import UserInputError, check_fits_in_memory
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.bias_correction import with_biases
 from edgeres.quantize.cpu_twin import WeightType, insert_qdq_cpu
@@ -122,7 +122,12 @@ class HeldOutLogits:
 
     def __init__(self, reference: onnx.ModelProto, batches: Iterable[HeldOutBatch], threads: int = PASS_THREADS):
         self.threads = threads
-        self.batches = list(batches)
+        self.batches: list[HeldOutBatch] = []
+        held = 0
+        for inputs, labels in batches:  # kept in memory: every variant runs on them
+            held += inputs.nbytes
+            check_fits_in_memory(2 * held, "keeping the held-out samples for the sensitivity passes")
+            self.batches.append((inputs, labels))
         if not self.batches:
             raise UserInputError("sensitivity analysis received no held-out samples")
         self.labelled = all(labels is not None for _, labels in self.batches)

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.build.fallback import search_fallback
-from edgeres.errors import UserInputError
+from edgeres.errors import ResourceLimitError, UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
 from edgeres.frames.images import default_calibration_dir, imagenet_batch, list_images, read_rgb
 from edgeres.quantize.bias_correction import corrected_biases, weighted_inputs
@@ -230,3 +230,12 @@ def test_sensitivity_splits_the_error_and_ranks_every_layer(lite0: tuple) -> Non
     data = report.as_dict()
     assert [entry["name"] for entry in data["layers"]] == [layer.name for layer in layers[:4]]
     assert sorted(data["ranking"]) == sorted(layer.name for layer in layers[:4])
+
+
+def test_held_out_samples_that_do_not_fit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgeres.errors
+
+    monkeypatch.setattr(edgeres.errors, "available_memory_bytes", lambda: 300 * 2**20)
+    huge = np.zeros((350, 3, 224, 224), np.float32)  # 210 MB, never touched: zeros are not allocated until written
+    with pytest.raises(ResourceLimitError, match="held-out samples for the sensitivity passes"):
+        HeldOutLogits(conv_chain(), [(huge, None)])
