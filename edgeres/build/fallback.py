@@ -59,7 +59,7 @@ class FallbackStep:
 class FallbackSearch:
     steps: tuple[FallbackStep, ...]
     chosen: int  # index into steps
-    max_fallback: int
+    max_fallback: int  # the budget the search had: --max-fallback, or fewer when the network has fewer layers
     evaluations: int  # candidate models measured
 
     @property
@@ -111,6 +111,9 @@ def search_fallback(
         raise UserInputError("automatic fallback needs a fidelity target: a minimum SQNR, agreement or accuracy")
     if max_fallback < 1:
         raise UserInputError(f"fallback budget {max_fallback} layers: must be at least 1")
+    unreachable = logits.reference_measure().failures(gate)
+    if unreachable:
+        raise UserInputError(f"no placement can meet the gate: on the FP32 model itself, {unreachable[0]}")
     by_node = {layer.node: layer for layer in layers}
     total_macs = sum(layer.macs for layer in layers) or 1
     sample = logits.batches[0][0][:1]
@@ -135,8 +138,8 @@ def search_fallback(
         return FallbackStep(names, measure, tensorrt, share, latency, passed)
 
     steps = [step((), measured(()))]
-    if steps[0].passed:
-        return FallbackSearch(tuple(steps), 0, max_fallback, evaluations)
+    if steps[0].passed or not layers:
+        return FallbackSearch(tuple(steps), 0, min(max_fallback, len(layers)), evaluations)
     single = dict(leave_one_out) if leave_one_out is not None else {}
     for layer in layers:
         if layer.node not in single:
@@ -153,7 +156,7 @@ def search_fallback(
         steps.append(step(kept, trials[best]))
     passing = [index for index, s in enumerate(steps) if s.passed]
     chosen = passing[0] if passing else max(range(len(steps)), key=lambda i: steps[i].measure.score(gate))
-    return FallbackSearch(tuple(steps), chosen, max_fallback, evaluations)
+    return FallbackSearch(tuple(steps), chosen, min(max_fallback, len(layers)), evaluations)
 
 
 def fallback_evaluations(layers: Sequence[NetworkLayer], max_fallback: int, reused: bool) -> int:

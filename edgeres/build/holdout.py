@@ -115,7 +115,8 @@ def holdout_batches(
         except (UserInputError, OSError, ValueError) as exc:
             skipped.append(f"{item.path}: {exc}")
             continue
-        pictures.append((index, rgb, item))
+        if holdout.derived:  # the pictures are kept only to derive variants from
+            pictures.append((index, rgb, item))
         samples.append(sample)
         labels.extend([int(str(item.label))] if labelled else [])
         if len(samples) == size:

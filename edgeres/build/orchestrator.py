@@ -102,13 +102,13 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
         "input": source.contract.to_dict() if source.contract else None,
     }
     notes: list[str] = []
+    skipped: list[str] = []  # held-out files that could not be read (every pass over them adds; reported once)
     if source.contract is not None:
         notes.append(f"input: raw {source.contract.describe()} frames; the front-end stays float")
     if options.precision is Precision.INT8:
-        skipped_in_analysis: list[str] = []
 
         def analysis_batches() -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
-            return holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped_in_analysis, options.seed)
+            return holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped, options.seed)
 
         made, made_notes = quantize_int8(
             options, source.path, calibration, outdir, bar, summary, timings, analysis_batches
@@ -122,7 +122,6 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
         write_quantized(fp16_path, fp16, source.path, ArtifactRole.FP16, {"keep_io_float": True}, {})
         artifacts[ArtifactRole.FP16] = fp16_path
         models = (ArtifactRole.FP16,)
-    skipped: list[str] = []
     reports: dict[ArtifactRole, FidelityReport] = {}
     for name in models:
         path = artifacts[name]
@@ -198,7 +197,7 @@ def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: Bui
             kept = len(fallback["keep_float"])
             raise FidelityError(
                 f"{exc}; automatic fallback wrote its best candidate ({kept} layer(s) in float, "
-                f"{fallback['keep_float_option']}) but could not meet the gate within {options.max_fallback} layers"
+                f"{fallback['keep_float_option']}) but could not meet the gate within {fallback['max_fallback']} layers"
                 if not fallback["met"]
                 else f"{exc} (with the {kept} layer(s) automatic fallback kept in float: "
                 f"{fallback['keep_float_option']})"

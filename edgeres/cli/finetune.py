@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -160,15 +161,16 @@ def finetune(
     stop = "stopped early" if result.stopped_early else "all epochs run"
     say(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.1%} on {result.val_samples} "
         f"images ({stop})")  # fmt: skip
-    build_line = (f"edgeres build --int8 --arch {options.arch.value} --weights {result.model} "
-                  f"--num-classes {len(result.classes)} --calib {result.train_csv} "
-                  f"--eval {result.val_csv}")  # fmt: skip
+    q = shlex.quote  # the printed command must paste into a shell whatever the paths hold
+    build_line = (f"edgeres build --int8 --arch {options.arch.value} --weights {q(str(result.model))} "
+                  f"--num-classes {len(result.classes)} --calib {q(str(result.train_csv))} "
+                  f"--eval {q(str(result.val_csv))}")  # fmt: skip
     if contract is not None:
         build_line += f" --input {contract.layout.value}:{contract.width}x{contract.height} --colorspace " + (
             f"{contract.colorspace.value} --range {contract.color_range.value} --resize {contract.resize.value}"
         )
     if not then_build:
-        say(f"next: {build_line} -o {output / 'build'}")
+        say(f"next: {build_line} -o {q(str(output / 'build'))}")
         return
     from edgeres.cli.build import build as build_command
 

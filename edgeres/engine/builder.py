@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import onnx
+
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.lineage import lineage_input_spec
 from edgeres.artifacts.onnx import graph_input, load_onnx
@@ -182,6 +184,29 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, options: Engine
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
 
 
+FP16_SCALES_FROM_MAJOR = 10  # TensorRT 8.6's Dequantize takes float32 scales only; 10's float16 too
+
+
+def check_scale_types(onnx_path: Path, tensorrt_version: str) -> None:
+    """Refuse a Q/DQ model with float16 scales (an FP16 remainder) on a TensorRT that takes float32 scales only."""
+    try:
+        major = int(tensorrt_version.split(".", 1)[0])
+    except ValueError:
+        return  # an unparseable version: let TensorRT's parser decide
+    if major >= FP16_SCALES_FROM_MAJOR:
+        return
+    model = load_onnx(onnx_path, weights=False)
+    fp16 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    scaled = [n.name for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and
+              len(n.input) > 1 and n.input[1] in fp16]  # fmt: skip
+    if scaled:
+        raise UserInputError(
+            f"{onnx_path}: its Q/DQ scales are float16 (an FP16 remainder, e.g. node '{scaled[0]}'); TensorRT "
+            f"{tensorrt_version} takes float32 scales only ({FP16_SCALES_FROM_MAJOR} or later takes both): "
+            "rebuild it with an FP32 remainder (edgeres build --high-precision fp32)"
+        )
+
+
 def network_flags(precision: Precision, dla: bool = False, trt: Any = None) -> tuple[int, list[Any], bool]:
     """(creation flags, builder flags, strongly typed) for building `precision` on this TensorRT.
 
@@ -223,6 +248,7 @@ def build_engine(onnx_path: Path, output: Path, options: EngineOptions | None = 
     import tensorrt as trt
 
     target = running_target()
+    check_scale_types(onnx_path, target.tensorrt_version)
     precision = onnx_precision(onnx_path)
     onnx_input = network_input(onnx_path)
     started = time.perf_counter()

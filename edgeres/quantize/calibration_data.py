@@ -136,27 +136,44 @@ def check_labels(csv_path: Path, items: list[CalibItem], num_classes: int) -> No
             )
 
 
+def csv_row_path(csv_path: Path, cell: str) -> Path:
+    """A CSV's path cell: absolute as given, else relative to the CSV's folder."""
+    return Path(cell) if Path(cell).is_absolute() else csv_path.parent / cell
+
+
+def csv_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, stripped cells) of each non-blank row of a `path,label` CSV, without its header.
+
+    Line 1 is a header when its first cell names no existing file (`path,label`, `filename,class`...);
+    a byte-order mark (spreadsheet exports write one) is dropped.
+    """
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{csv_path}: cannot read the CSV ({exc})") from exc
+    kept = []
+    for line, row in enumerate(rows, start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue
+        if line == 1 and cells[0] and not csv_row_path(csv_path, cells[0]).is_file():
+            continue
+        kept.append((line, cells))
+    return kept
+
+
 def csv_items(csv_path: Path, skipped: list[Skipped]) -> list[CalibItem]:
     """Rows `path,label` (a `path,label` header is allowed; paths relative to the CSV's folder).
 
     Labels must be class numbers, on every row or on none: a bad or missing one is an error naming the row.
     """
     items: list[CalibItem] = []
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{csv_path}: cannot read calibration CSV ({exc})") from exc
-    for line, row in enumerate(rows, start=1):
-        cells = [cell.strip() for cell in row]
-        if not cells or not any(cells):
-            continue
-        if line == 1 and cells[0].lower() == "path":
-            continue
+    for line, cells in csv_rows(csv_path):
         if len(cells) > 2 or not cells[0]:
             skipped.append(Skipped(csv_path, f"line {line}: expected 'path,label', got {len(cells)} field(s)"))
             continue
-        path = Path(cells[0]) if Path(cells[0]).is_absolute() else csv_path.parent / cells[0]
+        path = csv_row_path(csv_path, cells[0])
         label = _class_number(csv_path, line, cells[1]) if len(cells) == 2 and cells[1] else None
         if items and (label is None) != (items[0].label is None):
             raise UserInputError(f"{csv_path}: line {line}: some rows have a label and others not; label every row")

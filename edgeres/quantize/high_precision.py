@@ -100,7 +100,7 @@ def at_least_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
 
 def _check_fp16_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> None:
-    wide = [t for t in plan.activations if t in ranges and ranges[t] > FP16_MAX]
+    wide = [t for t in plan.activations + plan.cpu_extra if t in ranges and ranges[t] > FP16_MAX]
     if wide:
         raise UserInputError(
             f"tensor '{wide[0]}' reaches {ranges[wide[0]]:g}, beyond FP16's largest value {FP16_MAX:g}: "

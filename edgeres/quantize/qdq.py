@@ -127,13 +127,18 @@ def module_path(node_name: str) -> str:
 
 
 def matches_layer(node_name: str, layer: str) -> bool:
-    """`layer` is a node name ("/fc/Gemm") or a torch module path ("fc", "layer1.0.conv1", as in the
-    exported node names, e.g. "/layer1/layer1.0/conv1/Conv")."""
+    """`layer` is a node name ("/fc/Gemm") or a torch module path: a layer ("fc", "layer1.0.conv1"), or a
+    block or stage ("layer1.0", "layer1"), which takes every node inside it. Exported node names carry the
+    path ("/layer1/layer1.0/conv1/Conv")."""
+    path = layer.strip("/")
+    if not path:
+        return False
     if node_name == layer:
         return True
-    if module_path(node_name) == layer.strip("/"):
+    inside = module_path(node_name)
+    if inside == path or inside.startswith(path + "."):
         return True
-    prefix = "/" + layer.strip("/").replace(".", "/") + "/"
+    prefix = "/" + path.replace(".", "/") + "/"
     return node_name.startswith(prefix) and "/" not in node_name[len(prefix) :]
 
 
@@ -191,13 +196,15 @@ def plan_qdq(model: onnx.ModelProto, keep_float: Iterable[str] = (), frontend_pr
     constants = {init.name for init in model.graph.initializer}
     producers = _producers(model)
     nodes = list(model.graph.node)
+    weighted = [n.name for n in nodes if n.op_type in WEIGHTED_OPS]
     for layer in keep:
-        if not any(matches_layer(n.name, layer) for n in nodes):
+        if not any(matches_layer(name, layer) for name in weighted):
             raise UserInputError(
-                f"layer '{layer}' to keep in float: no node of that name (e.g. 'conv1', 'fc', '/fc/Gemm')"
+                f"layer '{layer}' to keep in float: no Conv or Gemm of that name or inside it "
+                "(e.g. 'conv1', 'fc', 'layer1.0.conv1', 'layer4', '/fc/Gemm')"
             )
     frontend = tuple(n.name for n in nodes if n.name.startswith(frontend_prefix))
-    kept = tuple(n.name for n in nodes if n.op_type in WEIGHTED_OPS and any(matches_layer(n.name, k) for k in keep))
+    kept = tuple(name for name in weighted if any(matches_layer(name, k) for k in keep))
     inputs: list[QuantizedInput] = []
     weights: list[WeightQuant] = []
     adds: list[ResidualAdd] = []

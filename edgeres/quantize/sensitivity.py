@@ -139,6 +139,15 @@ class HeldOutLogits:
     def samples(self) -> int:
         return sum(len(x) for x, _ in self.batches)
 
+    def reference_measure(self) -> Measure:
+        """FP32 measured against itself: the best any candidate can reach (its accuracy is FP32's)."""
+        hits = sum(
+            int(np.sum(np.argmax(ref, axis=1) == labels))
+            for (_, labels), ref in zip(self.batches, self.reference, strict=True)
+            if labels is not None
+        )
+        return Measure(math.inf, 1.0, hits / self.samples if self.labelled else None)
+
     def measure(self, candidate: onnx.ModelProto, reference_kernels: bool = False) -> Measure:
         """The candidate as onnxruntime runs it (its integer kernels; with `reference_kernels`, the arithmetic
         its Q/DQ nodes say, as for the TensorRT model), against the FP32 logits."""

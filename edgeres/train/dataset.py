@@ -8,7 +8,6 @@ each class gives the same share to validation.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGE_SUFFIXES, list_images, read_rgb
-from edgeres.quantize.calibration_data import Skipped, skipped_note
+from edgeres.quantize.calibration_data import Skipped, csv_row_path, csv_rows, skipped_note
 
 
 @dataclass(frozen=True)
@@ -107,19 +106,11 @@ def csv_listing(csv_path: Path, class_file: Path | None) -> tuple[tuple[str, ...
     if class_file is None:
         raise UserInputError(f"{csv_path}: a CSV needs its class-name file (one class name a line)")
     classes = read_class_names(class_file)
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{csv_path}: cannot read the CSV ({exc})") from exc
     samples: list[Sample] = []
-    for line, row in enumerate(rows, start=1):
-        cells = [cell.strip() for cell in row]
-        if not any(cells) or (line == 1 and cells[0].lower() == "path"):
-            continue
+    for line, cells in csv_rows(csv_path):
         if len(cells) != 2 or not cells[0] or not cells[1]:
             raise UserInputError(f"{csv_path}: line {line}: expected 'path,label', got {len(cells)} field(s)")
-        path = Path(cells[0]) if Path(cells[0]).is_absolute() else csv_path.parent / cells[0]
+        path = csv_row_path(csv_path, cells[0])
         samples.append(Sample(path, _label_of(cells[1], classes, f"{csv_path}: line {line}")))
     return classes, samples
 

@@ -147,13 +147,17 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
         self.optimizer = make_optimizer(self.model, options)
 
-    def _loader(self, dataset: EncodedSamples, order: Sequence[Any]) -> DataLoader[Any]:
-        return DataLoader(dataset, batch_size=self.options.batch_size, sampler=list(order), num_workers=self.workers)
+    def _loader(self, dataset: EncodedSamples, order: Sequence[Any], train: bool = False) -> DataLoader[Any]:
+        """Batches in `order`; in training a last batch of one sample is dropped (BatchNorm cannot train on
+        one value per channel, which a small input leaves at the last stage)."""
+        drop_last = train and len(order) % self.options.batch_size == 1 and len(order) > 1
+        return DataLoader(dataset, batch_size=self.options.batch_size, sampler=list(order), num_workers=self.workers,
+                          drop_last=drop_last)  # fmt: skip
 
     def _train_epoch(self, epoch: int, balanced: bool) -> tuple[float, float, int]:
         self.train_set.epoch = epoch
         order = epoch_order(self.labels, epoch, self.options.seed, balanced)
-        loader = self._loader(self.train_set, list(enumerate(order.tolist())))
+        loader = self._loader(self.train_set, list(enumerate(order.tolist())), train=True)
         loss, hits, seen = 0.0, 0, 0
         bar = self.hooks.progress
         bar.begin(f"epoch {epoch + 1}/{self.options.epochs} train", len(order))

@@ -72,3 +72,12 @@ def test_bad_evaluation_csv_is_one_line(tiny_onnx: Path, tmp_path: Path, rows: l
 def test_missing_evaluation_csv_is_refused(tiny_onnx: Path, tmp_path: Path) -> None:
     result = build(tiny_onnx, tmp_path / "absent.csv", tmp_path / "out")
     assert result.exit_code == 2 and "evaluation CSV not found" in result.output
+
+
+def test_a_spreadsheet_csv_with_byte_order_mark_and_other_header_reads(tiny_onnx: Path, tmp_path: Path) -> None:
+    rows = [f"{p},{i % CLASSES}" for i, p in enumerate(photos()[:3])]
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + "".join(f"{row}\n" for row in ["filename,class", *rows]).encode())
+    result = build(tiny_onnx, csv, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "build_summary.json").read_text())["holdout"]["samples"] == 3

@@ -146,3 +146,14 @@ def test_camera_frame_model_analyses_only_the_network_layers(tmp_path: Path) -> 
     qdq = onnx.load(str(tmp_path / "out" / "model_int8_qdq.onnx"))
     assert any(n.name.startswith(NODE_PREFIX) for n in qdq.graph.node)
     assert qdq.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+def test_a_gate_the_float_model_misses_is_refused_before_the_search(tiny_onnx: Path, tmp_path: Path) -> None:
+    from edgeres.frames.images import default_calibration_dir
+
+    photos = sorted(default_calibration_dir().glob("*.jpg"))
+    csv = tmp_path / "labels.csv"
+    csv.write_text("".join(f"{p},{i % 10}\n" for i, p in enumerate(photos)))  # labels a random model cannot know
+    gate = FidelityGate(min_accuracy=0.99)
+    with pytest.raises(UserInputError, match="no placement can meet the gate: on the FP32 model itself, top-1"):
+        build(options(tiny_onnx, calib=csv, gate=gate, auto_fallback=True, min_holdout_samples=0), tmp_path / "out")

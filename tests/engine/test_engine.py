@@ -366,3 +366,22 @@ def test_build_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> None:
 def test_build_refuses_a_missing_onnx_before_touching_tensorrt(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="ONNX file not found"):
         build_engine(tmp_path / "absent.onnx", tmp_path / "m.engine")
+
+
+def test_fp16_scales_are_refused_before_tensorrt_10(tmp_path: Path) -> None:
+    """TensorRT 8.6 takes float32 Q/DQ scales only: an FP16-remainder model is refused by name, before the build."""
+    from edgeres.engine.builder import check_scale_types
+    from edgeres.quantize.high_precision import HighPrecision, tensorrt_qdq_model
+    from edgeres.quantize.qdq import plan_qdq
+    from tests.fixtures.tiny_classifier import tiny_classifier_proto
+
+    model = tiny_classifier_proto(5)
+    plan = plan_qdq(model)
+    ranges = {t: 2.0 for t in plan.activations + plan.cpu_extra}
+    for name, remainder in (("fp16.onnx", HighPrecision.FP16), ("fp32.onnx", HighPrecision.FP32)):
+        onnx.save(tensorrt_qdq_model(model, plan, ranges, remainder), tmp_path / name)
+    refusal = r"float16 .*TensorRT 8\.6\.1 takes float32 scales only.*--high-precision fp32"
+    with pytest.raises(UserInputError, match=refusal):
+        check_scale_types(tmp_path / "fp16.onnx", "8.6.1")
+    check_scale_types(tmp_path / "fp16.onnx", "10.3.0")
+    check_scale_types(tmp_path / "fp32.onnx", "8.6.1")

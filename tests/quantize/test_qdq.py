@@ -113,6 +113,29 @@ def test_keep_float_layers_stay_float(resnet18, resnet18_ranges) -> None:
         plan_qdq(model, keep_float=("no-such-layer",))
 
 
+@pytest.mark.parametrize(
+    ("layer", "kept"),
+    [
+        ("layer1.0.conv1", ["/layer1/layer1.0/conv1/Conv"]),
+        ("layer1.0", ["/layer1/layer1.0/conv1/Conv", "/layer1/layer1.0/conv2/Conv"]),
+        ("layer2.0.downsample", ["/layer2/layer2.0/downsample/downsample.0/Conv"]),
+    ],
+)
+def test_keep_float_takes_module_paths_of_layers_blocks_and_stages(resnet18, layer: str, kept: list[str]) -> None:
+    model, _ = resnet18
+    assert list(plan_qdq(model, keep_float=(layer,)).kept_float) == kept
+    stage = plan_qdq(model, keep_float=("layer4",)).kept_float
+    assert len(stage) == 5 and all(name.startswith("/layer4/") for name in stage)  # 2 blocks x 2 convs + downsample
+
+
+@pytest.mark.parametrize("layer", ["maxpool", "layer1.0.relu", "/", ""])
+def test_keep_float_refuses_names_without_a_weighted_layer(resnet18, layer: str) -> None:
+    """A pooling, an activation or an empty name would keep nothing: refused, not silently ignored."""
+    model, _ = resnet18
+    with pytest.raises(UserInputError, match="no Conv or Gemm of that name"):
+        plan_qdq(model, keep_float=(layer,))
+
+
 def test_missing_range_is_named(resnet18, resnet18_ranges) -> None:
     model, _ = resnet18
     plan, ranges = resnet18_ranges

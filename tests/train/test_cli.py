@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -109,3 +110,15 @@ def test_imbalanced_classes_are_sampled_balanced_and_unreadable_images_counted(
     assert report["class_balanced_sampling"] is True
     assert report["data"]["per_class"] == {"astronaut": 8, "brick": 5, "coffee": 8, "grass": 8}
     assert report["data"]["skipped"][0]["reason"].startswith("truncated JPEG")
+
+
+def test_the_printed_build_command_is_quoted_for_the_shell(
+    photo_task: tuple[Path, Path], random_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "my run"
+    code, output = run(str(photo_task[1]), "-o", str(out), "--weights", str(random_checkpoint), *QUICK)
+    assert code == 0, output
+    line = next(line for line in output.splitlines() if line.startswith("next: "))
+    words = shlex.split(line.removeprefix("next: "))
+    assert words[words.index("--weights") + 1] == str(out / "model.pth")
+    assert words[words.index("-o") + 1] == str(out / "build")

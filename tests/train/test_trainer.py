@@ -109,3 +109,14 @@ def test_resume_refuses_other_options_or_data(
 def test_resume_without_a_checkpoint(small_task: FinetuneData, random_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="no checkpoint to resume from"):
         finetune(small_task, tmp_path, quick(random_checkpoint), resume=True)
+
+
+def test_a_last_batch_of_one_sample_does_not_stop_training(
+    small_task: FinetuneData, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """24 training images in batches of 23 leave one; at 32 px the last stage's BatchNorm sees 1x1 maps, and one
+    value per channel cannot be trained on: that batch is dropped instead of stopping the run."""
+    options = quick(random_checkpoint, batch_size=23, epochs=1, warmup_epochs=0)
+    result = finetune(small_task, tmp_path, options)
+    assert result.report_data["split"]["train"] % 23 == 1, result.report_data["split"]
+    assert result.best_epoch is not None and len(result.report_data["epochs"]) == 1
