@@ -225,8 +225,9 @@ def saturating_conv() -> tuple[onnx.ModelProto, np.ndarray]:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), frame
 
 
-def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
-    """U8U8 fused kernels give the Q/DQ result on every CPU; U8S8 only where the CPU has VNNI."""
+def saturating_twin_parts() -> tuple[onnx.ModelProto, np.ndarray, np.ndarray, QdqPlan, onnx.ModelProto]:
+    """(the saturating conv, its input codes, its Q/DQ result, the plan of its one weight, a copy whose
+    weight DequantizeLinear is named as the twin names it, for the twin's weight rewrites)."""
     model, codes = saturating_conv()
     expected = reference_session(model).run(None, {"x": codes})[0]
     plan = QdqPlan((), (WeightQuant("conv", "w", 0),), (), (), ())
@@ -234,6 +235,12 @@ def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
     converted.CopyFrom(model)
     converted.graph.node[1].output[0] = "w_dequantized"
     converted.graph.node[2].input[1] = "w_dequantized"
+    return model, codes, expected, plan, converted
+
+
+def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
+    """U8U8 fused kernels give the Q/DQ result on every CPU; U8S8 only where the CPU has VNNI."""
+    model, codes, expected, plan, converted = saturating_twin_parts()
     uint8_weights(converted, plan)
     assert [i.data_type for i in converted.graph.initializer if i.name == "w_q"] == [TensorProto.UINT8]
     np.testing.assert_array_equal(session(converted).run(None, {"x": codes})[0], expected)
@@ -243,13 +250,7 @@ def test_uint8_weights_make_onnxruntime_integer_kernels_exact() -> None:
 
 def test_offset_weights_are_the_same_values_and_exact() -> None:
     """int8 codes minus 1, zero point -1: onnxruntime's GEMM path computes exactly the Q/DQ result."""
-    model, codes = saturating_conv()
-    expected = reference_session(model).run(None, {"x": codes})[0]
-    plan = QdqPlan((), (WeightQuant("conv", "w", 0),), (), (), ())
-    converted = onnx.ModelProto()
-    converted.CopyFrom(model)
-    converted.graph.node[1].output[0] = "w_dequantized"
-    converted.graph.node[2].input[1] = "w_dequantized"
+    _, codes, expected, plan, converted = saturating_twin_parts()
     before = {i.name: numpy_helper.to_array(i) for i in converted.graph.initializer}
     offset_weights(converted, plan)
     after = {i.name: numpy_helper.to_array(i) for i in converted.graph.initializer}
