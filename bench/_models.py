@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -45,3 +46,20 @@ def fp32_and_u8s8(work: Path, arch: Arch) -> BenchModels:
     tensors = list(plan.activations + plan.cpu_extra)
     ranges = collect_ranges(fp32_path, calibration.batches(CALIB_SAMPLES), CalibAlgo.MAX, tensors)
     return BenchModels(fp32_path, fp32, plan, ranges, insert_qdq_cpu(fp32, plan, ranges, exact_weight_type()))
+
+
+def openvino_cpu(path: Path, batch_shape: list[int], threads: int, precision: str | None = None,
+                 perf_count: bool = False) -> Any:  # fmt: skip
+    """OpenVINO's CPU compile of an ONNX for one input shape: `threads` threads, latency hint, one stream;
+    `precision` forces the inference precision of what is not quantized (None: OpenVINO's default)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0].any_name: batch_shape})
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    if perf_count:
+        config["PERF_COUNT"] = True
+    return core.compile_model(model, "CPU", config)

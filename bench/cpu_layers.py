@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _models import fp32_and_u8s8
+from _models import fp32_and_u8s8, openvino_cpu
 
 from edgeres.artifacts.ort_session import session_options
 from edgeres.model.arch import Arch
@@ -49,20 +49,13 @@ def interleaved_times(
 ) -> tuple[dict[str, float], dict[str, float], Counter[str]]:
     """Mean milliseconds per run of each node: onnxruntime's twin (its profiler; fused nodes named after
     their first node) and OpenVINO's compile of the Q/DQ model (its counters), plus OpenVINO's time per
-    kernel type. The engines alternate run by run, so a change of load on the machine hits both alike."""
-    import openvino as ov
-
+    kernel type. The engines alternate in blocks of runs, so a change of load on the machine hits both alike."""
     options = session_options(THREADS)
     options.enable_profiling = True
     options.profile_file_prefix = str(work / "ort")
     session = ort.InferenceSession(str(twin), options, providers=["CPUExecutionProvider"])
     session.run(None, {"input": batch})  # profiled too: counted in the mean, as one more run
-    core = ov.Core()
-    network = core.read_model(str(qdq))
-    network.reshape({network.inputs[0].any_name: list(batch.shape)})
-    config = {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-              "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}  # fmt: skip
-    request = core.compile_model(network, "CPU", config).create_infer_request()
+    request = openvino_cpu(qdq, list(batch.shape), THREADS, "f32", perf_count=True).create_infer_request()
     for _ in range(3):
         request.infer([batch])
     ov_ms: dict[str, float] = defaultdict(float)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _models import fp32_and_u8s8
+from _models import fp32_and_u8s8, openvino_cpu
 
 from edgeres.artifacts.ort_session import cpu_session
 from edgeres.model.arch import Arch
@@ -51,15 +51,7 @@ class OpenVinoRun:
     """An OpenVINO CPU compile of an ONNX for one batch size, callable like a session for `time_ms`."""
 
     def __init__(self, path: Path, batch: int, precision: str | None) -> None:
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(str(path))
-        model.reshape({model.inputs[0].any_name: [batch, 3, 224, 224]})
-        config = {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if precision is not None:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = openvino_cpu(path, [batch, 3, 224, 224], THREADS, precision)
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.request = self.compiled.create_infer_request()
 

@@ -50,8 +50,6 @@ class Int8Analysis:
     artifacts: dict[ArtifactRole, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    sensitivity: SensitivityReport | None = None
-    fallback: FallbackSearch | None = None
 
 
 def as_labelled(batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]]) -> list[HeldOutBatch]:
@@ -98,7 +96,7 @@ def analyse_int8(
         summary["fallback"] = search.as_dict()
         notes += fallback_lines(search)
     keep = search.keep_float if search is not None else ()
-    return Int8Analysis(keep, artifacts, summary, tuple(notes), report, search)
+    return Int8Analysis(keep, artifacts, summary, tuple(notes))
 
 
 def _db(value: float) -> str:

@@ -131,7 +131,7 @@ class BuildOptions:
             return cls(
                 onnx=onnx,
                 calib=None if recipe["calib"] is None else Path(recipe["calib"]),
-                eval_csv=None if recipe.get("eval_csv") is None else Path(recipe["eval_csv"]),
+                eval_csv=None if recipe["eval_csv"] is None else Path(recipe["eval_csv"]),
                 calib_algo=CalibAlgo(recipe["calib_algo"]),
                 calib_size=int(recipe["calib_size"]),
                 batch_size=int(recipe["batch_size"]),
@@ -139,7 +139,7 @@ class BuildOptions:
                 percentile=float(recipe["percentile"]),
                 keep_float=tuple(str(name) for name in recipe["keep_float"]),
                 bias_correction=bool(recipe["bias_correction"]),
-                high_precision=HighPrecision(recipe.get("high_precision", HighPrecision.FP32.value)),
+                high_precision=HighPrecision(recipe["high_precision"]),
                 raw=None if recipe["raw"] is None else FrameFormat.parse(str(recipe["raw"])),
                 min_holdout_samples=int(recipe["min_holdout_samples"]),
                 **changes,

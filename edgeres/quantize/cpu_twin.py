@@ -15,7 +15,7 @@ dot product, and non-x86 CPUs. x86 CPUs without VNNI multiply U8S8 with an instr
 pair sums saturate (onnxruntime's quantization guide warns of it; tests/quantize/test_qdq.py shows it),
 so there the weights are stored as uint8 with zero point 128 (U8U8): the same grid, exact kernels.
 On CPUs with AMX int8 the int8 codes are stored minus 1 with zero point -1 (the same values), which
-moves onnxruntime's QLinearConv from its symmetric VNNI kernels to its AMX GEMM (bench/cpu_layers.py).
+moves onnxruntime's QLinearConv from its symmetric VNNI kernels to its AMX GEMM (bench/quant.py times both).
 Weights of a layer whose output is not quantized (the classifier) are stored as the float values
 their DequantizeLinear computes, which onnxruntime would otherwise recompute on every call.
 """
@@ -68,7 +68,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 def exact_weight_type(machine: str | None = None, flags: set[str] | None = None) -> WeightType:
     """INT8 where onnxruntime's U8S8 kernels are exact on this CPU (VNNI, or not x86), INT8_OFFSET where it
-    also has AMX int8 (bench/cpu_layers.py: its GEMM path is faster there); UINT8 otherwise."""
+    also has AMX int8 (bench/quant.py: its GEMM path is faster there); UINT8 otherwise."""
     machine = (machine or platform.machine()).lower()
     if machine not in X86_MACHINES:
         return WeightType.INT8

@@ -18,6 +18,7 @@ from edgeres.train.report import (
     CURVES_NAME,
     TRAIN_CSV_NAME,
     VAL_CSV_NAME,
+    csv_path_of,
     plot_curves,
     write_classes,
     write_report,
@@ -79,8 +80,6 @@ def _class_count(options: FinetuneOptions, classes: tuple[str, ...], source: Pat
 
 
 def _predictions(val: tuple[Sample, ...], predicted: list[int], outdir: Path) -> list[dict[str, Any]]:
-    from edgeres.train.report import csv_path_of
-
     return [{"path": csv_path_of(s, outdir), "label": s.label, "predicted": p}
             for s, p in zip(val, predicted, strict=True)]  # fmt: skip
 

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.artifacts.ort_session import cpu_session, session_options
+from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir
@@ -52,13 +52,8 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, Tenso
 
 
 def faithful_session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """Q/DQ computed as written (see the module docstring for the optimizer left out)."""
-    return ort.InferenceSession(
-        model.SerializeToString(),
-        session_options(2, reference_kernels=True),
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=["WeightBiasQuantization"],
-    )
+    """Q/DQ computed as written: edgeres's reference session (Q/DQ fusions and WeightBiasQuantization off)."""
+    return cpu_session(model, 2, reference_kernels=True)
 
 
 def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
