@@ -48,7 +48,7 @@ def test_the_tree_keeps_the_layers(tmp_path: Path) -> None:
 def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "edgeres", tmp_path / "edgeres")
     atomic = tmp_path / "edgeres" / "artifacts" / "atomic.py"
-    atomic.write_text(atomic.read_text() + "\nfrom edgeres.build import orchestrator  # noqa: E402, F401\n")
+    atomic.write_text(atomic.read_text() + "\nfrom edgeres.flow import orchestrator  # noqa: E402, F401\n")
     result = lint(tmp_path)
     assert result.returncode != 0
-    assert "edgeres.artifacts.atomic -> edgeres.build.orchestrator" in result.stdout
+    assert "edgeres.artifacts.atomic -> edgeres.flow.orchestrator" in result.stdout

@@ -9,15 +9,6 @@ import typer
 
 from edgeres.artifacts.kinds import is_engine_path
 from edgeres.artifacts.precision import Precision
-from edgeres.build.options import (
-    DEFAULT_CALIB_ALGO,
-    DEFAULT_CALIB_BATCH,
-    DEFAULT_CALIB_SEED,
-    DEFAULT_CALIB_SIZE,
-    DEFAULT_MAX_FALLBACK,
-    DEFAULT_PROFILE_ITERATIONS,
-    BuildOptions,
-)
 from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import (
     ARCH_DEFAULT,
@@ -44,6 +35,15 @@ from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.engine.builder import MAX_OPTIMIZATION_LEVEL, BatchProfile, EngineOptions
 from edgeres.engine.target import HardwareCompatibility
 from edgeres.errors import UserInputError
+from edgeres.flow.options import (
+    DEFAULT_CALIB_ALGO,
+    DEFAULT_CALIB_BATCH,
+    DEFAULT_CALIB_SEED,
+    DEFAULT_CALIB_SIZE,
+    DEFAULT_MAX_FALLBACK,
+    DEFAULT_PROFILE_ITERATIONS,
+    BuildOptions,
+)
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.quantize.cache import DEFAULT_TRT_VERSION, StaleCacheError
@@ -52,7 +52,7 @@ from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 
 if TYPE_CHECKING:
-    from edgeres.build.orchestrator import BuildResult
+    from edgeres.flow.orchestrator import BuildResult
 
 ENGINE_DEFAULTS = EngineOptions()
 
@@ -175,8 +175,8 @@ def build(
       edgeres build --engine-only --onnx out/build/model_int8_qdq.onnx --batch 1:8:32 --timing-cache t.cache\n
       edgeres build --fp16 -o out/r50_fp16
     """
-    from edgeres.build.orchestrator import build as run_build
-    from edgeres.build.orchestrator import build_engine_only
+    from edgeres.flow.orchestrator import build as run_build
+    from edgeres.flow.orchestrator import build_engine_only
 
     if int8 and fp16:
         raise UserInputError("--int8 and --fp16 exclude each other: run build twice")

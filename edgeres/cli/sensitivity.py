@@ -10,7 +10,6 @@ import typer
 
 from edgeres.artifacts.completion import SUMMARY_NAME, build_status
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.build.options import DEFAULT_CALIB_ALGO, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, BuildOptions
 from edgeres.choices import parse_choice
 from edgeres.cli.options import (
     ARCH_DEFAULT,
@@ -35,6 +34,7 @@ from edgeres.cli.options import (
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
+from edgeres.flow.options import DEFAULT_CALIB_ALGO, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, BuildOptions
 from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.quantize.histogram import CalibAlgo
@@ -94,7 +94,7 @@ def sensitivity(
       edgeres sensitivity out/build\n
       edgeres sensitivity --onnx model.onnx --calib photos/ -o out/sens
     """
-    from edgeres.build.orchestrator import build as run_build
+    from edgeres.flow.orchestrator import build as run_build
 
     if artifact_dir is not None and onnx_path is not None:
         raise UserInputError("give a build folder or --onnx, not both")

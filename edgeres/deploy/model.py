@@ -28,7 +28,7 @@ from edgeres.errors import UserInputError
 
 # Preference when the user names no precision: the reason to build for the edge is INT8.
 PRECISION_PREFERENCE = (Precision.INT8, Precision.FP16, Precision.FP32)
-# What `edgeres build` writes last, once every model's fidelity has been checked (edgeres.build.orchestrator).
+# What `edgeres build` writes last, once every model's fidelity has been checked (edgeres.flow.orchestrator).
 # Roles whose files only `edgeres build` writes: without a summary beside them their fidelity was never checked.
 BUILD_ROLES = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16)
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgeres.build.options import BuildOptions
 from edgeres.cli.app import COMMANDS, GROUPS, app
 from edgeres.cli.options import ARCH_DEFAULT, parse_arch
+from edgeres.flow.options import BuildOptions
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import build_model
 

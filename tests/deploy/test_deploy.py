@@ -128,8 +128,8 @@ def test_nvinfer_normalization_splits_std_into_scale_and_gain():
 def int8_build(tmp_path_factory) -> Path:
     """A real `edgeres build` (INT8: calibration, Q/DQ ONNX, U8S8 twin) of the tiny model: ~2 s."""
     from edgeres.artifacts.precision import Precision as BuildPrecision
-    from edgeres.build.options import BuildOptions
-    from edgeres.build.orchestrator import build
+    from edgeres.flow.options import BuildOptions
+    from edgeres.flow.orchestrator import build
     from edgeres.quantize.gate import FidelityGate
 
     root = tmp_path_factory.mktemp("int8")

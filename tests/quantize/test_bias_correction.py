@@ -13,10 +13,10 @@ import torch
 from onnx import helper, numpy_helper
 from typer.testing import CliRunner
 
-from edgeres.build.orchestrator import SUMMARY_NAME
 from edgeres.cli.app import app
 from edgeres.errors import UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.flow.orchestrator import SUMMARY_NAME
 from edgeres.quantize.bias_correction import correct_biases, input_means, weighted_inputs
 from edgeres.quantize.histogram import StreamingMean
 from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq

@@ -16,9 +16,9 @@ import pytest
 
 from edgeres.artifacts.ort_session import cpu_session
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.build.options import BuildOptions
-from edgeres.build.orchestrator import build
 from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.flow.options import BuildOptions
+from edgeres.flow.orchestrator import build
 from edgeres.frames.images import default_calibration_dir, imagenet_batch
 from edgeres.quantize.encoding import derive_variant
 from edgeres.quantize.fidelity import Kernels, compare_models

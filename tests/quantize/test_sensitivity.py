@@ -11,9 +11,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.build.fallback import search_fallback
 from edgeres.errors import ResourceLimitError, UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.flow.fallback import search_fallback
 from edgeres.frames.images import default_calibration_dir, imagenet_batch, list_images, read_rgb
 from edgeres.quantize.bias_correction import corrected_biases, weighted_inputs
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeres.artifacts.precision import Precision
-from edgeres.build.options import BuildOptions
-from edgeres.build.orchestrator import build
 from edgeres.cli.app import app
+from edgeres.flow.options import BuildOptions
+from edgeres.flow.orchestrator import build
 from edgeres.frames.contract import InputContract, ResizeMode
 from edgeres.frames.images import read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout

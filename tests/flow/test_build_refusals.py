@@ -11,9 +11,9 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from edgeres.artifacts.precision import Precision
-from edgeres.build.options import BuildOptions
 from edgeres.cli.app import app
 from edgeres.errors import UserInputError
+from edgeres.flow.options import BuildOptions
 from tests.fixtures.tiny_classifier import tiny_classifier_proto
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.artifacts.precision import Precision
-from edgeres.build.holdout import MIN_HOLDOUT_SAMPLES
-from edgeres.build.source import check_source_onnx
 from edgeres.engine.builder import EngineOptions
 from edgeres.errors import UserInputError
+from edgeres.flow.holdout import MIN_HOLDOUT_SAMPLES
+from edgeres.flow.source import check_source_onnx
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.model.arch import Arch
 from edgeres.quantize.cache import (
@@ -52,7 +52,7 @@ class BuildOptions:
     keep_float: tuple[str, ...] = ()
     # Which layers INT8 hurts (edgeres.quantize.sensitivity): sensitivity.json and .png in the build folder.
     sensitivity: bool = False
-    # Keep the fewest extra layers in float that make `gate` pass (edgeres.build.fallback), at most max_fallback.
+    # Keep the fewest extra layers in float that make `gate` pass (edgeres.flow.fallback), at most max_fallback.
     auto_fallback: bool = False
     max_fallback: int = DEFAULT_MAX_FALLBACK
     # Bias correction (edgeres.quantize.bias_correction) raises logits SQNR on the trained and the random-weight

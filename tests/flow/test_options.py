@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeres.build.options import BuildOptions
 from edgeres.errors import UserInputError
+from edgeres.flow.options import BuildOptions
 
 
 def test_a_missing_calibration_source_is_refused_before_the_export(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 report -> TensorRT engine when TensorRT and a GPU are present; everything in one output directory.
 
 The calibration source is split once, by a seeded shuffle: a held-out share is never seen by the
-calibrator and serves the fidelity report (edgeres.build.holdout), the rest calibrates (edgeres.build.int8).
+calibrator and serves the fidelity report (edgeres.flow.holdout), the rest calibrates (edgeres.flow.int8).
 With an input contract (camera frames) the FP32 model is
 the fused one (YUV 4:2:2 front-end + network), calibration samples are camera-encoded frames, and the
 front-end nodes stay float.
@@ -24,14 +24,14 @@ from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
 from edgeres.artifacts.onnx import graph_output, load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import rollback_on_failure
-from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, evaluation_holdout, holdout_batches
-from edgeres.build.int8 import CACHE_NAME, quantize_int8, write_quantized
-from edgeres.build.options import BuildOptions
-from edgeres.build.quick_profile import quick_profiles
-from edgeres.build.source import source_model
 from edgeres.engine.builder import EngineOptions, build_engine
 from edgeres.engine.target import running_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
+from edgeres.flow.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, evaluation_holdout, holdout_batches
+from edgeres.flow.int8 import CACHE_NAME, quantize_int8, write_quantized
+from edgeres.flow.options import BuildOptions
+from edgeres.flow.quick_profile import quick_profiles
+from edgeres.flow.source import source_model
 from edgeres.progress import SilentProgress, StageProgress
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import encoder_for

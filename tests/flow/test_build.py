@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.precision import Precision as EnginePrecision
-from edgeres.build.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
-from edgeres.build.int8 import CACHE_NAME, TRT_TABLE_NAME
-from edgeres.build.options import BuildOptions
-from edgeres.build.orchestrator import SUMMARY_NAME, build, engine_path_for
 from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.export.defaults import export_default
+from edgeres.flow.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
+from edgeres.flow.int8 import CACHE_NAME, TRT_TABLE_NAME
+from edgeres.flow.options import BuildOptions
+from edgeres.flow.orchestrator import SUMMARY_NAME, build, engine_path_for
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv

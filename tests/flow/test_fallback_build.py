@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from edgeres.artifacts.completion import IN_PROGRESS_NAME, SUMMARY_NAME, build_complete
 from edgeres.artifacts.sidecar import read_sidecar
-from edgeres.build.int8_analysis import SENSITIVITY_JSON, SENSITIVITY_PLOT
-from edgeres.build.options import BuildOptions
-from edgeres.build.orchestrator import build
 from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
+from edgeres.flow.int8_analysis import SENSITIVITY_JSON, SENSITIVITY_PLOT
+from edgeres.flow.options import BuildOptions
+from edgeres.flow.orchestrator import build
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto

@@ -15,14 +15,14 @@ import onnx
 
 from edgeres.artifacts.atomic import write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.build.fallback import (
+from edgeres.flow.fallback import (
     FallbackSearch,
     FallbackStep,
     fallback_evaluations,
     keep_float_option,
     search_fallback,
 )
-from edgeres.build.options import BuildOptions
+from edgeres.flow.options import BuildOptions
 from edgeres.profile.plots import pyplot, save_png
 from edgeres.progress import StageProgress
 from edgeres.quantize.cpu_twin import exact_weight_type

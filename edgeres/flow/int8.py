@@ -20,8 +20,8 @@ from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.build.int8_analysis import Int8Analysis, analyse_int8
-from edgeres.build.options import BuildOptions
+from edgeres.flow.int8_analysis import Int8Analysis, analyse_int8
+from edgeres.flow.options import BuildOptions
 from edgeres.progress import StageProgress
 from edgeres.quantize.bias_correction import corrected_biases, input_means, weighted_inputs, with_biases
 from edgeres.quantize.cache import (

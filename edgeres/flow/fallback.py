@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
-from edgeres.build.options import DEFAULT_MAX_FALLBACK
 from edgeres.errors import UserInputError
+from edgeres.flow.options import DEFAULT_MAX_FALLBACK
 from edgeres.profile.options import RunLength
 from edgeres.profile.timing import timed_calls
 from edgeres.quantize.gate import FidelityGate
