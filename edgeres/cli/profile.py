@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from edgeres.cli.options import (
     ColorspaceOption,
@@ -18,16 +19,9 @@ from edgeres.cli.options import (
 from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import console, err_console, reports_errors, say, warn, wrote
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
-from edgeres.profile.options import (
-    DEFAULT_IN_FLIGHT,
-    DEFAULT_ITERATIONS,
-    DEFAULT_WARMUP,
-    FrameClip,
-    ProfileOptions,
-    RunLength,
-    parse_batches,
-)
+from edgeres.profile.options import DEFAULT_IN_FLIGHT, DEFAULT_WARMUP, FrameClip, ProfileOptions, parse_batches
 from edgeres.profile.stats import DEFAULT_CV_WARN, PERCENTILE_DEFINITION
+from edgeres.timing import DEFAULT_ITERATIONS, RunLength
 
 CLIP_FORMAT = "yuyv:1920x1080"  # --from-frames without --format: a 1080p YUYV camera
 PROFILE_DEFAULTS = ProfileOptions()  # for the defaults that have no constant of their own
@@ -96,7 +90,7 @@ def profile(
         layers=not no_layers, cv_warn=cv_warn, clip=clip,
     )  # fmt: skip
     machine = machine_info()
-    with err_console.status(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size"):
+    with err_console.status(Text(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size")):
         profiles = profile_artifacts(artifacts, options)
     say(machine_line(machine, options), style="dim")
     for table in all_tables(profiles):

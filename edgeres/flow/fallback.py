@@ -24,10 +24,9 @@ import onnx
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.flow.options import DEFAULT_MAX_FALLBACK
-from edgeres.profile.options import RunLength
-from edgeres.profile.timing import timed_calls
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.sensitivity import HeldOutLogits, Measure, NetworkLayer, QuantizedVariants
+from edgeres.timing import RunLength, timed_calls
 
 CANDIDATES_PER_STEP = 6  # after the first step: best-ranked remaining layers tried on top of those kept
 LATENCY_CALLS = 20  # batch-1 calls timed per candidate (after LATENCY_WARMUP untimed ones)

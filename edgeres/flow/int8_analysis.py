@@ -23,7 +23,7 @@ from edgeres.flow.fallback import (
     search_fallback,
 )
 from edgeres.flow.options import BuildOptions
-from edgeres.profile.plots import pyplot, save_png
+from edgeres.plotting import pyplot, save_png
 from edgeres.progress import StageProgress
 from edgeres.quantize.cpu_twin import exact_weight_type
 from edgeres.quantize.qdq import QdqPlan

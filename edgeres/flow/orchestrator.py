@@ -30,8 +30,8 @@ from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError,
 from edgeres.flow.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, evaluation_holdout, holdout_batches
 from edgeres.flow.int8 import CACHE_NAME, quantize_int8, write_quantized
 from edgeres.flow.options import BuildOptions
-from edgeres.flow.quick_profile import quick_profiles
 from edgeres.flow.source import source_model
+from edgeres.profile.quick import quick_profiles
 from edgeres.progress import SilentProgress, StageProgress
 from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.encoding import encoder_for

@@ -11,7 +11,6 @@ would be held at once, and GPU clocks do not drift the way a shared CPU's do).
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +25,7 @@ from edgeres.profile.stats import LatencyStats
 from edgeres.profile.timing import input_batch
 from edgeres.runtime.base import Runner
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
+from edgeres.timing import RunLength, timed_calls
 
 DEFAULT_ROUNDS = 7
 
@@ -39,17 +39,14 @@ def interleaved_seconds(calls: Sequence[Callable[[], object]], rounds: int, call
     """
     if rounds < 1 or calls_per_round < 1:
         raise UserInputError(f"interleaved pass: rounds {rounds} and calls per round {calls_per_round} must be >= 1")
-    clock = time.perf_counter
+    run_length = RunLength(iterations=calls_per_round)
     samples: list[list[float]] = [[] for _ in calls]
     for round_index in range(rounds):
         order = range(len(calls)) if round_index % 2 == 0 else range(len(calls) - 1, -1, -1)
         for index in order:
             call = calls[index]
             call()
-            for _ in range(calls_per_round):
-                start = clock()
-                call()
-                samples[index].append(clock() - start)
+            samples[index].extend(timed_calls(call, run_length).tolist())
     return [np.asarray(s) for s in samples]
 
 

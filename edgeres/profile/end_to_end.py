@@ -16,11 +16,12 @@ from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.images import center_crop_resize, normalize
 from edgeres.frames.yuv import open_yuv, yuv422_to_rgb
-from edgeres.profile.options import FrameClip, RunLength
+from edgeres.profile.options import FrameClip
 from edgeres.profile.results import EndToEndResult
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
 from edgeres.runtime.topk import top_k
+from edgeres.timing import RunLength
 
 
 def takes_raw_frames(spec: TensorSpec, clip: FrameClip) -> bool:

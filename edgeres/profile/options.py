@@ -15,9 +15,9 @@ from edgeres.frames.contract import FrameFormat
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace
 from edgeres.profile.stats import DEFAULT_CV_WARN
+from edgeres.timing import RunLength
 
 MAX_BATCH = 4096
-DEFAULT_ITERATIONS = 50
 DEFAULT_WARMUP = 5
 DEFAULT_IN_FLIGHT = 2
 # Estimated bytes one ResNet sample costs in a forward pass at the network size: float32 activations,
@@ -47,25 +47,6 @@ def parse_batches(text: str) -> tuple[int, ...]:
             raise UserInputError(f"batch sizes '{text}': {value} is listed twice")
         batches.append(value)
     return tuple(batches)
-
-
-@dataclass(frozen=True)
-class RunLength:
-    """How long each measurement runs: a fixed number of calls, or a wall-clock budget in seconds."""
-
-    iterations: int | None = DEFAULT_ITERATIONS
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.iterations is None) == (self.seconds is None):
-            raise UserInputError("run length: give either a number of iterations or a duration in seconds, not both")
-        if self.iterations is not None and self.iterations < 1:
-            raise UserInputError(f"iterations {self.iterations}: must be at least 1")
-        if self.seconds is not None and not self.seconds > 0:
-            raise UserInputError(f"duration {self.seconds} s: must be more than 0")
-
-    def describe(self) -> str:
-        return f"{self.iterations} iterations" if self.iterations is not None else f"{self.seconds:g} s"
 
 
 @dataclass(frozen=True)

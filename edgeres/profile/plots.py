@@ -1,51 +1,27 @@
-"""PNG plots of a profile: latency histogram + CDF, throughput vs batch, slowest layers, memory.
-
-matplotlib's Agg backend renders to files without a display (servers, CI, a Jetson over SSH).
-"""
+"""PNG plots of a profile: latency histogram + CDF, throughput vs batch, slowest layers, memory."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edgeres.artifacts.atomic import write_with
+from edgeres.plotting import literal, pyplot, save_png
 from edgeres.profile.results import ArtifactProfile
 
-DPI = 120
 MB = 1e6
 
 
-def pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend (imported only when a plot is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _label(profile: ArtifactProfile) -> str:
-    return Path(profile.path).name + (f" ({profile.precision})" if profile.precision else "")
+    return literal(Path(profile.path).name + (f" ({profile.precision})" if profile.precision else ""))
 
 
 def _slug(index: int, profile: ArtifactProfile) -> str:
     """`1-resnet50_int8`: numbered, so two artifacts with one name in different folders do not collide."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(profile.path).stem) or "artifact"
     return f"{index}-{stem}"
-
-
-def save_png(fig: Any, path: Path) -> Path:
-    """Write `fig` to `path` as a PNG, atomically, and close it."""
-    plt = pyplot()
-    fig.tight_layout()
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    plt.close(fig)
-    return path
 
 
 def latency_plot(profile: ArtifactProfile, path: Path) -> Path:
@@ -111,7 +87,7 @@ def layers_plot(profile: ArtifactProfile, path: Path) -> Path | None:
     plt = pyplot()
     top = list(reversed(layers.top))
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(top) + 1.6))
-    names = [f"{t.name[:40]} [{t.op_type}]" for t in top]
+    names = [literal(f"{t.name[:40]} [{t.op_type}]") for t in top]
     bars = ax.barh(names, [t.mean_ms for t in top], color="tab:blue")
     for bar, layer in zip(bars, top, strict=True):
         ax.annotate(

@@ -1,18 +1,30 @@
-"""The short profile `edgeres build` prints after writing an artifact: batch 1, a few calls, no layer pass."""
+"""The short CPU profile `edgeres build` prints after writing its models: batch 1, a few calls, no layer pass,
+one line per model and the speed ratio of each to the first."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.frames.contract import InputContract
+from edgeres.frames.yuv import rgb_to_yuv422, write_yuv
 from edgeres.profile.dispatch import profile_artifact
-from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.options import FrameClip, ProfileOptions
 from edgeres.profile.results import ArtifactProfile
+from edgeres.timing import RunLength
+
+QUICK_WARMUP = 3
+GREY = 128
 
 
 @dataclass(frozen=True)
 class QuickProfile:
-    """The short profile `edgeres build` prints after writing an artifact."""
+    """The short profile of one model, as `edgeres build` prints it."""
 
     profile: ArtifactProfile
 
@@ -27,7 +39,42 @@ class QuickProfile:
         return text + ("; unstable run, see `edgeres profile`" if first.unstable else "")
 
 
-def quick_profile(path: Path, iterations: int = 20) -> QuickProfile:
-    """Batch 1, a few iterations, no per-layer pass: a first idea of speed right after a build."""
-    options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=iterations), warmup=3, layers=False)
-    return QuickProfile(profile_artifact(Path(path), options))
+def one_frame_clip(path: Path, contract: InputContract) -> FrameClip:
+    """Write a clip of one mid-grey frame in the contract's format: the profiler takes a frame model's size from
+    a clip, and its batch timings run on synthetic input, so the pixels need not come from a photograph."""
+    grey = np.full((contract.height, contract.width, 3), GREY, dtype=np.uint8)
+    write_yuv(path, rgb_to_yuv422(grey, contract.layout, contract.colorspace, contract.color_range), contract.layout)
+    return FrameClip(path, contract.frame_format, contract.colorspace, contract.color_range)
+
+
+def quick_profile(path: Path, iterations: int = 20, contract: InputContract | None = None) -> QuickProfile:
+    """Batch 1, `iterations` timed calls, no per-layer pass: a first idea of speed right after a build.
+
+    A model that takes camera frames (`contract`) is given a one-frame clip, which also times it end to end."""
+    run_length = RunLength(iterations=iterations)
+    if contract is None:
+        options = ProfileOptions(batches=(1,), run_length=run_length, warmup=QUICK_WARMUP, layers=False)
+        return QuickProfile(profile_artifact(Path(path), options))
+    with tempfile.TemporaryDirectory() as folder:
+        clip = one_frame_clip(Path(folder) / "frame.yuv", contract)
+        options = ProfileOptions(batches=(1,), run_length=run_length, warmup=QUICK_WARMUP, layers=False, clip=clip)
+        return QuickProfile(profile_artifact(Path(path), options))
+
+
+def quick_profiles(
+    artifacts: Mapping[ArtifactRole, Path],
+    roles: Sequence[ArtifactRole],
+    iterations: int,
+    contract: InputContract | None,
+) -> tuple[str, ...]:
+    """One line per model and the speed ratio of each later one to the first (FP32)."""
+    profiles = {role: quick_profile(artifacts[role], iterations, contract) for role in roles}
+    lines = [f"{role.value}: {p.describe()}" for role, p in profiles.items()]
+    first = roles[0]
+    base = profiles[first].profile.batches[0].sync.median_ms
+    for role in roles[1:]:
+        median = profiles[role].profile.batches[0].sync.median_ms
+        lines.append(
+            f"{role.value} vs {first.value}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)"
+        )
+    return tuple(lines)

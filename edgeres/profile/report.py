@@ -2,7 +2,8 @@
 
 The JSON schema is `edgeres/profile/schemas/profile_report.schema.json`; `SCHEMA_VERSION` changes when a
 field is removed or changes meaning (adding optional fields does not). Tables are returned, not
-printed: only the CLI prints.
+printed: only the CLI prints. Every title and cell is a rich `Text`, never a markup string: artifact and
+layer names are the user's, and `[/]` in a file name must print as written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from edgeres.artifacts.atomic import write_json_atomic
 from edgeres.artifacts.kinds import ArtifactKind
@@ -206,22 +208,36 @@ def _fps(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _table(title: str, caption: str | None = None) -> Table:
+    """A table whose title and caption print as written (they hold artifact names)."""
+    return Table(
+        title=Text(title, style="table.title"),
+        caption=Text(caption, style="table.caption") if caption else None,
+        title_justify="left",
+    )
+
+
+def _add_row(table: Table, *cells: str | Text) -> None:
+    """A row whose cells print as written: a plain string becomes a `Text`, never rich markup."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def latency_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
     in_flight = sorted({f"{b.in_flight} {b.pipeline_mode.name.lower()}" for p in profiles for b in p.batches})
-    table = Table(
-        title="Latency per call in ms (synchronous, one call at a time) and throughput in frames/s",
-        caption=f"pipelined: calls in flight = {', '.join(in_flight)}; CV = std / mean; min, mean, p95, max in --json",
-        title_justify="left",
+    table = _table(
+        "Latency per call in ms (synchronous, one call at a time) and throughput in frames/s",
+        f"pipelined: calls in flight = {', '.join(in_flight)}; CV = std / mean; min, mean, p95, max in --json",
     )
     for column in ("artifact", "batch", "median", "p90", "p99", "CV", "sync f/s", "pipelined f/s"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for profile in profiles:
         for result in profile.batches:
             s = result.sync
-            cv = f"[yellow]{s.cv:.0%}[/]" if result.unstable else f"{s.cv:.0%}"
-            table.add_row(
-                f"{_name(profile)}\n[dim]{profile.backend}[/]", str(result.batch), _ms(s.median_ms), _ms(s.p90_ms),
-                _ms(s.p99_ms), cv, _fps(result.sync_fps), _fps(result.pipelined_fps),
+            cv = Text(f"{s.cv:.0%}", style="yellow" if result.unstable else "")
+            artifact = Text.assemble(_name(profile), "\n", (profile.backend, "dim"))
+            _add_row(
+                table, artifact, str(result.batch), _ms(s.median_ms), _ms(s.p90_ms), _ms(s.p99_ms), cv,
+                _fps(result.sync_fps), _fps(result.pipelined_fps),
             )  # fmt: skip
     return table
 
@@ -233,10 +249,9 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
     if not rows:
         return None
     interleaved = [r for r in rows if "interleaved_median_speedup" in r]
-    table = Table(
-        title=f"Against {Path(profiles[0].path).name} (x > 1: faster / more)",
-        caption=_comparison_caption(profiles, len(interleaved) == len(rows)) if interleaved else None,
-        title_justify="left",
+    table = _table(
+        f"Against {Path(profiles[0].path).name} (x > 1: faster / more)",
+        _comparison_caption(profiles, len(interleaved) == len(rows)) if interleaved else None,
     )
     median_header = "median speed-up" + ("\n(interleaved)" if len(interleaved) == len(rows) else "")
     for column in ("artifact", "batch", median_header, "p99 speed-up", "sync frames/s", "pipelined frames/s"):
@@ -250,8 +265,8 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         median = times(row["median_speedup"])
         if "interleaved_median_speedup" in row:
             median = times(row["interleaved_median_speedup"]) + ("" if len(interleaved) == len(rows) else " i")
-        table.add_row(
-            Path(row["candidate"]).name, str(row["batch"]), median, times(row["p99_speedup"]),
+        _add_row(
+            table, Path(row["candidate"]).name, str(row["batch"]), median, times(row["p99_speedup"]),
             times(row["sync_fps_ratio"]), times(row["pipelined_fps_ratio"]), times(row["artifact_size_ratio"]),
         )  # fmt: skip
     return table
@@ -269,17 +284,17 @@ def _comparison_caption(profiles: tuple[ArtifactProfile, ...], all_interleaved: 
 
 
 def memory_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
-    table = Table(
-        title="Memory in MB (10^6 bytes); one input frame in kB", title_justify="left",
-        caption="activations: TensorRT device memory, or onnxruntime's CPU arena peak (see --json for sources)",
-    )  # fmt: skip
+    table = _table(
+        "Memory in MB (10^6 bytes); one input frame in kB",
+        "activations: TensorRT device memory, or onnxruntime's CPU arena peak (see --json for sources)",
+    )
     columns = ("artifact", "file", "weights", "activations", "host peak RSS", "GPU peak")
     for column in (*columns, "frame YUV422 / RGB / float32"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for profile in profiles:
         m, f = profile.memory, profile.memory.frame
-        table.add_row(
-            _name(profile), _mb(m.artifact_bytes), _mb(m.weights_bytes), _mb(m.activation_bytes),
+        _add_row(
+            table, _name(profile), _mb(m.artifact_bytes), _mb(m.weights_bytes), _mb(m.activation_bytes),
             _mb(m.host_peak_rss_bytes), _mb(m.gpu_peak_bytes),
             f"{_kb(f.yuv422)} / {_kb(f.rgb24)} / {_kb(f.float32_network)} ({f.width}x{f.height})",
         )  # fmt: skip
@@ -290,17 +305,16 @@ def layers_table(profile: ArtifactProfile, shown: int = TERMINAL_LAYERS) -> Tabl
     layers = profile.layers
     if layers is None:
         return None
-    table = Table(
-        title=f"{Path(profile.path).name}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
-        f"batch {layers.batch}, mean of {layers.runs} runs ({layers.source})",
-        title_justify="left",
+    table = _table(
+        f"{Path(profile.path).name}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
+        f"batch {layers.batch}, mean of {layers.runs} runs ({layers.source})"
     )
     for column in ("layer", "op", "ms", "share"):
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
     for layer in layers.top[:shown]:
-        table.add_row(layer.name, layer.op_type, f"{layer.mean_ms:.3f}", f"{layer.share:.1%}")
+        _add_row(table, layer.name, layer.op_type, f"{layer.mean_ms:.3f}", f"{layer.share:.1%}")
     table.add_section()
-    table.add_row("all layers", "", f"{layers.total_ms:.3f}", "100%")
+    _add_row(table, "all layers", "", f"{layers.total_ms:.3f}", "100%")
     return table
 
 
@@ -308,15 +322,15 @@ def gpu_stages_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
     rows = [(p, b) for p in profiles for b in p.batches if b.stages is not None]
     if not rows:
         return None
-    table = Table(title="TensorRT stages (median ms, CUDA events) and CUDA-graph replay", title_justify="left")
+    table = _table("TensorRT stages (median ms, CUDA events) and CUDA-graph replay")
     for column in ("artifact", "batch", "H2D", "compute", "D2H", "sync median", "graph median"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for profile, result in rows:
         assert result.stages is not None
         graph = f"{result.graph.median_ms:.3f}" if result.graph else "-"
         st = result.stages
-        table.add_row(
-            _name(profile), str(result.batch), f"{st.h2d_ms:.3f}", f"{st.compute_ms:.3f}", f"{st.d2h_ms:.3f}",
+        _add_row(
+            table, _name(profile), str(result.batch), f"{st.h2d_ms:.3f}", f"{st.compute_ms:.3f}", f"{st.d2h_ms:.3f}",
             f"{result.sync.median_ms:.3f}", graph,
         )  # fmt: skip
     return table
@@ -326,14 +340,14 @@ def end_to_end_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
     rows = [p for p in profiles if p.end_to_end is not None]
     if not rows:
         return None
-    table = Table(title="End to end: raw frame -> top-k, per frame (median / p99 ms)", title_justify="left")
+    table = _table("End to end: raw frame -> top-k, per frame (median / p99 ms)")
     for column in ("artifact", "read", "preprocess", "infer", "top-k", "total", "frames/s"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for profile in rows:
         e = profile.end_to_end
         assert e is not None
         cells = [f"{s.median_ms:.2f} / {s.p99_ms:.2f}" for s in (e.read, e.preprocess, e.infer, e.postprocess, e.total)]
-        table.add_row(_name(profile), *cells, f"{e.fps:,.1f}")
+        _add_row(table, _name(profile), *cells, f"{e.fps:,.1f}")
     return table
 
 

@@ -19,28 +19,11 @@ import numpy as np
 from edgeres.errors import UserInputError
 from edgeres.profile.end_to_end import run_end_to_end
 from edgeres.profile.memory import FrameBytes
-from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import BatchResult, EndToEndResult, PipelineMode
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
-
-
-def timed_calls(call: Callable[[], object], run_length: RunLength) -> np.ndarray:
-    """Seconds per call of `call`, one after the other, for the given count or time budget."""
-    samples: list[float] = []
-    clock = time.perf_counter
-    deadline = clock() + run_length.seconds if run_length.seconds is not None else None
-    while True:
-        start = clock()
-        call()
-        end = clock()
-        samples.append(end - start)
-        if deadline is None:
-            if len(samples) >= (run_length.iterations or 1):
-                break
-        elif end >= deadline:
-            break
-    return np.asarray(samples)
+from edgeres.timing import timed_calls
 
 
 def pipelined_fps(call: Callable[[], object], frames_per_call: int, calls: int, in_flight: int) -> float:

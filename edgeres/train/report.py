@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.atomic import write_bytes_atomic, write_json_atomic, write_with
+from edgeres.artifacts.atomic import write_bytes_atomic, write_json_atomic
+from edgeres.plotting import pyplot, save_png
 from edgeres.train.dataset import Sample
 
 CLASSES_NAME = "classes.txt"
@@ -20,7 +21,6 @@ VAL_CSV_NAME = "val.csv"
 REPORT_NAME = "finetune.json"
 CURVES_NAME = "curves.png"
 REPORT_SCHEMA = 1
-DPI = 110
 
 
 def write_classes(outdir: Path, classes: Sequence[str]) -> Path:
@@ -53,11 +53,7 @@ def write_report(outdir: Path, payload: dict[str, Any]) -> Path:
 
 def plot_curves(path: Path, history: Sequence[dict[str, Any]]) -> Path:
     """Loss and accuracy per epoch, training and validation, the best epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axis.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -73,7 +69,4 @@ def plot_curves(path: Path, history: Sequence[dict[str, Any]]) -> Path:
     for axis in (loss_axis, acc_axis):
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    write_with(path, lambda tmp: figure.savefig(tmp, dpi=DPI, format="png"))
-    plt.close(figure)
-    return path
+    return save_png(figure, path)

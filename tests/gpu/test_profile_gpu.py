@@ -16,11 +16,12 @@ from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
 from edgeres.errors import EdgeresError
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info
-from edgeres.profile.options import ProfileOptions, RunLength
+from edgeres.profile.options import ProfileOptions
 from edgeres.profile.report import report_json, validate_report
 from edgeres.profile.results import PipelineMode
 from edgeres.profile.trt_profiler import ProfilingTensorRTRunner
 from edgeres.quantize.fp16 import to_fp16
+from edgeres.timing import RunLength
 from tests.runtime.test_runtime import small_classifier
 
 

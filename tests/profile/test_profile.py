@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +12,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
+from edgeres.artifacts.kinds import ArtifactKind, ArtifactRole, artifact_kind
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.cli.app import app
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.frames.contract import FrameFormat
+from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
 from edgeres.profile import artifact_profiler
 from edgeres.profile.artifact_profiler import BackendReadings, artifact_precision
@@ -23,11 +24,12 @@ from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.layers import aggregate_onnxruntime_events, tensorrt_layer_profile
 from edgeres.profile.memory import FrameBytes, onnx_weights_bytes
 from edgeres.profile.onnx_profiler import OnnxRuntimeProfiler
-from edgeres.profile.options import FrameClip, ProfileOptions, RunLength, parse_batches
-from edgeres.profile.quick import quick_profile
+from edgeres.profile.options import FrameClip, ProfileOptions, parse_batches
+from edgeres.profile.quick import quick_profile, quick_profiles
 from edgeres.profile.results import BatchResult, PipelineMode
 from edgeres.profile.trt_profiler import ProfilingTensorRTRunner
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
+from edgeres.timing import RunLength
 from tests.conftest import real_image
 
 CLASSES = 10
@@ -327,6 +329,37 @@ def test_quick_profile_for_build(tiny_onnx: Path) -> None:
     text = summary.describe()
     assert text.startswith("tiny.onnx on onnxruntime CPU: batch 1 median ")
     assert summary.profile.layers is None and summary.profile.batches[0].sync.count == 3
+
+
+def write_tiny_frame_model(path: Path, contract: InputContract) -> None:
+    """Raw uint8 frames [batch, *frame_shape] -> the mean of each row as logits, as a fused camera model takes them."""
+    rows, _ = contract.frame_shape
+    nodes = [
+        helper.make_node("Cast", ["frame"], ["pixels"], to=TensorProto.FLOAT, name="cast"),
+        helper.make_node("ReduceMean", ["pixels"], ["logits"], axes=[2], keepdims=0, name="row_mean"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_frames",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", *contract.frame_shape])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", rows])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_quick_profiles_of_a_frame_model(tmp_path: Path) -> None:
+    """A frame-input model is given a one-frame clip (the profiler takes its size from there), then compared."""
+    contract = InputContract(YuvLayout.UYVY, 16, 8)
+    paths = {ArtifactRole.FP32: tmp_path / "fp32.onnx", ArtifactRole.INT8_ONNXRUNTIME: tmp_path / "twin.onnx"}
+    for path in paths.values():
+        write_tiny_frame_model(path, contract)
+    summary = quick_profile(paths[ArtifactRole.FP32], iterations=3, contract=contract)
+    assert summary.profile.end_to_end is not None and summary.profile.batches[0].sync.count == 3
+    assert summary.profile.memory.frame.width == 16
+    lines = quick_profiles(paths, [ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME], 3, contract)
+    assert lines[0].startswith("fp32: fp32.onnx on onnxruntime CPU: batch 1 median ")
+    assert lines[1].startswith("int8_onnxruntime: twin.onnx on onnxruntime CPU: batch 1 median ")
+    assert re.fullmatch(r"int8_onnxruntime vs fp32: [0-9.]+x the speed at batch 1 \(3 calls, CPU\)", lines[2])
 
 
 def test_engine_without_tensorrt_is_a_clear_error(tmp_path: Path) -> None:

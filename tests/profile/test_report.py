@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ from edgeres.frames.yuv import ColorRange, ColorSpace
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info
 from edgeres.profile.memory import FrameBytes
-from edgeres.profile.options import FrameClip, ProfileOptions, RunLength
+from edgeres.profile.options import FrameClip, ProfileOptions
 from edgeres.profile.plots import write_plots
 from edgeres.profile.report import (
     all_tables,
@@ -32,6 +33,7 @@ from edgeres.profile.report import (
 )
 from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport, PipelineMode
 from edgeres.profile.stats import LatencyStats
+from edgeres.timing import RunLength
 from tests.profile.test_profile import write_tiny_classifier
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -223,3 +225,26 @@ def test_cli_writes_table_json_and_plots(tmp_path: Path) -> None:
     validate_report(document)
     assert [b["batch"] for b in document["artifacts"][1]["batches"]] == [1, 8]
     assert len(list(plots.glob("*.png"))) == 6
+
+
+
+def test_cli_prints_hostile_names_as_written(tmp_path: Path) -> None:
+    """Artifact and layer names are the user's: rich markup and matplotlib math in them print and plot as written."""
+    source = tmp_path / "source.onnx"
+    write_tiny_classifier(source)
+    model = onnx.load(source)
+    layer_names = ["[/]", "[red]x[/]", "$\\frac$"]
+    for node, name in zip(model.graph.node[2:], layer_names, strict=True):  # pool, flatten, gemm: never fused
+        node.name = name
+    # a file name cannot hold "/": "[/]" and "[red]x[/]" are in the path, "[red]x" and "$...$" in the name
+    artifacts = [tmp_path / "[" / "].onnx", tmp_path / "[red]x[" / "[red]x.onnx", tmp_path / "$\\frac$.onnx"]
+    for path in artifacts:
+        path.parent.mkdir(exist_ok=True)
+        onnx.save(model, str(path))
+    args = ["profile", *map(str, artifacts), "--iterations", "2", "--warmup", "0", "--plot", str(tmp_path / "plots")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in [*(p.name for p in artifacts), *layer_names]:
+        assert name in result.output, name
+    assert "Against ].onnx" in result.output
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2 + 2 * len(artifacts)  # latency and layers each
