@@ -15,11 +15,11 @@ import onnx
 from edgeres.export.defaults import export_default
 from edgeres.model.arch import Arch
 from edgeres.quantize.calibrate import collect_ranges
-from edgeres.quantize.calibration_data import CalibrationSet
 from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
-from edgeres.quantize.encoding import encoder_for
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import QdqPlan, plan_qdq
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
 
 CALIB_SAMPLES = 8  # latency does not depend on the weights or ranges: a small MAX calibration will do
 

@@ -34,8 +34,8 @@ def peak_rss_mb() -> float:
 
 
 def calibration_batches(onnx_path: str, samples: int, batch: int):  # type: ignore[no-untyped-def]
-    from edgeres.quantize.calibration_data import CalibrationSet
-    from edgeres.quantize.encoding import encoder_for
+    from edgeres.samples.calibration import CalibrationSet
+    from edgeres.samples.encoding import encoder_for
 
     return CalibrationSet(None, encoder_for(onnx_path), samples, seed=0).batches(batch)
 

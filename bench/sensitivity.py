@@ -30,15 +30,15 @@ from edgeres.model.resnet import build_model
 from edgeres.quantize.bias_correction import corrected_biases, weighted_inputs
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.cpu_twin import exact_weight_type
-from edgeres.quantize.encoding import derive_variant
+from edgeres.quantize.fidelity import HeldOutEvaluation
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.qdq import plan_qdq
 from edgeres.quantize.sensitivity import (
-    HeldOutLogits,
     QuantizedVariants,
     analyse_sensitivity,
     network_layers,
 )
+from edgeres.samples.reader import derive_variant
 
 CALIB_SAMPLES = 16
 
@@ -71,7 +71,7 @@ def bench(name: str, holdout: int, repeats: int) -> None:
     ranges = ranges_from_statistics(stats, CalibAlgo.MSE, CalibOptions())
     biases = corrected_biases(model, plan, ranges, {k: v.mean for k, v in stats.means.items()})
     held = samples(holdout, 5)
-    logits = HeldOutLogits(model, [(held[i : i + 8], None) for i in range(0, holdout, 8)])
+    logits = HeldOutEvaluation(model, [(held[i : i + 8], None) for i in range(0, holdout, 8)])
     variants = QuantizedVariants(model, plan, ranges, biases, exact_weight_type())
     layers = network_layers(model, plan)
     twin = variants.keeping()

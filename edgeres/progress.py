@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 ProgressCallback = Callable[[int], None]  # called with the number of samples just processed
@@ -27,3 +29,26 @@ class SilentProgress:
 
     def end(self) -> None:
         pass
+
+
+class Stages:
+    """The bookkeeping every stage of a run repeats: its progress bar and, when named, its time."""
+
+    def __init__(self, progress: StageProgress | None = None) -> None:
+        self.progress: StageProgress = progress or SilentProgress()
+        self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def stage(self, task: str, total: int | None = None, timing: str | None = None) -> Iterator[ProgressCallback]:
+        """Show `task` (with `total` steps) for the block, which advances it; record its seconds as `timing`."""
+        self.progress.begin(task, total)
+        tick = time.perf_counter()
+        yield self.progress.advance
+        if timing is not None:
+            self.timings[timing] = round(time.perf_counter() - tick, 2)
+        self.progress.end()
+
+    def total(self) -> dict[str, float]:
+        """Every recorded timing and the whole run's seconds (`total_s`)."""
+        return self.timings | {"total_s": round(time.perf_counter() - self.started, 2)}

@@ -10,22 +10,19 @@ unfinished build without importing the build stage.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from edgeres.artifacts.atomic import WriteJournal, sha256_file, write_json_atomic
+from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.staging import rollback_on_failure
+from edgeres.errors import UserInputError
 
-SUMMARY_NAME = "build_summary.json"
 IN_PROGRESS_NAME = "build_in_progress.json"
-COMPLETE_KEY = "complete"
-SHA256_KEY = "sha256"  # {path, relative to the folder when inside it: its SHA-256}
 
 
 def build_status(folder: Path, verify_hashes: bool = True) -> str | None:
@@ -41,15 +38,14 @@ def build_status(folder: Path, verify_hashes: bool = True) -> str | None:
     if not summary_path.is_file():
         return f"{folder}: no {SUMMARY_NAME}: not a finished build"
     try:
-        summary = json.loads(summary_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"{summary_path}: unreadable ({exc})"
-    if not isinstance(summary, dict) or summary.get(COMPLETE_KEY) is not True:
+        summary = BuildSummary.read(summary_path)
+    except UserInputError as exc:
+        return str(exc)
+    if not summary.complete:
         return f"{summary_path}: does not record a complete build"
-    hashes = summary.get(SHA256_KEY)
-    if not isinstance(hashes, dict) or not hashes:
+    if not summary.sha256:
         return f"{summary_path}: records no artifact hashes"
-    for name, recorded in hashes.items():
+    for name, recorded in summary.sha256.items():
         path = folder / name  # an absolute name (a source model given from elsewhere) stays itself
         if not path.is_file():
             return f"{path}: listed in {summary_path} but missing"
@@ -85,11 +81,10 @@ class BuildSet:
     journal: WriteJournal
     committed: bool = False
 
-    def finish(self, summary: dict[str, Any], artifacts: Iterable[Path]) -> Path:
-        """Write the summary last, adding `complete` and every artifact's SHA-256 to it, then drop the marker."""
-        path = self.folder / SUMMARY_NAME
-        summary[COMPLETE_KEY], summary[SHA256_KEY] = True, set_hashes(self.folder, artifacts)
-        write_json_atomic(path, summary)
+    def finish(self, summary: BuildSummary) -> Path:
+        """Write the summary last, marked complete with every artifact's SHA-256, then drop the marker."""
+        hashes = set_hashes(self.folder, summary.artifacts.values())
+        path = replace(summary, complete=True, sha256=hashes).write(self.folder / SUMMARY_NAME)
         self.committed = True
         (self.folder / IN_PROGRESS_NAME).unlink(missing_ok=True)
         return path

@@ -5,37 +5,27 @@ INT8 hurts (sensitivity: JSON and a plot) and which to keep in float to meet the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnx
-
 from edgeres.artifacts.atomic import write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.flow.fallback import (
+from edgeres.plotting import literal, pyplot, save_png
+from edgeres.progress import Stages
+from edgeres.quantize.fallback import (
+    DEFAULT_MAX_FALLBACK,
     FallbackSearch,
     FallbackStep,
     fallback_evaluations,
+    fallback_metrics,
     keep_float_option,
     search_fallback,
 )
-from edgeres.flow.options import BuildOptions
-from edgeres.plotting import pyplot, save_png
-from edgeres.progress import StageProgress
-from edgeres.quantize.cpu_twin import exact_weight_type
-from edgeres.quantize.qdq import QdqPlan
-from edgeres.quantize.sensitivity import (
-    HeldOutBatch,
-    HeldOutLogits,
-    QuantizedVariants,
-    SensitivityReport,
-    analyse_sensitivity,
-    network_layers,
-    variant_count,
-)
+from edgeres.quantize.fidelity import HeldOutEvaluation
+from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.int8 import Int8Calibration
+from edgeres.quantize.sensitivity import SensitivityReport, analyse_sensitivity, network_layers, variant_count
 
 SENSITIVITY_JSON = "sensitivity.json"
 SENSITIVITY_PLOT = "sensitivity.png"
@@ -43,60 +33,76 @@ TABLE_ROWS = 10  # layers printed by the CLI (the JSON has all)
 
 
 @dataclass(frozen=True)
+class AnalysisRequest:
+    """Which INT8 questions to answer: sensitivity, and automatic fallback to meet `gate`."""
+
+    sensitivity: bool = False
+    auto_fallback: bool = False
+    gate: FidelityGate = field(default_factory=FidelityGate)
+    max_fallback: int = DEFAULT_MAX_FALLBACK
+
+    @property
+    def asked(self) -> bool:
+        return self.sensitivity or self.auto_fallback
+
+
+@dataclass(frozen=True)
 class Int8Analysis:
-    """What the analysis found: extra layers to keep in float, files written, summary entries, notes."""
+    """What the analysis found, and the files it wrote."""
 
-    keep_float: tuple[str, ...] = ()
+    sensitivity: SensitivityReport | None = None
+    fallback: FallbackSearch | None = None
     artifacts: dict[ArtifactRole, Path] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
 
+    @property
+    def keep_float(self) -> tuple[str, ...]:
+        """Layers the fallback keeps in float besides the user's (node names)."""
+        return self.fallback.keep_float if self.fallback is not None else ()
 
-def as_labelled(batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]]) -> list[HeldOutBatch]:
-    """Held-out batches as (inputs, labels or None)."""
-    return [item if isinstance(item, tuple) else (item, None) for item in batches]
+    def sections(self) -> dict[str, Any]:
+        """The build summary's sections for what was analysed."""
+        sections: dict[str, Any] = {}
+        if self.sensitivity is not None:
+            ranking = [s.layer.name for s in self.sensitivity.ranked()]
+            sections["sensitivity"] = {"samples": self.sensitivity.samples, "ranking": ranking}
+        if self.fallback is not None:
+            sections["fallback"] = self.fallback.as_dict()
+        return sections
+
+    def notes(self) -> list[str]:
+        notes: list[str] = []
+        if self.sensitivity is not None:
+            notes += [sensitivity_split(self.sensitivity), *sensitivity_table(self.sensitivity)]
+        if self.fallback is not None:
+            notes += fallback_lines(self.fallback)
+        return notes
 
 
 def analyse_int8(
-    options: BuildOptions,
-    model: onnx.ModelProto,
-    plan: QdqPlan,
-    ranges: Mapping[str, float],
-    biases: Mapping[str, np.ndarray] | None,
-    tensorrt_biases: Mapping[str, np.ndarray] | None,
-    held_out: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
+    calibration: Int8Calibration,
+    evaluation: HeldOutEvaluation,
+    request: AnalysisRequest,
     outdir: Path,
-    bar: StageProgress,
+    stages: Stages,
 ) -> Int8Analysis:
     """Sensitivity (when asked) and automatic fallback (when asked), measured on the held-out samples."""
-    logits = HeldOutLogits(model, as_labelled(held_out))
-    variants = QuantizedVariants(
-        model, plan, ranges, biases, exact_weight_type(), options.high_precision, tensorrt_biases
-    )
-    layers = network_layers(model, plan)
+    variants = calibration.variants()
+    layers = network_layers(calibration.model, calibration.plan)
+    report = search = None
     artifacts: dict[ArtifactRole, Path] = {}
-    summary: dict[str, Any] = {}
-    notes: list[str] = []
-    report = None
-    if options.sensitivity:
-        bar.begin("sensitivity", variant_count(layers))
-        report = analyse_sensitivity(variants, logits, layers, bar.advance)
-        bar.end()
+    if request.sensitivity:
+        with stages.stage("sensitivity", variant_count(layers)) as advance:
+            report = analyse_sensitivity(variants, evaluation, layers, advance)
         write_json_atomic(outdir / SENSITIVITY_JSON, report.as_dict())
         artifacts[ArtifactRole.SENSITIVITY] = outdir / SENSITIVITY_JSON
         artifacts[ArtifactRole.SENSITIVITY_PLOT] = sensitivity_plot(report, outdir / SENSITIVITY_PLOT)
-        summary["sensitivity"] = {"samples": report.samples, "ranking": [s.layer.name for s in report.ranked()]}
-        notes += [sensitivity_split(report), *sensitivity_table(report)]
-    search = None
-    if options.auto_fallback:
+    if request.auto_fallback:
         reused = None if report is None else {s.layer.node: s.float_alone for s in report.layers}
-        bar.begin("automatic fallback", fallback_evaluations(layers, options.max_fallback, reused is not None))
-        search = search_fallback(variants, logits, layers, options.gate, options.max_fallback, reused, bar.advance)
-        bar.end()
-        summary["fallback"] = search.as_dict()
-        notes += fallback_lines(search)
-    keep = search.keep_float if search is not None else ()
-    return Int8Analysis(keep, artifacts, summary, tuple(notes))
+        total = fallback_evaluations(layers, request.max_fallback, reused is not None)
+        with stages.stage("automatic fallback", total) as advance:
+            metrics = fallback_metrics(variants, evaluation)
+            search = search_fallback(metrics, layers, request.gate, request.max_fallback, reused, advance)
+    return Int8Analysis(report, search, artifacts)
 
 
 def _db(value: float) -> str:
@@ -136,7 +142,7 @@ def fallback_lines(search: FallbackSearch) -> list[str]:
     """The curve, one line per step, then the choice and the option that reproduces it."""
     lines = []
     for step in search.steps:
-        accuracy = "" if step.measure.accuracy is None else f", accuracy {step.measure.accuracy:.1%}"
+        accuracy = "" if step.measure.top1_accuracy is None else f", accuracy {step.measure.top1_accuracy:.1%}"
         added = step.kept[-1] if step.kept else "none (all INT8)"
         lines.append(
             f"fallback {len(step.kept)} kept (+{added}): logits SQNR {_db(step.measure.sqnr_db)}, top-1 agreement "
@@ -176,5 +182,5 @@ def sensitivity_plot(report: SensitivityReport, path: Path) -> Path:
     bottom.set_xlabel("layer along the network")
     step = max(1, len(positions) // 25)
     bottom.set_xticks(positions[::step])
-    bottom.set_xticklabels([s.layer.name for s in report.layers][::step], rotation=90, fontsize=7)
+    bottom.set_xticklabels([literal(s.layer.name) for s in report.layers][::step], rotation=90, fontsize=7)
     return save_png(fig, path)

@@ -9,7 +9,7 @@ from typing import Any
 from edgeres.artifacts.precision import Precision
 from edgeres.engine.builder import EngineOptions
 from edgeres.errors import UserInputError
-from edgeres.flow.holdout import MIN_HOLDOUT_SAMPLES
+from edgeres.flow.int8_analysis import AnalysisRequest
 from edgeres.flow.source import check_source_onnx
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.model.arch import Arch
@@ -17,11 +17,14 @@ from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
 )
+from edgeres.quantize.fallback import DEFAULT_MAX_FALLBACK
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+from edgeres.quantize.int8 import Int8Settings
+from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
+from edgeres.samples.sources import SampleSource
 
-DEFAULT_MAX_FALLBACK = 8  # layers automatic fallback may keep in float
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
 
 
@@ -40,7 +43,8 @@ class BuildOptions:
     arch: Arch = Arch.RESNET50
     weights: Path | None = None
     num_classes: int | None = None
-    calib: Path | None = None  # folder of images / raw frames, or a path,label CSV; None: calibration/
+    # A folder of images / raw frames, a path,label CSV, or any SampleSource; None: the shipped photographs.
+    calib: Path | SampleSource | None = None
     # A labelled path,label CSV evaluated whole (every row once, none derived) instead of a held-out share of
     # `calib`, which then calibrates on all of itself.
     eval_csv: Path | None = None
@@ -52,7 +56,7 @@ class BuildOptions:
     keep_float: tuple[str, ...] = ()
     # Which layers INT8 hurts (edgeres.quantize.sensitivity): sensitivity.json and .png in the build folder.
     sensitivity: bool = False
-    # Keep the fewest extra layers in float that make `gate` pass (edgeres.flow.fallback), at most max_fallback.
+    # Keep the fewest extra layers in float that make `gate` pass (edgeres.quantize.fallback), at most max_fallback.
     auto_fallback: bool = False
     max_fallback: int = DEFAULT_MAX_FALLBACK
     # Bias correction (edgeres.quantize.bias_correction) raises logits SQNR on the trained and the random-weight
@@ -75,10 +79,6 @@ class BuildOptions:
     def __post_init__(self) -> None:
         if self.precision is Precision.FP32:
             raise UserInputError("build makes INT8 or FP16 models; the FP32 ONNX comes from `edgeres export`")
-        if self.calib is not None and not Path(self.calib).exists():
-            raise UserInputError(f"{self.calib}: calibration source not found")
-        if self.eval_csv is not None and not Path(self.eval_csv).is_file():
-            raise UserInputError(f"{self.eval_csv}: evaluation CSV not found")
         if self.calib_size < 1:
             raise UserInputError(f"calibration size {self.calib_size}: must be at least 1")
         if self.batch_size < 1:
@@ -93,24 +93,42 @@ class BuildOptions:
             )
         if (self.auto_fallback or self.sensitivity) and self.precision is not Precision.INT8:
             raise UserInputError("sensitivity analysis and automatic fallback are for INT8 builds")
-        if self.onnx is not None and not Path(self.onnx).is_file():
-            raise UserInputError(f"{self.onnx}: ONNX file not found")
-        if self.onnx is not None:
-            check_source_onnx(self.onnx)  # one input of a fixed size, before anything is written
         try:
             CalibOptions(percentile=self.percentile)
         except ValueError as exc:
             raise UserInputError(f"calibration percentile {self.percentile}: {exc}") from None
         trt_version_number(self.trt_table_version)  # raises UserInputError when it cannot be a header
 
+    def check_files(self) -> None:
+        """Refuse missing sources and a given ONNX of the wrong shape, before a build writes anything."""
+        if isinstance(self.calib, Path | str) and not Path(self.calib).exists():
+            raise UserInputError(f"{self.calib}: calibration source not found")
+        if self.eval_csv is not None and not Path(self.eval_csv).is_file():
+            raise UserInputError(f"{self.eval_csv}: evaluation CSV not found")
+        if self.onnx is not None and not Path(self.onnx).is_file():
+            raise UserInputError(f"{self.onnx}: ONNX file not found")
+        if self.onnx is not None:
+            check_source_onnx(self.onnx)  # one input of a fixed size
+
     @property
     def calib_options(self) -> CalibOptions:
         return CalibOptions(percentile=self.percentile)
 
+    @property
+    def int8(self) -> Int8Settings:
+        return Int8Settings(
+            self.calib_algo, self.calib_options, self.batch_size, self.keep_float, self.bias_correction,
+            self.high_precision, self.trt_table_version, self.recalibrate,
+        )  # fmt: skip
+
+    @property
+    def analysis(self) -> AnalysisRequest:
+        return AnalysisRequest(self.sensitivity, self.auto_fallback, self.gate, self.max_fallback)
+
     def recipe(self) -> dict[str, Any]:
         """The choices that reproduce this build's calibration and held-out split (build_summary.json)."""
         return {
-            "calib": None if self.calib is None else str(Path(self.calib).resolve()),
+            "calib": _source_name(self.calib),
             "eval_csv": None if self.eval_csv is None else str(Path(self.eval_csv).resolve()),
             "calib_algo": self.calib_algo.value,
             "calib_size": self.calib_size,
@@ -146,3 +164,10 @@ class BuildOptions:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserInputError(f"the build's recorded options are incomplete or invalid ({exc!r})") from None
+
+
+def _source_name(source: Path | SampleSource | None) -> str | None:
+    """How the recipe records a calibration source: a resolved path, or the name of an API source."""
+    if source is None:
+        return None
+    return str(Path(source).resolve()) if isinstance(source, Path | str) else source.name

@@ -1,45 +1,39 @@
 """`edgeres build`: FP32 ONNX -> calibrated INT8 Q/DQ ONNX (+ onnxruntime U8S8 twin) or FP16 ONNX -> fidelity
 report -> TensorRT engine when TensorRT and a GPU are present; everything in one output directory.
 
-The calibration source is split once, by a seeded shuffle: a held-out share is never seen by the
-calibrator and serves the fidelity report (edgeres.flow.holdout), the rest calibrates (edgeres.flow.int8).
-With an input contract (camera frames) the FP32 model is
-the fused one (YUV 4:2:2 front-end + network), calibration samples are camera-encoded frames, and the
-front-end nodes stay float.
+The build composes typed stages: export -> samples -> (calibrate -> analyse -> write INT8 | write FP16)
+-> evaluate -> engine -> profile -> summary. The calibration source is split once, by a seeded shuffle: a
+held-out share is never seen by the calibrator and serves the fidelity report (edgeres.samples.holdout).
+With an input contract (camera frames) the FP32 model is the fused one (YUV 4:2:2 front-end + network),
+calibration samples are camera-encoded frames, and the front-end nodes stay float.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from edgeres.artifacts.completion import SUMMARY_NAME as SUMMARY_NAME
+from edgeres.artifacts.build_summary import SUMMARY_NAME as SUMMARY_NAME
+from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import BuildSet, build_set
 from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
-from edgeres.artifacts.onnx import graph_output, load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import rollback_on_failure
 from edgeres.engine.builder import EngineOptions, build_engine
 from edgeres.engine.target import running_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
-from edgeres.flow.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, Holdout, evaluation_holdout, holdout_batches
-from edgeres.flow.int8 import CACHE_NAME, quantize_int8, write_quantized
+from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.options import BuildOptions
-from edgeres.flow.source import source_model
+from edgeres.flow.source import SourceModel, source_model
 from edgeres.profile.quick import quick_profiles
-from edgeres.progress import SilentProgress, StageProgress
-from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.encoding import encoder_for
-from edgeres.quantize.fidelity import FidelityReport, Kernels, compare_models
-from edgeres.quantize.fp16 import to_fp16
+from edgeres.progress import StageProgress, Stages
+from edgeres.quantize.artifacts import CACHE_NAME
+from edgeres.quantize.fallback import keep_float_option
+from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation, Kernels
 from edgeres.quantize.gate import check_gate
-
-FP16_MODEL_NAME = "model_fp16.onnx"
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
+from edgeres.samples.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, HeldOutSet, Holdout, evaluation_holdout
 
 
 @dataclass(frozen=True)
@@ -48,9 +42,19 @@ class BuildResult:
     artifacts: dict[ArtifactRole, Path]
     fidelity: dict[ArtifactRole, FidelityReport]
     engine_note: str
-    summary: dict[str, Any]
+    summary: BuildSummary
     notes: tuple[str, ...] = ()  # what the CLI prints besides the fidelity lines (cache, held-out set)
     profile: tuple[str, ...] = ()  # quick-profile lines, empty with profile_iterations=0
+
+
+@dataclass(frozen=True)
+class BuildSamples:
+    """The calibration set and the held-out set (read, with the FP32 logits, once)."""
+
+    calibration: CalibrationSet
+    held_out: HeldOutSet
+    evaluation: HeldOutEvaluation
+    note: str
 
 
 def engine_status() -> str | None:
@@ -70,146 +74,166 @@ def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = 
     The folder is a set finished by its summary (edgeres.artifacts.completion): until the summary lands
     it is marked in progress, and a failure or interrupt before then removes every file this run wrote.
     """
+    options.check_files()
     outdir = Path(outdir)
     with build_set(outdir) as current:
-        return _build(options, outdir, progress or SilentProgress(), current)
+        return _build(options, outdir, Stages(progress), current)
 
 
-def _build(options: BuildOptions, outdir: Path, bar: StageProgress, current: BuildSet) -> BuildResult:
-    started = time.perf_counter()
-    source = source_model(options.onnx, options, outdir, bar)
-    structure = load_onnx(source.path, weights=False)  # read once for the input encoding and the class count
-    encoder = encoder_for(structure, source.contract)
-    classes = graph_output(structure, source.path).shape[-1]
+def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSet) -> BuildResult:
+    source = source_model(options.onnx, options, outdir, stages)
+    samples = build_samples(options, source)
+    if options.precision is Precision.INT8:
+        made = quantize_int8(options, source, samples.calibration, samples.evaluation, outdir, stages)
+    else:
+        made = quantize_fp16(source, outdir)
+    fidelity = evaluate(made, samples.evaluation, options.precision, stages)
+    artifacts = {ArtifactRole.FP32: source.path} | made.artifacts
+    engine_note = engine_stage(options, artifacts, made.candidates[0], outdir, stages)
+    profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
+    summary = build_summary(options, source, samples, made, fidelity, artifacts, engine_note, profile, stages, outdir)
+    summary = finish_build(current, summary, fidelity, made, options)
+    artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
+    notes = (*source_notes(source), *made.notes, samples.note)
+    return BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile)
+
+
+def source_notes(source: SourceModel) -> tuple[str, ...]:
+    if source.contract is None:
+        return ()
+    return (f"input: raw {source.contract.describe()} frames; the front-end stays float",)
+
+
+def build_samples(options: BuildOptions, source: SourceModel) -> BuildSamples:
+    """The calibration set, and the held-out set it never sees (a share of it, or the `eval_csv` rows)."""
+    encoder = encoder_for(source.model, source.contract)
+    classes = source.num_classes
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     if options.eval_csv is not None:
         calibration, holdout = full, evaluation_holdout(options.eval_csv, classes)
     else:
         calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
-        holdout = Holdout.of(held_items, options.min_holdout_samples)
+        holdout = Holdout.of(full.reader, held_items, options.min_holdout_samples)
     if options.gate.min_accuracy is not None and not holdout.labelled:
         raise UserInputError(
             f"a minimum top-1 accuracy needs labelled held-out samples: {full.source} is not a path,label CSV "
             "with integer labels"
         )
-    artifacts: dict[ArtifactRole, Path] = {ArtifactRole.FP32: source.path}
-    timings: dict[str, float] = {}
-    summary: dict[str, Any] = {
-        "precision": options.precision.value,
-        "options": options.recipe(),
-        "weights": source.weights,
-        "random_weights": source.random_weights,
-        "input": source.contract.to_dict() if source.contract else None,
-    }
-    notes: list[str] = []
-    skipped: list[str] = []  # held-out files that could not be read (every pass over them adds; reported once)
-    if source.contract is not None:
-        notes.append(f"input: raw {source.contract.describe()} frames; the front-end stays float")
-    if options.precision is Precision.INT8:
-
-        def analysis_batches() -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
-            return holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped, options.seed)
-
-        made, made_notes = quantize_int8(
-            options, source.path, calibration, outdir, bar, summary, timings, analysis_batches
-        )
-        artifacts |= made
-        notes += made_notes
-        models: tuple[ArtifactRole, ...] = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
-    else:
-        fp16_path = outdir / FP16_MODEL_NAME
-        fp16 = to_fp16(load_onnx(source.path))
-        write_quantized(fp16_path, fp16, source.path, ArtifactRole.FP16, {"keep_io_float": True}, {})
-        artifacts[ArtifactRole.FP16] = fp16_path
-        models = (ArtifactRole.FP16,)
-    reports: dict[ArtifactRole, FidelityReport] = {}
-    for name in models:
-        path = artifacts[name]
-        bar.begin(f"fidelity {name.value}", holdout.samples)
-        tick = time.perf_counter()
-        batches = holdout_batches(holdout, encoder, options.raw, options.batch_size, skipped, options.seed)
-        precision = options.precision.value
-        # The TensorRT model is judged by its Q/DQ arithmetic, not by onnxruntime's x86 integer kernels.
-        kernels = Kernels.REFERENCE if name is ArtifactRole.INT8_TENSORRT else Kernels.RUNTIME
-        reports[name] = compare_models(
-            source.path,
-            path,
-            batches,
-            precision,
-            source.weights,
-            source.random_weights,
-            progress=bar.advance,
-            kernels=kernels,
-        )
-        timings[f"fidelity_{name.value}_s"] = round(time.perf_counter() - tick, 2)
-        bar.end()
+    held_out = holdout.load(encoder, options.batch_size, options.seed)
+    evaluation = HeldOutEvaluation(source.model, held_out.batches, source.weights, source.random_weights)
     if options.eval_csv is not None:
-        notes.append(f"fidelity and accuracy on every row of {options.eval_csv} ({holdout.samples} samples)")
+        note = f"fidelity and accuracy on every row of {options.eval_csv} ({holdout.samples} samples)"
     else:
-        notes.append(f"fidelity on {holdout.describe()}, none seen by the calibrator")
-    summary["holdout"] = holdout.as_dict() | {"skipped": sorted(set(skipped))}
-    summary["fidelity"] = {name.value: report.as_dict() for name, report in reports.items()}
-    summary["gate"] = options.gate.as_dict()
-    engine_target = artifacts[models[0]]  # the TensorRT Q/DQ model, or the FP16 one
-    engine_options = options.engine
-    if options.precision is Precision.INT8:
-        engine_options = replace(engine_options, calibration_cache=outdir / CACHE_NAME)
-    summary["engine_options"] = engine_options.as_dict()
-    note = engine_status() if options.build_engine else "not asked for"
-    if note is None:
-        engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
-        bar.begin("TensorRT engine", None)
-        build_engine(engine_target, engine_path, engine_options)
-        bar.end()
-        artifacts[ArtifactRole.ENGINE] = engine_path
-        note = f"TensorRT engine built: {engine_path.name}"
-    else:
-        note = (
-            f"TensorRT engine not built ({note}). Made here: the ONNX models and the fidelity report. "
+        note = f"fidelity on {holdout.describe()}, none seen by the calibrator"
+    return BuildSamples(calibration, held_out, evaluation, note)
+
+
+def evaluate(
+    made: Quantized, evaluation: HeldOutEvaluation, precision: Precision, stages: Stages
+) -> dict[ArtifactRole, FidelityReport]:
+    """Each written candidate against the FP32 logits; the TensorRT model by its own Q/DQ arithmetic, not
+    by onnxruntime's x86 integer kernels."""
+    reports = {}
+    for role in made.candidates:
+        kernels = Kernels.REFERENCE if role is ArtifactRole.INT8_TENSORRT else Kernels.RUNTIME
+        with stages.stage(f"fidelity {role.value}", evaluation.samples, f"fidelity_{role.value}_s") as advance:
+            path = made.artifacts[role]
+            reports[role] = evaluation.measure(path, precision.value, kernels, advance, LAYER_SAMPLES)
+    return reports
+
+
+def engine_stage(
+    options: BuildOptions, artifacts: dict[ArtifactRole, Path], target_role: ArtifactRole, outdir: Path,
+    stages: Stages,
+) -> str:  # fmt: skip
+    """Build the TensorRT engine where one can be built (adding it to `artifacts`); say what happened."""
+    target = artifacts[target_role]
+    status = engine_status() if options.build_engine else "not asked for"
+    if status is not None:
+        return (
+            f"TensorRT engine not built ({status}). Made here: the ONNX models and the fidelity report. "
             f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
-            f"`edgeres build --engine-only --onnx {engine_target}` to build it."
+            f"`edgeres build --engine-only --onnx {target}` to build it."
         )
-    profile: tuple[str, ...] = ()
-    if options.profile_iterations:
-        cpu_model = models[-1]  # what runs on this CPU: the twin, or the FP16 model
-        bar.begin("quick profile", None)
-        tick = time.perf_counter()
-        profile = quick_profiles(artifacts, [ArtifactRole.FP32, cpu_model], options.profile_iterations, source.contract)
-        timings["profile_s"] = round(time.perf_counter() - tick, 2)
-        bar.end()
-    timings["total_s"] = round(time.perf_counter() - started, 2)
-    summary |= {
-        "artifacts": {k.value: str(v) for k, v in artifacts.items()},
-        "engine": note,
+    engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
+    with stages.stage("TensorRT engine"):
+        build_engine(target, engine_path, engine_options(options, outdir))
+    artifacts[ArtifactRole.ENGINE] = engine_path
+    return f"TensorRT engine built: {engine_path.name}"
+
+
+def engine_options(options: BuildOptions, outdir: Path) -> EngineOptions:
+    """The build's engine options, with the folder's calibration cache for an INT8 build."""
+    if options.precision is not Precision.INT8:
+        return options.engine
+    return replace(options.engine, calibration_cache=outdir / CACHE_NAME)
+
+
+def profile_stage(
+    options: BuildOptions, artifacts: dict[ArtifactRole, Path], cpu_model: ArtifactRole, source: SourceModel,
+    stages: Stages,
+) -> tuple[str, ...]:  # fmt: skip
+    """A first idea of speed on this CPU: FP32 and the model that runs here, at batch 1."""
+    if not options.profile_iterations:
+        return ()
+    with stages.stage("quick profile", None, "profile_s"):
+        roles = [ArtifactRole.FP32, cpu_model]
+        return quick_profiles(artifacts, roles, options.profile_iterations, source.contract)
+
+
+def build_summary(
+    options: BuildOptions, source: SourceModel, samples: BuildSamples, made: Quantized,
+    fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine_note: str,
+    profile: tuple[str, ...], stages: Stages, outdir: Path,
+) -> BuildSummary:  # fmt: skip
+    sections = made.sections | {
+        "holdout": samples.held_out.as_dict(),
+        "fidelity": {role.value: report.as_dict() for role, report in fidelity.items()},
+        "gate": options.gate.as_dict(),
+        "engine_options": engine_options(options, outdir).as_dict(),
+        "engine": engine_note,
         "profile": list(profile),
-        "timings": timings,
-        "gate_passed": None,
+        "timings": stages.total(),
     }
+    contract = source.contract.to_dict() if source.contract else None
+    return BuildSummary(
+        options.precision.value, options.recipe(), source.weights, source.random_weights, contract, dict(artifacts),
+        None, sections,
+    )  # fmt: skip
+
+
+def finish_build(
+    current: BuildSet, summary: BuildSummary, fidelity: dict[ArtifactRole, FidelityReport], made: Quantized,
+    options: BuildOptions,
+) -> BuildSummary:  # fmt: skip
+    """Write the summary with the gate's verdict; a failed gate is a finished set and then a FidelityError."""
+    failure = next((exc for report in fidelity.values() if (exc := gate_failure(report, options)) is not None), None)
+    summary = replace(summary, gate_passed=failure is None)
+    current.finish(summary)
+    search = made.analysis.fallback
+    if failure is None:
+        return summary
+    if search is None:
+        raise failure
+    kept, option = len(search.keep_float), keep_float_option(search.keep_float)
+    if search.met:
+        raise FidelityError(f"{failure} (with the {kept} layer(s) automatic fallback kept in float: {option})")
+    raise FidelityError(
+        f"{failure}; automatic fallback wrote its best candidate ({kept} layer(s) in float, {option}) but could "
+        f"not meet the gate within {search.max_fallback} layers"
+    )
+
+
+def gate_failure(report: FidelityReport, options: BuildOptions) -> FidelityError | None:
     try:
-        for report in reports.values():
-            check_gate(report, options.gate)
-        summary["gate_passed"] = True
-    except EdgeresError as exc:
-        summary["gate_passed"] = False
-        current.finish(summary, artifacts.values())  # a finished set whose report says why it fails
-        fallback = summary.get("fallback")
-        if fallback is not None:
-            kept = len(fallback["keep_float"])
-            raise FidelityError(
-                f"{exc}; automatic fallback wrote its best candidate ({kept} layer(s) in float, "
-                f"{fallback['keep_float_option']}) but could not meet the gate within {fallback['max_fallback']} layers"
-                if not fallback["met"]
-                else f"{exc} (with the {kept} layer(s) automatic fallback kept in float: "
-                f"{fallback['keep_float_option']})"
-            ) from None
-        raise
-    summary_path = current.finish(summary, artifacts.values())
-    artifacts[ArtifactRole.SUMMARY] = summary_path
-    return BuildResult(outdir, artifacts, reports, note, summary, tuple(notes), profile)
+        check_gate(report, options.gate)
+    except FidelityError as exc:
+        return exc
+    return None
 
 
 def engine_path_for(onnx_path: Path, output: Path) -> Path:
-    """`-o` of `--engine-only`: an .engine/.plan file as given, else a folder that gets `<onnx stem>.engine`."""
+    """`-o` of `edgeres engine`: an .engine/.plan file as given, else a folder that gets `<onnx stem>.engine`."""
     output = Path(output)
     return output if is_engine_path(output) else output / f"{Path(onnx_path).stem}{ENGINE_SUFFIX}"
 

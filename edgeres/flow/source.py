@@ -4,19 +4,21 @@ or a fresh export, fused with the camera front-end when an input contract is giv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import onnx
 
-from edgeres.artifacts.onnx import graph_input, load_onnx
+from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
 from edgeres.artifacts.sidecar import Sidecar, read_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract, InputKind
 from edgeres.model.arch import Arch
-from edgeres.progress import StageProgress
-from edgeres.quantize.encoding import model_input
+from edgeres.progress import Stages
+from edgeres.samples.encoding import model_input
 
 
 class ExportChoice(Protocol):
@@ -40,6 +42,15 @@ class SourceModel:
     weights: str
     random_weights: bool | None  # None: unknown (no edgeres sidecar)
     contract: InputContract | None
+
+    @cached_property
+    def model(self) -> onnx.ModelProto:
+        """The model with its weights, loaded once for every stage that reads it."""
+        return load_onnx(self.path)
+
+    @property
+    def num_classes(self) -> int:
+        return int(graph_output(self.model, self.path).shape[-1] or 0)
 
 
 def check_source_onnx(onnx_path: Path) -> TensorSpec:
@@ -80,7 +91,7 @@ def _given_model_contract(
     return wanted
 
 
-def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, progress: StageProgress) -> SourceModel:
+def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, stages: Stages) -> SourceModel:
     """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
     if onnx_path is not None:
         path = Path(onnx_path)
@@ -95,11 +106,10 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, pr
         return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
     from edgeres.export.defaults import export_default
 
-    progress.begin("export FP32 ONNX" + (" with the camera front-end" if options.contract else ""), None)
-    result = export_default(
-        outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes, contract=options.contract
-    )
-    progress.end()
+    with stages.stage("export FP32 ONNX" + (" with the camera front-end" if options.contract else "")):
+        result = export_default(
+            outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes, contract=options.contract
+        )
     random = bool(result.sidecar.options["random_weights"])
     weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
     return SourceModel(result.path, weights, random, options.contract)

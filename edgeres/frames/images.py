@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -68,6 +69,16 @@ def center_crop_resize(rgb: np.ndarray, size: int = NETWORK_SIZE, shorter: int =
     resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     top, left = (new_h - size) // 2, (new_w - size) // 2
     return resized[top : top + size, left : left + size]
+
+
+def cover_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale so the picture covers width x height, then take the centre (no distortion)."""
+    h, w = rgb.shape[:2]
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, math.ceil(w * scale)), max(height, math.ceil(h * scale))
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
 def normalize(rgb: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ Contract (what the Q/DQ step codes against)::
 maps tensor name -> symmetric amax > 0 (scale = amax / 127, zero point 0) for each activation tensor.
 `tensors=None` means every float activation (not an initializer, not a Constant output) that feeds a
 Conv, Gemm, MatMul, Add, Concat, MaxPool or GlobalAveragePool node — see `activation_tensors`.
-`batches` is any iterable of model-input arrays (edgeres.quantize.calibration_data yields them).
+`batches` is any iterable of model-input arrays (edgeres.samples.calibration yields them).
 
 The chosen tensors become extra graph outputs of a copy of the model; each batch's values are folded
 into a fixed-size histogram per tensor (edgeres.quantize.histogram), so memory depends on the batch size and the

@@ -1,5 +1,9 @@
 """How far a quantized (INT8 or FP16) ONNX strays from its FP32 source, measured on held-out samples.
 
+`HeldOutEvaluation` is the one evaluator: it keeps the held-out samples and computes their FP32 logits
+once; every candidate (the TensorRT Q/DQ model, the CPU twin, the FP16 model, each sensitivity variant
+and fallback step) is measured against them into one `FidelityReport`, which the gate takes.
+
 Logits: top-1 agreement, top-5 overlap, cosine similarity and SQNR; per layer: SQNR of every Conv/Gemm
 output, the worst ten reported. SQNR = 10 log10(sum ref^2 / sum (ref - cand)^2) in dB. With random
 weights top-1 agreement is ill-conditioned (logits are nearly tied), so the report names the weights
@@ -21,8 +25,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from edgeres.artifacts.onnx import as_model, with_outputs
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
+from edgeres.quantize.gate import FidelityGate
+from edgeres.samples.holdout import HeldOutBatch
 
 WORST_LAYERS = 10
 LAYER_SAMPLES = 16  # held-out samples the per-layer pass runs on (kept in memory, one input each)
@@ -86,7 +92,7 @@ class FidelityReport:
     cosine_mean: float
     cosine_min: float
     sqnr_db: float
-    worst_layers: tuple[LayerSqnr, ...]
+    worst_layers: tuple[LayerSqnr, ...] = ()
     accuracy: Accuracy | None = None
     layer_samples: int = 0  # how many of the samples the per-layer pass saw
 
@@ -97,6 +103,25 @@ class FidelityReport:
         if self.random_weights is None:
             return "weights unknown: if they are random, top-1 agreement is ill-conditioned and SQNR is the measure"
         return "trained weights"
+
+    @property
+    def top1_accuracy(self) -> float | None:
+        """The candidate's top-1 accuracy against the labels, when the samples have them."""
+        return None if self.accuracy is None else self.accuracy.candidate_top1
+
+    def failures(self, gate: FidelityGate) -> list[str]:
+        return gate.failures(self.sqnr_db, self.top1_agreement, self.top1_accuracy)
+
+    def score(self, gate: FidelityGate) -> tuple[float, ...]:
+        """Larger is better for this gate: limits met first, then the gated measure, then SQNR."""
+        met = gate.limits - len(self.failures(gate))
+        if gate.min_sqnr_db is None and gate.min_accuracy is not None and self.top1_accuracy is not None:
+            primary = self.top1_accuracy
+        elif gate.min_sqnr_db is None and gate.min_agreement is not None:
+            primary = self.top1_agreement
+        else:
+            primary = self.sqnr_db
+        return (met, primary, self.sqnr_db)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: infinities (exact agreement) become the string 'inf'."""
@@ -129,32 +154,6 @@ def _session(
     return cpu_session(copy, threads, reference_kernels=kernels is Kernels.REFERENCE)
 
 
-class _Tally:
-    """Running sums for the logits, so evaluation streams over any number of batches."""
-
-    def __init__(self) -> None:
-        self.logit_power = [0.0, 0.0]
-        self.agree = 0
-        self.overlap = 0.0
-        self.cosines: list[float] = []
-        self.hits = np.zeros(4)  # reference top1, top5, candidate top1, top5
-
-    def add(self, ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None) -> None:
-        ref64, cand64 = ref.astype(np.float64), cand.astype(np.float64)
-        self.logit_power[0] += float(np.sum(ref64**2))
-        self.logit_power[1] += float(np.sum((ref64 - cand64) ** 2))
-        k = min(TOP_K, ref.shape[1])
-        ref_top, cand_top = np.argsort(-ref64, axis=1)[:, :k], np.argsort(-cand64, axis=1)[:, :k]
-        self.agree += int(np.sum(ref_top[:, 0] == cand_top[:, 0]))
-        self.overlap += sum(len(set(r) & set(c)) / k for r, c in zip(ref_top, cand_top, strict=True))
-        norms = np.linalg.norm(ref64, axis=1) * np.linalg.norm(cand64, axis=1)
-        self.cosines += list(np.sum(ref64 * cand64, axis=1) / np.maximum(norms, 1e-300))
-        if labels is not None:
-            for offset, top in ((0, ref_top), (2, cand_top)):
-                self.hits[offset] += np.sum(top[:, 0] == labels)
-                self.hits[offset + 1] += np.sum(np.any(top == labels[:, None], axis=1))
-
-
 def layer_sqnr(
     reference: onnx.ModelProto,
     candidate: onnx.ModelProto,
@@ -181,55 +180,104 @@ def layer_sqnr(
     return sorted((LayerSqnr(t, sqnr_db(*p)) for t, p in power.items()), key=lambda x: x.sqnr_db)
 
 
-def compare_models(
-    reference: onnx.ModelProto | Path,
-    candidate: onnx.ModelProto | Path,
-    batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
-    precision: str,
-    weights: str,
-    random_weights: bool | None,
-    threads: int = PASS_THREADS,
-    progress: ProgressCallback | None = None,
-    layer_samples: int = LAYER_SAMPLES,
-    kernels: Kernels = Kernels.RUNTIME,
-) -> FidelityReport:
-    """Compare logits of both models as shipped on every batch (an input array, or (inputs, labels));
-    then compare their layers on the first `layer_samples` samples (see the module docstring)."""
-    ref_model, cand_model = as_model(reference), as_model(candidate)
-    ref_run, cand_run = _session(ref_model, [], threads), _session(cand_model, [], threads, kernels)
-    input_name = ref_run.get_inputs()[0].name
-    ref_output, cand_output = ref_run.get_outputs()[0].name, cand_run.get_outputs()[0].name
-    tally, samples, labelled = _Tally(), 0, True
-    kept: list[np.ndarray] = []  # inputs for the per-layer pass
-    for item in batches:
-        inputs, labels = item if isinstance(item, tuple) else (item, None)
-        labelled = labelled and labels is not None
-        ref_out = ref_run.run([ref_output], {input_name: inputs})[0]
-        cand_out = cand_run.run([cand_output], {input_name: inputs})[0]
-        tally.add(np.asarray(ref_out), np.asarray(cand_out, dtype=np.float32), labels)
-        wanted = layer_samples - sum(len(k) for k in kept)
-        if wanted > 0:
-            kept.append(np.array(inputs[:wanted]))
-        samples += len(inputs)
-        if progress is not None:
-            progress(len(inputs))
-    if samples == 0:
-        raise UserInputError("fidelity check received no held-out samples")
-    del ref_run, cand_run
-    per_layer = layer_sqnr(ref_model, cand_model, kept, threads, kernels)
-    accuracy = Accuracy(*(float(h / samples) for h in tally.hits)) if labelled else None
-    return FidelityReport(
-        precision=precision,
-        samples=samples,
-        weights=weights,
-        random_weights=random_weights,
-        top1_agreement=tally.agree / samples,
-        top5_overlap=tally.overlap / samples,
-        cosine_mean=float(np.mean(tally.cosines)),
-        cosine_min=float(np.min(tally.cosines)),
-        sqnr_db=sqnr_db(*tally.logit_power),
-        worst_layers=tuple(per_layer[:WORST_LAYERS]),
-        accuracy=accuracy,
-        layer_samples=sum(len(k) for k in kept),
-    )
+def reference_logits(
+    model: onnx.ModelProto, batches: Sequence[HeldOutBatch], threads: int = PASS_THREADS
+) -> list[np.ndarray]:
+    """The FP32 model's logits of every held-out batch (float64), the reference every candidate meets."""
+    session = _session(model, [], threads)
+    name = session.get_inputs()[0].name
+    return [np.asarray(session.run(None, {name: inputs})[0], np.float64) for inputs, _ in batches]
 
+
+class HeldOutEvaluation:
+    """The held-out samples and their FP32 logits, computed once; candidates are measured against them."""
+
+    def __init__(
+        self,
+        reference: onnx.ModelProto | Path,
+        batches: Sequence[HeldOutBatch],
+        weights: str = "unknown",
+        random_weights: bool | None = None,
+        threads: int = PASS_THREADS,
+    ) -> None:
+        if not batches:
+            raise UserInputError("fidelity check received no held-out samples")
+        self.model = as_model(reference)
+        self.batches, self.weights, self.random_weights, self.threads = tuple(batches), weights, random_weights, threads
+        self.reference = reference_logits(self.model, self.batches, threads)
+        self.labelled = all(labels is not None for _, labels in self.batches)
+
+    @property
+    def samples(self) -> int:
+        return sum(len(inputs) for inputs, _ in self.batches)
+
+    @property
+    def first_sample(self) -> np.ndarray:
+        """One held-out input with its batch axis (for timing a candidate at batch 1)."""
+        return self.batches[0][0][:1]
+
+    def reference_report(self) -> FidelityReport:
+        """FP32 measured against itself: the best any candidate can reach (its accuracy is FP32's)."""
+        return self._report("fp32", self.reference)
+
+    def measure(
+        self,
+        candidate: onnx.ModelProto | Path,
+        precision: str = "int8",
+        kernels: Kernels = Kernels.RUNTIME,
+        progress: ProgressCallback | None = None,
+        layer_samples: int = 0,
+    ) -> FidelityReport:
+        """The candidate's logits on `kernels` against the FP32 ones; with `layer_samples`, also the
+        per-layer pass on that many samples (see the module docstring)."""
+        model = as_model(candidate)
+        session = _session(model, [], self.threads, kernels)
+        name = session.get_inputs()[0].name
+        logits = []
+        for inputs, _ in self.batches:
+            logits.append(np.asarray(session.run(None, {name: inputs})[0], np.float64))
+            if progress is not None:
+                progress(len(inputs))
+        del session
+        report = self._report(precision, logits)
+        if layer_samples <= 0:
+            return report
+        kept, wanted = [], layer_samples
+        for inputs, _ in self.batches:
+            if wanted > 0:
+                kept.append(np.array(inputs[:wanted]))
+                wanted -= len(kept[-1])
+        per_layer = layer_sqnr(self.model, model, kept, self.threads, kernels)
+        return replace(report, worst_layers=tuple(per_layer[:WORST_LAYERS]), layer_samples=sum(len(k) for k in kept))
+
+    def _report(self, precision: str, logits: Sequence[np.ndarray]) -> FidelityReport:
+        signal = noise = overlap = 0.0
+        agree = 0
+        cosines: list[float] = []
+        hits = np.zeros(4)  # reference top1, top5, candidate top1, top5
+        for ref, cand, (_, labels) in zip(self.reference, logits, self.batches, strict=True):
+            signal += float(np.sum(ref**2))
+            noise += float(np.sum((ref - cand) ** 2))
+            k = min(TOP_K, ref.shape[1])
+            ref_top, cand_top = np.argsort(-ref, axis=1)[:, :k], np.argsort(-cand, axis=1)[:, :k]
+            agree += int(np.sum(ref_top[:, 0] == cand_top[:, 0]))
+            overlap += sum(len(set(r) & set(c)) / k for r, c in zip(ref_top, cand_top, strict=True))
+            norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+            cosines += list(np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-300))
+            if labels is not None:
+                for offset, top in ((0, ref_top), (2, cand_top)):
+                    hits[offset] += np.sum(top[:, 0] == labels)
+                    hits[offset + 1] += np.sum(np.any(top == labels[:, None], axis=1))
+        samples = self.samples
+        return FidelityReport(
+            precision=precision,
+            samples=samples,
+            weights=self.weights,
+            random_weights=self.random_weights,
+            top1_agreement=agree / samples,
+            top5_overlap=overlap / samples,
+            cosine_mean=float(np.mean(cosines)),
+            cosine_min=float(np.min(cosines)),
+            sqnr_db=sqnr_db(signal, noise),
+            accuracy=Accuracy(*(float(h / samples) for h in hits)) if self.labelled else None,
+        )

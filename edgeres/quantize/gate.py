@@ -55,7 +55,6 @@ class FidelityGate:
 
 def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
     """Raise FidelityError naming the first failed measure, the value and the limit."""
-    accuracy = report.accuracy.candidate_top1 if report.accuracy is not None else None
-    failed = gate.failures(report.sqnr_db, report.top1_agreement, accuracy)
+    failed = report.failures(gate)
     if failed:
         raise FidelityError(f"{report.precision} {failed[0]} ({report.samples} held-out samples, {report.weights})")

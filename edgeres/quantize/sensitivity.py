@@ -26,17 +26,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
-from edgeres.errors import UserInputError, check_fits_in_memory
+from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.bias_correction import with_biases
 from edgeres.quantize.cpu_twin import WeightType, insert_qdq_cpu
-from edgeres.quantize.fidelity import sqnr_db
-from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.fidelity import FidelityReport, HeldOutEvaluation
 from edgeres.quantize.high_precision import HighPrecision, tensorrt_qdq_model
 from edgeres.quantize.qdq import WEIGHTED_OPS, QdqPlan, matches_layer, module_path, plan_qdq
-
-HeldOutBatch = tuple[np.ndarray, np.ndarray | None]  # (model inputs, integer labels or None)
 
 
 @dataclass(frozen=True)
@@ -48,34 +44,6 @@ class NetworkLayer:
     op: str
     macs: int  # multiply-accumulates per sample
     position: int  # order along the network, from 0
-
-
-@dataclass(frozen=True)
-class Measure:
-    """How close a candidate's logits are to FP32's on the held-out samples."""
-
-    sqnr_db: float
-    top1_agreement: float
-    accuracy: float | None  # top-1 against the labels, when the samples have them
-
-    def failures(self, gate: FidelityGate) -> list[str]:
-        return gate.failures(self.sqnr_db, self.top1_agreement, self.accuracy)
-
-    def score(self, gate: FidelityGate) -> tuple[float, ...]:
-        """Larger is better for this gate: limits met first, then the gated measure, then SQNR."""
-        met = gate.limits - len(self.failures(gate))
-        if gate.min_sqnr_db is None and gate.min_accuracy is not None and self.accuracy is not None:
-            primary = self.accuracy
-        elif gate.min_sqnr_db is None and gate.min_agreement is not None:
-            primary = self.top1_agreement
-        else:
-            primary = self.sqnr_db
-        return (met, primary, self.sqnr_db)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["sqnr_db"] = self.sqnr_db if math.isfinite(self.sqnr_db) else str(self.sqnr_db)
-        return data
 
 
 def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
@@ -115,54 +83,6 @@ def network_layers(model: onnx.ModelProto, plan: QdqPlan) -> list[NetworkLayer]:
             NetworkLayer(node.name, path if unique else node.name, node.op_type, macs.get(node.name, 0), len(layers))
         )
     return layers
-
-
-class HeldOutLogits:
-    """FP32 logits of the held-out samples, computed once; candidates are measured against them."""
-
-    def __init__(self, reference: onnx.ModelProto, batches: Iterable[HeldOutBatch], threads: int = PASS_THREADS):
-        self.threads = threads
-        self.batches: list[HeldOutBatch] = []
-        held = 0
-        for inputs, labels in batches:  # kept in memory: every variant runs on them
-            held += inputs.nbytes
-            check_fits_in_memory(2 * held, "keeping the held-out samples for the sensitivity passes")
-            self.batches.append((inputs, labels))
-        if not self.batches:
-            raise UserInputError("sensitivity analysis received no held-out samples")
-        self.labelled = all(labels is not None for _, labels in self.batches)
-        session = cpu_session(reference, threads)
-        self.input_name = session.get_inputs()[0].name
-        self.reference = [np.asarray(session.run(None, {self.input_name: x})[0], np.float64) for x, _ in self.batches]
-
-    @property
-    def samples(self) -> int:
-        return sum(len(x) for x, _ in self.batches)
-
-    def reference_measure(self) -> Measure:
-        """FP32 measured against itself: the best any candidate can reach (its accuracy is FP32's)."""
-        hits = sum(
-            int(np.sum(np.argmax(ref, axis=1) == labels))
-            for (_, labels), ref in zip(self.batches, self.reference, strict=True)
-            if labels is not None
-        )
-        return Measure(math.inf, 1.0, hits / self.samples if self.labelled else None)
-
-    def measure(self, candidate: onnx.ModelProto, reference_kernels: bool = False) -> Measure:
-        """The candidate as onnxruntime runs it (its integer kernels; with `reference_kernels`, the arithmetic
-        its Q/DQ nodes say, as for the TensorRT model), against the FP32 logits."""
-        session = cpu_session(candidate, self.threads, reference_kernels=reference_kernels)
-        signal = noise = 0.0
-        agree = hits = 0
-        for (inputs, labels), ref in zip(self.batches, self.reference, strict=True):
-            cand = np.asarray(session.run(None, {self.input_name: inputs})[0], np.float64)
-            signal += float(np.sum(ref**2))
-            noise += float(np.sum((ref - cand) ** 2))
-            top = np.argmax(cand, axis=1)
-            agree += int(np.sum(top == np.argmax(ref, axis=1)))
-            hits += int(np.sum(top == labels)) if labels is not None else 0
-        samples = self.samples
-        return Measure(sqnr_db(signal, noise), agree / samples, hits / samples if self.labelled else None)
 
 
 class QuantizedVariants:
@@ -229,16 +149,16 @@ class QuantizedVariants:
 @dataclass(frozen=True)
 class LayerSensitivity:
     layer: NetworkLayer
-    float_alone: Measure  # every other layer INT8
-    int8_alone: Measure  # only this layer INT8
+    float_alone: FidelityReport  # every other layer INT8
+    int8_alone: FidelityReport  # only this layer INT8
 
 
 @dataclass(frozen=True)
 class SensitivityReport:
     samples: int
-    int8: Measure  # every layer INT8
-    weights_only: Measure
-    activations_only: Measure
+    int8: FidelityReport  # every layer INT8
+    weights_only: FidelityReport
+    activations_only: FidelityReport
     layers: tuple[LayerSensitivity, ...]  # in network order
 
     def ranked(self) -> list[LayerSensitivity]:
@@ -267,14 +187,14 @@ class SensitivityReport:
 
 def analyse_sensitivity(
     variants: QuantizedVariants,
-    logits: HeldOutLogits,
+    evaluation: HeldOutEvaluation,
     layers: Sequence[NetworkLayer],
     progress: ProgressCallback | None = None,
 ) -> SensitivityReport:
     """Measure every variant of the module docstring: 3 whole-model ones, then 2 per layer."""
 
-    def measured(model: onnx.ModelProto) -> Measure:
-        result = logits.measure(model)
+    def measured(model: onnx.ModelProto) -> FidelityReport:
+        result = evaluation.measure(model)
         if progress is not None:
             progress(1)
         return result
@@ -285,7 +205,7 @@ def analyse_sensitivity(
         LayerSensitivity(layer, measured(variants.keeping([layer.node])), measured(variants.only(layer.node)))
         for layer in layers
     )
-    return SensitivityReport(logits.samples, whole, weights_only, activations_only, per_layer)
+    return SensitivityReport(evaluation.samples, whole, weights_only, activations_only, per_layer)
 
 
 def variant_count(layers: Sequence[NetworkLayer]) -> int:

@@ -2,7 +2,7 @@
 
 Augmentation (random resized crop, horizontal flip, colour jitter within bounds) works on the uint8 RGB
 picture; the picture then goes through the one encoder `edgeres build` evaluates with
-(edgeres.quantize.encoding.SampleEncoder): its resize, crop and ImageNet normalisation for an RGB model, or
+(edgeres.samples.encoding): its resize, crop and ImageNet normalisation for an RGB model, or
 for a camera model the camera's YUV 4:2:2 encoding of the frame followed by the host front-end
 (edgeres.frontend.host.reference_input), which is what the fused model computes. Training and deployment
 therefore see the same tensors; validation samples take no augmentation and are exactly build's.
@@ -20,7 +20,7 @@ from edgeres.export.onnx_export import INPUT_NAME
 from edgeres.frames.contract import FRAME_INPUT, InputContract
 from edgeres.frames.images import read_rgb
 from edgeres.frontend.host import reference_input
-from edgeres.quantize.encoding import SampleEncoder
+from edgeres.samples.encoding import SampleEncoder, encoder_for
 from edgeres.train.dataset import Sample
 
 
@@ -75,8 +75,8 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, bounds: AugmentBounds) ->
 def network_encoder(size: int, contract: InputContract | None) -> SampleEncoder:
     """The encoder of the deployed model's input: RGB floats [N, 3, size, size], or the contract's frames."""
     if contract is None:
-        return SampleEncoder(TensorSpec(INPUT_NAME, np.dtype(np.float32), (None, 3, size, size)))
-    return SampleEncoder(TensorSpec(FRAME_INPUT, np.dtype(np.uint8), (None, *contract.frame_shape)), contract)
+        return encoder_for(TensorSpec(INPUT_NAME, np.dtype(np.float32), (None, 3, size, size)))
+    return encoder_for(TensorSpec(FRAME_INPUT, np.dtype(np.uint8), (None, *contract.frame_shape)), contract)
 
 
 class SampleTransform:

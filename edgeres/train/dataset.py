@@ -18,7 +18,7 @@ import numpy as np
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGE_SUFFIXES, list_images, read_rgb
-from edgeres.quantize.calibration_data import Skipped, csv_row_path, csv_rows, skipped_note
+from edgeres.samples.sources import Skipped, csv_row_path, csv_rows, skipped_note
 
 
 @dataclass(frozen=True)

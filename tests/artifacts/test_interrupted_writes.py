@@ -24,11 +24,18 @@ from edgeres.artifacts.atomic import (
     write_json_atomic,
     write_with,
 )
+from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import IN_PROGRESS_NAME, SUMMARY_NAME, build_complete, build_set, build_status
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.staging import STAGING_SUFFIX, rollback_on_failure, scratch_folder, staged_folder
 
 OLD, NEW = b"old complete artifact\n", b"new complete artifact, longer than the old one\n" * 64
 NAME_MAX = os.pathconf("/", "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+
+
+def summary_of(model: Path, gate_passed: bool) -> BuildSummary:
+    """A build summary listing one model."""
+    return BuildSummary("int8", {}, "random", True, None, {ArtifactRole.INT8_TENSORRT: model}, gate_passed)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -211,7 +218,7 @@ def _finished_set(folder: Path) -> Path:
     with build_set(folder) as current:
         write_bytes_atomic(folder / "model.onnx", NEW)
         write_json_atomic(folder / "model.onnx.json", {"sha256": "..."})
-        current.finish({"gate_passed": True}, [folder / "model.onnx"])
+        current.finish(summary_of(folder / "model.onnx", gate_passed=True))
     return folder
 
 
@@ -237,7 +244,7 @@ def test_a_set_that_fails_after_its_summary_landed_stays_finished(tmp_path: Path
     folder = tmp_path / "b"
     with pytest.raises(ArtifactWriteError), build_set(folder) as current:
         write_bytes_atomic(folder / "model.onnx", NEW)
-        current.finish({"gate_passed": False}, [folder / "model.onnx"])
+        current.finish(summary_of(folder / "model.onnx", gate_passed=False))
         raise ArtifactWriteError("reported after the summary (a failed gate)")
     assert build_complete(folder)
 
@@ -248,8 +255,8 @@ def test_a_set_that_fails_after_its_summary_landed_stays_finished(tmp_path: Path
         (lambda f: (f / "model.onnx").write_bytes(OLD), "differs from the SHA-256"),
         (lambda f: (f / "model.onnx").unlink(), "missing"),
         (lambda f: (f / IN_PROGRESS_NAME).write_text("{}"), "in progress"),
-        (lambda f: (f / SUMMARY_NAME).write_text("{"), "unreadable"),
-        (lambda f: (f / SUMMARY_NAME).write_text('{"gate_passed": true}'), "does not record a complete build"),
+        (lambda f: (f / SUMMARY_NAME).write_text("{"), "cannot be read"),
+        (lambda f: (f / SUMMARY_NAME).write_text('{"gate_passed": true}'), "lists no artifacts"),
         (lambda f: (f / SUMMARY_NAME).unlink(), "no build_summary.json"),
     ],
 )

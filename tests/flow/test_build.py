@@ -18,19 +18,19 @@ from edgeres.artifacts.precision import Precision as EnginePrecision
 from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.export.defaults import export_default
-from edgeres.flow.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
-from edgeres.flow.int8 import CACHE_NAME, TRT_TABLE_NAME
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import SUMMARY_NAME, build, engine_path_for
 from edgeres.frames.contract import InputContract
-from edgeres.frames.images import default_calibration_dir, read_rgb
+from edgeres.frames.images import cover_resize, default_calibration_dir, read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
 from edgeres.model.arch import Arch
+from edgeres.quantize.artifacts import CACHE_NAME, TRT_TABLE_NAME
 from edgeres.quantize.cache import StaleCacheError, read_trt_table
-from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.encoding import cover_resize, encoder_for
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
+from edgeres.samples.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT
 from tests.fixtures.faults import ENOSPC, fail_at_write
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -193,14 +193,14 @@ def test_cli_refuses_bad_build_options(resnet18_onnx: Path, tmp_path: Path, extr
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="checks the refusal on a machine without TensorRT")
-def test_engine_only_without_tensorrt_is_one_line_exit_2(resnet18_onnx: Path, tmp_path: Path) -> None:
-    args = ["build", "--engine-only", "--onnx", str(resnet18_onnx), "--batch", "1:4:8", "-o", str(tmp_path / "e")]
+def test_engine_without_tensorrt_is_one_line_exit_2(resnet18_onnx: Path, tmp_path: Path) -> None:
+    args = ["engine", str(resnet18_onnx), "--batch", "1:4:8", "-o", str(tmp_path / "e")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.startswith("error: TensorRT is not installed") and len(result.output.strip().splitlines()) <= 3
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
-    missing = CliRunner().invoke(app, ["build", "--engine-only", "-o", str(tmp_path)])
-    assert missing.exit_code == 2 and "--engine-only needs --onnx" in missing.output
+    missing = CliRunner().invoke(app, ["engine", "-o", str(tmp_path)])
+    assert missing.exit_code == 2 and "Missing argument 'model'" in missing.output
 
 
 def test_engine_path_for_folder_or_file() -> None:

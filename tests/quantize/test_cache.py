@@ -28,9 +28,9 @@ from edgeres.quantize.cache import (
     write_trt_table,
 )
 from edgeres.quantize.calibrate import collect_ranges
-from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.encoding import encoder_for
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
 from tests.quantize.test_calibrate import tiny_residual_model
 
 

@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.quantize.cpu_twin import insert_qdq_cpu
-from edgeres.quantize.fidelity import compare_models, sqnr_db
+from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation, sqnr_db
 from edgeres.quantize.gate import FidelityGate, check_gate
 from edgeres.quantize.qdq import plan_qdq
 from tests.quantize.test_qdq import chain_model
@@ -28,6 +28,21 @@ def perturbed(model: onnx.ModelProto, initializer: str, noise: float) -> onnx.Mo
     return copy
 
 
+def compare(
+    reference: onnx.ModelProto,
+    candidate: onnx.ModelProto,
+    data: list,
+    precision: str,
+    weights: str,
+    random_weights: bool | None,
+    layer_samples: int = LAYER_SAMPLES,
+) -> FidelityReport:
+    """One evaluation of `candidate` against `reference` on `data` (arrays, or (inputs, labels) pairs)."""
+    held_out = [item if isinstance(item, tuple) else (item, None) for item in data]
+    evaluation = HeldOutEvaluation(reference, held_out, weights, random_weights)
+    return evaluation.measure(candidate, precision, layer_samples=layer_samples)
+
+
 def batches(count: int = 3, size: int = 4) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     return [rng.standard_normal((size, 3, 16, 16)).astype(np.float32) for _ in range(count)]
@@ -40,7 +55,7 @@ def test_sqnr_definition() -> None:
 
 def test_identical_models_agree_exactly() -> None:
     model = chain_model()
-    report = compare_models(model, model, batches(), "int8", "random (seed 0)", random_weights=True)
+    report = compare(model, model, batches(), "int8", "random (seed 0)", random_weights=True)
     assert report.samples == 12
     assert report.top1_agreement == 1.0 and report.top5_overlap == 1.0
     assert report.sqnr_db == math.inf and report.cosine_min == pytest.approx(1.0)
@@ -54,7 +69,7 @@ def test_logit_measures_match_a_direct_computation() -> None:
 
     model, other = chain_model(), perturbed(chain_model(), "fc_w", 0.3)
     data = batches()
-    report = compare_models(model, other, data, "int8", "w", random_weights=False)
+    report = compare(model, other, data, "int8", "w", random_weights=False)
     run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (model, other)]
     ref, cand = (np.concatenate([r.run(None, {"input": b})[0] for b in data]).astype(np.float64) for r in run)
     expected = 10 * np.log10(np.sum(ref**2) / np.sum((ref - cand) ** 2))
@@ -67,7 +82,7 @@ def test_logit_measures_match_a_direct_computation() -> None:
 
 def test_worst_layer_is_the_perturbed_one() -> None:
     model = chain_model()
-    report = compare_models(model, perturbed(model, "w2", 0.2), batches(), "int8", "w", random_weights=False)
+    report = compare(model, perturbed(model, "w2", 0.2), batches(), "int8", "w", random_weights=False)
     worst = report.worst_layers
     assert worst[0].tensor == "c2" and math.isfinite(worst[0].sqnr_db)
     assert {layer.tensor: layer.sqnr_db for layer in worst}["c1"] == math.inf  # upstream of the change
@@ -81,7 +96,7 @@ def test_accuracy_against_labels() -> None:
     run = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     labelled = [(b, run.run(None, {"input": b})[0].argmax(1)) for b in data]
     labelled[0] = (labelled[0][0], (labelled[0][1] + 1) % 5)  # first batch labelled wrong on purpose
-    report = compare_models(model, model, labelled, "fp16", "w", random_weights=False)
+    report = compare(model, model, labelled, "fp16", "w", random_weights=False)
     assert report.accuracy is not None
     assert report.accuracy.reference_top1 == pytest.approx(8 / 12) == report.accuracy.candidate_top1
     assert report.accuracy.reference_top5 == 1.0
@@ -89,7 +104,7 @@ def test_accuracy_against_labels() -> None:
 
 def test_gate_names_measure_value_and_limit() -> None:
     model = chain_model()
-    report = compare_models(model, perturbed(model, "fc_b", 50.0), batches(), "int8", "w", random_weights=False)
+    report = compare(model, perturbed(model, "fc_b", 50.0), batches(), "int8", "w", random_weights=False)
     check_gate(report, FidelityGate(min_sqnr_db=report.sqnr_db - 1))
     with pytest.raises(FidelityError, match=r"int8 logits SQNR .* dB is below the required"):
         check_gate(report, FidelityGate(min_sqnr_db=report.sqnr_db + 1))
@@ -102,7 +117,7 @@ def test_gate_names_measure_value_and_limit() -> None:
 
 def test_no_samples_is_an_error() -> None:
     with pytest.raises(UserInputError, match="no held-out samples"):
-        compare_models(chain_model(), chain_model(), [], "int8", "w", random_weights=True)
+        compare(chain_model(), chain_model(), [], "int8", "w", random_weights=True)
 
 
 def logits_sqnr(
@@ -143,6 +158,6 @@ def test_logits_are_measured_on_the_shipped_graph() -> None:
     data = batches()
     shipped, unfused = logits_sqnr(model, twin, data, []), logits_sqnr(model, twin, data, ["c1", "c2"])
     assert abs(shipped - unfused) > 0.1  # the premise: fetching layer outputs changes the numbers
-    report = compare_models(model, twin, data, "int8", "w", random_weights=False, layer_samples=6)
+    report = compare(model, twin, data, "int8", "w", random_weights=False, layer_samples=6)
     assert report.sqnr_db == pytest.approx(shipped, rel=1e-9)
     assert report.layer_samples == 6 and {layer.tensor for layer in report.worst_layers} == {"c1", "c2"}

@@ -28,8 +28,6 @@ from edgeres.frontend.graph import NODE_PREFIX, attach_frontend, frontend_graph
 from edgeres.frontend.plan import clip_bounds
 from edgeres.quantize.bias_correction import correct_biases, weighted_inputs
 from edgeres.quantize.calibrate import collect_ranges, collect_statistics, ranges_from_statistics
-from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.encoding import encoder_for
 from edgeres.quantize.fp16 import convert_to_fp16, to_fp16
 from edgeres.quantize.grid import INT8_MAX
 from edgeres.quantize.high_precision import (
@@ -47,6 +45,8 @@ from edgeres.quantize.qdq import (
     insert_qdq,
     plan_qdq,
 )
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
 

@@ -20,9 +20,9 @@ from edgeres.export.onnx_export import torch_to_onnx
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import build
 from edgeres.frames.images import default_calibration_dir, imagenet_batch
-from edgeres.quantize.encoding import derive_variant
 from edgeres.quantize.fidelity import Kernels, compare_models
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.samples.reader import derive_variant
 from tests.conftest import real_image
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 

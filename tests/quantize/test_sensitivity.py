@@ -11,26 +11,25 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.errors import ResourceLimitError, UserInputError
+from edgeres.errors import UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
-from edgeres.flow.fallback import search_fallback
 from edgeres.frames.images import default_calibration_dir, imagenet_batch, list_images, read_rgb
 from edgeres.quantize.bias_correction import corrected_biases, weighted_inputs
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.cpu_twin import exact_weight_type
-from edgeres.quantize.encoding import derive_variant
+from edgeres.quantize.fallback import fallback_metrics, search_fallback
+from edgeres.quantize.fidelity import Accuracy, FidelityReport, HeldOutEvaluation
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.qdq import plan_qdq
 from edgeres.quantize.sensitivity import (
-    HeldOutLogits,
-    Measure,
     QuantizedVariants,
     analyse_sensitivity,
     layer_macs,
     module_path,
     network_layers,
 )
+from edgeres.samples.reader import derive_variant
 from tests.conftest import real_image
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 
@@ -63,13 +62,13 @@ def conv_chain(seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def chain_parts() -> tuple[onnx.ModelProto, QuantizedVariants, HeldOutLogits]:
+def chain_parts() -> tuple[onnx.ModelProto, QuantizedVariants, HeldOutEvaluation]:
     model = conv_chain()
     plan = plan_qdq(model)
     x = np.random.default_rng(1).normal(0, 1, (6, 3, 8, 8)).astype(np.float32)
     ranges = {t: 3.0 for t in plan.activations + plan.cpu_extra}
     variants = QuantizedVariants(model, plan, ranges, None, exact_weight_type())
-    return model, variants, HeldOutLogits(model, [(x[:3], np.array([0, 1, 2])), (x[3:], np.array([3, 4, 0]))])
+    return model, variants, HeldOutEvaluation(model, [(x[:3], np.array([0, 1, 2])), (x[3:], np.array([3, 4, 0]))])
 
 
 def ops(model: onnx.ModelProto) -> list[str]:
@@ -108,7 +107,7 @@ def test_the_float_model_measures_exact_and_its_own_labels() -> None:
     measure = logits.measure(model)
     assert measure.sqnr_db == math.inf and measure.top1_agreement == 1.0
     reference = np.concatenate([np.argmax(r, axis=1) for r in logits.reference])
-    assert measure.accuracy == pytest.approx(np.mean(reference == np.array([0, 1, 2, 3, 4, 0])))
+    assert measure.top1_accuracy == pytest.approx(np.mean(reference == np.array([0, 1, 2, 3, 4, 0])))
 
 
 def test_variants_quantize_what_they_say() -> None:
@@ -132,6 +131,12 @@ def test_variants_quantize_what_they_say() -> None:
     assert math.isfinite(whole.sqnr_db) and whole.sqnr_db < logits.measure(only_fc).sqnr_db
 
 
+def Measure(sqnr_db: float, agreement: float, accuracy: float | None) -> FidelityReport:
+    """A report with just the measures a gate reads."""
+    labelled = None if accuracy is None else Accuracy(1.0, 1.0, accuracy, 1.0)
+    return FidelityReport("int8", 6, "w", False, agreement, 1.0, 1.0, 1.0, sqnr_db, accuracy=labelled)
+
+
 def test_score_puts_the_gate_first() -> None:
     gate = FidelityGate(min_sqnr_db=20.0, min_agreement=0.9)
     passing, close, far = Measure(21.0, 0.95, None), Measure(25.0, 0.5, None), Measure(10.0, 0.95, None)
@@ -148,14 +153,15 @@ def test_search_refuses_no_target_and_no_budget() -> None:
     model, variants, logits = chain_parts()
     layers = network_layers(model, variants.plan)
     with pytest.raises(UserInputError, match="needs a fidelity target"):
-        search_fallback(variants, logits, layers, FidelityGate())
+        search_fallback(fallback_metrics(variants, logits), layers, FidelityGate())
     with pytest.raises(UserInputError, match="at least 1"):
-        search_fallback(variants, logits, layers, FidelityGate(min_sqnr_db=10), max_fallback=0)
+        search_fallback(fallback_metrics(variants, logits), layers, FidelityGate(min_sqnr_db=10), max_fallback=0)
 
 
 def test_search_stops_at_once_when_int8_already_passes() -> None:
     model, variants, logits = chain_parts()
-    search = search_fallback(variants, logits, network_layers(model, variants.plan), FidelityGate(min_sqnr_db=-50))
+    layers = network_layers(model, variants.plan)
+    search = search_fallback(fallback_metrics(variants, logits), layers, FidelityGate(min_sqnr_db=-50))
     assert search.met and search.keep_float == () and len(search.steps) == 1 and search.evaluations == 1
 
 
@@ -167,7 +173,7 @@ RANDOM_DRAWS = 5
 
 
 @pytest.fixture(scope="module")
-def lite0() -> tuple[list, QuantizedVariants, HeldOutLogits]:
+def lite0() -> tuple[list, QuantizedVariants, HeldOutEvaluation]:
     """Lite0 calibrated (MSE, bias correction) on the shipped photographs but the held-out four; held out:
     those four and three crops/flips of each."""
     model = torch_to_onnx(load_efficientnet_lite0())
@@ -183,7 +189,7 @@ def lite0() -> tuple[list, QuantizedVariants, HeldOutLogits]:
     biases = corrected_biases(model, plan, ranges, {name: s.mean for name, s in stats.means.items()})
     held = [real_image(name) for name in HELD_OUT]
     held_batch = imagenet_batch(held + [derive_variant(p, v, rng) for v in (1, 2, 3) for p in held])
-    logits = HeldOutLogits(model, [(held_batch[:8], None), (held_batch[8:], None)])
+    logits = HeldOutEvaluation(model, [(held_batch[:8], None), (held_batch[8:], None)])
     variants = QuantizedVariants(model, plan, ranges, biases, exact_weight_type())
     return network_layers(model, plan), variants, logits
 
@@ -195,7 +201,7 @@ def test_fallback_meets_a_gate_above_int8_with_the_best_layers(lite0: tuple) -> 
     plain = report.int8.sqnr_db
     gate = FidelityGate(min_sqnr_db=plain + 3.0)  # measured here: 4 layers meet it (3 fall 0.1-1 dB short)
     assert report.int8.failures(gate)
-    search = search_fallback(variants, logits, layers, gate, max_fallback=6)
+    search = search_fallback(fallback_metrics(variants, logits), layers, gate, max_fallback=6)
     assert search.met and 1 <= len(search.keep_float) <= 6, search.as_dict()["curve"]
     # The first pick is the exhaustive leave-one-out's best (measured independently by the sensitivity pass).
     assert search.steps[1].kept[0] == report.ranked()[0].layer.name
@@ -230,12 +236,3 @@ def test_sensitivity_splits_the_error_and_ranks_every_layer(lite0: tuple) -> Non
     data = report.as_dict()
     assert [entry["name"] for entry in data["layers"]] == [layer.name for layer in layers[:4]]
     assert sorted(data["ranking"]) == sorted(layer.name for layer in layers[:4])
-
-
-def test_held_out_samples_that_do_not_fit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgeres.errors
-
-    monkeypatch.setattr(edgeres.errors, "available_memory_bytes", lambda: 300 * 2**20)
-    huge = np.zeros((350, 3, 224, 224), np.float32)  # 210 MB, never touched: zeros are not allocated until written
-    with pytest.raises(ResourceLimitError, match="held-out samples for the sensitivity passes"):
-        HeldOutLogits(conv_chain(), [(huge, None)])

@@ -10,7 +10,7 @@ from edgeres.frames.contract import InputContract
 from edgeres.frames.images import default_calibration_dir, read_rgb
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.host import reference_input
-from edgeres.quantize.encoding import SampleEncoder
+from edgeres.samples.encoding import encoder_for
 from edgeres.train.augment import AugmentBounds, SampleTransform, augment, network_encoder
 from edgeres.train.dataset import Sample
 
@@ -20,7 +20,7 @@ PHOTO = default_calibration_dir() / "chelsea.jpg"
 def test_rgb_validation_sample_is_builds_encoding() -> None:
     rgb = read_rgb(PHOTO)
     encoder = network_encoder(64, None)
-    expected = SampleEncoder(encoder.model).from_rgb(rgb)
+    expected = encoder_for(encoder.model).from_rgb(rgb)
     got = SampleTransform(64, None, seed=0, train=False)(Sample(Path(PHOTO), 0), epoch=0, index=0)
     assert got.shape == (3, 64, 64) and np.array_equal(got, expected)
 

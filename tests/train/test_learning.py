@@ -23,8 +23,8 @@ from edgeres.frames.contract import InputContract, ResizeMode
 from edgeres.frames.images import read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout
 from edgeres.model.arch import Arch
-from edgeres.quantize.calibration_data import csv_items
-from edgeres.quantize.encoding import encoder_for
+from edgeres.samples.encoding import encoder_for
+from edgeres.samples.sources import csv_items
 from edgeres.train.finetune import FinetuneData, FinetuneResult, finetune
 from edgeres.train.options import FinetuneOptions, Unfreeze
 from tests.train.conftest import export_at

@@ -11,7 +11,7 @@ import torch
 from edgeres.errors import UserInputError
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import load_model, read_state_dict
-from edgeres.quantize.calibration_data import csv_items
+from edgeres.samples.sources import csv_items
 from edgeres.train.checkpoints import RESUME_NAME, ResumeState
 from edgeres.train.finetune import FinetuneData, finetune
 from edgeres.train.options import FinetuneOptions, Unfreeze

@@ -12,10 +12,11 @@ from skimage import data as skdata
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import FrameFormat, InputContract
-from edgeres.frames.images import read_rgb
+from edgeres.frames.images import cover_resize, read_rgb
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
-from edgeres.quantize.calibration_data import CalibrationSet, SourceKind
-from edgeres.quantize.encoding import SampleEncoder, cover_resize
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
+from edgeres.samples.sources import SourceKind
 
 
 def model_input_spec(name: str, dtype: str, shape: tuple[int | None, ...]) -> TensorSpec:
@@ -48,7 +49,7 @@ def drain(calib: CalibrationSet, batch: int = 4) -> list[np.ndarray]:
 
 def test_image_folder_is_read_recursively_and_batched(tmp_path: Path) -> None:
     write_photos(tmp_path)
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=3)
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=3)
     batches = drain(calib, batch=2)
     assert [b.shape for b in batches] == [(2, 3, 32, 32), (1, 3, 32, 32)]
     assert batches[0].dtype == np.float32
@@ -60,7 +61,7 @@ def test_corrupt_files_are_skipped_and_counted(tmp_path: Path) -> None:
     write_photos(tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     (tmp_path / "empty.png").write_bytes(b"")
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=6)
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=6)
     samples = sum(len(b) for b in drain(calib))
     summary = calib.summary
     assert samples == 6 and summary.originals == 4 and summary.derived == 2
@@ -72,35 +73,35 @@ def test_corrupt_files_are_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_empty_folder_and_all_corrupt_folder_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="no calibration images found"):
-        CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=4)
+        CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=4)
     (tmp_path / "a.jpg").write_bytes(b"junk")
     (tmp_path / "b.png").write_bytes(b"junk")
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=4)
-    with pytest.raises(UserInputError, match="none of the 2 calibration file"):
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=4)
+    with pytest.raises(UserInputError, match="none of the 2 file"):
         drain(calib)
     with pytest.raises(UserInputError, match=r"neither a folder nor a \.csv"):
-        CalibrationSet(tmp_path / "missing", SampleEncoder(RGB_MODEL), calib_size=4)
+        CalibrationSet(tmp_path / "missing", encoder_for(RGB_MODEL), calib_size=4)
     with pytest.raises(UserInputError, match="at least 1"):
-        CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=0)
+        CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=0)
 
 
 def test_seeded_shuffle_is_reproducible_and_seed_dependent(tmp_path: Path) -> None:
     write_photos(tmp_path)
     orders = {
-        seed: [p.path.name for p in CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4, seed).pool]
+        seed: [p.path.name for p in CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4, seed).pool]
         for seed in range(6)
     }
-    again = [p.path.name for p in CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4, 3).pool]
+    again = [p.path.name for p in CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4, 3).pool]
     assert orders[3] == again
     assert len({tuple(order) for order in orders.values()}) > 1
-    first = np.concatenate(drain(CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 2, seed=3)))
-    second = np.concatenate(drain(CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 2, seed=3)))
+    first = np.concatenate(drain(CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 2, seed=3)))
+    second = np.concatenate(drain(CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 2, seed=3)))
     np.testing.assert_array_equal(first, second)
 
 
 def test_derived_samples_differ_from_the_originals(tmp_path: Path) -> None:
     write_photos(tmp_path)
-    samples = np.concatenate(drain(CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=12)))
+    samples = np.concatenate(drain(CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=12)))
     flat = samples.reshape(len(samples), -1)
     distinct = {flat[i].tobytes() for i in range(len(flat))}
     assert len(distinct) == 12  # 4 originals, 4 mirrors, 4 crops: all different inputs
@@ -109,7 +110,7 @@ def test_derived_samples_differ_from_the_originals(tmp_path: Path) -> None:
 def test_fixed_batch_model_gets_whole_batches(tmp_path: Path) -> None:
     write_photos(tmp_path)
     fixed = model_input_spec("input", "float32", (4, 3, 32, 32))
-    calib = CalibrationSet(tmp_path, SampleEncoder(fixed), calib_size=5)
+    calib = CalibrationSet(tmp_path, encoder_for(fixed), calib_size=5)
     assert [len(b) for b in drain(calib, batch=2)] == [4, 4]
 
 
@@ -117,7 +118,7 @@ def test_csv_reader_with_header_labels_bad_rows_and_missing_files(tmp_path: Path
     paths = write_photos(tmp_path / "imgs", nested=False)
     rows = ["path,label", *(f"imgs/{p.name},{i}" for i, p in enumerate(paths)), "imgs/absent.png,7", "a,b,c", ""]
     (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
-    calib = CalibrationSet(tmp_path / "set.csv", SampleEncoder(RGB_MODEL), calib_size=5)
+    calib = CalibrationSet(tmp_path / "set.csv", encoder_for(RGB_MODEL), calib_size=5)
     assert calib.kind is SourceKind.CSV
     assert sorted(item.label or "" for item in calib.pool) == ["0", "1", "2", "3", "7"]
     assert sum(len(b) for b in drain(calib)) == 5
@@ -129,7 +130,7 @@ def test_csv_reader_with_header_labels_bad_rows_and_missing_files(tmp_path: Path
 def test_csv_of_only_header_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "set.csv").write_text("path,label\n")
     with pytest.raises(UserInputError, match="no calibration rows"):
-        CalibrationSet(tmp_path / "set.csv", SampleEncoder(RGB_MODEL), calib_size=2)
+        CalibrationSet(tmp_path / "set.csv", encoder_for(RGB_MODEL), calib_size=2)
 
 
 def yuv_folder(tmp_path: Path, layout: YuvLayout, width: int = 64, height: int = 48) -> np.ndarray:
@@ -146,7 +147,7 @@ def yuv_folder(tmp_path: Path, layout: YuvLayout, width: int = 64, height: int =
 def test_yuv_folder_frames_pass_through_untouched_to_a_frame_model(tmp_path: Path, layout: YuvLayout) -> None:
     frames = yuv_folder(tmp_path, layout)
     rows, cols = frames.shape[1:]
-    encoder = SampleEncoder(model_input_spec("frames", "uint8", (None, rows, cols)), InputContract(layout, 64, 48))
+    encoder = encoder_for(model_input_spec("frames", "uint8", (None, rows, cols)), InputContract(layout, 64, 48))
     calib = CalibrationSet(tmp_path, encoder, calib_size=4, raw=FrameFormat(layout, 64, 48))
     got = np.concatenate(drain(calib))
     assert calib.summary.kind is SourceKind.YUV_FOLDER and calib.summary.candidates == 4
@@ -156,7 +157,7 @@ def test_yuv_folder_frames_pass_through_untouched_to_a_frame_model(tmp_path: Pat
 
 def test_yuv_frames_feed_an_rgb_model_decoded(tmp_path: Path) -> None:
     yuv_folder(tmp_path, YuvLayout.NV16)
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=6, raw=FrameFormat(YuvLayout.NV16, 64, 48))
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=6, raw=FrameFormat(YuvLayout.NV16, 64, 48))
     samples = np.concatenate(drain(calib))
     assert samples.shape == (6, 3, 32, 32) and calib.summary.derived == 2
     assert -2.2 < samples.min() < 0 < samples.max() < 2.7  # ImageNet-normalised range
@@ -165,13 +166,13 @@ def test_yuv_frames_feed_an_rgb_model_decoded(tmp_path: Path) -> None:
 def test_yuv_folder_without_format_is_refused(tmp_path: Path) -> None:
     yuv_folder(tmp_path, YuvLayout.YUYV)
     with pytest.raises(UserInputError, match="layout and size"):
-        CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=2)
+        CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=2)
 
 
 def test_photos_become_the_camera_encoding_for_a_frame_model(tmp_path: Path) -> None:
     paths = write_photos(tmp_path, nested=False)
     layout = YuvLayout.UYVY
-    encoder = SampleEncoder(model_input_spec("frames", "uint8", (None, 1, 40, 2 * 56)), InputContract(layout, 56, 40))
+    encoder = encoder_for(model_input_spec("frames", "uint8", (None, 1, 40, 2 * 56)), InputContract(layout, 56, 40))
     assert encoder.frame_size == (56, 40)
     calib = CalibrationSet(tmp_path, encoder, calib_size=4)
     got = {g.tobytes() for g in np.concatenate(drain(calib))}
@@ -181,27 +182,27 @@ def test_photos_become_the_camera_encoding_for_a_frame_model(tmp_path: Path) -> 
 
 def test_frame_model_without_camera_encoding_is_refused() -> None:
     with pytest.raises(UserInputError, match="YUV layout"):
-        SampleEncoder(model_input_spec("frames", "uint8", (None, 48, 128)))
+        encoder_for(model_input_spec("frames", "uint8", (None, 48, 128)))
 
 
 def test_fingerprint_follows_file_contents_and_options(tmp_path: Path) -> None:
     paths = write_photos(tmp_path)
-    base = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4).fingerprint()
-    assert CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4).fingerprint() == base
-    assert CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 5).fingerprint() != base
-    assert CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4, seed=9).fingerprint() != base
+    base = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4).fingerprint()
+    assert CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4).fingerprint() == base
+    assert CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 5).fingerprint() != base
+    assert CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4, seed=9).fingerprint() != base
     cv2.imwrite(str(paths[0]), cv2.cvtColor(small(skdata.coffee(), 80), cv2.COLOR_RGB2BGR))
-    assert CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), 4).fingerprint() != base
+    assert CalibrationSet(tmp_path, encoder_for(RGB_MODEL), 4).fingerprint() != base
 
 
 def test_default_source_is_the_shipped_photographs() -> None:
-    calib = CalibrationSet(None, SampleEncoder(RGB_MODEL), calib_size=16)
+    calib = CalibrationSet(None, encoder_for(RGB_MODEL), calib_size=16)
     assert sum(len(b) for b in drain(calib, 8)) == 16
     assert calib.summary.originals == calib.summary.candidates == 11 and calib.summary.derived == 5
 
 
 def test_contract_size_must_match_a_fixed_frame_model() -> None:
     model = model_input_spec("frames", "uint8", (None, 48, 128))  # a 64x48 YUYV frame
-    assert SampleEncoder(model, InputContract(YuvLayout.YUYV, 64, 48)).frame_size == (64, 48)
+    assert encoder_for(model, InputContract(YuvLayout.YUYV, 64, 48)).frame_size == (64, 48)
     with pytest.raises(UserInputError, match="contract says 96x48"):
-        SampleEncoder(model, InputContract(YuvLayout.YUYV, 96, 48))
+        encoder_for(model, InputContract(YuvLayout.YUYV, 96, 48))

@@ -15,10 +15,10 @@ from skimage import data as skdata
 from edgeres.errors import UserInputError
 from edgeres.frames.images import read_rgb
 from edgeres.quantize.cache import CacheKey, CalibCache, cache_digest, read_cache, write_cache
-from edgeres.quantize.calibration_data import CalibrationSet
-from edgeres.quantize.encoding import SampleEncoder
 from edgeres.quantize.gate import FidelityGate
-from tests.quantize.test_calibration_data import RGB_MODEL, write_photos
+from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.encoding import encoder_for
+from tests.samples.test_calibration import RGB_MODEL, write_photos
 
 
 def encoded(suffix: str, width: int = 64, height: int = 48) -> bytes:
@@ -68,7 +68,7 @@ def test_truncated_and_tiny_images_are_skipped_and_counted_in_calibration(tmp_pa
     whole = encoded(".jpg")
     (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "dot.png").write_bytes(encoded(".png", 1, 1))
-    calib = CalibrationSet(tmp_path, SampleEncoder(RGB_MODEL), calib_size=6)
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=6)
     list(calib.batches(2))
     reasons = {s.path.name: s.reason for s in calib.summary.skipped}
     assert "truncated JPEG" in reasons["cut.jpg"] and "too small" in reasons["dot.png"]
@@ -98,14 +98,14 @@ def labelled_csv(folder: Path, labels: list[str]) -> Path:
 def test_bad_csv_labels_are_errors_naming_the_row(tmp_path: Path, labels: list[str], reason: str):
     csv = labelled_csv(tmp_path, labels)
     with pytest.raises(UserInputError, match=reason):
-        CalibrationSet(csv, SampleEncoder(RGB_MODEL), calib_size=2)
+        CalibrationSet(csv, encoder_for(RGB_MODEL), calib_size=2)
 
 
 def test_csv_label_outside_the_models_classes_is_an_error(tmp_path: Path):
     csv = labelled_csv(tmp_path, ["0", "1", "5", "2"])
     with pytest.raises(UserInputError, match=r"label 5 of coffee\.png is outside 0\.\.4"):
-        CalibrationSet(csv, SampleEncoder(RGB_MODEL), calib_size=2, num_classes=5)
-    assert CalibrationSet(csv, SampleEncoder(RGB_MODEL), calib_size=2, num_classes=6).kind.value == "csv"
+        CalibrationSet(csv, encoder_for(RGB_MODEL), calib_size=2, num_classes=5)
+    assert CalibrationSet(csv, encoder_for(RGB_MODEL), calib_size=2, num_classes=6).kind.value == "csv"
 
 
 # --- calibration cache -------------------------------------------------------------------------

@@ -1,0 +1,205 @@
+"""The INT8 quantize stage: calibrate (or reuse the matching cache), correct biases, then write the TensorRT
+Q/DQ model, its onnxruntime CPU twin and TensorRT's text calibration table, each with its sidecar.
+
+INT8 ranges are kept in `calibration_cache.json` (edgeres.quantize.cache): a rebuild with identical model,
+data and settings reuses them, a changed input is refused by name. Between calibration and writing, the
+caller may analyse the calibration and keep more layers in float (edgeres.quantize.sensitivity, .fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.progress import Stages
+from edgeres.quantize.artifacts import (
+    CACHE_NAME,
+    CPU_MODEL_NAME,
+    TENSORRT_MODEL_NAME,
+    TRT_TABLE_NAME,
+    write_quantized,
+)
+from edgeres.quantize.bias_correction import corrected_biases, input_means, weighted_inputs, with_biases
+from edgeres.quantize.cache import (
+    CalibCache,
+    StaleCacheError,
+    cache_key,
+    load_matching,
+    trt_version_number,
+    write_cache,
+    write_trt_table,
+)
+from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
+from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
+from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, HighPrecision, tensorrt_qdq_model
+from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+from edgeres.quantize.qdq import QdqPlan, ScaleGrid, plan_qdq
+from edgeres.quantize.sensitivity import QuantizedVariants
+from edgeres.samples.calibration import CalibrationSet
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How to calibrate and quantize: the INT8 part of a build's options."""
+
+    calib_algo: CalibAlgo
+    calib_options: CalibOptions
+    batch_size: int
+    keep_float: tuple[str, ...]
+    bias_correction: bool
+    high_precision: HighPrecision
+    trt_table_version: str
+    recalibrate: bool = False
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """Ranges of the calibrated tensors, and where they came from."""
+
+    ranges: dict[str, float]
+    record: dict[str, Any]  # the summary's "calibration" section
+    note: str
+    input_means: dict[str, np.ndarray] | None = None  # gathered by the calibration pass, when one ran
+
+
+@dataclass(frozen=True)
+class Int8Calibration:
+    """One calibration of a float model: its placement, ranges and corrected biases, from which every
+    INT8 variant (the written models, sensitivity and fallback candidates) is made."""
+
+    model: onnx.ModelProto
+    plan: QdqPlan
+    calibrated: Calibrated
+    biases: Mapping[str, np.ndarray] | None  # for the CPU twin (FP32 scale grid)
+    tensorrt_biases: Mapping[str, np.ndarray] | None  # for the TensorRT model, on its own scale grid
+    settings: Int8Settings
+
+    def variants(self) -> QuantizedVariants:
+        return QuantizedVariants(
+            self.model, self.plan, self.calibrated.ranges, self.biases, exact_weight_type(),
+            self.settings.high_precision, self.tensorrt_biases,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Int8Models:
+    """What the quantize stage wrote."""
+
+    artifacts: dict[ArtifactRole, Path]
+    keep_float: tuple[str, ...]
+    placement: dict[str, Any]  # the summary's "placement" section
+    table_header: int  # TensorRT version number in calibration.table's header
+
+
+def calibrate_or_reuse(
+    source: Path, calibration: CalibrationSet, tensors: list[str], settings: Int8Settings, outdir: Path,
+    stages: Stages, means_for: Sequence[str] = (),
+) -> Calibrated:  # fmt: skip
+    """Ranges from the matching calibration cache in `outdir`, else a calibration pass (then cached)."""
+    cache_path = outdir / CACHE_NAME
+    key = cache_key(source, calibration.fingerprint(), settings.calib_algo, settings.calib_options, tensors)
+    algo = {"algo": settings.calib_algo.value, "percentile": settings.calib_options.percentile}
+    if not settings.recalibrate:
+        try:
+            cached = load_matching(cache_path, key)
+        except StaleCacheError as exc:
+            raise StaleCacheError(f"{exc}, or recalibrate over it") from None
+        if cached is not None:
+            note = f"reused calibration cache {cache_path} ({len(cached.ranges)} tensors, {cached.samples} samples)"
+            stages.timings["calibration_s"] = 0.0
+            return Calibrated(cached.ranges, {"reused_cache": str(cache_path), "samples": cached.samples, **algo}, note)
+    with stages.stage(f"calibrate ({settings.calib_algo.value})", len(calibration), "calibration_s") as advance:
+        stats = collect_statistics(
+            source, calibration.batches(settings.batch_size), tensors, settings.calib_options, advance,
+            histograms=settings.calib_algo is not CalibAlgo.MAX, means_for=means_for,
+        )  # fmt: skip
+        ranges = ranges_from_statistics(stats, settings.calib_algo, settings.calib_options)
+    write_cache(cache_path, CalibCache(key, ranges, calibration.summary.samples))
+    note = f"{calibration.summary.describe()}; ranges cached in {cache_path}"
+    means = {name: stream.mean for name, stream in stats.means.items()}
+    record = calibration.summary.as_dict() | algo | {"cache": str(cache_path)}
+    return Calibrated(ranges, record, note, means)
+
+
+def calibrate_int8(
+    source: Path, model: onnx.ModelProto, calibration: CalibrationSet, settings: Int8Settings, outdir: Path,
+    stages: Stages,
+) -> Int8Calibration:  # fmt: skip
+    """Place Q/DQ, calibrate its tensors (or reuse the cache) and correct the biases of the quantized layers."""
+    plan = plan_qdq(model, settings.keep_float)
+    tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
+    corrected = weighted_inputs(model, plan) if settings.bias_correction else []
+    calibrated = calibrate_or_reuse(source, calibration, tensors, settings, outdir, stages, corrected)
+    if not settings.bias_correction:
+        return Int8Calibration(model, plan, calibrated, None, None, settings)
+    with stages.stage("bias correction", len(calibration), "bias_correction_s") as advance:
+        means = calibrated.input_means
+        if means is None:  # ranges came from the cache: one pass of the float model for the means alone
+            means = input_means(model, calibration.batches(settings.batch_size), corrected, advance)
+        biases = corrected_biases(model, plan, calibrated.ranges, means)
+        grid = HIGH_PRECISION_GRID[settings.high_precision]
+        trt_biases = None
+        if grid is not ScaleGrid.FP32:  # the TensorRT model's weights are rounded on its own scale grid
+            trt_biases = corrected_biases(model, plan, calibrated.ranges, means, grid)
+    return Int8Calibration(model, plan, calibrated, biases, trt_biases, settings)
+
+
+def placement_record(plan: QdqPlan) -> dict[str, Any]:
+    return {
+        "quantized_inputs": len(plan.inputs),
+        "weights": len(plan.weights),
+        "residual_adds": len(plan.residual_adds),
+        "kept_float": list(plan.kept_float),
+        "frontend_nodes": len(plan.frontend_nodes),
+    }
+
+
+def write_int8_models(
+    source: Path, calibration: Int8Calibration, outdir: Path, extra_float: tuple[str, ...] = ()
+) -> Int8Models:
+    """The TensorRT Q/DQ model, the CPU twin and the text table, with `extra_float` layers also kept in float."""
+    settings, model, ranges = calibration.settings, calibration.model, calibration.calibrated.ranges
+    keep_float = tuple(dict.fromkeys(settings.keep_float + extra_float))
+    plan = plan_qdq(model, keep_float) if extra_float else calibration.plan
+    quantized = [w.node for w in plan.weights]
+    trt_model = cpu_model = model
+    if calibration.biases is not None:
+        trt_biases = calibration.tensorrt_biases
+        trt_model = with_biases(model, trt_biases if trt_biases is not None else calibration.biases, quantized)
+        cpu_model = with_biases(model, calibration.biases, quantized)
+    common = {
+        "calib_algo": settings.calib_algo.value,
+        "keep_float": list(keep_float),
+        "bias_correction": settings.bias_correction,
+        "weights": "int8 symmetric per-channel",
+        "activations": "int8 symmetric per-tensor",
+    }
+    placement = placement_record(plan)
+    trt_path = write_quantized(
+        outdir / TENSORRT_MODEL_NAME, tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision),
+        source, ArtifactRole.INT8_TENSORRT,
+        {**common, "target": "tensorrt (S8S8)", "high_precision": settings.high_precision.value},
+        {"placement": placement, "ranges": ranges, "calibration": calibration.calibrated.record},
+    )  # fmt: skip
+    weights = exact_weight_type()
+    cpu_path = write_quantized(
+        outdir / CPU_MODEL_NAME, insert_qdq_cpu(cpu_model, plan, ranges, weights), source,
+        ArtifactRole.INT8_ONNXRUNTIME,
+        {**common, "target": f"onnxruntime cpu ({weights.kernels}, zero point 128, TensorRT scales)",
+         "cpu_weights": weights.value},
+        {"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
+    )  # fmt: skip
+    table = outdir / TRT_TABLE_NAME
+    activations = {name: ranges[name] for name in plan.activations if name in ranges}
+    write_trt_table(table, activations, settings.trt_table_version)
+    artifacts = {
+        ArtifactRole.INT8_TENSORRT: trt_path, ArtifactRole.INT8_ONNXRUNTIME: cpu_path,
+        ArtifactRole.CALIBRATION_CACHE: outdir / CACHE_NAME, ArtifactRole.CALIBRATION_TABLE: table,
+    }  # fmt: skip
+    return Int8Models(artifacts, keep_float, placement, trt_version_number(settings.trt_table_version))
