@@ -24,6 +24,7 @@ from edgeres.engine.target import running_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.options import BuildOptions
+from edgeres.flow.samples import BuildSamples, build_samples
 from edgeres.flow.source import SourceModel, source_model
 from edgeres.profile.quick import quick_profiles
 from edgeres.progress import StageProgress, Stages
@@ -31,9 +32,6 @@ from edgeres.quantize.artifacts import CACHE_NAME
 from edgeres.quantize.fallback import keep_float_option
 from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation, Kernels
 from edgeres.quantize.gate import check_gate
-from edgeres.samples.calibration import CalibrationSet
-from edgeres.samples.encoding import encoder_for
-from edgeres.samples.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, HeldOutSet, Holdout, evaluation_holdout
 
 
 @dataclass(frozen=True)
@@ -45,16 +43,6 @@ class BuildResult:
     summary: BuildSummary
     notes: tuple[str, ...] = ()  # what the CLI prints besides the fidelity lines (cache, held-out set)
     profile: tuple[str, ...] = ()  # quick-profile lines, empty with profile_iterations=0
-
-
-@dataclass(frozen=True)
-class BuildSamples:
-    """The calibration set and the held-out set (read, with the FP32 logits, once)."""
-
-    calibration: CalibrationSet
-    held_out: HeldOutSet
-    evaluation: HeldOutEvaluation
-    note: str
 
 
 def engine_status() -> str | None:
@@ -104,30 +92,6 @@ def source_notes(source: SourceModel) -> tuple[str, ...]:
     return (f"input: raw {source.contract.describe()} frames; the front-end stays float",)
 
 
-def build_samples(options: BuildOptions, source: SourceModel) -> BuildSamples:
-    """The calibration set, and the held-out set it never sees (a share of it, or the `eval_csv` rows)."""
-    encoder = encoder_for(source.model, source.contract)
-    classes = source.num_classes
-    full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
-    if options.eval_csv is not None:
-        calibration, holdout = full, evaluation_holdout(options.eval_csv, classes)
-    else:
-        calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
-        holdout = Holdout.of(full.reader, held_items, options.min_holdout_samples)
-    if options.gate.min_accuracy is not None and not holdout.labelled:
-        raise UserInputError(
-            f"a minimum top-1 accuracy needs labelled held-out samples: {full.source} is not a path,label CSV "
-            "with integer labels"
-        )
-    held_out = holdout.load(encoder, options.batch_size, options.seed)
-    evaluation = HeldOutEvaluation(source.model, held_out.batches, source.weights, source.random_weights)
-    if options.eval_csv is not None:
-        note = f"fidelity and accuracy on every row of {options.eval_csv} ({holdout.samples} samples)"
-    else:
-        note = f"fidelity on {holdout.describe()}, none seen by the calibrator"
-    return BuildSamples(calibration, held_out, evaluation, note)
-
-
 def evaluate(
     made: Quantized, evaluation: HeldOutEvaluation, precision: Precision, stages: Stages
 ) -> dict[ArtifactRole, FidelityReport]:
@@ -153,7 +117,7 @@ def engine_stage(
         return (
             f"TensorRT engine not built ({status}). Made here: the ONNX models and the fidelity report. "
             f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
-            f"`edgeres build --engine-only --onnx {target}` to build it."
+            f"`edgeres engine {target}` to build it."
         )
     engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
     with stages.stage("TensorRT engine"):

@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from edgeres.errors import FidelityError, UserInputError
 from edgeres.flow.int8_analysis import SENSITIVITY_JSON, SENSITIVITY_PLOT
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import build
+from edgeres.quantize import fidelity
 from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.histogram import CalibAlgo
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
@@ -79,9 +81,29 @@ def test_unreachable_gate_writes_the_best_candidate_and_fails(tiny_onnx: Path, t
 
 def test_a_gate_int8_meets_keeps_nothing_in_float(tiny_onnx: Path, tmp_path: Path) -> None:
     result = build(options(tiny_onnx, gate=FidelityGate(min_sqnr_db=-100.0), auto_fallback=True), tmp_path)
-    fallback = result.summary["fallback"]
+    fallback = result.summary.sections["fallback"]
     assert fallback["met"] is True and fallback["keep_float"] == [] and len(fallback["curve"]) == 1
     assert weight_dequantized(tmp_path / "model_int8_qdq.onnx", "conv_w")
+
+
+def test_the_fp32_held_out_logits_are_computed_once_per_build(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sensitivity, every fallback step and both written models are measured against one FP32 pass."""
+    runs: list[int] = []
+    original = fidelity.reference_logits
+
+    def counted(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+        runs.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fidelity, "reference_logits", counted)
+    gate = FidelityGate(min_sqnr_db=200.0)  # unreachable: the search measures every step it can
+    with pytest.raises(FidelityError):
+        build(options(tiny_onnx, gate=gate, auto_fallback=True, max_fallback=2, sensitivity=True), tmp_path)
+    summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert summary["fallback"]["evaluations"] > 2 and set(summary["fidelity"]) == {"int8_tensorrt", "int8_onnxruntime"}
+    assert len(runs) == 1
 
 
 def test_fallback_without_a_target_and_accuracy_without_labels_are_refused(tiny_onnx: Path, tmp_path: Path) -> None:
