@@ -81,13 +81,13 @@ class BuildSet:
     journal: WriteJournal
     committed: bool = False
 
-    def finish(self, summary: BuildSummary) -> Path:
+    def finish(self, summary: BuildSummary) -> BuildSummary:
         """Write the summary last, marked complete with every artifact's SHA-256, then drop the marker."""
-        hashes = set_hashes(self.folder, summary.artifacts.values())
-        path = replace(summary, complete=True, sha256=hashes).write(self.folder / SUMMARY_NAME)
+        summary = replace(summary, complete=True, sha256=set_hashes(self.folder, summary.artifacts.values()))
+        summary.write(self.folder / SUMMARY_NAME)
         self.committed = True
         (self.folder / IN_PROGRESS_NAME).unlink(missing_ok=True)
-        return path
+        return summary
 
 
 @contextmanager

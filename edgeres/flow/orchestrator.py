@@ -172,8 +172,7 @@ def finish_build(
 ) -> BuildSummary:  # fmt: skip
     """Write the summary with the gate's verdict; a failed gate is a finished set and then a FidelityError."""
     failure = next((exc for report in fidelity.values() if (exc := gate_failure(report, options)) is not None), None)
-    summary = replace(summary, gate_passed=failure is None)
-    current.finish(summary)
+    summary = current.finish(replace(summary, gate_passed=failure is None))
     search = made.analysis.fallback
     if failure is None:
         return summary

@@ -232,8 +232,8 @@ def test_calibration_cache_is_reused_and_a_changed_input_is_refused(resnet18_onn
     assert not any("reused" in note for note in first.notes)
     second = build(base, tmp_path)
     assert any(note.startswith(f"reused calibration cache {tmp_path / CACHE_NAME}") for note in second.notes)
-    assert second.summary["calibration"]["reused_cache"] == str(tmp_path / CACHE_NAME)
-    assert "calibration_s" in second.summary["timings"] and second.summary["timings"]["calibration_s"] == 0.0
+    assert second.summary.sections["calibration"]["reused_cache"] == str(tmp_path / CACHE_NAME)
+    assert second.summary.sections["timings"]["calibration_s"] == 0.0
     # Bias correction's input means come from the calibration pass the first time and from a pass of
     # their own when the ranges are reused: the corrected model must not depend on which, beyond float
     # rounding (the two sessions expose different outputs, so onnxruntime may fuse differently).
@@ -402,7 +402,7 @@ def test_a_finished_build_records_every_artifact_hash(tiny_onnx: Path, tmp_path:
 
     result = build(tiny_build_options(tiny_onnx), tmp_path)
     summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
-    assert summary["complete"] is True and result.summary["sha256"] == summary["sha256"]
+    assert summary["complete"] is True and result.summary.sha256 == summary["sha256"]
     for name in ("model_int8_qdq.onnx", "model_int8_qdq.onnx.json", "model_int8_u8s8.onnx", CACHE_NAME, TRT_TABLE_NAME):
         assert summary["sha256"][name] == sha256_file(tmp_path / name)
     assert summary["sha256"][str(tiny_onnx.resolve())] == sha256_file(tiny_onnx)  # the source, given from elsewhere

@@ -102,7 +102,8 @@ def test_the_fp32_held_out_logits_are_computed_once_per_build(
     with pytest.raises(FidelityError):
         build(options(tiny_onnx, gate=gate, auto_fallback=True, max_fallback=2, sensitivity=True), tmp_path)
     summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
-    assert summary["fallback"]["evaluations"] > 2 and set(summary["fidelity"]) == {"int8_tensorrt", "int8_onnxruntime"}
+    assert summary["fallback"]["evaluations"] >= 2 and "sensitivity" in summary
+    assert set(summary["fidelity"]) == {"int8_tensorrt", "int8_onnxruntime"}
     assert len(runs) == 1
 
 

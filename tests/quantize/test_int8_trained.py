@@ -20,7 +20,7 @@ from edgeres.export.onnx_export import torch_to_onnx
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import build
 from edgeres.frames.images import default_calibration_dir, imagenet_batch
-from edgeres.quantize.fidelity import Kernels, compare_models
+from edgeres.quantize.fidelity import HeldOutEvaluation, Kernels
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.samples.reader import derive_variant
 from tests.conftest import real_image
@@ -85,10 +85,10 @@ def test_int8_keeps_fp32_top1_on_real_photographs(
     reference = top_classes(trained_onnx, batch, 2)
     # The TensorRT model is evaluated by its Q/DQ arithmetic (onnxruntime's x86 U8S8 kernels saturate
     # without VNNI); the onnxruntime twin as onnxruntime runs it.
+    evaluation = HeldOutEvaluation(trained_onnx, [(batch[:8], None), (batch[8:], None)], "lite0", False)
     for name, kernels in (("int8_tensorrt", Kernels.REFERENCE), ("int8_onnxruntime", Kernels.RUNTIME)):
         assert result.fidelity[name].random_weights is False and result.fidelity[name].note == "trained weights"
-        held_out = [batch[:8], batch[8:]]
-        report = compare_models(trained_onnx, result.artifacts[name], held_out, "int8", "lite0", False, kernels=kernels)
+        report = evaluation.measure(result.artifacts[name], "int8", kernels)
         assert report.sqnr_db > MIN_LOGITS_SQNR_DB, f"{name}: {report.sqnr_db:.1f} dB"
         assert report.top5_overlap > 0.8 and report.cosine_min > 0.9
         top1 = top_classes(result.artifacts[name], batch, 1, kernels)[:, 0]

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.precision import Precision
 from edgeres.cli.app import app
 from edgeres.flow.options import BuildOptions
@@ -140,7 +141,7 @@ def test_build_input_fused_model_reproduces_finetune_on_frames(
                                  contract=camera, calib=trained.val_csv, profile_iterations=0,
                                  min_holdout_samples=0)  # fmt: skip
     built = build(build_options, tmp_path / "build")
-    fused = Path(built.summary["artifacts"]["fp32"])
+    fused = built.artifacts[ArtifactRole.FP32]
     assert onnx_predictions(fused, trained.val_csv, camera) == finetune_predictions(trained)
-    expected = accuracy_on(trained, built.summary["holdout"]["paths"])
-    assert built.summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
+    expected = accuracy_on(trained, built.summary.sections["holdout"]["paths"])
+    assert built.summary.sections["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
