@@ -10,11 +10,11 @@ import typer
 from typer._click import exceptions as click_exceptions  # typer's own click; typer exports no error base
 from typer.core import TyperGroup
 
-from edgeres.cli import build, deploy, finetune, frames, model, profile, sensitivity
+from edgeres.cli import build, deploy, engine, finetune, frames, model, profile, sensitivity
 from edgeres.cli.reporting import fail
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
-    model.export, model.info, model.summary, finetune.finetune, build.build, sensitivity.sensitivity,
+    model.export, model.info, model.summary, finetune.finetune, build.build, engine.engine, sensitivity.sensitivity,
     profile.profile,
 )  # fmt: skip
 # (name, help, commands) of each sub-command group.

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
+from edgeres.artifacts.precision import Precision
 from edgeres.choices import choice_values, parse_choice
-from edgeres.cli.options import (
-    ARCH_DEFAULT,
-    ArchOption,
-    ClassesOption,
-    ColorspaceOption,
-    InputOption,
-    RangeOption,
-    ResizeOption,
-    parse_arch,
-)
+from edgeres.cli.args.frame_input import FrameInputArgs
+from edgeres.cli.args.group import takes_groups
+from edgeres.cli.build import build_and_report, build_arguments
+from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, parse_arch
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
+from edgeres.flow.options import BuildOptions
 from edgeres.frames.images import NETWORK_SIZE
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.train import options as defaults
 from edgeres.train.options import Balance, DeviceKind, FinetuneOptions, OptimizerKind, Unfreeze
 
@@ -43,8 +38,10 @@ def epoch_line(m: EpochMetrics) -> str:
 
 
 @reports_errors
+@takes_groups
 def finetune(
     data: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or a path,label CSV.")],
+    *,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (model.pth, val.csv, ...).")],
     class_file: Annotated[
         Path | None, typer.Option("--classes", help="With a CSV: the class names, one a line (label = name or 0..N-1).")
@@ -62,10 +59,7 @@ def finetune(
     ] = False,
     num_classes: ClassesOption = None,
     size: Annotated[int, typer.Option("--size", help="Network input height and width.", min=32)] = NETWORK_SIZE,
-    frame_input: InputOption = None,
-    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
-    color_range: RangeOption = DEFAULT_RANGE.value,
-    resize: ResizeOption = DEFAULT_RESIZE.value,
+    contract: FrameInputArgs,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs.", min=1)] = defaults.DEFAULT_EPOCHS,
     warmup_epochs: Annotated[
         int, typer.Option("--warmup-epochs", help="First epochs train the new head only.", min=0)
@@ -132,10 +126,9 @@ def finetune(
         raise UserInputError(f"--then-build: build exports at {NETWORK_SIZE}x{NETWORK_SIZE}; train with --size "
                              f"{NETWORK_SIZE}, or export the {size}x{size} model and give build --onnx")  # fmt: skip
     check_output_dir(output)
-    contract = parse_input(frame_input, colorspace, color_range, resize, size) if frame_input else None
     options = FinetuneOptions(
         arch=parse_arch(arch), weights=weights, from_scratch=from_scratch, num_classes=num_classes, size=size,
-        contract=contract, epochs=epochs, warmup_epochs=warmup_epochs,
+        contract=None if contract is None else replace(contract, size=size), epochs=epochs, warmup_epochs=warmup_epochs,
         unfreeze=parse_choice(Unfreeze, unfreeze, "--unfreeze"),
         optimizer=parse_choice(OptimizerKind, optimizer, "--optimizer"), lr=lr, backbone_lr_scale=backbone_lr_scale,
         weight_decay=weight_decay, label_smoothing=label_smoothing, batch_size=batch, patience=patience,
@@ -161,22 +154,11 @@ def finetune(
     stop = "stopped early" if result.stopped_early else "all epochs run"
     say(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.1%} on {result.val_samples} "
         f"images ({stop})")  # fmt: skip
-    q = shlex.quote  # the printed command must paste into a shell whatever the paths hold
-    build_line = (f"edgeres build --int8 --arch {options.arch.value} --weights {q(str(result.model))} "
-                  f"--num-classes {len(result.classes)} --calib {q(str(result.train_csv))} "
-                  f"--eval {q(str(result.val_csv))}")  # fmt: skip
-    if contract is not None:
-        build_line += f" --input {contract.layout.value}:{contract.width}x{contract.height} --colorspace " + (
-            f"{contract.colorspace.value} --range {contract.color_range.value} --resize {contract.resize.value}"
-        )
+    recipe = BuildOptions(precision=Precision.FP16 if fp16 else Precision.INT8, arch=options.arch,
+                          weights=result.model, num_classes=len(result.classes), calib=result.train_csv,
+                          eval_csv=result.val_csv, contract=contract)  # fmt: skip
     if not then_build:
-        say(f"next: {build_line} -o {q(str(output / 'build'))}")
+        say(f"next: edgeres build {shlex.join(build_arguments(recipe, output / 'build'))}")
         return
-    from edgeres.cli.build import build as build_command
-
-    build_command(
-        int8=not fp16, fp16=fp16, output=output / "build", calib=result.train_csv, eval_csv=result.val_csv,
-        weights=result.model,
-        num_classes=len(result.classes), arch=options.arch.value, frame_input=frame_input, colorspace=colorspace,
-        color_range=color_range, resize=resize,
-    )  # fmt: skip
+    check_output_dir(output / "build")
+    build_and_report(recipe, output / "build")

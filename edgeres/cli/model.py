@@ -11,37 +11,26 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeres.artifacts.describe import describe_artifact
-from edgeres.cli.options import (
-    ARCH_DEFAULT,
-    ArchOption,
-    ClassesOption,
-    ColorspaceOption,
-    InputOption,
-    RangeOption,
-    ResizeOption,
-    WeightsOption,
-    parse_arch,
-)
+from edgeres.cli.args.frame_input import FrameInputArgs
+from edgeres.cli.args.group import takes_groups
+from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
 from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, say, wrote
 from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
 from edgeres.frames.images import NETWORK_SIZE
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.model.arch import DEFAULT_NUM_CLASSES
 
 
 @reports_errors
+@takes_groups
 def export(
+    *,
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path("out/model.onnx"),
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
     opset: Annotated[int, typer.Option("--opset", help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}.")] = DEFAULT_OPSET,
-    frame_input: InputOption = None,
-    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
-    color_range: RangeOption = DEFAULT_RANGE.value,
-    resize: ResizeOption = DEFAULT_RESIZE.value,
+    contract: FrameInputArgs,
 ) -> None:
     """Export the model to ONNX and check it against PyTorch in onnxruntime.
 
@@ -51,17 +40,17 @@ def export(
       edgeres export --weights product.pth --num-classes 51 -o product.onnx\n
       edgeres export --input yuyv:1920x1080 --colorspace bt709 -o r50_yuyv.onnx
     """
-    from edgeres.export.defaults import export_default
+    from edgeres.export.from_weights import export_default
 
     check_output_file(output)
-    contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
     result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
     if contract is not None:
-        c, f = contract, result.sidecar.results["frontend_parity"]
+        c, f = contract, result.record.frontend_parity
+        assert f is not None  # export_default compares every fused model with the host path
         say(
             f"input: raw {c.layout.value} {c.width}x{c.height} uint8 {list(c.frame_shape)}, {c.colorspace.value} "
-            f"{c.color_range.value} range, {c.resize.value}; fused vs host path on {f['samples']} frames: "
-            f"max abs {f['max_abs_error']:.2e}, top-1 agreement {f['top1_agreement']:.0%}"
+            f"{c.color_range.value} range, {c.resize.value}; fused vs host path on {f.samples} frames: "
+            f"max abs {f.max_abs_error:.2e}, top-1 agreement {f.top1_agreement:.0%}"
         )
     p = result.parity
     wrote(f"{result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {opset})")

@@ -10,34 +10,14 @@ import typer
 
 from edgeres.artifacts.completion import SUMMARY_NAME, build_status
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.choices import parse_choice
-from edgeres.cli.options import (
-    ARCH_DEFAULT,
-    ArchOption,
-    BiasCorrectionOption,
-    CalibAlgoOption,
-    CalibFormatOption,
-    CalibOption,
-    CalibSeedOption,
-    CalibSizeOption,
-    ClassesOption,
-    ColorspaceOption,
-    InputOption,
-    KeepFloatOption,
-    RangeOption,
-    ResizeOption,
-    WeightsOption,
-    parse_arch,
-    parse_layers,
-    raw_calibration_format,
-)
+from edgeres.cli.args.calibration import CalibrationArgs
+from edgeres.cli.args.frame_input import FrameInputArgs
+from edgeres.cli.args.group import takes_groups
+from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
-from edgeres.flow.options import DEFAULT_CALIB_ALGO, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, BuildOptions
-from edgeres.frames.contract import DEFAULT_RESIZE, parse_input
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
-from edgeres.quantize.histogram import CalibAlgo
+from edgeres.flow.options import BuildOptions
 
 ANALYSIS_ONLY: dict[str, Any] = {"sensitivity": True, "profile_iterations": 0, "build_engine": False}
 
@@ -62,29 +42,22 @@ def _source_of(folder: Path, summary: dict[str, Any]) -> Path:
 
 
 @reports_errors
+@takes_groups
 def sensitivity(
     artifact_dir: Annotated[
         Path | None, typer.Argument(help="A finished `edgeres build --int8` folder: redo its calibration.")
     ] = None,
+    *,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Output folder. Default: ARTIFACT_DIR/sensitivity, else out/sensitivity."),
     ] = None,
     onnx_path: Annotated[Path | None, typer.Option("--onnx", help="An FP32 ONNX instead of a build folder.")] = None,
-    frame_input: InputOption = None,
-    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
-    color_range: RangeOption = DEFAULT_RANGE.value,
-    resize: ResizeOption = DEFAULT_RESIZE.value,
-    calib: CalibOption = None,
-    calib_format: CalibFormatOption = None,
-    calib_algo: CalibAlgoOption = DEFAULT_CALIB_ALGO.value,
-    calib_size: CalibSizeOption = DEFAULT_CALIB_SIZE,
-    calib_seed: CalibSeedOption = DEFAULT_CALIB_SEED,
-    keep_float: KeepFloatOption = "",
-    bias_correction: BiasCorrectionOption = True,
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
+    contract: FrameInputArgs,
+    calibration: CalibrationArgs,
 ) -> None:
     """For every quantized layer, the held-out logits with only that layer in float and with only that
     layer INT8; the error split into weight rounding and activation quantization. Writes
@@ -106,22 +79,8 @@ def sensitivity(
     else:
         output = output if output is not None else Path("out/sensitivity")
         check_output_dir(output)
-        contract = parse_input(frame_input, colorspace, color_range, resize) if frame_input else None
-        raw = raw_calibration_format(calib_format, contract)
-        options = BuildOptions(
-            onnx=onnx_path,
-            arch=parse_arch(arch),
-            weights=weights,
-            num_classes=num_classes,
-            calib=calib,
-            calib_algo=parse_choice(CalibAlgo, calib_algo, "--calib-algo"),
-            calib_size=calib_size,
-            seed=calib_seed,
-            keep_float=parse_layers(keep_float),
-            bias_correction=bias_correction,
-            raw=raw,
-            contract=contract,
-            **ANALYSIS_ONLY,
+        options = calibration.build_options(
+            contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes, **ANALYSIS_ONLY
         )
     with StageBars() as bars:
         result = run_build(options, output, bars)

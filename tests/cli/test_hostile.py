@@ -156,9 +156,9 @@ def test_build_refuses_a_300_character_folder_name(work: Path):
     nothing_written(work, work / ".torch")
 
 
-def test_build_engine_only_refuses_a_folder_named_like_an_engine(work: Path):
+def test_engine_refuses_a_folder_named_like_an_engine(work: Path):
     (work / "r50.engine").mkdir()
-    line = refused(invoke("build", "--engine-only", "--onnx", work / "m.onnx", "-o", work / "r50.engine"))
+    line = refused(invoke("engine", work / "m.onnx", "-o", work / "r50.engine"))
     assert "is a folder" in line
 
 

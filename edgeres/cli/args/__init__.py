@@ -1,0 +1,1 @@
+"""Option groups: flags several commands share, each group parsed into one value and rendered back as arguments."""
