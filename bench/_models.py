@@ -12,7 +12,7 @@ from typing import Any
 
 import onnx
 
-from edgeres.export.defaults import export_default
+from edgeres.export.from_weights import export_default
 from edgeres.model.arch import Arch
 from edgeres.quantize.calibrate import collect_ranges
 from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu

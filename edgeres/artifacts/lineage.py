@@ -7,10 +7,13 @@ moved or copied as a whole), then at the recorded path; never the artifact itsel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from edgeres.artifacts.sidecar import Sidecar, read_sidecar
+
+T = TypeVar("T")
 
 MAX_LINEAGE = 4  # artifact, its source, that one's source...: deeper chains are not made by edgeres
 
@@ -42,14 +45,10 @@ def lineage(artifact: Path) -> list[tuple[Path, Sidecar]]:
     return chain
 
 
-def lineage_input_spec(artifact: Path) -> dict[str, Any] | None:
-    """What the model takes (options["input"]), from the artifact's sidecar or the nearest source's."""
-    return next((s.input_spec for _, s in lineage(artifact) if s.input_spec is not None), None)
+def nearest(artifact: Path, read: Callable[[Sidecar], T | None]) -> T | None:
+    """The first record `read` finds, in the artifact's sidecar or else the nearest source's.
 
-
-def lineage_options(artifact: Path) -> dict[str, Any]:
-    """The artifact's options over its sources' (class count and tensors come from export)."""
-    merged: dict[str, Any] = {}
-    for _, sidecar in reversed(lineage(artifact)):
-        merged.update(sidecar.options)
-    return merged
+    A quantized ONNX records no input or class count of its own: those are its source's. `read` is a
+    record type's reader (`InputSpec.of`, `ModelSpec.of`), None where a sidecar does not hold that record.
+    """
+    return next((found for _, sidecar in lineage(artifact) if (found := read(sidecar)) is not None), None)

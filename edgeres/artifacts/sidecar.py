@@ -1,8 +1,15 @@
 """The sidecar JSON beside every artifact (`model.onnx` -> `model.onnx.json`): what made it, from which
-inputs, with which options and versions; written by `write_sidecar`, read back through the typed `Sidecar`."""
+inputs, with which options and versions.
+
+`Sidecar` is the envelope every stage shares (stage, hashes, the inputs/options/results sections); what a
+stage puts in those sections is its own typed record, which reads them through `Sidecar.fields` and writes
+them through `write_sidecar`: `edgeres.export.record.ExportRecord`, `edgeres.artifacts.quantize_record.
+QuantizeRecord`, `edgeres.engine.record.EngineRecord`, `edgeres.deploy.record.DeepStreamRecord`.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
 import platform
 from collections.abc import Mapping
@@ -14,6 +21,7 @@ from typing import Any
 
 from edgeres import __version__
 from edgeres.artifacts.atomic import sha256_file, write_json_atomic
+from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.errors import UserInputError
 
@@ -38,9 +46,22 @@ def package_versions(*names: str) -> dict[str, str | None]:
     return versions
 
 
-def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return dict(value) if isinstance(value, Mapping) else {}
+class Stage(str, enum.Enum):
+    """The stage that wrote a sidecar (its "stage"): which record type its sections hold."""
+
+    EXPORT = "export"
+    QUANTIZE = "quantize"
+    ENGINE = "engine"
+    DEPLOY_DEEPSTREAM = "deploy-deepstream"
+    DEPLOY_TRITON = "deploy-triton"  # Triton's edgeres.json (not a sidecar, the same provenance)
+
+
+class Section(str, enum.Enum):
+    """The three sections of a sidecar a stage fills."""
+
+    INPUTS = "inputs"  # the files it was made from, and their hashes
+    OPTIONS = "options"  # how it was made, and what it is
+    RESULTS = "results"  # what was measured while making it
 
 
 @dataclass(frozen=True)
@@ -55,17 +76,29 @@ class Sidecar:
         stage = self.data.get("stage")
         return stage if isinstance(stage, str) else None
 
+    def fields(self, section: Section) -> Fields:
+        """One section, read with types checked (a value of another type is refused naming this file)."""
+        return Fields.of(self.data.get(section.value), f"{self.path}: {section.value}")
+
+    def require_stage(self, stage: Stage) -> None:
+        """Refuse, in one line, a sidecar another stage wrote (its sections hold another record)."""
+        if self.stage != stage.value:
+            raise UserInputError(f"{self.path}: a sidecar of stage {self.stage!r}, not {stage.value!r}")
+
     @property
     def inputs(self) -> dict[str, Any]:
-        return _section(self.data, "inputs")
+        """The raw section; typed readers use `fields(Section.INPUTS)`."""
+        return dict(self.fields(Section.INPUTS).data)
 
     @property
     def options(self) -> dict[str, Any]:
-        return _section(self.data, "options")
+        """The raw section; typed readers use `fields(Section.OPTIONS)`."""
+        return dict(self.fields(Section.OPTIONS).data)
 
     @property
     def results(self) -> dict[str, Any]:
-        return _section(self.data, "results")
+        """The raw section; typed readers use `fields(Section.RESULTS)`."""
+        return dict(self.fields(Section.RESULTS).data)
 
     @property
     def recorded_bytes(self) -> int | None:
@@ -79,19 +112,19 @@ class Sidecar:
 
     @property
     def input_spec(self) -> dict[str, Any] | None:
-        """options["input"]: what the model takes (kind, name, shape, and a frame model's contract)."""
-        value = self.options.get("input")
-        return dict(value) if isinstance(value, Mapping) else None
+        """options["input"] as raw JSON, for edgeres.flow.source until it reads the typed
+        `edgeres.frames.contract.InputSpec.of(sidecar)`, the one decoder of it."""
+        return self.fields(Section.OPTIONS).get("input", dict)
 
     @property
     def precision(self) -> str | None:
-        value = self.options.get("precision")
-        return None if value is None else str(value)
+        """options["precision"], which every stage that writes a model records the same way."""
+        return self.fields(Section.OPTIONS).get("precision", str)
 
     @property
     def role(self) -> ArtifactRole | None:
         """What the artifact is for in a build, when the sidecar says (options["role"])."""
-        value = self.options.get("role")
+        value = self.fields(Section.OPTIONS).get("role", str)
         try:
             return None if value is None else ArtifactRole(value)
         except ValueError:
@@ -99,9 +132,10 @@ class Sidecar:
 
     @property
     def source_onnx(self) -> str | None:
-        """The ONNX this artifact was made from, as recorded (inputs["onnx"])."""
-        value = self.inputs.get("onnx")
-        return value if isinstance(value, str) and value else None
+        """The ONNX this artifact was made from, as recorded (inputs["onnx"]); every stage that makes one
+        file from another names it there, so lineage can follow any sidecar."""
+        value = self.fields(Section.INPUTS).get("onnx", str)
+        return value or None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.data)
@@ -109,7 +143,7 @@ class Sidecar:
 
 def write_sidecar(
     artifact: Path,
-    stage: str,
+    stage: str | Stage,
     inputs: dict[str, str | None],
     options: dict[str, Any],
     results: dict[str, Any] | None = None,
@@ -118,7 +152,7 @@ def write_sidecar(
     """Write `<artifact>.json`: what made the artifact, from which inputs, with which versions."""
     payload: dict[str, Any] = {
         "schema": SIDECAR_SCHEMA,
-        "stage": stage,
+        "stage": stage.value if isinstance(stage, Stage) else stage,
         "artifact": artifact.name,
         "sha256": sha256_file(artifact),
         "bytes": artifact.stat().st_size,

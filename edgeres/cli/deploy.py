@@ -11,8 +11,9 @@ from edgeres.cli.options import PrecisionOption, parse_precision
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import reports_errors, say, wrote
 from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
-from edgeres.deploy.model import InputLayout, read_deploy_model, require_engine_file, select_artifact
+from edgeres.deploy.model import read_deploy_model, require_engine_file, select_artifact
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
+from edgeres.frames.contract import InputKind
 from edgeres.runtime.labels import ClassNames, class_names_for
 
 DEEPSTREAM_DEFAULTS = DeepStreamOptions()
@@ -40,10 +41,10 @@ AllowFailedGateOption = Annotated[
 
 
 def _model_and_names(
-    artifact: Path, precision: str | None, layout: InputLayout | None, labels: Path | None, allow_failed_gate: bool
+    artifact: Path, precision: str | None, kind: InputKind | None, labels: Path | None, allow_failed_gate: bool
 ) -> tuple[Path, ClassNames]:
-    """The model file to deploy (chosen as the --precision and layout ask, verified) and its class names."""
-    path = select_artifact(artifact, parse_precision(precision), layout, allow_failed_gate)
+    """The model file to deploy (chosen as the --precision and input kind ask, verified) and its class names."""
+    path = select_artifact(artifact, parse_precision(precision), kind, allow_failed_gate)
     return path, class_names_for(read_deploy_model(path, allow_failed_gate).num_classes, labels)
 
 
@@ -78,7 +79,7 @@ def deepstream(
     options = DeepStreamOptions(
         batch_size=batch_size, classifier_threshold=threshold, engine=engine, allow_failed_gate=allow_failed_gate
     )
-    path, names = _model_and_names(artifact, precision, InputLayout.RGB_PLANAR, labels, allow_failed_gate)
+    path, names = _model_and_names(artifact, precision, InputKind.RGB_FLOAT, labels, allow_failed_gate)
     result = write_deepstream(path, output, names, options)
     wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
     calibration = f", int8-calib-file {result.calibration.name}" if result.calibration else ""
@@ -115,12 +116,12 @@ def triton(
       edgeres deploy triton out/r50_yuyv --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
-    layout = InputLayout.YUV422_FRAME if yuv else (None if Path(artifact).is_file() else InputLayout.RGB_PLANAR)
+    kind = InputKind.YUV422 if yuv else (None if Path(artifact).is_file() else InputKind.RGB_FLOAT)
     check_output_dir(output)
     options = TritonOptions(
         name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan, allow_failed_gate=allow_failed_gate
     )
-    path, names = _model_and_names(artifact, precision, layout, labels, allow_failed_gate)
+    path, names = _model_and_names(artifact, precision, kind, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")
     say(

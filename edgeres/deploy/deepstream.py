@@ -12,7 +12,7 @@ Softmax (output `probabilities`). Keys follow gstnvinfer_property_parser.h of De
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,13 @@ from onnx import helper, numpy_helper
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
-from edgeres.artifacts.sidecar import write_sidecar
 from edgeres.artifacts.staging import staged_folder
 from edgeres.choices import require_fraction
-from edgeres.deploy.model import GATE_OVERRIDDEN_COMMENT, DeployModel, ElementType, InputLayout, read_deploy_model
+from edgeres.deploy.model import GATE_OVERRIDDEN_COMMENT, DeployModel, ElementType, read_deploy_model
+from edgeres.deploy.record import DeepStreamRecord, ServedModel
 from edgeres.errors import UserInputError
+from edgeres.export.record import OutputSpec
+from edgeres.frames.contract import InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
 from edgeres.quantize.cache import write_trt_table
 from edgeres.runtime.labels import ClassNames
@@ -133,13 +135,13 @@ def calibration_table(model: DeployModel, out_dir: Path) -> Path:
         if target.resolve() != tables[0].resolve():
             write_bytes_atomic(target, tables[0].read_bytes())
         return target
-    ranges = model.sidecar.results.get("ranges")
-    if not isinstance(ranges, dict) or not ranges:
+    ranges = model.quantize.ranges if model.quantize is not None else None
+    if not ranges:
         raise UserInputError(
             f"{model.path}: no calibration table beside it and no calibrated ranges in its sidecar; "
             f"nvinfer's INT8 mode needs int8-calib-file (rebuild with `edgeres build`)"
         )
-    write_trt_table(target, {str(k): float(v) for k, v in ranges.items()})
+    write_trt_table(target, dict(ranges))
     return target
 
 
@@ -195,7 +197,7 @@ def write_deepstream(
 ) -> DeepStreamResult:
     """Write the nvinfer ONNX, labels and config into `out_dir` for the RGB model `artifact`."""
     model = read_deploy_model(artifact, options.allow_failed_gate)
-    if model.layout is not InputLayout.RGB_PLANAR:
+    if model.input_kind is not InputKind.RGB_FLOAT:
         raise UserInputError(
             f"{model.path}: input '{model.input.name}' is a raw YUV422 frame, but nvinfer converts frames to planar "
             f"RGB itself: deploy the RGB model of the same build"
@@ -217,17 +219,14 @@ def write_deepstream(
     with staged_folder(out_dir) as folder:
         calibration = calibration_table(model, folder) if model.precision is Precision.INT8 else None
         write_bytes_atomic(folder / onnx_name, edited.SerializeToString())
-        write_sidecar(
-            folder / onnx_name,
-            stage="deploy-deepstream",
-            inputs={"model": model.path.name, "model_sha256": sha256_file(model.path)},
-            options={
-                **{k: v for k, v in model.options.items() if k != "output"},
-                "output": {"name": PROBABILITIES, "shape": ["batch", model.num_classes]},
-                "nvinfer_channel_gain": list(norm.channel_gain),
-                "gate_overridden": model.gate_overridden,
-            },
-        )
+        probabilities = OutputSpec(PROBABILITIES, ("batch", model.num_classes))
+        DeepStreamRecord(
+            model=model.path.name,
+            model_sha256=sha256_file(model.path),
+            served=ServedModel(replace(model.spec, output=probabilities), model.precision),
+            channel_gain=norm.channel_gain,
+            gate_overridden=model.gate_overridden,
+        ).write(folder / onnx_name)
         write_bytes_atomic(folder / LABELS_NAME, deepstream_labels(names).encode())
         calibration_name = calibration.name if calibration else None
         text = deepstream_config_text(model, onnx_name, norm, options, calibration_name)

@@ -8,23 +8,24 @@ ONNX graph itself, and check them against what the sidecar says the stage produc
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.build_summary import SUMMARY_NAME as BUILD_SUMMARY_NAME
+from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import IN_PROGRESS_NAME
-from edgeres.artifacts.completion import SUMMARY_NAME as BUILD_SUMMARY_NAME
 from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
-from edgeres.artifacts.lineage import lineage_options
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import Sidecar, read_sidecar, verify_sidecar
+from edgeres.artifacts.quantize_record import QuantizeRecord
+from edgeres.artifacts.sidecar import Sidecar, Stage, read_sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
+from edgeres.export.record import ModelSpec, OutputSpec, read_model_spec
+from edgeres.frames.contract import InputKind, InputSpec
 
 # Preference when the user names no precision: the reason to build for the edge is INT8.
 PRECISION_PREFERENCE = (Precision.INT8, Precision.FP16, Precision.FP32)
@@ -58,13 +59,6 @@ class ElementType(enum.Enum):
         raise UserInputError(f"{where}: tensor '{tensor.name}' has element type {tensor.dtype}, not supported here")
 
 
-class InputLayout(str, enum.Enum):
-    """RGB_PLANAR: float [batch, 3, H, W], ImageNet-normalised. YUV422_FRAME: a raw uint8 frame (edgeres.frontend)."""
-
-    RGB_PLANAR = "rgb_planar"
-    YUV422_FRAME = "yuv422_frame"
-
-
 @dataclass(frozen=True)
 class DeployModel:
     """A built model ready to deploy: file, format, precision, tensors, class count, provenance."""
@@ -75,9 +69,10 @@ class DeployModel:
     num_classes: int
     input: TensorSpec
     output: TensorSpec
-    layout: InputLayout
+    input_kind: InputKind  # told from the graph's input tensor
     sidecar: Sidecar
-    options: dict[str, Any]  # the sidecar's options over those of the model it was made from
+    spec: ModelSpec  # from its sidecar, or the sidecar of the model it was made from
+    quantize: QuantizeRecord | None = None  # its quantize record, when the quantize stage made it
     gate_overridden: bool = False  # its build failed the fidelity gate and the caller deploys it anyway
 
     @property
@@ -90,27 +85,26 @@ class DeployModel:
         return tensor.sample_shape(self.path)
 
 
-def _layout(tensor: TensorSpec, where: str) -> InputLayout:
+def _input_kind(tensor: TensorSpec, where: str) -> InputKind:
     element = ElementType.of(tensor, where)
     if len(tensor.shape) == 4 and tensor.shape[1] == 3 and element in (ElementType.FP32, ElementType.FP16):
-        return InputLayout.RGB_PLANAR
+        return InputKind.RGB_FLOAT
     if len(tensor.shape) == 3 and element is ElementType.UINT8:
-        return InputLayout.YUV422_FRAME
+        return InputKind.YUV422
     raise UserInputError(
         f"{where}: input '{tensor.name}' {element.name} {list(tensor.shape)} is neither float [N, 3, H, W] "
         f"nor a uint8 [N, rows, bytes] YUV422 frame"
     )
 
 
-def _check_against_sidecar(tensor: TensorSpec, recorded: object, role: str, where: str) -> None:
+def _check_against_sidecar(tensor: TensorSpec, recorded: InputSpec | OutputSpec | None, role: str, where: str) -> None:
     """The sidecar's recorded name and fixed dimensions must agree with the graph."""
-    if not isinstance(recorded, dict):
+    if recorded is None:
         return
-    name = recorded.get("name")
-    if name is not None and name != tensor.name:
-        raise UserInputError(f"{where}: sidecar says {role} '{name}', the graph has '{tensor.name}'")
-    shape = recorded.get("shape")
-    if isinstance(shape, list) and len(shape) == len(tensor.shape):
+    if recorded.name != tensor.name:
+        raise UserInputError(f"{where}: sidecar says {role} '{recorded.name}', the graph has '{tensor.name}'")
+    shape = recorded.shape
+    if len(shape) == len(tensor.shape):
         for axis, (want, got) in enumerate(zip(shape, tensor.shape, strict=True)):
             if isinstance(want, int) and got is not None and want != got:
                 raise UserInputError(
@@ -131,7 +125,10 @@ GATE_OVERRIDDEN_COMMENT = "# fidelity gate FAILED for this model's build; deploy
 
 
 def read_build_record(folder: Path) -> BuildRecord | None:
-    """The build summary in `folder`, or None when there is none (not a build folder, or an unfinished build)."""
+    """The finished build's summary in `folder`, or None when there is none (not a build folder).
+
+    A build in progress (or interrupted), or a summary that does not record a complete build, is refused.
+    """
     if (Path(folder) / IN_PROGRESS_NAME).exists():
         raise UserInputError(
             f"{folder}: a build is in progress there, or was interrupted ({IN_PROGRESS_NAME}); rebuild"
@@ -139,26 +136,13 @@ def read_build_record(folder: Path) -> BuildRecord | None:
     path = Path(folder) / BUILD_SUMMARY_NAME
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: build summary cannot be read ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("artifacts"), dict):
-        raise UserInputError(f"{path}: build summary lists no artifacts; rebuild")
-    if data.get("complete") is False:
-        raise UserInputError(f"{path}: the build did not finish (complete: false); rebuild")
-    hashes = data.get("sha256")
-    hashes = hashes if isinstance(hashes, dict) else {}  # by file name (or by role)
+    summary = BuildSummary.read(path)
+    if not summary.complete:
+        raise UserInputError(f"{path}: the build did not finish (it does not record complete: true); rebuild")
     files: dict[str, str | None] = {}
-    for role, entry in data["artifacts"].items():
-        recorded = entry.get("path") if isinstance(entry, dict) else entry
-        if not isinstance(recorded, str):
-            continue
-        name = Path(recorded).name
-        digest = entry.get("sha256") if isinstance(entry, dict) else hashes.get(name, hashes.get(role))
-        files[name] = digest if isinstance(digest, str) else None
-    gate = data.get("gate_passed")
-    return BuildRecord(path, files, gate if isinstance(gate, bool) else None)
+    for listed in summary.artifacts.values():  # the summary hashes by path relative to the folder
+        files[listed.name] = summary.sha256.get(listed.name, summary.sha256.get(str(listed)))
+    return BuildRecord(path, files, summary.gate_passed)
 
 
 def _check_build(path: Path, sidecar: Sidecar, allow_failed_gate: bool) -> bool:
@@ -197,18 +181,18 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
     if sidecar is None:
         raise UserInputError(f"{path}: no sidecar ({path.name}.json); deploy needs a model made by edgeres")
     overridden = _check_build(path, sidecar, allow_failed_gate)
-    options = lineage_options(path)
+    spec = read_model_spec(path)
     precision = onnx_precision(path)  # the model's own sidecar, else its graph (Q/DQ -> INT8, FP16 weights)
-    num_classes = options.get("num_classes")
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if spec is None:
         raise UserInputError(f"{path}.json: no num_classes in its options or its source model's")
+    num_classes = spec.num_classes
     if path.suffix.lower() != ONNX_SUFFIX:
         raise UserInputError(f"{path}: deploy reads ONNX models (a TensorRT engine is tied to the GPU that built it)")
     graph = load_onnx(path, weights=False)
     input_tensor, output_tensor = graph_input(graph, path), graph_output(graph, path)
     ElementType.of(output_tensor, path)
-    _check_against_sidecar(input_tensor, options.get("input"), "input", str(path))
-    _check_against_sidecar(output_tensor, options.get("output"), "output", str(path))
+    _check_against_sidecar(input_tensor, spec.input, "input", str(path))
+    _check_against_sidecar(output_tensor, spec.output, "output", str(path))
     if output_tensor.shape[-1] != num_classes:
         raise UserInputError(
             f"{path}: output '{output_tensor.name}' has {output_tensor.shape[-1]} classes, "
@@ -221,9 +205,10 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
         num_classes=num_classes,
         input=input_tensor,
         output=output_tensor,
-        layout=_layout(input_tensor, str(path)),
+        input_kind=_input_kind(input_tensor, str(path)),
         sidecar=sidecar,
-        options=options,
+        spec=spec,
+        quantize=QuantizeRecord.of(sidecar) if sidecar.stage == Stage.QUANTIZE.value else None,
         gate_overridden=overridden,
     )
 
@@ -255,7 +240,7 @@ def _is_cpu_twin(path: Path) -> bool:
 def select_artifact(
     location: Path,
     precision: Precision | None = None,
-    layout: InputLayout | None = None,
+    input_kind: InputKind | None = None,
     allow_failed_gate: bool = False,
 ) -> Path:
     """The model file to deploy: `location` itself, or the best match among the models a finished build
@@ -271,10 +256,10 @@ def select_artifact(
             f"{location}: no {BUILD_SUMMARY_NAME}: not a finished build (interrupted, or its fidelity never checked)"
         )
     models = [read_deploy_model(p, allow_failed_gate) for p in _candidates(location, record) if not _is_cpu_twin(p)]
-    if layout is not None:
-        models = [m for m in models if m.layout is layout]
+    if input_kind is not None:
+        models = [m for m in models if m.input_kind is input_kind]
     if not models:
-        wanted = f" with a {layout.value} input" if layout else ""
+        wanted = f" taking {input_kind.value} input" if input_kind else ""
         raise UserInputError(f"{location}: {record.path.name} lists no ONNX model with a sidecar{wanted}; rebuild")
     order = PRECISION_PREFERENCE if precision is None else (precision,)
     for wanted_precision in order:

@@ -9,99 +9,25 @@ Q/DQ networks need are set instead. Everything except `build_engine` runs withou
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
-from edgeres.artifacts.lineage import lineage_input_spec
 from edgeres.artifacts.onnx import graph_input, load_onnx
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import Sidecar, write_sidecar
+from edgeres.artifacts.sidecar import Sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.engine.dims import as_dims
+from edgeres.engine.options import EngineOptions
+from edgeres.engine.record import EngineProfile, EngineRecord
 from edgeres.engine.target import EngineTarget, HardwareCompatibility, require_tensorrt, running_target
 from edgeres.errors import EdgeresError, UserInputError
+from edgeres.frames.contract import recorded_input
 
 if TYPE_CHECKING:
     import tensorrt as trt
-
-
-MAX_OPTIMIZATION_LEVEL = 5  # TensorRT builder optimisation levels are 0..5 (default 3)
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """The batch sizes one optimisation profile covers: min <= opt <= max."""
-
-    min: int = 1
-    opt: int = 1
-    max: int = 1
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise UserInputError(f"batch profile {self}: need 1 <= min <= opt <= max")
-
-    @classmethod
-    def parse(cls, text: str) -> BatchProfile:
-        """`"8"` -> 8:8:8, `"1:8:32"` -> min 1, opt 8, max 32."""
-        parts = text.strip().split(":")
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            raise UserInputError(f"batch profile '{text}': expected N or MIN:OPT:MAX with whole numbers") from None
-        if len(values) == 1:
-            return cls(values[0], values[0], values[0])
-        if len(values) != 3:
-            raise UserInputError(f"batch profile '{text}': expected N or MIN:OPT:MAX, got {len(values)} fields")
-        return cls(*values)
-
-    def __str__(self) -> str:
-        return f"{self.min}:{self.opt}:{self.max}"
-
-    def shapes(self, sample_shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """Full min/opt/max input shapes for one sample's shape (without the batch axis)."""
-        sample = tuple(int(d) for d in sample_shape)
-        return (self.min, *sample), (self.opt, *sample), (self.max, *sample)
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Everything `edgeres build` passes to the TensorRT builder; validated on construction."""
-
-    batch: BatchProfile = field(default_factory=BatchProfile)
-    workspace_mib: int | None = None
-    optimization_level: int | None = None
-    timing_cache: Path | None = None
-    dla_core: int | None = None
-    version_compatible: bool = False
-    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
-    calibration_cache: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.workspace_mib is not None and self.workspace_mib < 1:
-            raise UserInputError(f"builder workspace {self.workspace_mib} MiB: must be at least 1")
-        level = self.optimization_level
-        if level is not None and not 0 <= level <= MAX_OPTIMIZATION_LEVEL:
-            raise UserInputError(f"builder optimisation level {level}: TensorRT takes 0..{MAX_OPTIMIZATION_LEVEL}")
-        if self.dla_core is not None and self.dla_core < 0:
-            raise UserInputError(f"DLA core {self.dla_core}: DLA cores are numbered from 0")
-        if self.dla_core is not None and self.hardware_compatibility is not HardwareCompatibility.NONE:
-            raise UserInputError("a DLA engine cannot be hardware-compatible: DLA engines are tied to one SoC")
-        if self.calibration_cache is not None and not Path(self.calibration_cache).is_file():
-            raise UserInputError(f"{self.calibration_cache}: calibration cache not found")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the sidecar."""
-        out = asdict(self)
-        out["batch"] = asdict(self.batch)
-        out["hardware_compatibility"] = self.hardware_compatibility.value
-        out["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
-        out["calibration_cache"] = str(self.calibration_cache) if self.calibration_cache else None
-        return out
 
 
 def network_input(onnx_path: Path) -> TensorSpec:
@@ -109,39 +35,40 @@ def network_input(onnx_path: Path) -> TensorSpec:
     return graph_input(load_onnx(onnx_path, weights=False), onnx_path)
 
 
-def engine_sidecar_fields(
-    onnx_path: Path, options: EngineOptions, precision: Precision, target: EngineTarget, strongly_typed: bool
-) -> tuple[dict[str, str | None], dict[str, Any]]:
-    """Sidecar `inputs` (hashes of the ONNX and calibration cache) and `options` for an engine."""
+def engine_record(
+    onnx_path: Path,
+    options: EngineOptions,
+    precision: Precision,
+    target: EngineTarget,
+    strongly_typed: bool,
+    build_seconds: float | None = None,
+) -> EngineRecord:
+    """The record of an engine built from `onnx_path`: hashes of the ONNX and calibration cache, the
+    profile's shapes, the target, the builder settings and the ONNX's recorded input."""
     onnx_input = network_input(onnx_path)
     min_shape, opt_shape, max_shape = options.batch.shapes(onnx_input.sample_shape(onnx_path))
     cache = options.calibration_cache
-    inputs: dict[str, str | None] = {
-        "onnx": str(onnx_path),
-        "onnx_sha256": sha256_file(onnx_path),
-        "calibration_cache": str(cache) if cache else None,
-        "calibration_cache_sha256": sha256_file(cache) if cache else None,
-    }
-    fields: dict[str, Any] = {
-        "precision": precision.value,
-        "strongly_typed": strongly_typed,
-        "input": lineage_input_spec(onnx_path),
-        "profile": {"tensor": onnx_input.name, "min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)},
-        "target": target.sidecar_fields(),
-        **options.as_dict(),
-    }
-    return inputs, fields
+    return EngineRecord(
+        onnx=str(onnx_path),
+        onnx_sha256=sha256_file(onnx_path),
+        precision=precision,
+        profile=EngineProfile(onnx_input.name, min_shape, opt_shape, max_shape),
+        target=target,
+        options=options,
+        calibration_cache=str(cache) if cache else None,
+        calibration_cache_sha256=sha256_file(cache) if cache else None,
+        strongly_typed=strongly_typed,
+        input=recorded_input(onnx_path),
+        build_seconds=build_seconds,
+    )
 
 
-def write_engine(
-    output: Path, serialized: bytes, inputs: dict[str, str | None], fields: dict[str, Any], build_seconds: float
-) -> Sidecar:
+def write_engine(output: Path, serialized: bytes, record: EngineRecord) -> Sidecar:
     """Write the engine atomically, then its sidecar; returns the sidecar."""
     if not serialized:
         raise EdgeresError(f"{output}: TensorRT returned an empty engine")
     write_bytes_atomic(output, serialized)
-    results = {"build_seconds": round(build_seconds, 2)}
-    return write_sidecar(output, "engine", inputs, fields, results, versions=("tensorrt", "onnx", "numpy"))
+    return record.write(output)
 
 
 def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> trt.OnnxParser:
@@ -276,6 +203,7 @@ def build_engine(onnx_path: Path, output: Path, options: EngineOptions | None = 
         raise EdgeresError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
     if cache_path is not None and timing_cache is not None:  # reached only when TensorRT accepted the cache
         write_bytes_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    inputs, fields = engine_sidecar_fields(onnx_path, options, precision, target, strongly_typed=strongly_typed)
-    return write_engine(output, bytes(serialized), inputs, fields, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    record = engine_record(onnx_path, options, precision, target, strongly_typed, build_seconds=seconds)
+    return write_engine(output, bytes(serialized), record)
 

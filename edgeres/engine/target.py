@@ -10,10 +10,14 @@ import warnings
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgeres.artifacts.sidecar import Sidecar
+from edgeres.artifacts.fields import Fields
 from edgeres.engine.cuda import current_device
 from edgeres.errors import BackendUnavailableError, UserInputError
+
+if TYPE_CHECKING:
+    from edgeres.engine.record import EngineRecord
 
 
 class HardwareCompatibility(Enum):
@@ -32,19 +36,17 @@ class EngineTarget:
     gpu_name: str
     compute_capability: str
 
-    def sidecar_fields(self) -> dict[str, str]:
-        """The sidecar's options["target"]; `from_sidecar` reads it back."""
+    def to_json(self) -> dict[str, str]:
+        """The engine sidecar's options["target"]; `from_json` reads it back."""
         return asdict(self)
 
     @classmethod
-    def from_sidecar(cls, sidecar: Sidecar, where: Path) -> EngineTarget:
-        target = sidecar.options.get("target")
-        if not isinstance(target, dict):
-            raise UserInputError(f"{where}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
-        try:
-            return cls(str(target["tensorrt_version"]), str(target["gpu_name"]), str(target["compute_capability"]))
-        except KeyError as exc:
-            raise UserInputError(f"{where}: sidecar options.target lacks {exc.args[0]}; rebuild the engine") from None
+    def from_json(cls, fields: Fields) -> EngineTarget:
+        names = ("tensorrt_version", "gpu_name", "compute_capability")
+        missing = [name for name in names if fields.get(name, str) is None]
+        if missing:
+            raise UserInputError(f"{fields.where} lacks {missing[0]}; rebuild the engine")
+        return cls(*(fields.require(name, str) for name in names))
 
 
 class EngineMismatchError(UserInputError):
@@ -60,7 +62,7 @@ def _capability(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def check_engine_target(engine: Path, sidecar: Sidecar, running: EngineTarget) -> None:
+def check_engine_target(engine: Path, record: EngineRecord, running: EngineTarget) -> None:
     """Refuse, with a message naming both sides, an engine this TensorRT and GPU cannot run.
 
     Plain engines need the exact TensorRT version and the same compute capability; a
@@ -68,10 +70,11 @@ def check_engine_target(engine: Path, sidecar: Sidecar, running: EngineTarget) -
     compatibility AMPERE_PLUS needs compute capability >= 8.0. Same capability but another GPU
     name only warns: it runs, possibly with tactics tuned for the other GPU.
     """
-    built = EngineTarget.from_sidecar(sidecar, engine)
-    options = sidecar.options
+    built = record.target
+    if built is None:
+        raise UserInputError(f"{engine}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
     rebuild = f"rebuild it here with `edgeres build --engine-only --onnx MODEL.onnx -o {engine.name}`"
-    if options.get("version_compatible"):
+    if record.options.version_compatible:
         built_v = tuple(int(p) for p in built.tensorrt_version.split(".")[:3] if p.isdigit())
         running_v = tuple(int(p) for p in running.tensorrt_version.split(".")[:3] if p.isdigit())
         if _major(built.tensorrt_version) != _major(running.tensorrt_version) or running_v < built_v:
@@ -85,8 +88,7 @@ def check_engine_target(engine: Path, sidecar: Sidecar, running: EngineTarget) -
             f"{engine}: built with TensorRT {built.tensorrt_version}, this is TensorRT {running.tensorrt_version} "
             f"(engines are not portable across versions); {rebuild}"
         )
-    level = options.get("hardware_compatibility", HardwareCompatibility.NONE.value)
-    if level == HardwareCompatibility.AMPERE_PLUS.value:
+    if record.options.hardware_compatibility is HardwareCompatibility.AMPERE_PLUS:
         if _capability(running.compute_capability) < (8, 0):
             raise EngineMismatchError(
                 f"{engine}: hardware-compatible (Ampere+) engine, but {running.gpu_name} has compute capability "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ import torch
 from onnx import numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
-from edgeres.artifacts.sidecar import Sidecar, write_sidecar
+from edgeres.artifacts.sidecar import Sidecar
 from edgeres.artifacts.staging import rollback_on_failure, scratch_folder
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
-from edgeres.export.parity import ParityReport, ParityTolerance, check_parity
-from edgeres.frames.contract import InputKind
+from edgeres.export.parity import check_parity
+from edgeres.export.record import ExportRecord, ModelSpec, OutputSpec, ParityReport, ParityTolerance
+from edgeres.frames.contract import InputSpec
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.model.resnet import ResNet
 
@@ -77,6 +79,7 @@ class ExportResult:
     path: Path
     parity: ParityReport
     sidecar: Sidecar
+    record: ExportRecord  # what the sidecar holds, typed
 
 
 def export_model(
@@ -86,7 +89,7 @@ def export_model(
     weights: str | None,
     opset: int = DEFAULT_OPSET,
     tolerance: ParityTolerance | None = None,
-    input_hashes: dict[str, str | None] | None = None,
+    parity_inputs_sha256: str | None = None,
 ) -> ExportResult:
     """Export, check, compare against PyTorch, then write the ONNX and its sidecar atomically.
 
@@ -95,15 +98,13 @@ def export_model(
     tolerance = tolerance or ParityTolerance()
     proto, parity = export_checked(model, parity_inputs, opset, tolerance)
     return write_export(
-        output, proto.SerializeToString(), model, weights, opset, parity, tolerance, input_hashes=input_hashes
-    )
+        output, proto.SerializeToString(), model, weights, opset, parity, tolerance,
+        parity_inputs_sha256=parity_inputs_sha256,
+    )  # fmt: skip
 
 
-RGB_INPUT_SPEC = {
-    "kind": InputKind.RGB_FLOAT.value,
-    "name": INPUT_NAME,
-    "shape": ["batch", 3, NETWORK_SIZE, NETWORK_SIZE],
-}
+RGB_INPUT = InputSpec.rgb(INPUT_NAME, NETWORK_SIZE)
+RGB_INPUT_SPEC = RGB_INPUT.to_json()  # its JSON form, for callers that still build the spec as a dict
 
 
 def export_checked(
@@ -122,31 +123,35 @@ def write_export(
     opset: int,
     parity: ParityReport,
     tolerance: ParityTolerance,
-    input_spec: dict[str, Any] = RGB_INPUT_SPEC,
-    input_hashes: dict[str, str | None] | None = None,
-    results: dict[str, Any] | None = None,
+    input_spec: InputSpec | Mapping[str, Any] = RGB_INPUT,
+    parity_inputs_sha256: str | None = None,
+    parity_frames_sha256: str | None = None,
+    frontend_parity: ParityReport | None = None,
 ) -> ExportResult:
-    """Write a checked export and its sidecar (what it was made from, options, parity numbers)."""
+    """Write a checked export and its sidecar (what it was made from, options, parity numbers).
+
+    `input_spec` may be given as its JSON form; it is decoded (and so checked) before anything is written.
+    """
     output = Path(output)
+    spec = input_spec if isinstance(input_spec, InputSpec) else InputSpec.from_json(input_spec, "input spec")
     with rollback_on_failure(output.parent):  # the model and its sidecar land together, or neither does
         write_bytes_atomic(output, model_bytes)
-        weights_hash = sha256_file(Path(weights)) if weights else None
-        inputs: dict[str, str | None] = {"weights": weights, "weights_sha256": weights_hash}
-        inputs.update(input_hashes or {})
-        sidecar = write_sidecar(
-            output,
-            stage="export",
-            inputs=inputs,
-            options={
-                "arch": model.arch.value,
-                "num_classes": model.num_classes,
-                "opset": opset,
-                "precision": "fp32",
-                "input": input_spec,
-                "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
-                "random_weights": weights is None,
-            },
-            results={"parity": asdict(parity), "tolerance": asdict(tolerance), **(results or {})},
+        record = ExportRecord(
+            model=ModelSpec(
+                arch=model.arch.value,
+                num_classes=model.num_classes,
+                input=spec,
+                output=OutputSpec(OUTPUT_NAME, ("batch", model.num_classes)),
+                opset=opset,
+                random_weights=weights is None,
+            ),
+            weights=weights,
+            weights_sha256=sha256_file(Path(weights)) if weights else None,
+            parity_inputs_sha256=parity_inputs_sha256,
+            parity_frames_sha256=parity_frames_sha256,
+            parity=parity,
+            tolerance=tolerance,
+            frontend_parity=frontend_parity,
         )
-    return ExportResult(output, parity, sidecar)
-
+        sidecar = record.write(output)
+    return ExportResult(output, parity, sidecar, record)

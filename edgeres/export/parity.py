@@ -3,34 +3,13 @@ the host path), compared by max error, cosine and top-1 agreement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import ParityError
+from edgeres.export.record import ParityReport, ParityTolerance
 from edgeres.frames.images import NETWORK_SIZE
-
-
-@dataclass(frozen=True)
-class ParityTolerance:
-    """FP32 PyTorch vs FP32 onnxruntime: only summation order differs, so errors are tiny."""
-
-    max_abs: float = 1e-3
-    min_cosine: float = 0.99999
-
-
-@dataclass(frozen=True)
-class ParityReport:
-    samples: int
-    max_abs_error: float
-    max_rel_error: float
-    min_cosine: float
-    top1_agreement: float
-
-    def within(self, tolerance: ParityTolerance) -> bool:
-        return self.max_abs_error <= tolerance.max_abs and self.min_cosine >= tolerance.min_cosine
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport:

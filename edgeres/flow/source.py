@@ -104,7 +104,7 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, st
             why = f"no edgeres sidecar beside {path}" if sidecar is None else f"{path}'s sidecar does not say"
             return SourceModel(path, f"unknown ({why})", None, contract)
         return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
-    from edgeres.export.defaults import export_default
+    from edgeres.export.from_weights import export_default
 
     with stages.stage("export FP32 ONNX" + (" with the camera front-end" if options.contract else "")):
         result = export_default(

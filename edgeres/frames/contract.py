@@ -1,16 +1,23 @@
 """What a model takes as its input: RGB floats, or raw camera frames of one format and how they become RGB.
 
 `FrameFormat` is a raw frame's layout and size, written FORMAT:WIDTHxHEIGHT (`yuyv:1920x1080`) wherever a
-user gives one; `InputContract` adds the colour coding and the resize a fused model applies.
+user gives one; `InputContract` adds the colour coding and the resize a fused model applies. `InputSpec` is
+what a sidecar records as options["input"] (kind, tensor name, shape, and a frame model's contract), with
+its one decoder `InputSpec.from_json`; `recorded_input` finds it for any artifact.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.lineage import nearest
+from edgeres.artifacts.sidecar import Section, Sidecar
 from edgeres.choices import parse_choice
 from edgeres.errors import UserInputError
 from edgeres.frames.images import NETWORK_SIZE
@@ -31,10 +38,11 @@ _FORMAT = re.compile(r"\s*([A-Za-z0-9]+)\s*(?::\s*(\d+)\s*[xX]\s*(\d+)\s*)?")
 
 
 class InputKind(str, enum.Enum):
-    """What a model's input is, as its sidecar records it (options["input"]["kind"])."""
+    """What a model's input is, as its sidecar records it (options["input"]["kind"]) and deploy tells from
+    its graph."""
 
     RGB_FLOAT = "rgb_float"  # float [batch, 3, H, W], ImageNet-normalised
-    YUV422 = "yuv422"  # uint8 raw camera frames, the front-end fused into the model
+    YUV422 = "yuv422"  # uint8 [batch, rows, bytes] raw camera frames, the front-end fused into the model
 
 
 @dataclass(frozen=True)
@@ -109,11 +117,11 @@ class InputContract:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The sidecar's options["input"] of the fused model that takes these frames."""
+        return InputSpec.frames(self).to_json()
+
+    def _fields_json(self) -> dict[str, Any]:
         return {
-            "kind": InputKind.YUV422.value,
-            "name": FRAME_INPUT,
-            "dtype": "uint8",
-            "shape": ["batch", *self.frame_shape],
             "layout": self.layout.value,
             "width": self.width,
             "height": self.height,
@@ -124,19 +132,103 @@ class InputContract:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InputContract:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "options.input") -> InputContract:
+        """The contract fields of an options["input"] (the frame part of `InputSpec.from_json`)."""
         try:
             return cls(
                 layout=YuvLayout(data["layout"]),
-                width=int(data["width"]),
-                height=int(data["height"]),
+                width=_whole(data["width"]),
+                height=_whole(data["height"]),
                 colorspace=ColorSpace(data["colorspace"]),
                 color_range=ColorRange(data["range"]),
                 resize=ResizeMode(data["resize"]),
-                size=int(data["size"]),
+                size=_whole(data["size"]),
             )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise UserInputError(f"input contract {data!r} is not valid: {exc}") from None
+        except KeyError as exc:
+            raise UserInputError(f"{where}: input contract lacks {exc.args[0]}") from None
+        except (ValueError, TypeError, UserInputError) as exc:
+            raise UserInputError(f"{where}: input contract is not valid ({exc})") from None
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not a whole number")
+    return value
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model takes, as a sidecar records it: kind, tensor name, shape (axes set at run time by name,
+    "batch"), and for a frame model the camera contract. Export writes it; an engine copies its ONNX's."""
+
+    kind: InputKind
+    name: str
+    shape: tuple[int | str, ...]
+    contract: InputContract | None = None  # present exactly when kind is YUV422
+
+    def __post_init__(self) -> None:
+        if (self.contract is not None) != (self.kind is InputKind.YUV422):
+            has = "a" if self.contract is not None else "no"
+            raise UserInputError(f"input '{self.name}': {self.kind.value} with {has} camera contract (frames have one)")
+
+    @classmethod
+    def rgb(cls, name: str, size: int = NETWORK_SIZE) -> InputSpec:
+        """Float [batch, 3, size, size], ImageNet-normalised."""
+        return cls(InputKind.RGB_FLOAT, name, ("batch", 3, size, size))
+
+    @classmethod
+    def frames(cls, contract: InputContract) -> InputSpec:
+        """Raw uint8 frames of `contract`, into the fused front-end's input."""
+        return cls(InputKind.YUV422, FRAME_INPUT, ("batch", *contract.frame_shape), contract)
+
+    @property
+    def image_size(self) -> int:
+        """The height and width an RGB model takes (its last axis; the network size when that is not fixed)."""
+        last = self.shape[-1] if self.shape else None
+        return last if isinstance(last, int) else NETWORK_SIZE
+
+    def to_json(self) -> dict[str, Any]:
+        """options["input"] as every stage writes it."""
+        if self.contract is None:
+            return {"kind": self.kind.value, "name": self.name, "shape": list(self.shape)}
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "dtype": "uint8",
+            "shape": list(self.shape),
+            **self.contract._fields_json(),
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> InputSpec:
+        """The one decoder of options["input"]; one-line UserInputError naming `where` when malformed."""
+        fields = Fields.of(value, where)
+        kind_text = fields.require("kind", str)
+        try:
+            kind = InputKind(kind_text)
+        except ValueError:
+            raise fields.refusal("kind", kind_text, f"one of {', '.join(k.value for k in InputKind)}") from None
+        name, shape = fields.require("name", str), fields.shape("shape")
+        if shape is None:
+            raise UserInputError(f"{where} has no shape")
+        contract = InputContract.from_dict(fields.data, where) if kind is InputKind.YUV422 else None
+        return cls(kind, name, shape, contract)
+
+    @classmethod
+    def from_options(cls, options: Fields) -> InputSpec | None:
+        """The input a sidecar's options (or a copy of them) record, None when they record none."""
+        value = options.get("input", dict)
+        return None if value is None else cls.from_json(value, f"{options.where}.input")
+
+    @classmethod
+    def of(cls, sidecar: Sidecar) -> InputSpec | None:
+        return cls.from_options(sidecar.fields(Section.OPTIONS))
+
+
+def recorded_input(artifact: Path) -> InputSpec | None:
+    """What the model takes, from the artifact's sidecar or the nearest source's (a quantized ONNX records
+    none of its own); None when no sidecar on the way records one."""
+    return nearest(Path(artifact), InputSpec.of)
 
 
 def parse_input(

@@ -18,6 +18,7 @@ import numpy as np
 from edgeres.artifacts.sidecar import verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.engine.dims import as_dims, dims_tuple
+from edgeres.engine.record import EngineRecord
 from edgeres.engine.target import check_engine_target, require_tensorrt, running_target
 from edgeres.errors import EdgeresError, UserInputError
 from edgeres.runtime.base import Runner, RunnerState
@@ -96,11 +97,12 @@ class TensorRTRunner(Runner):
 
         if sidecar is None:
             raise UserInputError(f"{self.artifact}: no sidecar, so its TensorRT version and GPU cannot be checked")
-        check_engine_target(self.artifact, sidecar, running_target())
+        record = EngineRecord.of(sidecar)
+        check_engine_target(self.artifact, record, running_target())
         # The runtime (and its logger) must outlive every engine it deserialized: kept until _close_impl.
         logger = self._logger = trt.Logger(trt.Logger.WARNING)
         runtime = self._runtime = trt.Runtime(logger)
-        if sidecar.options.get("version_compatible"):
+        if record.options.version_compatible:
             runtime.engine_host_code_allowed = True  # a version-compatible plan embeds its lean runtime
         engine = self._engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:

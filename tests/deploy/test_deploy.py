@@ -14,13 +14,17 @@ import pytest
 from google.protobuf import text_format
 
 from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.quantize_record import read_quantize_record
 from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
 from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
-from edgeres.deploy.model import InputLayout, read_deploy_model, select_artifact
+from edgeres.deploy.model import read_deploy_model, select_artifact
+from edgeres.deploy.record import DeepStreamRecord, TritonRecord
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.errors import EdgeresError, UserInputError
-from edgeres.frames.contract import InputContract
+from edgeres.frames.contract import InputContract, InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.graph import attach_frontend
@@ -50,14 +54,38 @@ def tiny_artifact(folder: Path, precision: str = "fp32", classes: int = 5, batch
     return save_with_sidecar(tiny_classifier_proto(classes, batch=batch), folder / f"tiny_{precision}.onnx", precision)
 
 
-def finish_build(folder: Path, gate_passed: bool | None = True, **extra: object) -> Path:
-    """A build_summary.json as `edgeres build` writes it last, listing every ONNX now in `folder`."""
-    import json
+ROLE_OF_PRECISION = {"fp32": ArtifactRole.FP32, "fp16": ArtifactRole.FP16, "int8": ArtifactRole.INT8_TENSORRT}
 
-    listed = {path.stem: str(path) for path in sorted(folder.glob("*.onnx"))}
-    summary = folder / "build_summary.json"
-    summary.write_text(json.dumps({"artifacts": listed, "gate_passed": gate_passed, **extra}))
-    return summary
+
+def finish_build(
+    folder: Path, gate_passed: bool | None = True, complete: bool = True, sha256: dict[str, str] | None = None
+) -> Path:
+    """A build_summary.json as `edgeres build` writes it last, listing every ONNX now in `folder` under the
+    role its sidecar names (else the one of its precision)."""
+    listed: dict[ArtifactRole, Path] = {}
+    for path in sorted(folder.glob("*.onnx")):
+        sidecar = read_sidecar(path)
+        assert sidecar is not None and sidecar.precision is not None
+        role = sidecar.role or ROLE_OF_PRECISION[sidecar.precision]
+        assert role not in listed, f"{folder}: two models for {role}; a build writes one"
+        listed[role] = path
+    return write_summary(folder, listed, gate_passed, complete, sha256)
+
+
+def write_summary(
+    folder: Path,
+    listed: dict[ArtifactRole, Path],
+    gate_passed: bool | None = True,
+    complete: bool = True,
+    sha256: dict[str, str] | None = None,
+) -> Path:
+    """A summary listing `listed`, with each file's SHA-256 unless `sha256` is given, through its one writer."""
+    hashes = {path.name: sha256_file(path) for path in listed.values()} if sha256 is None else sha256
+    summary = BuildSummary(
+        precision="int8", recipe={}, weights="random (seeded)", random_weights=True, input=None,
+        artifacts=listed, gate_passed=gate_passed, complete=complete, sha256=hashes,
+    )  # fmt: skip
+    return summary.write(folder / SUMMARY_NAME)
 
 
 def yuv_artifact(folder: Path, classes: int = 5) -> tuple[Path, InputContract]:
@@ -154,6 +182,19 @@ def test_deepstream_from_an_int8_build_uses_the_tensorrt_qdq_model_and_a_table(t
     edited = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
     probabilities = edited.run(None, {"input": np.zeros((2, 3, TINY_SIZE, TINY_SIZE), np.float32)})[0]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    quantized = read_quantize_record(int8_build / "model_int8_qdq.onnx")
+    assert quantized is not None and quantized.role is ArtifactRole.INT8_TENSORRT and quantized.ranges == ranges
+
+
+def test_deepstream_onnx_of_an_int8_build_reads_back_as_an_int8_model(tmp_path: Path, int8_build: Path):
+    """Its sidecar is a model's like any other: its own precision, the probabilities output, no build role."""
+    result = write_deepstream(select_artifact(int8_build), tmp_path / "ds", custom_names(10))
+    generated = read_deploy_model(result.onnx)
+    assert generated.precision is Precision.INT8 and generated.num_classes == 10
+    assert generated.output.name == "probabilities" and generated.spec.output is not None
+    record = DeepStreamRecord.of(read_sidecar(result.onnx))  # type: ignore[arg-type]
+    assert record.model == "model_int8_qdq.onnx" and record.model_sha256 == sha256_file(int8_build / record.model)
+    assert record.served.precision is Precision.INT8 and len(record.channel_gain) == 3
 
 
 def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, int8_build: Path):
@@ -165,6 +206,10 @@ def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, in
     assert list(config.input[0].dims) == source.options["input"]["shape"][1:]
     assert list(config.output[0].dims) == [source.options["num_classes"]] == [10]
     assert sha256_file(result.model_file) == sha256_file(int8_build / "model_int8_qdq.onnx")
+    provenance = TritonRecord.read(result.model_dir / "edgeres.json")
+    assert provenance.artifact == "model_int8_qdq.onnx" and provenance.source_sha256 == sha256_file(result.model_file)
+    assert provenance.served.precision is Precision.INT8 and provenance.served.spec.num_classes == 10
+    assert provenance.served.spec.input is not None and provenance.served.spec.input.kind is InputKind.RGB_FLOAT
 
 
 def test_deepstream_int8_without_table_or_ranges_is_a_user_error(tmp_path: Path):
@@ -255,7 +300,7 @@ def _plan_for(artifact: Path, folder: Path, precision: str, low: int = 1, high: 
         inputs={"onnx": str(artifact), "onnx_sha256": sha256_file(artifact)},
         options={
             "precision": precision,
-            "profile": {"tensor": "input", "min": [low, 3, 32, 32], "max": [high, 3, 32, 32]},
+            "profile": {"tensor": "input", "min": [low, 3, 32, 32], "opt": [low, 3, 32, 32], "max": [high, 3, 32, 32]},
         },
     )
     return plan
@@ -303,18 +348,20 @@ def test_imagenet_names_fill_a_1000_class_deployment(tmp_path: Path):
     assert result.labels.read_text().splitlines() == list(imagenet_class_names().names)
 
 
-def test_build_directory_prefers_int8_then_honours_the_asked_precision(tmp_path: Path):
-    build = tmp_path / "build"
+def test_build_directory_prefers_int8_then_honours_the_asked_precision_and_input(tmp_path: Path):
+    build, camera = tmp_path / "build", tmp_path / "camera"
     for precision in ("fp32", "fp16", "int8"):
         tiny_artifact(build, precision)
-    yuv_artifact(build)
     finish_build(build)
+    yuv_artifact(camera)
+    finish_build(camera)
     assert select_artifact(build).name == "tiny_int8.onnx"
     assert select_artifact(build, Precision.FP16).name == "tiny_fp16.onnx"
-    assert select_artifact(build, Precision.FP32, InputLayout.YUV422_FRAME).name == "tiny_yuyv.onnx"
-    finish_build(tmp_path)
-    with pytest.raises(UserInputError, match="no ONNX model"):
-        select_artifact(tmp_path / "build" / "..", layout=InputLayout.YUV422_FRAME)
+    assert select_artifact(camera, Precision.FP32, InputKind.YUV422).name == "tiny_yuyv.onnx"
+    with pytest.raises(UserInputError, match="no ONNX model with a sidecar taking yuv422 input"):
+        select_artifact(build, input_kind=InputKind.YUV422)
+    with pytest.raises(UserInputError, match="no ONNX model with a sidecar taking rgb_float input"):
+        select_artifact(camera, input_kind=InputKind.RGB_FLOAT)
 
 
 def test_sidecar_that_disagrees_with_the_graph_is_refused(tmp_path: Path):

@@ -11,12 +11,14 @@ from typer.testing import CliRunner
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.describe import describe_artifact
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.precision import Precision
-from edgeres.artifacts.sidecar import sidecar_path
+from edgeres.artifacts.quantize_record import read_quantize_record
+from edgeres.artifacts.sidecar import sidecar_path, write_sidecar
 from edgeres.cli.app import app
 from edgeres.deploy.model import read_deploy_model, select_artifact
 from edgeres.errors import UserInputError
-from tests.deploy.test_deploy import finish_build, tiny_artifact
+from tests.deploy.test_deploy import finish_build, tiny_artifact, write_summary
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
 
 
@@ -89,7 +91,7 @@ def test_stale_int8_model_of_an_earlier_build_is_not_deployed(tmp_path: Path):
     build = tmp_path / "build"
     build_model(build, "model_int8_qdq.onnx", "int8_tensorrt", classes=7, seed=1)  # an earlier ResNet50 build
     fp16 = build_model(build, "model_fp16.onnx", "fp16")
-    (build / "build_summary.json").write_text(json.dumps({"artifacts": {"fp16": str(fp16)}, "gate_passed": True}))
+    write_summary(build, {ArtifactRole.FP16: fp16})
     assert select_artifact(build) == fp16
     with pytest.raises(UserInputError, match="no int8 model"):
         select_artifact(build, Precision.INT8)
@@ -122,8 +124,12 @@ def test_build_model_given_directly_without_summary_is_refused(tmp_path: Path):
 def test_summary_that_lacks_the_model_is_refused(tmp_path: Path):
     build = tmp_path / "build"
     model = build_model(build, "model_fp16.onnx", "fp16")
-    (build / "build_summary.json").write_text(json.dumps({"artifacts": {}, "gate_passed": True}))
+    other = build_model(tmp_path / "elsewhere", "model_fp32.onnx", "fp32")
+    write_summary(build, {ArtifactRole.FP32: other})
     with pytest.raises(UserInputError, match="not listed in"):
+        read_deploy_model(model)
+    (build / "build_summary.json").write_text(json.dumps({"artifacts": {}, "gate_passed": True, "complete": True}))
+    with pytest.raises(UserInputError, match="build summary lists no artifacts"):
         read_deploy_model(model)
 
 
@@ -160,6 +166,43 @@ def test_failed_gate_is_refused_unless_overridden_and_the_override_is_recorded(t
     assert select_artifact(build, allow_failed_gate=True) == model
     assert read_deploy_model(model, allow_failed_gate=True).gate_overridden
     assert not read_deploy_model(tiny_artifact(tmp_path / "export", "fp32")).gate_overridden
+
+
+# --- a sidecar value of the wrong type: refused in one line naming the file ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_classes": "5"}, r"options\.num_classes is '5', not a whole number"),
+        ({"num_classes": True}, r"options\.num_classes is True, not a whole number"),
+        ({"input": 5}, r"options\.input is 5, not an object"),
+        ({"input": {"kind": "rgb_planar", "name": "input", "shape": ["batch", 3, 32, 32]}}, r"input\.kind is 'rgb_pl"),
+        ({"input": {"kind": "yuv422", "name": "frame", "shape": ["batch", 48, 128]}}, "input contract lacks layout"),
+        ({"output": {"name": 7, "shape": ["batch", 5]}}, r"options\.output\.name is 7, not a string"),
+        ({"random_weights": "yes"}, r"options\.random_weights is 'yes', not true or false"),
+        ({"precision": 16}, r"options\.precision is 16, not a string"),
+        ({"role": ["fp16"]}, r"options\.role is \['fp16'\], not a string"),
+    ],
+)
+def test_deploy_refuses_a_sidecar_value_of_the_wrong_type(tmp_path: Path, options: dict, message: str):
+    model = tiny_artifact(tmp_path, "fp32")
+    written = json.loads(sidecar_path(model).read_text())
+    write_sidecar(model, "export", written["inputs"], {**written["options"], **options})
+    with pytest.raises(UserInputError, match=message) as info:
+        read_deploy_model(model)
+    assert str(info.value).startswith(f"{sidecar_path(model)}: options") and "\n" not in str(info.value)
+
+
+def test_calibrated_ranges_of_the_wrong_type_are_refused_naming_the_file(tmp_path: Path):
+    source = tiny_artifact(tmp_path, "fp32")
+    model = tmp_path / "model_int8_qdq.onnx"
+    model.write_bytes(source.read_bytes())
+    inputs = {"onnx": str(source), "onnx_sha256": sha256_file(source)}
+    write_sidecar(model, "quantize", inputs, {"role": "int8_tensorrt"}, {"ranges": {"conv": "big"}})
+    refusal = r"model_int8_qdq\.onnx\.json: results\.ranges is .*not an object of numbers"
+    with pytest.raises(UserInputError, match=refusal):
+        read_quantize_record(model)
 
 
 # --- the CLI: one error line, exit code 2, nothing written -------------------------------------

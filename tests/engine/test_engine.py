@@ -17,22 +17,23 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file
-from edgeres.artifacts.lineage import lineage_input_spec
 from edgeres.artifacts.precision import Precision, onnx_precision
-from edgeres.artifacts.sidecar import Sidecar, read_sidecar, write_sidecar
+from edgeres.artifacts.sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from edgeres.choices import parse_choice
 from edgeres.engine.builder import (
-    BatchProfile,
-    EngineOptions,
     _attach_timing_cache,
     build_engine,
-    engine_sidecar_fields,
+    engine_record,
     network_flags,
     network_input,
     write_engine,
 )
+from edgeres.engine.options import BatchProfile, EngineOptions
+from edgeres.engine.record import EngineProfile, EngineRecord, read_engine_record
 from edgeres.engine.target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
+from edgeres.frames.contract import InputContract, InputSpec, recorded_input
+from edgeres.frames.yuv import YuvLayout
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 ORIN = EngineTarget("10.3.0", "Orin", "8.7")
@@ -166,11 +167,11 @@ def test_dynamic_axis_besides_batch_is_refused(tmp_path: Path) -> None:
 
 def test_input_contract_is_followed_from_a_quantized_onnx_to_its_source(tmp_path: Path) -> None:
     source, quantized = write_onnx(tmp_path / "fused.onnx"), write_onnx(tmp_path / "fused_int8.onnx", qdq=True)
-    contract = {"kind": "yuv422", "layout": "yuyv", "width": 1920, "height": 1080}
-    write_sidecar(source, "export", {}, {"input": contract})
+    contract = InputContract(YuvLayout.YUYV, 1920, 1080)
+    write_sidecar(source, "export", {}, {"input": contract.to_dict()})
     write_sidecar(quantized, "quantize", {"onnx": str(source), "onnx_sha256": sha256_file(source)}, {})
-    assert lineage_input_spec(quantized) == contract
-    assert lineage_input_spec(write_onnx(tmp_path / "bare.onnx")) is None
+    assert recorded_input(quantized) == InputSpec.frames(contract)
+    assert recorded_input(write_onnx(tmp_path / "bare.onnx")) is None
 
 
 # --- sidecar and atomic write -------------------------------------------------------------------------
@@ -178,61 +179,90 @@ def test_input_contract_is_followed_from_a_quantized_onnx_to_its_source(tmp_path
 
 def test_engine_sidecar_records_target_profile_contract_and_hashes(tmp_path: Path) -> None:
     onnx_path = write_onnx(tmp_path / "m.onnx", qdq=True)
-    write_sidecar(onnx_path, "export", {}, {"input": {"kind": "rgb_float", "name": "input"}})
+    rgb = {"kind": "rgb_float", "name": "input", "shape": ["batch", 3, 8, 8]}
+    write_sidecar(onnx_path, "export", {}, {"input": rgb})
     cache = tmp_path / "calib.cache"
     cache.write_bytes(b"scales")
     options = EngineOptions(batch=BatchProfile(1, 2, 4), calibration_cache=cache)
-    inputs, fields = engine_sidecar_fields(onnx_path, options, onnx_precision(onnx_path), ORIN, strongly_typed=True)
+    precision = onnx_precision(onnx_path)
+    record = engine_record(onnx_path, options, precision, ORIN, strongly_typed=True, build_seconds=12.345)
     engine = tmp_path / "m.engine"
-    sidecar = write_engine(engine, b"serialized-engine-bytes", inputs, fields, build_seconds=12.345)
+    sidecar = write_engine(engine, b"serialized-engine-bytes", record)
     assert engine.read_bytes() == b"serialized-engine-bytes"
     assert read_sidecar(engine) == sidecar
     assert sidecar.stage == "engine" and sidecar.recorded_sha256 == sha256_file(engine)
     assert sidecar.inputs["onnx_sha256"] == sha256_file(onnx_path)
     assert sidecar.inputs["calibration_cache_sha256"] == sha256_file(cache)
-    opts = sidecar.options
+    opts = sidecar.options  # the JSON keys older engines' sidecars have too
     assert opts["target"] == {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
     assert opts["precision"] == "int8" and opts["strongly_typed"] is True
-    assert opts["input"] == {"kind": "rgb_float", "name": "input"}
+    assert opts["input"] == rgb
     assert opts["profile"] == {"tensor": "input", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}
+    assert opts["batch"] == {"min": 1, "opt": 2, "max": 4} and opts["calibration_cache"] == str(cache)
     assert sidecar.results["build_seconds"] == 12.35
+    read = read_engine_record(engine)
+    assert read is not None
+    assert (read.target, read.precision, read.input) == (ORIN, Precision.INT8, InputSpec.rgb("input", 8))
+    assert read.profile == EngineProfile("input", (1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))
+    assert read.options.batch == options.batch and read.calibration_cache == str(cache)
+    assert read.onnx_sha256 == sha256_file(onnx_path) and read.build_seconds == 12.35
 
 
 def test_failed_or_empty_engine_write_leaves_nothing(tmp_path: Path) -> None:
     onnx_path = write_onnx(tmp_path / "m.onnx")
-    inputs, fields = engine_sidecar_fields(onnx_path, EngineOptions(), Precision.FP32, ORIN, strongly_typed=True)
+    record = engine_record(onnx_path, EngineOptions(), Precision.FP32, ORIN, strongly_typed=True, build_seconds=1.0)
     good = tmp_path / "good.engine"
-    write_engine(good, b"first", inputs, fields, 1.0)
+    write_engine(good, b"first", record)
     with pytest.raises(EdgeresError, match="empty engine"):
-        write_engine(good, b"", inputs, fields, 1.0)
+        write_engine(good, b"", record)
     assert good.read_bytes() == b"first"  # the earlier engine is untouched
     blocked = tmp_path / "blocked.engine"
     blocked.mkdir()  # the final rename fails after the bytes were written to the temporary file
     with pytest.raises(EdgeresError, match=r"blocked\.engine: not written"):
-        write_engine(blocked, b"second", inputs, fields, 1.0)
+        write_engine(blocked, b"second", record)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.engine", "good.engine", "good.engine.json", "m.onnx"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"version_compatible": "yes"}, r"options\.version_compatible is 'yes', not true or false"),
+        ({"input": 5}, r"options\.input is 5, not an object"),
+        ({"input": {"kind": "rgb_float", "name": "input", "shape": "batch"}}, r"options\.input\.shape is 'batch'"),
+        ({"profile": {"tensor": "input", "min": [1], "opt": [1], "max": ["8"]}}, r"options\.profile\.max is \['8'\]"),
+        ({"hardware_compatibility": "turing"}, r"options\.hardware_compatibility is 'turing', not one of none"),
+        ({"target": {**ORIN.to_json(), "tensorrt_version": 10}}, r"options\.target\.tensorrt_version is 10"),
+        ({"batch": {"min": 4, "opt": 2, "max": 1}}, r"options: batch profile 4:2:1: need 1 <= min"),
+    ],
+)
+def test_engine_sidecar_with_a_value_of_the_wrong_type_is_refused_in_one_line(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    """The real reader, on a real sidecar file: the message names the file and the field."""
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine bytes")
+    write_sidecar(engine, "engine", {}, options)
+    with pytest.raises(UserInputError, match=message) as info:
+        read_engine_record(engine)
+    assert str(info.value).startswith(str(sidecar_path(engine))) and "\n" not in str(info.value)
+
+
+def test_a_sidecar_of_another_stage_is_not_read_as_an_engines(tmp_path: Path) -> None:
+    onnx_path = write_onnx(tmp_path / "m.onnx")
+    write_sidecar(onnx_path, "export", {}, {"num_classes": 4})
+    with pytest.raises(UserInputError, match=r"m\.onnx\.json: a sidecar of stage 'export', not 'engine'"):
+        read_engine_record(onnx_path)
 
 
 # --- refusing an engine built elsewhere ---------------------------------------------------------------
 
 
-def engine_sidecar(target: EngineTarget, **options: Any) -> Sidecar:
-    return sidecar_of(
-        {
-            "options": {
-                "target": {
-                    "tensorrt_version": target.tensorrt_version,
-                    "gpu_name": target.gpu_name,
-                    "compute_capability": target.compute_capability,
-                },
-                **options,
-            }
-        }
-    )
+def engine_sidecar(target: EngineTarget, **options: Any) -> EngineRecord:
+    return record_of({"options": {"target": target.to_json(), **options}})
 
 
-def sidecar_of(data: dict[str, Any]) -> Sidecar:
-    return Sidecar(Path("m.engine.json"), data)
+def record_of(data: dict[str, Any]) -> EngineRecord:
+    return EngineRecord.of(Sidecar(Path("m.engine.json"), {"stage": "engine", **data}))
 
 
 def test_same_version_and_gpu_is_accepted() -> None:
@@ -275,9 +305,9 @@ def test_same_capability_other_gpu_warns() -> None:
 
 def test_sidecar_without_target_is_refused() -> None:
     with pytest.raises(UserInputError, match=r"no options\.target"):
-        check_engine_target(Path("m.engine"), sidecar_of({"options": {}}), ORIN)
-    with pytest.raises(UserInputError, match="lacks gpu_name"):
-        check_engine_target(Path("m.engine"), sidecar_of({"options": {"target": {"tensorrt_version": "10.3.0"}}}), ORIN)
+        check_engine_target(Path("m.engine"), record_of({"options": {}}), ORIN)
+    with pytest.raises(UserInputError, match=r"m\.engine\.json: options\.target lacks gpu_name"):
+        record_of({"options": {"target": {"tensorrt_version": "10.3.0"}}})
 
 
 # --- network flags and the timing cache, against stand-ins for the TensorRT enums and config -----------

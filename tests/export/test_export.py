@@ -13,6 +13,8 @@ from edgeres.artifacts.sidecar import sidecar_path
 from edgeres.errors import ParityError, UserInputError
 from edgeres.export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model, torch_to_onnx
 from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
+from edgeres.export.record import read_export_record
+from edgeres.frames.contract import InputSpec
 from edgeres.frames.images import imagenet_batch
 from edgeres.model.arch import Arch
 from edgeres.model.resnet import build_model
@@ -89,6 +91,8 @@ def test_export_writes_model_and_sidecar(tmp_path, real_batch):
     assert sidecar["versions"]["onnxruntime"] and sidecar["versions"]["torch"]
     assert sidecar["results"]["parity"]["samples"] == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r18.onnx", "r18.onnx.json"]
+    assert read_export_record(out) == result.record and result.record.parity == result.parity
+    assert result.record.model.input == InputSpec.rgb(INPUT_NAME) and result.record.random_weights is True
 
 
 def test_failed_parity_leaves_no_file(tmp_path, real_batch):

@@ -17,7 +17,7 @@ from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.precision import Precision as EnginePrecision
 from edgeres.cli.app import app
 from edgeres.errors import FidelityError, UserInputError
-from edgeres.export.defaults import export_default
+from edgeres.export.from_weights import export_default
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import SUMMARY_NAME, build, engine_path_for
 from edgeres.frames.contract import InputContract

@@ -12,7 +12,8 @@ import pytest
 
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
+from edgeres.engine.builder import build_engine
+from edgeres.engine.options import BatchProfile, EngineOptions
 from edgeres.errors import EdgeresError
 from edgeres.profile.dispatch import profile_artifacts
 from edgeres.profile.machine import machine_info

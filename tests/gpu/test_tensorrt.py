@@ -14,7 +14,8 @@ import pytest
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.sidecar import write_sidecar
-from edgeres.engine.builder import BatchProfile, EngineOptions, build_engine
+from edgeres.engine.builder import build_engine
+from edgeres.engine.options import BatchProfile, EngineOptions
 from edgeres.engine.target import EngineMismatchError
 from edgeres.runtime.inputs import read_input
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner

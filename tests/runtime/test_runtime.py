@@ -294,6 +294,32 @@ def test_a_sidecar_of_another_file_is_refused(fused_artifacts: dict[str, Path], 
         TensorRTRunner(engine).load()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (5, r"options\.input is 5, not an object"),
+        ({"kind": "yuv422", "name": "frame", "shape": ["batch", 240, 640]}, r"options\.input: input contract lacks"),
+        ({"kind": "rgb_float", "name": "input", "shape": ["batch", 3, "224", 224.5]}, r"options\.input\.shape is"),
+    ],
+)
+def test_a_malformed_input_in_the_sidecar_is_refused_in_one_line(
+    tmp_path: Path, real_images: dict[str, np.ndarray], value: object, message: str
+) -> None:
+    import cv2
+
+    from edgeres.artifacts.sidecar import sidecar_path, write_sidecar
+    from edgeres.runtime.inputs import read_input
+
+    model_path = tmp_path / "plain.onnx"
+    onnx.save(small_classifier(), str(model_path))
+    write_sidecar(model_path, "export", {}, {"input": value})
+    image = tmp_path / "coffee.png"
+    cv2.imwrite(str(image), cv2.cvtColor(real_images["coffee"], cv2.COLOR_RGB2BGR))
+    with pytest.raises(UserInputError, match=message) as info:
+        read_input(model_path, image)
+    assert str(info.value).startswith(f"{sidecar_path(model_path)}: options.input") and "\n" not in str(info.value)
+
+
 def test_raw_file_of_the_wrong_size_is_refused(fused_artifacts: dict[str, Path], tmp_path: Path) -> None:
     from edgeres.runtime.inputs import read_input
 

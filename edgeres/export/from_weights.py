@@ -1,8 +1,9 @@
-"""Stages chained with the shipped defaults: what `edgeres export` (and later `build`) run."""
+"""Export a model from its weights (a checkpoint, torchvision's cached ones, or seeded random ones), checked
+on the shipped photographs: plain, or with the camera front-end fused in. What `edgeres export` and a
+`build` without a given ONNX run."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from edgeres.errors import ParityError
 from edgeres.export.onnx_export import ExportResult, export_checked, export_model, write_export
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
-from edgeres.frames.contract import InputContract
+from edgeres.frames.contract import InputContract, InputSpec
 from edgeres.frames.images import default_calibration_dir, list_images, read_batch, read_rgb
 from edgeres.frontend.graph import attach_frontend
 from edgeres.frontend.host import parity_frames, reference_input
@@ -44,9 +45,7 @@ def export_default(
     batch, batch_hash = parity_inputs()
     if contract is not None:
         return export_fused(model, output, contract, batch, weights_used, opset, batch_hash)
-    return export_model(
-        model, output, batch, weights_used, opset, input_hashes={"parity_inputs_sha256": batch_hash}
-    )
+    return export_model(model, output, batch, weights_used, opset, parity_inputs_sha256=batch_hash)
 
 
 def export_fused(
@@ -73,9 +72,8 @@ def export_fused(
             f"fused {contract.layout.value} model disagrees with the host path: max abs error "
             f"{front.max_abs_error:.3g} (limit {tolerance.max_abs:g}), min cosine {front.min_cosine:.7f}"
         )
-    hashes = {"parity_inputs_sha256": batch_hash, "parity_frames_sha256": sha256_bytes(frames.tobytes())}
     return write_export(
-        output, fused, model, weights, opset, parity, tolerance,
-        input_spec=contract.to_dict(), input_hashes=hashes, results={"frontend_parity": asdict(front)},
+        output, fused, model, weights, opset, parity, tolerance, InputSpec.frames(contract),
+        parity_inputs_sha256=batch_hash, parity_frames_sha256=sha256_bytes(frames.tobytes()), frontend_parity=front,
     )  # fmt: skip
 

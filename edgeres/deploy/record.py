@@ -1,0 +1,129 @@
+"""What a deployment records about what it serves: the sidecar of DeepStream's ONNX and Triton's
+`edgeres.json`, each one record type that writes and reads its file.
+
+Both carry the served model's `ModelSpec` and its own precision (`ServedModel`), so DeepStream's ONNX
+reads back as a model like any other (deploy, runtime and profile follow it), and a Triton model folder
+says which model, weights and build it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeres.artifacts.atomic import write_json_atomic
+from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.sidecar import Section, Sidecar, Stage, write_sidecar
+from edgeres.errors import UserInputError
+from edgeres.export.record import ModelSpec
+
+PROVENANCE_NAME = "edgeres.json"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model a deployment serves: what it is, and at which precision."""
+
+    spec: ModelSpec
+    precision: Precision
+
+    def to_options(self) -> dict[str, Any]:
+        return self.spec.to_options(self.precision)
+
+    @classmethod
+    def from_options(cls, options: Fields) -> ServedModel:
+        spec = ModelSpec.from_options(options)
+        if spec is None:
+            raise UserInputError(f"{options.where} has no num_classes")
+        precision = options.require("precision", str)
+        try:
+            return cls(spec, Precision(precision))
+        except ValueError:
+            raise options.refusal("precision", precision, "fp32, fp16 or int8") from None
+
+
+@dataclass(frozen=True)
+class DeepStreamRecord:
+    """The ONNX written for Gst-nvinfer: made from which model, with which per-channel gain in front."""
+
+    model: str  # inputs.model: the file name of the model it was made from
+    model_sha256: str
+    served: ServedModel  # its output is the Softmax's probabilities
+    channel_gain: tuple[float, ...]
+    gate_overridden: bool  # its build failed the fidelity gate and it was deployed anyway
+
+    def write(self, artifact: Path) -> Sidecar:
+        """The sidecar of `artifact` (already written)."""
+        options = {
+            **self.served.to_options(),
+            "nvinfer_channel_gain": list(self.channel_gain),
+            "gate_overridden": self.gate_overridden,
+        }
+        inputs: dict[str, str | None] = {"model": self.model, "model_sha256": self.model_sha256}
+        return write_sidecar(artifact, Stage.DEPLOY_DEEPSTREAM, inputs, options)
+
+    @classmethod
+    def of(cls, sidecar: Sidecar) -> DeepStreamRecord:
+        """The record a DeepStream ONNX's sidecar holds; one-line UserInputError naming it when malformed."""
+        sidecar.require_stage(Stage.DEPLOY_DEEPSTREAM)
+        inputs, options = sidecar.fields(Section.INPUTS), sidecar.fields(Section.OPTIONS)
+        gain = options.items("nvinfer_channel_gain", float)
+        return cls(
+            model=inputs.require("model", str),
+            model_sha256=inputs.require("model_sha256", str),
+            served=ServedModel.from_options(options),
+            channel_gain=gain if gain is not None else (),
+            gate_overridden=options.get("gate_overridden", bool) or False,
+        )
+
+
+@dataclass(frozen=True)
+class TritonRecord:
+    """A Triton model folder's `edgeres.json`: the file it serves, the model that file is, the class names."""
+
+    source: str  # the file copied into the version folder (the ONNX, or a TensorRT plan built from it)
+    source_sha256: str
+    artifact: str  # the ONNX model deployed (the plan's source when a plan is served)
+    served: ServedModel
+    class_names: str  # where the names came from: a file, or imagenet-1k
+    gate_overridden: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": Stage.DEPLOY_TRITON.value,
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "artifact": self.artifact,
+            "artifact_options": self.served.to_options(),
+            "class_names": self.class_names,
+            "gate_overridden": self.gate_overridden,
+        }
+
+    def write(self, path: Path) -> Path:
+        write_json_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> TritonRecord:
+        """The record at `path`; one-line UserInputError when it is unreadable or malformed."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserInputError(f"{path}: cannot be read ({exc})") from None
+        fields = Fields.of(data, f"{path}: record")
+        if fields.get("stage", str) != Stage.DEPLOY_TRITON.value:
+            raise fields.refusal("stage", fields.data.get("stage"), repr(Stage.DEPLOY_TRITON.value))
+        options = fields.section("artifact_options")
+        if options is None:
+            raise UserInputError(f"{path} has no artifact_options")
+        return cls(
+            source=fields.require("source", str),
+            source_sha256=fields.require("source_sha256", str),
+            artifact=fields.require("artifact", str),
+            served=ServedModel.from_options(options),
+            class_names=fields.require("class_names", str),
+            gate_overridden=fields.get("gate_overridden", bool) or False,
+        )
