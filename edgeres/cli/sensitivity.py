@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from edgeres.artifacts.completion import SUMMARY_NAME, build_status
+from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.cli.args.calibration import CalibrationArgs
 from edgeres.cli.args.frame_input import FrameInputArgs
@@ -19,22 +19,20 @@ from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
 from edgeres.flow.options import BuildOptions
 
-ANALYSIS_ONLY: dict[str, Any] = {"sensitivity": True, "profile_iterations": 0, "build_engine": False}
 
-
-def _recorded_build(folder: Path) -> dict[str, Any]:
+def _recorded_build(folder: Path) -> BuildSummary:
     """The summary of a finished, unaltered build folder (refused otherwise)."""
     status = build_status(folder)
     if status is not None:
         raise UserInputError(status)
-    summary = json.loads((folder / SUMMARY_NAME).read_text())
-    if summary.get("precision") != "int8" or "options" not in summary:
+    summary = BuildSummary.read(folder / SUMMARY_NAME)
+    if summary.precision != "int8" or not summary.recipe:
         raise UserInputError(f"{folder}: not an INT8 build that records its options; use --onnx MODEL instead")
-    return dict(summary)
+    return summary
 
 
-def _source_of(folder: Path, summary: dict[str, Any]) -> Path:
-    recorded = Path(str(summary.get("artifacts", {}).get(ArtifactRole.FP32.value, "")))
+def _source_of(folder: Path, summary: BuildSummary) -> Path:
+    recorded = summary.artifacts.get(ArtifactRole.FP32, Path(""))
     for path in (recorded, folder / recorded.name):
         if path.name and path.is_file():
             return path
@@ -61,13 +59,13 @@ def sensitivity(
 ) -> None:
     """For every quantized layer, the held-out logits with only that layer in float and with only that
     layer INT8; the error split into weight rounding and activation quantization. Writes
-    sensitivity.json and sensitivity.png (and the build's models, made from the same calibration).
+    sensitivity.json and sensitivity.png, and the calibration cache it made.
 
     Examples:\n
       edgeres sensitivity out/build\n
       edgeres sensitivity --onnx model.onnx --calib photos/ -o out/sens
     """
-    from edgeres.flow.orchestrator import build as run_build
+    from edgeres.flow.sensitivity import sensitivity as analyse
 
     if artifact_dir is not None and onnx_path is not None:
         raise UserInputError("give a build folder or --onnx, not both")
@@ -75,16 +73,16 @@ def sensitivity(
         summary = _recorded_build(artifact_dir)
         output = output if output is not None else artifact_dir / "sensitivity"
         check_output_dir(output)
-        options = BuildOptions.from_recipe(summary["options"], _source_of(artifact_dir, summary), **ANALYSIS_ONLY)
+        options = BuildOptions.from_recipe(summary.recipe, _source_of(artifact_dir, summary))
     else:
         output = output if output is not None else Path("out/sensitivity")
         check_output_dir(output)
         options = calibration.build_options(
-            contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes, **ANALYSIS_ONLY
+            contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes
         )
     with StageBars() as bars:
-        result = run_build(options, output, bars)
-    for note in result.notes:
+        analysis = analyse(options, output, bars)
+    for note in analysis.notes():
         say(note)
-    for role in (ArtifactRole.SENSITIVITY, ArtifactRole.SENSITIVITY_PLOT):
-        wrote(f"{role}: {result.artifacts[role]}")
+    for role, path in analysis.artifacts.items():
+        wrote(f"{role}: {path}")

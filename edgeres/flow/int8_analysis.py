@@ -11,10 +11,10 @@ from typing import Any
 
 from edgeres.artifacts.atomic import write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.flow.options import AnalysisRequest
 from edgeres.plotting import literal, pyplot, save_png
 from edgeres.progress import Stages
 from edgeres.quantize.fallback import (
-    DEFAULT_MAX_FALLBACK,
     FallbackSearch,
     FallbackStep,
     fallback_evaluations,
@@ -23,27 +23,12 @@ from edgeres.quantize.fallback import (
     search_fallback,
 )
 from edgeres.quantize.fidelity import HeldOutEvaluation
-from edgeres.quantize.gate import FidelityGate
 from edgeres.quantize.int8 import Int8Calibration
 from edgeres.quantize.sensitivity import SensitivityReport, analyse_sensitivity, network_layers, variant_count
 
 SENSITIVITY_JSON = "sensitivity.json"
 SENSITIVITY_PLOT = "sensitivity.png"
 TABLE_ROWS = 10  # layers printed by the CLI (the JSON has all)
-
-
-@dataclass(frozen=True)
-class AnalysisRequest:
-    """Which INT8 questions to answer: sensitivity, and automatic fallback to meet `gate`."""
-
-    sensitivity: bool = False
-    auto_fallback: bool = False
-    gate: FidelityGate = field(default_factory=FidelityGate)
-    max_fallback: int = DEFAULT_MAX_FALLBACK
-
-    @property
-    def asked(self) -> bool:
-        return self.sensitivity or self.auto_fallback
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 from edgeres.artifacts.precision import Precision
 from edgeres.engine.builder import EngineOptions
 from edgeres.errors import UserInputError
-from edgeres.flow.int8_analysis import AnalysisRequest
 from edgeres.flow.source import check_source_onnx
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.model.arch import Arch
@@ -17,11 +17,10 @@ from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
 )
-from edgeres.quantize.fallback import DEFAULT_MAX_FALLBACK
-from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate
 from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
-from edgeres.quantize.int8 import Int8Settings
+from edgeres.quantize.settings import Int8Settings
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
 from edgeres.samples.sources import SampleSource
 
@@ -34,6 +33,20 @@ DEFAULT_CALIB_ALGO = CalibAlgo.MSE
 DEFAULT_CALIB_SIZE = 64  # calibration samples
 DEFAULT_CALIB_BATCH = 8  # calibration samples per model call
 DEFAULT_CALIB_SEED = 0  # seed of the shuffle and of the held-out split
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Which INT8 questions to answer: sensitivity, and automatic fallback to meet `gate`."""
+
+    sensitivity: bool = False
+    auto_fallback: bool = False
+    gate: FidelityGate = field(default_factory=FidelityGate)
+    max_fallback: int = DEFAULT_MAX_FALLBACK
+
+    @property
+    def asked(self) -> bool:
+        return self.sensitivity or self.auto_fallback
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ class BuildOptions:
         }
 
     @classmethod
-    def from_recipe(cls, recipe: dict[str, Any], onnx: Path, **changes: Any) -> BuildOptions:
+    def from_recipe(cls, recipe: Mapping[str, Any], onnx: Path, **changes: Any) -> BuildOptions:
         """INT8 options that redo a recorded build's calibration on its FP32 model `onnx`."""
         try:
             return cls(

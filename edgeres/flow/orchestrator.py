@@ -112,14 +112,14 @@ def engine_stage(
 ) -> str:  # fmt: skip
     """Build the TensorRT engine where one can be built (adding it to `artifacts`); say what happened."""
     target = artifacts[target_role]
+    engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
     status = engine_status() if options.build_engine else "not asked for"
     if status is not None:
         return (
             f"TensorRT engine not built ({status}). Made here: the ONNX models and the fidelity report. "
             f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
-            f"`edgeres engine {target}` to build it."
+            f"`edgeres engine {target} -o {engine_path}` to build it."
         )
-    engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
     with stages.stage("TensorRT engine"):
         build_engine(target, engine_path, engine_options(options, outdir))
     artifacts[ArtifactRole.ENGINE] = engine_path

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeres.artifacts.staging import rollback_on_failure
-from edgeres.flow.int8_analysis import AnalysisRequest, Int8Analysis, analyse_int8
-from edgeres.flow.options import BuildOptions
+from edgeres.flow.int8_analysis import Int8Analysis, analyse_int8
+from edgeres.flow.options import AnalysisRequest, BuildOptions
 from edgeres.flow.samples import build_samples
 from edgeres.flow.source import source_model
 from edgeres.progress import StageProgress, Stages

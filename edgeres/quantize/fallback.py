@@ -25,11 +25,10 @@ from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.fidelity import FidelityReport, HeldOutEvaluation, Kernels
-from edgeres.quantize.gate import FidelityGate
+from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate
 from edgeres.quantize.sensitivity import NetworkLayer, QuantizedVariants
 from edgeres.timing import RunLength, timed_calls
 
-DEFAULT_MAX_FALLBACK = 8  # layers automatic fallback may keep in float
 CANDIDATES_PER_STEP = 6  # after the first step: best-ranked remaining layers tried on top of those kept
 LATENCY_CALLS = 20  # batch-1 calls timed per candidate (after LATENCY_WARMUP untimed ones)
 LATENCY_WARMUP = 3

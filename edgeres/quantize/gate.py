@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from edgeres.quantize.fidelity import FidelityReport
 
 
+DEFAULT_MAX_FALLBACK = 8  # layers automatic fallback may keep in float to meet a gate
+
+
 @dataclass(frozen=True)
 class FidelityGate:
     """Build fails when the candidate falls below these (None: not checked).

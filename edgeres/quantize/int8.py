@@ -37,25 +37,12 @@ from edgeres.quantize.cache import (
 )
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
-from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, HighPrecision, tensorrt_qdq_model
-from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, tensorrt_qdq_model
+from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import QdqPlan, ScaleGrid, plan_qdq
 from edgeres.quantize.sensitivity import QuantizedVariants
+from edgeres.quantize.settings import Int8Settings
 from edgeres.samples.calibration import CalibrationSet
-
-
-@dataclass(frozen=True)
-class Int8Settings:
-    """How to calibrate and quantize: the INT8 part of a build's options."""
-
-    calib_algo: CalibAlgo
-    calib_options: CalibOptions
-    batch_size: int
-    keep_float: tuple[str, ...]
-    bias_correction: bool
-    high_precision: HighPrecision
-    trt_table_version: str
-    recalibrate: bool = False
 
 
 @dataclass(frozen=True)

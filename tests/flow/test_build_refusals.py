@@ -46,7 +46,7 @@ def dynamic_size_model(path: Path) -> Path:
 def test_given_onnx_is_refused_before_anything_is_written(tmp_path: Path, make, reason: str):
     source = make(tmp_path / "given.onnx")
     with pytest.raises(UserInputError, match=re.escape(reason)) as refused:
-        BuildOptions(precision=Precision.FP16, onnx=source)
+        BuildOptions(precision=Precision.FP16, onnx=source).check_files()
     assert str(source) in str(refused.value)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["build", "--fp16", "--onnx", str(source), "-o", str(out)])
