@@ -29,11 +29,11 @@ from edgeres.artifacts.kinds import is_engine_path
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.cli.reporting import DEBUG_ENV, debugging, expected_failure, sigterm_interrupts
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract, InputKind
+from edgeres.frames.contract import InputContract
 from edgeres.frames.yuv import YuvLayout, open_yuv
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.dispatch import open_runner
-from edgeres.runtime.inputs import artifact_input_contract
+from edgeres.runtime.inputs import artifact_input
 from edgeres.runtime.labels import class_names_for
 from edgeres.runtime.topk import top_k
 
@@ -79,10 +79,10 @@ def positive_int(text: str) -> int:
 
 
 def model_contract(model: Path) -> InputContract:
-    contract = artifact_input_contract(model)
-    if contract is None or contract.get("kind") != InputKind.YUV422.value:
+    spec = artifact_input(model)
+    if spec is None or spec.contract is None:
         raise UserInputError(f"{model}: takes no raw camera frame; build it with --input yuyv:WIDTHxHEIGHT")
-    return InputContract.from_dict(contract)
+    return spec.contract
 
 
 def frames_from_file(path: Path, contract: InputContract) -> Iterator[np.ndarray]:

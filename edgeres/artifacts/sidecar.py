@@ -111,12 +111,6 @@ class Sidecar:
         return value if isinstance(value, str) else None
 
     @property
-    def input_spec(self) -> dict[str, Any] | None:
-        """options["input"] as raw JSON, for edgeres.flow.source until it reads the typed
-        `edgeres.frames.contract.InputSpec.of(sidecar)`, the one decoder of it."""
-        return self.fields(Section.OPTIONS).get("input", dict)
-
-    @property
     def precision(self) -> str | None:
         """options["precision"], which every stage that writes a model records the same way."""
         return self.fields(Section.OPTIONS).get("precision", str)

@@ -73,7 +73,7 @@ def check_engine_target(engine: Path, record: EngineRecord, running: EngineTarge
     built = record.target
     if built is None:
         raise UserInputError(f"{engine}: sidecar has no options.target (TensorRT version, GPU); rebuild the engine")
-    rebuild = f"rebuild it here with `edgeres build --engine-only --onnx MODEL.onnx -o {engine.name}`"
+    rebuild = f"rebuild it here with `edgeres engine MODEL.onnx -o {engine.name}`"
     if record.options.version_compatible:
         built_v = tuple(int(p) for p in built.tensorrt_version.split(".")[:3] if p.isdigit())
         running_v = tuple(int(p) for p in running.tensorrt_version.split(".")[:3] if p.isdigit())

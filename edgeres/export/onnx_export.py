@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -104,7 +102,6 @@ def export_model(
 
 
 RGB_INPUT = InputSpec.rgb(INPUT_NAME, NETWORK_SIZE)
-RGB_INPUT_SPEC = RGB_INPUT.to_json()  # its JSON form, for callers that still build the spec as a dict
 
 
 def export_checked(
@@ -123,17 +120,14 @@ def write_export(
     opset: int,
     parity: ParityReport,
     tolerance: ParityTolerance,
-    input_spec: InputSpec | Mapping[str, Any] = RGB_INPUT,
+    input_spec: InputSpec = RGB_INPUT,
     parity_inputs_sha256: str | None = None,
     parity_frames_sha256: str | None = None,
     frontend_parity: ParityReport | None = None,
 ) -> ExportResult:
-    """Write a checked export and its sidecar (what it was made from, options, parity numbers).
-
-    `input_spec` may be given as its JSON form; it is decoded (and so checked) before anything is written.
-    """
+    """Write a checked export and its sidecar (what it was made from, options, parity numbers)."""
     output = Path(output)
-    spec = input_spec if isinstance(input_spec, InputSpec) else InputSpec.from_json(input_spec, "input spec")
+    spec = input_spec
     with rollback_on_failure(output.parent):  # the model and its sidecar land together, or neither does
         write_bytes_atomic(output, model_bytes)
         record = ExportRecord(

@@ -12,10 +12,10 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
-from edgeres.artifacts.sidecar import Sidecar, read_sidecar
+from edgeres.artifacts.sidecar import Section, Sidecar, read_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract, InputKind
+from edgeres.frames.contract import InputContract, InputSpec
 from edgeres.model.arch import Arch
 from edgeres.progress import Stages
 from edgeres.samples.encoding import model_input
@@ -72,9 +72,8 @@ def _given_model_contract(
     onnx_path: Path, sidecar: Sidecar | None, wanted: InputContract | None
 ) -> InputContract | None:
     """The input contract of a given ONNX: its sidecar's, checked against the requested one when both exist."""
-    declared = sidecar.input_spec if sidecar is not None else None
-    frames = declared is not None and declared.get("kind") == InputKind.YUV422.value
-    contract = InputContract.from_dict(declared) if declared is not None and frames else None
+    declared = InputSpec.of(sidecar) if sidecar is not None else None
+    contract = declared.contract if declared is not None else None
     if wanted is None or contract == wanted:
         return contract
     if contract is not None:
@@ -98,8 +97,8 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, st
         check_source_onnx(path)
         sidecar = read_sidecar(path)
         contract = _given_model_contract(path, sidecar, options.contract)
-        random = sidecar.options.get("random_weights") if sidecar is not None else None
-        weights = sidecar.inputs.get("weights") if sidecar is not None else None
+        random = sidecar.fields(Section.OPTIONS).get("random_weights", bool) if sidecar is not None else None
+        weights = sidecar.fields(Section.INPUTS).get("weights", str) if sidecar is not None else None
         if random is None:
             why = f"no edgeres sidecar beside {path}" if sidecar is None else f"{path}'s sidecar does not say"
             return SourceModel(path, f"unknown ({why})", None, contract)
@@ -110,6 +109,6 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, st
         result = export_default(
             outdir / "model_fp32.onnx", options.arch, options.weights, options.num_classes, contract=options.contract
         )
-    random = bool(result.sidecar.options["random_weights"])
+    random = bool(result.record.random_weights)
     weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
     return SourceModel(result.path, weights, random, options.contract)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import onnx
 
-from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
+from edgeres.artifacts.atomic import write_bytes_atomic
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.artifacts.sidecar import write_sidecar
+from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.quantize.fp16 import to_fp16
 
 CACHE_NAME = "calibration_cache.json"
@@ -19,23 +18,14 @@ CPU_MODEL_NAME = "model_int8_u8s8.onnx"
 FP16_MODEL_NAME = "model_fp16.onnx"
 
 
-def write_quantized(
-    path: Path,
-    model: onnx.ModelProto,
-    source: Path,
-    role: ArtifactRole,
-    options: dict[str, Any],
-    results: dict[str, Any],
-) -> Path:
-    """Write a model made from `source` and its sidecar (which names the source and the model's role)."""
-    options = {"role": role.value, **options}
+def write_quantized(path: Path, model: onnx.ModelProto, record: QuantizeRecord) -> Path:
+    """Write a model and its sidecar (which names the FP32 source and the model's role)."""
     write_bytes_atomic(path, model.SerializeToString())
-    write_sidecar(path, "quantize", {"onnx": str(source), "onnx_sha256": sha256_file(source)}, options, results)
+    record.write(path)
     return path
 
 
 def write_fp16_model(source: Path, model: onnx.ModelProto, outdir: Path) -> Path:
     """The FP16 model (float32 inputs and outputs) of the FP32 `model` read from `source`."""
-    return write_quantized(
-        outdir / FP16_MODEL_NAME, to_fp16(model), source, ArtifactRole.FP16, {"keep_io_float": True}, {}
-    )
+    record = QuantizeRecord(ArtifactRole.FP16, source, keep_io_float=True)
+    return write_quantized(outdir / FP16_MODEL_NAME, to_fp16(model), record)

@@ -9,7 +9,7 @@ caller may analyse the calibration and keep more layers in float (edgeres.quanti
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.progress import Stages
 from edgeres.quantize.artifacts import (
     CACHE_NAME,
@@ -160,28 +161,25 @@ def write_int8_models(
         trt_biases = calibration.tensorrt_biases
         trt_model = with_biases(model, trt_biases if trt_biases is not None else calibration.biases, quantized)
         cpu_model = with_biases(model, calibration.biases, quantized)
-    common = {
-        "calib_algo": settings.calib_algo.value,
-        "keep_float": list(keep_float),
-        "bias_correction": settings.bias_correction,
-        "weights": "int8 symmetric per-channel",
-        "activations": "int8 symmetric per-tensor",
-    }
+    common = QuantizeRecord(
+        ArtifactRole.INT8_TENSORRT, source, calib_algo=settings.calib_algo.value, keep_float=keep_float,
+        bias_correction=settings.bias_correction, weights="int8 symmetric per-channel",
+        activations="int8 symmetric per-tensor",
+    )  # fmt: skip
     placement = placement_record(plan)
-    trt_path = write_quantized(
-        outdir / TENSORRT_MODEL_NAME, tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision),
-        source, ArtifactRole.INT8_TENSORRT,
-        {**common, "target": "tensorrt (S8S8)", "high_precision": settings.high_precision.value},
-        {"placement": placement, "ranges": ranges, "calibration": calibration.calibrated.record},
+    trt_record = replace(
+        common, target="tensorrt (S8S8)", high_precision=settings.high_precision.value, ranges=ranges,
+        report={"placement": placement, "calibration": calibration.calibrated.record},
     )  # fmt: skip
+    trt_model = tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision)
+    trt_path = write_quantized(outdir / TENSORRT_MODEL_NAME, trt_model, trt_record)
     weights = exact_weight_type()
-    cpu_path = write_quantized(
-        outdir / CPU_MODEL_NAME, insert_qdq_cpu(cpu_model, plan, ranges, weights), source,
-        ArtifactRole.INT8_ONNXRUNTIME,
-        {**common, "target": f"onnxruntime cpu ({weights.kernels}, zero point 128, TensorRT scales)",
-         "cpu_weights": weights.value},
-        {"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
+    cpu_record = replace(
+        common, role=ArtifactRole.INT8_ONNXRUNTIME,
+        target=f"onnxruntime cpu ({weights.kernels}, zero point 128, TensorRT scales)", cpu_weights=weights.value,
+        report={"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
     )  # fmt: skip
+    cpu_path = write_quantized(outdir / CPU_MODEL_NAME, insert_qdq_cpu(cpu_model, plan, ranges, weights), cpu_record)
     table = outdir / TRT_TABLE_NAME
     activations = {name: ranges[name] for name in plan.activations if name in ranges}
     write_trt_table(table, activations, settings.trt_table_version)

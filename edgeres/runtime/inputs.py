@@ -7,7 +7,6 @@ On the runtime path: nothing here imports torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,12 +23,6 @@ def artifact_input(artifact: Path) -> InputSpec | None:
     artifact's is refused (size only: hashing a large ONNX on every read would cost a read of it)."""
     verify_sidecar(Path(artifact), full_hash=False)
     return recorded_input(Path(artifact))
-
-
-def artifact_input_contract(artifact: Path) -> dict[str, Any] | None:
-    """`artifact_input` in its JSON form, for examples/camera_app.py until it reads the typed spec."""
-    spec = artifact_input(artifact)
-    return None if spec is None else spec.to_json()
 
 
 DEFAULT_FRAME_COUNT = 8  # frames read_input takes from a raw clip unless told otherwise

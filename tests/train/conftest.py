@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgeres.export.onnx_export import RGB_INPUT_SPEC, torch_to_onnx, write_export
+from edgeres.export.onnx_export import INPUT_NAME, torch_to_onnx, write_export
 from edgeres.export.opsets import DEFAULT_OPSET
 from edgeres.export.parity import ParityTolerance, check_parity, parity_batch
-from edgeres.frames.contract import InputContract
+from edgeres.frames.contract import InputContract, InputSpec
 from edgeres.frames.images import default_calibration_dir, read_rgb
 from edgeres.frontend.graph import attach_frontend
 from edgeres.model.arch import Arch
@@ -86,9 +86,9 @@ def export_at(weights: Path, classes: int, size: int, output: Path, contract: In
     model, used = load_model(Arch.RESNET18, weights, classes)
     proto = torch_to_onnx(model, size=size)
     parity = check_parity(model, proto.SerializeToString(), parity_batch(None, size=size), ParityTolerance())
-    spec = dict(RGB_INPUT_SPEC, shape=["batch", 3, size, size])
+    spec = InputSpec.rgb(INPUT_NAME, size)
     if contract is not None:
-        proto, spec = attach_frontend(proto, contract), contract.to_dict()
+        proto, spec = attach_frontend(proto, contract), InputSpec.frames(contract)
     write_export(output, proto.SerializeToString(), model, used, DEFAULT_OPSET, parity, ParityTolerance(), spec)
     return output
 
