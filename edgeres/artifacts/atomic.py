@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeres.errors import EdgeresError
+from edgeres.errors import EdgeresError, UserInputError
 
 TEMP_PREFIX = ".edgeres-"
 PARTIAL_SUFFIX = ".partial"
@@ -192,3 +192,15 @@ def write_with(final: Path, writer: Callable[[Path], None]) -> None:
 def write_json_atomic(final: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
     write_bytes_atomic(final, text.encode())
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in `path` (the counterpart of `write_json_atomic`); one-line UserInputError naming
+    the file and `what` it should be when it cannot be read or is not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{path}: {what} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: {what} is not a JSON object")
+    return data

@@ -8,13 +8,12 @@ made them, kept for people and tools, and read back by nobody inside edgeres.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.atomic import write_json_atomic
+from edgeres.artifacts.atomic import read_json_object, write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.errors import UserInputError
 
@@ -59,13 +58,7 @@ class BuildSummary:
     @classmethod
     def read(cls, path: Path) -> BuildSummary:
         """The summary at `path`; one-line UserInputError when it is unreadable or not a summary."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserInputError(f"{path}: build summary cannot be read ({exc})") from None
-        if not isinstance(data, dict):
-            raise UserInputError(f"{path}: build summary is not a JSON object")
-        return cls.from_dict(data, path)
+        return cls.from_dict(read_json_object(path, "build summary"), path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: Path) -> BuildSummary:

@@ -8,12 +8,11 @@ says which model, weights and build it came from.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.atomic import write_json_atomic
+from edgeres.artifacts.atomic import read_json_object, write_json_atomic
 from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.sidecar import Section, Sidecar, Stage, write_sidecar
@@ -109,11 +108,7 @@ class TritonRecord:
     @classmethod
     def read(cls, path: Path) -> TritonRecord:
         """The record at `path`; one-line UserInputError when it is unreadable or malformed."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserInputError(f"{path}: cannot be read ({exc})") from None
-        fields = Fields.of(data, f"{path}: record")
+        fields = Fields.of(read_json_object(path, "deploy record"), f"{path}: record")
         if fields.get("stage", str) != Stage.DEPLOY_TRITON.value:
             raise fields.refusal("stage", fields.data.get("stage"), repr(Stage.DEPLOY_TRITON.value))
         options = fields.section("artifact_options")
