@@ -270,7 +270,7 @@ def fused_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_camera_build_quantizes_the_network_and_leaves_the_front_end_float(fused_onnx: Path, tmp_path: Path) -> None:
     result = build(BuildOptions(onnx=fused_onnx, calib_size=8, profile_iterations=2), tmp_path)
     summary = result.summary
-    assert summary["input"] == CAMERA.to_dict() and summary["placement"]["frontend_nodes"] > 0
+    assert summary.input == CAMERA.to_dict() and summary.sections["placement"]["frontend_nodes"] > 0
     fp32, qdq = onnx.load(str(fused_onnx)), onnx.load(str(result.artifacts["int8_tensorrt"]))
     frame = qdq.graph.input[0]
     assert frame.type.tensor_type.elem_type == onnx.TensorProto.UINT8  # still takes the raw camera frame

@@ -104,9 +104,9 @@ def test_build_accuracy_on_its_held_out_share_of_val_csv(trained_rgb: FinetuneRe
     onnx_path = export_at(trained_rgb.model, 4, SIZE, tmp_path / "model_fp32.onnx")
     options = BuildOptions(precision=Precision.FP16, onnx=onnx_path, calib=trained_rgb.val_csv, calib_size=24,
                            profile_iterations=0, min_holdout_samples=0)  # fmt: skip
-    summary = build(options, tmp_path / "build").summary
-    expected = accuracy_on(trained_rgb, summary["holdout"]["paths"])
-    assert summary["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
+    sections = build(options, tmp_path / "build").summary.sections
+    expected = accuracy_on(trained_rgb, sections["holdout"]["paths"])
+    assert sections["fidelity"]["fp16"]["accuracy"]["reference_top1"] == pytest.approx(expected)
 
 
 def test_build_eval_csv_reports_finetune_accuracy(trained_rgb: FinetuneResult, tmp_path: Path) -> None:
