@@ -14,7 +14,7 @@ QUIET = 3  # onnxruntime log severity: errors only
 PASS_THREADS = 2
 # Off with reference kernels: this level-1 optimizer rewrites a float bias after DequantizeLinear -> Conv into int32
 # codes of (input scale x weight scale), rounded to the scale's type first: with FP16 scales nearly every code
-# overflows to infinity (edgeres.quantize.high_precision), so the model would no longer compute what its nodes say.
+# overflows to infinity (edgeres.quantize.tensorrt_qdq), so the model would no longer compute what its nodes say.
 REFERENCE_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 
 

@@ -147,6 +147,7 @@ def build_arguments(options: BuildOptions, output: Path) -> list[str]:
 
 def build_and_report(options: BuildOptions, output: Path) -> None:
     """Run the library's build with progress bars, then print what it wrote and measured."""
+    from edgeres.cli.int8_report import analysis_lines
     from edgeres.flow.orchestrator import build as run_build
 
     try:
@@ -158,6 +159,8 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
         wrote(f"{name}: {path}")
     for note in result.notes:
         say(note)
+    for line in analysis_lines(result.analysis):
+        say(line)
     print_fidelity(result)
 
 

@@ -65,6 +65,7 @@ def sensitivity(
       edgeres sensitivity out/build\n
       edgeres sensitivity --onnx model.onnx --calib photos/ -o out/sens
     """
+    from edgeres.cli.int8_report import analysis_lines
     from edgeres.flow.sensitivity import sensitivity as analyse
 
     if artifact_dir is not None and onnx_path is not None:
@@ -82,7 +83,7 @@ def sensitivity(
         )
     with StageBars() as bars:
         analysis = analyse(options, output, bars)
-    for note in analysis.notes():
-        say(note)
+    for line in analysis_lines(analysis):
+        say(line)
     for role, path in analysis.artifacts.items():
         wrote(f"{role}: {path}")

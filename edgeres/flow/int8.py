@@ -44,7 +44,7 @@ def quantize_int8(
     models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float)
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     notes = (
-        calibrated.calibrated.note, *analysis.notes(),
+        calibrated.calibrated.note,
         f"TensorRT calibration table (header TRT-{models.table_header}) for DeepStream int8-calib-file: {table}",
     )  # fmt: skip
     sections = analysis.sections() | {

@@ -16,19 +16,16 @@ from edgeres.plotting import literal, pyplot, save_png
 from edgeres.progress import Stages
 from edgeres.quantize.fallback import (
     FallbackSearch,
-    FallbackStep,
     fallback_evaluations,
     fallback_metrics,
-    keep_float_option,
     search_fallback,
 )
-from edgeres.quantize.fidelity import HeldOutEvaluation
+from edgeres.quantize.fidelity import HeldOutEvaluation, sqnr_text
 from edgeres.quantize.int8 import Int8Calibration
 from edgeres.quantize.sensitivity import SensitivityReport, analyse_sensitivity, network_layers, variant_count
 
 SENSITIVITY_JSON = "sensitivity.json"
 SENSITIVITY_PLOT = "sensitivity.png"
-TABLE_ROWS = 10  # layers printed by the CLI (the JSON has all)
 
 
 @dataclass(frozen=True)
@@ -53,14 +50,6 @@ class Int8Analysis:
         if self.fallback is not None:
             sections["fallback"] = self.fallback.as_dict()
         return sections
-
-    def notes(self) -> list[str]:
-        notes: list[str] = []
-        if self.sensitivity is not None:
-            notes += [sensitivity_split(self.sensitivity), *sensitivity_table(self.sensitivity)]
-        if self.fallback is not None:
-            notes += fallback_lines(self.fallback)
-        return notes
 
 
 def analyse_int8(
@@ -90,64 +79,6 @@ def analyse_int8(
     return Int8Analysis(report, search, artifacts)
 
 
-def _db(value: float) -> str:
-    return f"{value:.1f} dB" if math.isfinite(value) else "exact"
-
-
-def sensitivity_split(report: SensitivityReport) -> str:
-    """One line: the whole model's error and its weight/activation shares."""
-    return (
-        f"sensitivity on {report.samples} held-out samples: all INT8 {_db(report.int8.sqnr_db)}, "
-        f"weights only {_db(report.weights_only.sqnr_db)}, activations only {_db(report.activations_only.sqnr_db)} "
-        f"logits SQNR; most sensitive: {', '.join(s.layer.name for s in report.ranked()[:3])}"
-    )
-
-
-def sensitivity_table(report: SensitivityReport, rows: int = TABLE_ROWS) -> list[str]:
-    """Aligned lines: rank, layer, logits SQNR with it alone in float (and the gain), with it alone INT8."""
-    header = ("#", "layer", "alone in float", "gain", "alone INT8", "agreement")
-    table = [header]
-    for rank, item in enumerate(report.ranked()[:rows], start=1):
-        gain = item.float_alone.sqnr_db - report.int8.sqnr_db
-        table.append(
-            (
-                str(rank),
-                item.layer.name,
-                _db(item.float_alone.sqnr_db),
-                f"{gain:+.2f} dB" if math.isfinite(gain) else "exact",
-                _db(item.int8_alone.sqnr_db),
-                f"{item.float_alone.top1_agreement:.0%}",
-            )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
-
-
-def fallback_lines(search: FallbackSearch) -> list[str]:
-    """The curve, one line per step, then the choice and the option that reproduces it."""
-    lines = []
-    for step in search.steps:
-        accuracy = "" if step.measure.top1_accuracy is None else f", accuracy {step.measure.top1_accuracy:.1%}"
-        added = step.kept[-1] if step.kept else "none (all INT8)"
-        lines.append(
-            f"fallback {len(step.kept)} kept (+{added}): logits SQNR {_db(step.measure.sqnr_db)}, top-1 agreement "
-            f"{step.measure.top1_agreement:.0%}{accuracy}, {step.mac_share:.1%} of MACs in float, "
-            f"CPU {step.latency_ms:.1f} ms{tensorrt_note(step)}"
-        )
-    verdict = "meets the gate" if search.met else f"best found, gate NOT met within {search.max_fallback} layers"
-    chosen = keep_float_option(search.keep_float)
-    lines.append(f"fallback chose {len(search.keep_float)} layer(s) ({verdict}): {chosen}")
-    return lines
-
-
-def tensorrt_note(step: FallbackStep) -> str:
-    """What the confirmation on the TensorRT model found, when the twin met the gate."""
-    if step.tensorrt is None:
-        return ""
-    verdict = "gate met" if step.passed else "short of the gate"
-    return f"; TensorRT model {_db(step.tensorrt.sqnr_db)}, {verdict}"
-
-
 def sensitivity_plot(report: SensitivityReport, path: Path) -> Path:
     """Per layer along the network: the logits SQNR with that layer alone in float, and with it alone INT8."""
     plt = pyplot()
@@ -157,7 +88,7 @@ def sensitivity_plot(report: SensitivityReport, path: Path) -> Path:
     top.bar(positions, [g if math.isfinite(g) else 0.0 for g in gains], color="tab:blue")
     top.axhline(0.0, color="black", linewidth=0.8)
     top.set_ylabel("SQNR gain, layer alone in float (dB)")
-    whole = _db(report.int8.sqnr_db)
+    whole = sqnr_text(report.int8.sqnr_db)
     top.set_title(f"INT8 sensitivity per layer ({report.samples} held-out samples; all INT8 {whole})")
     alone = [s.int8_alone.sqnr_db for s in report.layers]
     finite = [a for a in alone if math.isfinite(a)]

@@ -18,9 +18,9 @@ from edgeres.quantize.cache import (
     trt_version_number,
 )
 from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate
-from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.settings import Int8Settings
+from edgeres.quantize.tensorrt_qdq import HighPrecision
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
 from edgeres.samples.sources import SampleSource
 
@@ -77,7 +77,7 @@ class BuildOptions:
     # pass for them.
     bias_correction: bool = True
     # The TensorRT Q/DQ model's non-INT8 remainder (front-end, float layers, Adds, pooling): FP16 by default,
-    # as NVIDIA Model Optimizer writes it; it needs TensorRT 10 or later (edgeres.quantize.high_precision).
+    # as NVIDIA Model Optimizer writes it; it needs TensorRT 10 or later (edgeres.quantize.tensorrt_qdq).
     high_precision: HighPrecision = HighPrecision.FP16
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: FrameFormat | None = None  # layout and size of raw .yuv calibration frames

@@ -10,7 +10,7 @@ calibration samples are camera-encoded frames, and the front-end nodes stay floa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgeres.artifacts.build_summary import SUMMARY_NAME as SUMMARY_NAME
@@ -23,6 +23,7 @@ from edgeres.engine.builder import EngineOptions, build_engine
 from edgeres.engine.target import running_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
+from edgeres.flow.int8_analysis import Int8Analysis
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.samples import BuildSamples, build_samples
 from edgeres.flow.source import SourceModel, source_model
@@ -43,6 +44,7 @@ class BuildResult:
     summary: BuildSummary
     notes: tuple[str, ...] = ()  # what the CLI prints besides the fidelity lines (cache, held-out set)
     profile: tuple[str, ...] = ()  # quick-profile lines, empty with profile_iterations=0
+    analysis: Int8Analysis = field(default_factory=Int8Analysis)  # sensitivity and fallback, when asked
 
 
 def engine_status() -> str | None:
@@ -83,7 +85,7 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
     summary = finish_build(current, summary, fidelity, made, options)
     artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
     notes = (*source_notes(source), *made.notes, samples.note)
-    return BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile)
+    return BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile, made.analysis)
 
 
 def source_notes(source: SourceModel) -> tuple[str, ...]:

@@ -93,8 +93,7 @@ def _given_model_contract(
 def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, stages: Stages) -> SourceModel:
     """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
     if onnx_path is not None:
-        path = Path(onnx_path)
-        check_source_onnx(path)
+        path = Path(onnx_path)  # checked by BuildOptions.check_files before the build began
         sidecar = read_sidecar(path)
         contract = _given_model_contract(path, sidecar, options.contract)
         random = sidecar.fields(Section.OPTIONS).get("random_weights", bool) if sidecar is not None else None

@@ -110,7 +110,7 @@ def check_fallback_request(gate: FidelityGate, max_fallback: int, best_possible:
         raise UserInputError("automatic fallback needs a fidelity target: a minimum SQNR, agreement or accuracy")
     if max_fallback < 1:
         raise UserInputError(f"fallback budget {max_fallback} layers: must be at least 1")
-    unreachable = best_possible.failures(gate)
+    unreachable = gate.failures(best_possible)
     if unreachable:
         raise UserInputError(f"no placement can meet the gate: on the FP32 model itself, {unreachable[0]}")
 
@@ -133,10 +133,10 @@ class _Search:
         return result
 
     def step(self, kept: Candidate, measure: FidelityReport) -> FallbackStep:
-        tensorrt = None if measure.failures(self.gate) else self.metrics.confirm(kept)
+        tensorrt = None if self.gate.failures(measure) else self.metrics.confirm(kept)
         share = sum(self.by_node[node].macs for node in kept) / self.total_macs
         names = tuple(self.by_node[node].name for node in kept)
-        passed = tensorrt is not None and not tensorrt.failures(self.gate)
+        passed = tensorrt is not None and not self.gate.failures(tensorrt)
         return FallbackStep(names, measure, tensorrt, share, self.metrics.latency_ms(kept), passed)
 
 
@@ -155,16 +155,16 @@ def search_fallback(
     if not steps[0].passed and layers:
         single = dict(leave_one_out or {})
         single |= {layer.node: search.measured([layer.node]) for layer in layers if layer.node not in single}
-        ranking = sorted(search.by_node, key=lambda node: single[node].score(gate), reverse=True)
+        ranking = sorted(search.by_node, key=lambda node: gate.score(single[node]), reverse=True)
         kept = [ranking[0]]
         steps.append(search.step(kept, single[ranking[0]]))
         while not steps[-1].passed and len(kept) < budget:
             tried = [node for node in ranking if node not in kept][:CANDIDATES_PER_STEP]
             trials = {node: search.measured([*kept, node]) for node in tried}
-            kept.append(max(trials, key=lambda node: trials[node].score(gate)))
+            kept.append(max(trials, key=lambda node: gate.score(trials[node])))
             steps.append(search.step(kept, trials[kept[-1]]))
     passing = [index for index, s in enumerate(steps) if s.passed]
-    chosen = passing[0] if passing else max(range(len(steps)), key=lambda i: steps[i].measure.score(gate))
+    chosen = passing[0] if passing else max(range(len(steps)), key=lambda i: gate.score(steps[i].measure))
     return FallbackSearch(tuple(steps), chosen, budget, search.evaluations)
 
 

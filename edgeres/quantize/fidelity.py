@@ -38,7 +38,6 @@ from edgeres.artifacts.onnx import as_model, with_outputs
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
-from edgeres.quantize.gate import FidelityGate
 from edgeres.samples.holdout import HeldOutBatch
 
 WORST_LAYERS = 10
@@ -63,6 +62,11 @@ def sqnr_db(signal_power: float, noise_power: float) -> float:
     if not math.isfinite(noise_power):
         return -math.inf
     return 10.0 * math.log10(max(signal_power, 1e-300) / noise_power)
+
+
+def sqnr_text(value: float) -> str:
+    """An SQNR as shown to people: '23.4 dB', or 'exact' where nothing differs."""
+    return f"{value:.1f} dB" if math.isfinite(value) else "exact"
 
 
 @dataclass(frozen=True)
@@ -108,20 +112,6 @@ class FidelityReport:
     def top1_accuracy(self) -> float | None:
         """The candidate's top-1 accuracy against the labels, when the samples have them."""
         return None if self.accuracy is None else self.accuracy.candidate_top1
-
-    def failures(self, gate: FidelityGate) -> list[str]:
-        return gate.failures(self.sqnr_db, self.top1_agreement, self.top1_accuracy)
-
-    def score(self, gate: FidelityGate) -> tuple[float, ...]:
-        """Larger is better for this gate: limits met first, then the gated measure, then SQNR."""
-        met = gate.limits - len(self.failures(gate))
-        if gate.min_sqnr_db is None and gate.min_accuracy is not None and self.top1_accuracy is not None:
-            primary = self.top1_accuracy
-        elif gate.min_sqnr_db is None and gate.min_agreement is not None:
-            primary = self.top1_agreement
-        else:
-            primary = self.sqnr_db
-        return (met, primary, self.sqnr_db)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: infinities (exact agreement) become the string 'inf'."""

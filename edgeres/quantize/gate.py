@@ -38,19 +38,33 @@ class FidelityGate:
         """How many measures the gate checks."""
         return sum(limit is not None for limit in (self.min_sqnr_db, self.min_agreement, self.min_accuracy))
 
-    def failures(self, sqnr_db: float, top1_agreement: float, accuracy: float | None) -> list[str]:
+    def failures(self, report: FidelityReport) -> list[str]:
         """One phrase per measure below its limit, e.g. 'logits SQNR 21.3 dB is below the required 25 dB'."""
         failed = []
-        if self.min_sqnr_db is not None and sqnr_db < self.min_sqnr_db:
-            failed.append(f"logits SQNR {sqnr_db:.1f} dB is below the required {self.min_sqnr_db:g} dB")
-        if self.min_agreement is not None and top1_agreement < self.min_agreement:
-            failed.append(f"top-1 agreement {top1_agreement:.1%} is below the required {self.min_agreement:.1%}")
+        if self.min_sqnr_db is not None and report.sqnr_db < self.min_sqnr_db:
+            failed.append(f"logits SQNR {report.sqnr_db:.1f} dB is below the required {self.min_sqnr_db:g} dB")
+        if self.min_agreement is not None and report.top1_agreement < self.min_agreement:
+            failed.append(
+                f"top-1 agreement {report.top1_agreement:.1%} is below the required {self.min_agreement:.1%}"
+            )
         if self.min_accuracy is not None:
+            accuracy = report.top1_accuracy
             if accuracy is None:
                 failed.append("top-1 accuracy cannot be measured: the held-out samples have no labels")
             elif accuracy < self.min_accuracy:
                 failed.append(f"top-1 accuracy {accuracy:.1%} is below the required {self.min_accuracy:.1%}")
         return failed
+
+    def score(self, report: FidelityReport) -> tuple[float, ...]:
+        """Larger is better for this gate: limits met first, then the gated measure, then SQNR."""
+        met = self.limits - len(self.failures(report))
+        if self.min_sqnr_db is None and self.min_accuracy is not None and report.top1_accuracy is not None:
+            primary = report.top1_accuracy
+        elif self.min_sqnr_db is None and self.min_agreement is not None:
+            primary = report.top1_agreement
+        else:
+            primary = report.sqnr_db
+        return (met, primary, report.sqnr_db)
 
     def as_dict(self) -> dict[str, float | None]:
         return {"min_sqnr_db": self.min_sqnr_db, "min_agreement": self.min_agreement, "min_accuracy": self.min_accuracy}
@@ -58,6 +72,6 @@ class FidelityGate:
 
 def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
     """Raise FidelityError naming the first failed measure, the value and the limit."""
-    failed = report.failures(gate)
+    failed = gate.failures(report)
     if failed:
         raise FidelityError(f"{report.precision} {failed[0]} ({report.samples} held-out samples, {report.weights})")

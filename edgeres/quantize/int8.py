@@ -38,11 +38,11 @@ from edgeres.quantize.cache import (
 )
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
 from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
-from edgeres.quantize.high_precision import HIGH_PRECISION_GRID, tensorrt_qdq_model
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import QdqPlan, ScaleGrid, plan_qdq
 from edgeres.quantize.sensitivity import QuantizedVariants
 from edgeres.quantize.settings import Int8Settings
+from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID, tensorrt_qdq_model
 from edgeres.samples.calibration import CalibrationSet
 
 
@@ -86,10 +86,11 @@ class Int8Models:
 
 
 def calibrate_or_reuse(
-    source: Path, calibration: CalibrationSet, tensors: list[str], settings: Int8Settings, outdir: Path,
-    stages: Stages, means_for: Sequence[str] = (),
+    source: Path, model: onnx.ModelProto, calibration: CalibrationSet, tensors: list[str], settings: Int8Settings,
+    outdir: Path, stages: Stages, means_for: Sequence[str] = (),
 ) -> Calibrated:  # fmt: skip
-    """Ranges from the matching calibration cache in `outdir`, else a calibration pass (then cached)."""
+    """Ranges from the matching calibration cache in `outdir` (keyed by the file `source` that holds
+    `model`), else a calibration pass (then cached)."""
     cache_path = outdir / CACHE_NAME
     key = cache_key(source, calibration.fingerprint(), settings.calib_algo, settings.calib_options, tensors)
     algo = {"algo": settings.calib_algo.value, "percentile": settings.calib_options.percentile}
@@ -104,7 +105,7 @@ def calibrate_or_reuse(
             return Calibrated(cached.ranges, {"reused_cache": str(cache_path), "samples": cached.samples, **algo}, note)
     with stages.stage(f"calibrate ({settings.calib_algo.value})", len(calibration), "calibration_s") as advance:
         stats = collect_statistics(
-            source, calibration.batches(settings.batch_size), tensors, settings.calib_options, advance,
+            model, calibration.batches(settings.batch_size), tensors, settings.calib_options, advance,
             histograms=settings.calib_algo is not CalibAlgo.MAX, means_for=means_for,
         )  # fmt: skip
         ranges = ranges_from_statistics(stats, settings.calib_algo, settings.calib_options)
@@ -123,7 +124,7 @@ def calibrate_int8(
     plan = plan_qdq(model, settings.keep_float)
     tensors = list(dict.fromkeys(plan.activations + plan.cpu_extra))
     corrected = weighted_inputs(model, plan) if settings.bias_correction else []
-    calibrated = calibrate_or_reuse(source, calibration, tensors, settings, outdir, stages, corrected)
+    calibrated = calibrate_or_reuse(source, model, calibration, tensors, settings, outdir, stages, corrected)
     if not settings.bias_correction:
         return Int8Calibration(model, plan, calibrated, None, None, settings)
     with stages.stage("bias correction", len(calibration), "bias_correction_s") as advance:

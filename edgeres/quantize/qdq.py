@@ -12,7 +12,7 @@ downsampling shortcut), the shortcut is the branch whose convolution reads a ten
 also descends from; that one is quantized, the main branch's convolution keeps the fusion.
 
 Scales are written on a `ScaleGrid`: FP32 (any float32), or FP16, for a model whose Q/DQ scales will be
-stored in FP16 (edgeres.quantize.high_precision): each scale rounded up to a float16 value (so nothing
+stored in FP16 (edgeres.quantize.tensorrt_qdq): each scale rounded up to a float16 value (so nothing
 that fitted the FP32 scale clips) and the weight codes computed against that value (so writing it in FP16
 adds no representation error); a weight scale is also floored so that input scale x weight scale is not
 zero in FP16. The scales are still written as float32 initializers here; the values are exact in FP16.

@@ -31,8 +31,8 @@ from edgeres.progress import ProgressCallback
 from edgeres.quantize.bias_correction import with_biases
 from edgeres.quantize.cpu_twin import WeightType, insert_qdq_cpu
 from edgeres.quantize.fidelity import FidelityReport, HeldOutEvaluation
-from edgeres.quantize.high_precision import HighPrecision, tensorrt_qdq_model
 from edgeres.quantize.qdq import WEIGHTED_OPS, QdqPlan, matches_layer, module_path, plan_qdq
+from edgeres.quantize.tensorrt_qdq import HighPrecision, tensorrt_qdq_model
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
+from edgeres.quantize.tensorrt_qdq import HighPrecision
 
 
 @dataclass(frozen=True)

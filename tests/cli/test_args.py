@@ -24,8 +24,8 @@ from edgeres.frames.contract import FrameFormat, InputContract, ResizeMode
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout
 from edgeres.model.arch import Arch
 from edgeres.quantize.gate import FidelityGate
-from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.quantize.tensorrt_qdq import HighPrecision
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 PANELS = {

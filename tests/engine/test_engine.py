@@ -401,8 +401,8 @@ def test_build_refuses_a_missing_onnx_before_touching_tensorrt(tmp_path: Path) -
 def test_fp16_scales_are_refused_before_tensorrt_10(tmp_path: Path) -> None:
     """TensorRT 8.6 takes float32 Q/DQ scales only: an FP16-remainder model is refused by name, before the build."""
     from edgeres.engine.builder import check_scale_types
-    from edgeres.quantize.high_precision import HighPrecision, tensorrt_qdq_model
     from edgeres.quantize.qdq import plan_qdq
+    from edgeres.quantize.tensorrt_qdq import HighPrecision, tensorrt_qdq_model
     from tests.fixtures.tiny_classifier import tiny_classifier_proto
 
     model = tiny_classifier_proto(5)

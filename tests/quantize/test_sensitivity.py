@@ -140,11 +140,11 @@ def Measure(sqnr_db: float, agreement: float, accuracy: float | None) -> Fidelit
 def test_score_puts_the_gate_first() -> None:
     gate = FidelityGate(min_sqnr_db=20.0, min_agreement=0.9)
     passing, close, far = Measure(21.0, 0.95, None), Measure(25.0, 0.5, None), Measure(10.0, 0.95, None)
-    assert passing.failures(gate) == [] and len(close.failures(gate)) == 1
-    assert sorted([far, close, passing], key=lambda m: m.score(gate), reverse=True) == [passing, close, far]
+    assert gate.failures(passing) == [] and len(gate.failures(close)) == 1
+    assert sorted([far, close, passing], key=gate.score, reverse=True) == [passing, close, far]
     accuracy_gate = FidelityGate(min_accuracy=0.8)
-    assert Measure(10.0, 0.5, 0.9).score(accuracy_gate) > Measure(30.0, 0.9, 0.7).score(accuracy_gate)
-    assert Measure(30.0, 1.0, None).failures(accuracy_gate) == [
+    assert accuracy_gate.score(Measure(10.0, 0.5, 0.9)) > accuracy_gate.score(Measure(30.0, 0.9, 0.7))
+    assert accuracy_gate.failures(Measure(30.0, 1.0, None)) == [
         "top-1 accuracy cannot be measured: the held-out samples have no labels"
     ]
 
@@ -200,7 +200,7 @@ def test_fallback_meets_a_gate_above_int8_with_the_best_layers(lite0: tuple) -> 
     report = analyse_sensitivity(variants, logits, layers)
     plain = report.int8.sqnr_db
     gate = FidelityGate(min_sqnr_db=plain + 3.0)  # measured here: 4 layers meet it (3 fall 0.1-1 dB short)
-    assert report.int8.failures(gate)
+    assert gate.failures(report.int8)
     search = search_fallback(fallback_metrics(variants, logits), layers, gate, max_fallback=6)
     assert search.met and 1 <= len(search.keep_float) <= 6, search.as_dict()["curve"]
     # The first pick is the exhaustive leave-one-out's best (measured independently by the sensitivity pass).

@@ -13,8 +13,8 @@ from edgeres.cli.args.group import OptionGroup, option, switch
 from edgeres.cli.options import FRAME_FORMAT_HELP, parse_frame_format
 from edgeres.flow.options import BuildOptions
 from edgeres.frames.contract import FrameFormat, InputContract
-from edgeres.quantize.high_precision import HighPrecision
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.quantize.tensorrt_qdq import HighPrecision
 
 PANEL = "Calibration"
 DEFAULTS = BuildOptions()

@@ -1,4 +1,4 @@
-"""The TensorRT Q/DQ model with an FP16 remainder (edgeres.quantize.high_precision), on models built here.
+"""The TensorRT Q/DQ model with an FP16 remainder (edgeres.quantize.tensorrt_qdq), on models built here.
 
 The FP16 model is run on onnxruntime CPU with basic optimisations (no Q/DQ fusions) and without
 onnxruntime's WeightBiasQuantization: that level-1 optimizer turns each float Conv bias into int32 codes
@@ -30,13 +30,6 @@ from edgeres.quantize.bias_correction import correct_biases, weighted_inputs
 from edgeres.quantize.calibrate import collect_ranges, collect_statistics, ranges_from_statistics
 from edgeres.quantize.fp16 import convert_to_fp16, to_fp16
 from edgeres.quantize.grid import INT8_MAX
-from edgeres.quantize.high_precision import (
-    FP16_SCALE_OPSET,
-    HighPrecision,
-    at_least_opset,
-    model_opset,
-    tensorrt_qdq_model,
-)
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.qdq import (
     FP16_TINIEST,
@@ -44,6 +37,13 @@ from edgeres.quantize.qdq import (
     activation_scale,
     insert_qdq,
     plan_qdq,
+)
+from edgeres.quantize.tensorrt_qdq import (
+    FP16_SCALE_OPSET,
+    HighPrecision,
+    at_least_opset,
+    model_opset,
+    tensorrt_qdq_model,
 )
 from edgeres.samples.calibration import CalibrationSet
 from edgeres.samples.encoding import encoder_for

@@ -30,7 +30,7 @@ output of type T3, "T3: float16, bfloat16, float32"), so an FP16 scale gives an 
 
 The camera front-end (nodes named edgeres.frontend.graph.NODE_PREFIX...) runs in FP16 too when
 `FRONTEND_PRECISION` is FP16: its box sums exceed 2048 (the largest integer FP16 holds exactly), but its output is
-quantized to INT8 at once, and tests/quantize/test_high_precision.py bounds its FP16 error in units of
+quantized to INT8 at once, and tests/quantize/test_tensorrt_qdq.py bounds its FP16 error in units of
 that INT8 step on generated frames. Otherwise its nodes stay FP32 and its output is cast to FP16.
 
 TensorRT before 10 takes float32 scales only (its 8.6 Dequantize operator: "T2: float32",
