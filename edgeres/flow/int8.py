@@ -13,7 +13,8 @@ from edgeres.flow.source import SourceModel
 from edgeres.progress import Stages
 from edgeres.quantize.artifacts import write_fp16_model
 from edgeres.quantize.fidelity import HeldOutEvaluation
-from edgeres.quantize.int8 import calibrate_int8, write_int8_models
+from edgeres.quantize.int8 import CalibrationRecord, calibrate_int8, placement_record, write_int8_models
+from edgeres.quantize.qdq import QdqPlan
 from edgeres.samples.calibration import CalibrationSet
 
 
@@ -23,9 +24,21 @@ class Quantized:
 
     artifacts: dict[ArtifactRole, Path]
     candidates: tuple[ArtifactRole, ...]  # the models judged on the held-out set; the engine's source first
-    sections: dict[str, Any]  # build summary sections (calibration, placement, analysis)
     notes: tuple[str, ...]
+    calibration: CalibrationRecord | None = None  # INT8 only, as are the rest
+    plan: QdqPlan | None = None
+    bias_correction: bool | None = None
     analysis: Int8Analysis = field(default_factory=Int8Analysis)
+
+    def sections(self) -> dict[str, Any]:
+        """The build summary's sections for this step (written at the file boundary)."""
+        if self.calibration is None or self.plan is None:
+            return {}
+        return self.analysis.sections() | {
+            "calibration": self.calibration.as_dict(),
+            "placement": placement_record(self.plan),
+            "bias_correction": self.bias_correction,
+        }
 
     @property
     def cpu_model(self) -> ArtifactRole:
@@ -43,19 +56,16 @@ def quantize_int8(
         analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
     models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float)
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
+    record = calibrated.calibrated.record
     notes = (
-        calibrated.calibrated.note,
+        record.describe(),
         f"TensorRT calibration table (header TRT-{models.table_header}) for DeepStream int8-calib-file: {table}",
     )  # fmt: skip
-    sections = analysis.sections() | {
-        "calibration": calibrated.calibrated.record,
-        "placement": models.placement,
-        "bias_correction": options.bias_correction,
-    }
     candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
-    return Quantized(models.artifacts | analysis.artifacts, candidates, sections, notes, analysis)
+    artifacts = models.artifacts | analysis.artifacts
+    return Quantized(artifacts, candidates, notes, record, models.plan, options.bias_correction, analysis)
 
 
 def quantize_fp16(source: SourceModel, outdir: Path) -> Quantized:
     path = write_fp16_model(source.path, source.model, outdir)
-    return Quantized({ArtifactRole.FP16: path}, (ArtifactRole.FP16,), {}, ())
+    return Quantized({ArtifactRole.FP16: path}, (ArtifactRole.FP16,), ())

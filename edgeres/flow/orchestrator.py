@@ -152,7 +152,7 @@ def build_summary(
     fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine_note: str,
     profile: tuple[str, ...], stages: Stages, outdir: Path,
 ) -> BuildSummary:  # fmt: skip
-    sections = made.sections | {
+    sections = made.sections() | {
         "holdout": samples.held_out.as_dict(),
         "fidelity": {role.value: report.as_dict() for role, report in fidelity.items()},
         "gate": options.gate.as_dict(),

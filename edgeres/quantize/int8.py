@@ -8,8 +8,10 @@ caller may analyse the calibration and keep more layers in float (edgeres.quanti
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,30 @@ from edgeres.quantize.qdq import QdqPlan, ScaleGrid, plan_qdq
 from edgeres.quantize.sensitivity import QuantizedVariants
 from edgeres.quantize.settings import Int8Settings
 from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID, tensorrt_qdq_model
-from edgeres.samples.calibration import CalibrationSet
+from edgeres.samples.calibration import CalibrationSet, CalibSummary
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """Where a build's ranges came from: a calibration pass (`summary`), or the matching cache."""
+
+    algo: CalibAlgo
+    percentile: float
+    cache: Path
+    tensors: int
+    samples: int
+    summary: CalibSummary | None = None  # None: the ranges were reused from `cache`
+
+    def describe(self) -> str:
+        if self.summary is None:
+            return f"reused calibration cache {self.cache} ({self.tensors} tensors, {self.samples} samples)"
+        return f"{self.summary.describe()}; ranges cached in {self.cache}"
+
+    def as_dict(self) -> dict[str, object]:
+        algo = {"algo": self.algo.value, "percentile": self.percentile}
+        if self.summary is None:
+            return {"reused_cache": str(self.cache), "samples": self.samples, **algo}
+        return self.summary.as_dict() | algo | {"cache": str(self.cache)}
 
 
 @dataclass(frozen=True)
@@ -51,8 +76,7 @@ class Calibrated:
     """Ranges of the calibrated tensors, and where they came from."""
 
     ranges: dict[str, float]
-    record: dict[str, Any]  # the summary's "calibration" section
-    note: str
+    record: CalibrationRecord
     input_means: dict[str, np.ndarray] | None = None  # gathered by the calibration pass, when one ran
 
 
@@ -81,7 +105,7 @@ class Int8Models:
 
     artifacts: dict[ArtifactRole, Path]
     keep_float: tuple[str, ...]
-    placement: dict[str, Any]  # the summary's "placement" section
+    plan: QdqPlan  # the placement written (the user's and the analysis' float layers left out)
     table_header: int  # TensorRT version number in calibration.table's header
 
 
@@ -93,16 +117,15 @@ def calibrate_or_reuse(
     `model`), else a calibration pass (then cached)."""
     cache_path = outdir / CACHE_NAME
     key = cache_key(source, calibration.fingerprint(), settings.calib_algo, settings.calib_options, tensors)
-    algo = {"algo": settings.calib_algo.value, "percentile": settings.calib_options.percentile}
+    record = partial(CalibrationRecord, settings.calib_algo, settings.calib_options.percentile, cache_path)
     if not settings.recalibrate:
         try:
             cached = load_matching(cache_path, key)
         except StaleCacheError as exc:
             raise StaleCacheError(f"{exc}, or recalibrate over it") from None
         if cached is not None:
-            note = f"reused calibration cache {cache_path} ({len(cached.ranges)} tensors, {cached.samples} samples)"
             stages.timings["calibration_s"] = 0.0
-            return Calibrated(cached.ranges, {"reused_cache": str(cache_path), "samples": cached.samples, **algo}, note)
+            return Calibrated(cached.ranges, record(len(cached.ranges), cached.samples))
     with stages.stage(f"calibrate ({settings.calib_algo.value})", len(calibration), "calibration_s") as advance:
         stats = collect_statistics(
             model, calibration.batches(settings.batch_size), tensors, settings.calib_options, advance,
@@ -110,10 +133,9 @@ def calibrate_or_reuse(
         )  # fmt: skip
         ranges = ranges_from_statistics(stats, settings.calib_algo, settings.calib_options)
     write_cache(cache_path, CalibCache(key, ranges, calibration.summary.samples))
-    note = f"{calibration.summary.describe()}; ranges cached in {cache_path}"
     means = {name: stream.mean for name, stream in stats.means.items()}
-    record = calibration.summary.as_dict() | algo | {"cache": str(cache_path)}
-    return Calibrated(ranges, record, note, means)
+    made = record(len(ranges), calibration.summary.samples, copy.deepcopy(calibration.summary))
+    return Calibrated(ranges, made, means)
 
 
 def calibrate_int8(
@@ -170,7 +192,7 @@ def write_int8_models(
     placement = placement_record(plan)
     trt_record = replace(
         common, target="tensorrt (S8S8)", high_precision=settings.high_precision.value, ranges=ranges,
-        report={"placement": placement, "calibration": calibration.calibrated.record},
+        report={"placement": placement, "calibration": calibration.calibrated.record.as_dict()},
     )  # fmt: skip
     trt_model = tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision)
     trt_path = write_quantized(outdir / TENSORRT_MODEL_NAME, trt_model, trt_record)
@@ -188,4 +210,4 @@ def write_int8_models(
         ArtifactRole.INT8_TENSORRT: trt_path, ArtifactRole.INT8_ONNXRUNTIME: cpu_path,
         ArtifactRole.CALIBRATION_CACHE: outdir / CACHE_NAME, ArtifactRole.CALIBRATION_TABLE: table,
     }  # fmt: skip
-    return Int8Models(artifacts, keep_float, placement, trt_version_number(settings.trt_table_version))
+    return Int8Models(artifacts, keep_float, plan, trt_version_number(settings.trt_table_version))
