@@ -23,7 +23,6 @@ from edgeres.samples.sources import (
     Skipped,
     SourceKind,
     check_labels,
-    files_digest,
     sample_source,
     skipped_note,
 )
@@ -146,4 +145,4 @@ class CalibrationSet:
     def fingerprint(self) -> str:
         """sha256 over the seed, size, encoding and every candidate file's bytes: changes iff the data can."""
         header = f"{self.kind.value}|{self.seed}|{self.calib_size}|{self.encoder.describe()}|{self.raw}"
-        return files_digest(self.pool, self.reader.fingerprint_root(), header)
+        return self.reader.fingerprint(self.pool, header)

@@ -96,8 +96,10 @@ class SampleSource(Protocol):
         """One item's pixels; raises Unreadable."""
         ...
 
-    def fingerprint_root(self) -> Path | None:
-        """The folder item paths are recorded relative to in the data fingerprint (None: as given)."""
+    def fingerprint(self, items: Sequence[SampleItem], header: str) -> str:
+        """A digest of `header` and the content of `items` that changes whenever the samples can: what a
+        calibration cache is keyed on (edgeres.quantize.cache), so a changed source is never served stale
+        ranges."""
         ...
 
 
@@ -192,8 +194,8 @@ class ImageFolder:
     def read(self, item: SampleItem) -> Picture:
         return _read_picture(item.path)
 
-    def fingerprint_root(self) -> Path | None:
-        return self.folder
+    def fingerprint(self, items: Sequence[SampleItem], header: str) -> str:
+        return files_digest(items, self.folder, header)
 
 
 @dataclass(frozen=True)
@@ -229,8 +231,8 @@ class FrameFolder:
         except (UserInputError, OSError, ValueError) as exc:
             raise Unreadable(str(exc).removeprefix(f"{item.path}: ")) from exc
 
-    def fingerprint_root(self) -> Path | None:
-        return self.folder
+    def fingerprint(self, items: Sequence[SampleItem], header: str) -> str:
+        return files_digest(items, self.folder, header)
 
 
 @dataclass(frozen=True)
@@ -250,13 +252,22 @@ class LabelledCsv:
     def read(self, item: SampleItem) -> Picture:
         return _read_picture(item.path)
 
-    def fingerprint_root(self) -> Path | None:
-        return self.csv_path.parent
+    def fingerprint(self, items: Sequence[SampleItem], header: str) -> str:
+        return files_digest(items, self.csv_path.parent, header)
+
+
+SOURCE_MEMBERS = ("name", "kind", "items", "read", "fingerprint")
 
 
 def sample_source(source: Path | SampleSource | None, raw: FrameFormat | None = None) -> SampleSource:
     """The source a path names (None: the shipped photographs); a `SampleSource` is used as it is."""
     if source is not None and not isinstance(source, Path | str):
+        missing = [name for name in SOURCE_MEMBERS if not hasattr(source, name)]
+        if missing:
+            raise UserInputError(
+                f"{type(source).__name__} is not a sample source: it has no {', '.join(missing)} "
+                "(see edgeres.samples.sources.SampleSource)"
+            )
         return source
     path = Path(source) if source is not None else default_calibration_dir()
     if path.is_file() and path.suffix.lower() == ".csv":

@@ -19,6 +19,7 @@ from edgeres.cli.args.group import takes_groups
 from edgeres.cli.build import build_arguments
 from edgeres.engine.options import BatchProfile, EngineOptions
 from edgeres.engine.target import HardwareCompatibility
+from edgeres.flow.int8_analysis import Int8Analysis
 from edgeres.flow.options import BuildOptions
 from edgeres.frames.contract import FrameFormat, InputContract, ResizeMode
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout
@@ -119,7 +120,7 @@ def test_rendered_build_arguments_parse_back_to_the_same_options(make, tmp_path:
 
     def fake_build(got: BuildOptions, outdir: Path, progress: object) -> SimpleNamespace:
         parsed.append((got, outdir))
-        return SimpleNamespace(artifacts={}, notes=(), fidelity={}, profile=(), engine_note="")
+        return SimpleNamespace(artifacts={}, notes=(), fidelity={}, profile=(), engine_note="", analysis=Int8Analysis())
 
     monkeypatch.setattr("edgeres.flow.orchestrator.build", fake_build)
     result = invoke("build", *build_arguments(options, tmp_path / "out"))
