@@ -31,6 +31,10 @@ class SilentProgress:
         pass
 
 
+def _ignore(amount: int) -> None:
+    pass
+
+
 class Stages:
     """The bookkeeping every stage of a run repeats: its progress bar and, when named, its time."""
 
@@ -40,14 +44,19 @@ class Stages:
         self.started = time.perf_counter()
 
     @contextmanager
-    def stage(self, task: str, total: int | None = None, timing: str | None = None) -> Iterator[ProgressCallback]:
-        """Show `task` (with `total` steps) for the block, which advances it; record its seconds as `timing`."""
-        self.progress.begin(task, total)
+    def stage(
+        self, task: str | None, total: int | None = None, timing: str | None = None
+    ) -> Iterator[ProgressCallback]:
+        """Show `task` (with `total` steps; None: no bar) for the block, which advances it; record its
+        seconds as `timing`."""
+        if task is not None:
+            self.progress.begin(task, total)
         tick = time.perf_counter()
-        yield self.progress.advance
+        yield self.progress.advance if task is not None else _ignore
         if timing is not None:
             self.timings[timing] = round(time.perf_counter() - tick, 2)
-        self.progress.end()
+        if task is not None:
+            self.progress.end()
 
     def total(self) -> dict[str, float]:
         """Every recorded timing and the whole run's seconds (`total_s`)."""

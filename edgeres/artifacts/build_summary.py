@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeres.artifacts.atomic import read_json_object, write_json_atomic
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.artifacts.precision import Precision
 from edgeres.errors import UserInputError
 
 SUMMARY_NAME = "build_summary.json"
@@ -25,7 +26,7 @@ JsonSection = Mapping[str, Any]
 class BuildSummary:
     """What one build made, from what, how it measured, and whether it passed its gate."""
 
-    precision: str
+    precision: Precision
     recipe: JsonSection  # the options that reproduce the calibration (edgeres.flow.options.BuildOptions)
     weights: str
     random_weights: bool | None
@@ -39,7 +40,7 @@ class BuildSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "precision": self.precision,
+            "precision": self.precision.value,
             "options": dict(self.recipe),
             "weights": self.weights,
             "random_weights": self.random_weights,
@@ -71,11 +72,15 @@ class BuildSummary:
             roles = {ArtifactRole(role): Path(str(path)) for role, path in artifacts.items()}
         except ValueError as exc:
             raise UserInputError(f"{where}: build summary names an unknown artifact ({exc})") from None
+        try:
+            precision = Precision(data.get("precision"))
+        except ValueError:
+            raise UserInputError(f"{where}: build summary's precision {data.get('precision')!r} is unknown") from None
         typed = {"precision", "options", "weights", "random_weights", "input", "artifacts", "gate_passed"}
         sections = {k: v for k, v in data.items() if k not in typed | {"complete", "sha256"}}
         gate, random, recipe, contract = (data.get(k) for k in ("gate_passed", "random_weights", "options", "input"))
         return cls(
-            precision=str(data.get("precision")),
+            precision=precision,
             recipe=recipe if isinstance(recipe, dict) else {},
             weights=str(data.get("weights")),
             random_weights=random if isinstance(random, bool) else None,

@@ -31,10 +31,10 @@ def engine(
       edgeres engine out/build/model_int8_qdq.onnx -o out/model_int8.engine --batch 1:8:32 --timing-cache t.cache\n
       edgeres engine out/r50_fp16/model_fp16.onnx -o out/ --dla 0
     """
-    from edgeres.flow.orchestrator import build_engine_only
+    from edgeres.engine.from_onnx import engine_from_onnx
 
     if is_engine_path(output):
         check_output_file(output)
     else:
         check_output_dir(output)
-    wrote(f"engine: {build_engine_only(model, output, options)}")
+    wrote(f"engine: {engine_from_onnx(model, output, options)}")

@@ -10,6 +10,7 @@ import typer
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.artifacts.precision import Precision
 from edgeres.cli.args.calibration import CalibrationArgs
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
@@ -26,7 +27,7 @@ def _recorded_build(folder: Path) -> BuildSummary:
     if status is not None:
         raise UserInputError(status)
     summary = BuildSummary.read(folder / SUMMARY_NAME)
-    if summary.precision != "int8" or not summary.recipe:
+    if summary.precision is not Precision.INT8 or not summary.recipe:
         raise UserInputError(f"{folder}: not an INT8 build that records its options; use --onnx MODEL instead")
     return summary
 
@@ -82,8 +83,8 @@ def sensitivity(
             contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes
         )
     with StageBars() as bars:
-        analysis = analyse(options, output, bars)
-    for line in analysis_lines(analysis):
+        run = analyse(options, output, bars)
+    for line in (run.calibration.describe(), *analysis_lines(run.analysis), run.held_out):
         say(line)
-    for role, path in analysis.artifacts.items():
+    for role, path in run.analysis.artifacts.items():
         wrote(f"{role}: {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.artifacts.precision import Precision
-from edgeres.engine.builder import EngineOptions
+from edgeres.engine.options import EngineOptions
 from edgeres.errors import UserInputError
 from edgeres.flow.source import check_source_onnx
 from edgeres.frames.contract import FrameFormat, InputContract
@@ -17,10 +17,11 @@ from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
 )
-from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate
+from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate, check_fallback_budget, check_fallback_target
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.settings import Int8Settings
 from edgeres.quantize.tensorrt_qdq import HighPrecision
+from edgeres.samples.calibration import DEFAULT_BATCH, DEFAULT_SEED
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
 from edgeres.samples.sources import SampleSource
 
@@ -31,8 +32,8 @@ DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres
 # percentile and entropy (README, "What was measured"), and one outlier frame cannot set its range as it sets max's.
 DEFAULT_CALIB_ALGO = CalibAlgo.MSE
 DEFAULT_CALIB_SIZE = 64  # calibration samples
-DEFAULT_CALIB_BATCH = 8  # calibration samples per model call
-DEFAULT_CALIB_SEED = 0  # seed of the shuffle and of the held-out split
+DEFAULT_CALIB_BATCH = DEFAULT_BATCH  # calibration samples per model call
+DEFAULT_CALIB_SEED = DEFAULT_SEED  # seed of the shuffle and of the held-out split
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,9 @@ class BuildOptions:
             raise UserInputError(f"calibration batch {self.batch_size}: must be at least 1")
         if self.profile_iterations < 0:
             raise UserInputError(f"profile iterations {self.profile_iterations}: must be 0 (off) or more")
-        if self.max_fallback < 1:
-            raise UserInputError(f"fallback budget {self.max_fallback} layers: must be at least 1")
-        if self.auto_fallback and self.gate.limits == 0:
-            raise UserInputError(
-                "automatic fallback needs a fidelity target: a minimum logits SQNR, top-1 agreement or accuracy"
-            )
+        check_fallback_budget(self.max_fallback)
+        if self.auto_fallback:
+            check_fallback_target(self.gate)
         if (self.auto_fallback or self.sensitivity) and self.precision is not Precision.INT8:
             raise UserInputError("sensitivity analysis and automatic fallback are for INT8 builds")
         try:

@@ -16,12 +16,12 @@ from pathlib import Path
 from edgeres.artifacts.build_summary import SUMMARY_NAME as SUMMARY_NAME
 from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import BuildSet, build_set
-from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole, is_engine_path
+from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole
 from edgeres.artifacts.precision import Precision
-from edgeres.artifacts.staging import rollback_on_failure
-from edgeres.engine.builder import EngineOptions, build_engine
+from edgeres.engine.builder import build_engine
+from edgeres.engine.options import EngineOptions
 from edgeres.engine.target import running_target
-from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError, UserInputError
+from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.int8_analysis import Int8Analysis
 from edgeres.flow.options import BuildOptions
@@ -79,7 +79,8 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
         made = quantize_fp16(source, outdir)
     fidelity = evaluate(made, samples.evaluation, options.precision, stages)
     artifacts = {ArtifactRole.FP32: source.path} | made.artifacts
-    engine_note = engine_stage(options, artifacts, made.candidates[0], outdir, stages)
+    engine_note, engine = engine_stage(options, artifacts[made.candidates[0]], outdir, stages)
+    artifacts |= {ArtifactRole.ENGINE: engine} if engine is not None else {}
     profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
     summary = build_summary(options, source, samples, made, fidelity, artifacts, engine_note, profile, stages, outdir)
     summary = finish_build(current, summary, fidelity, made, options)
@@ -108,12 +109,8 @@ def evaluate(
     return reports
 
 
-def engine_stage(
-    options: BuildOptions, artifacts: dict[ArtifactRole, Path], target_role: ArtifactRole, outdir: Path,
-    stages: Stages,
-) -> str:  # fmt: skip
-    """Build the TensorRT engine where one can be built (adding it to `artifacts`); say what happened."""
-    target = artifacts[target_role]
+def engine_stage(options: BuildOptions, target: Path, outdir: Path, stages: Stages) -> tuple[str, Path | None]:
+    """The TensorRT engine of `target` where one can be built (else None), and a line saying what happened."""
     engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
     status = engine_status() if options.build_engine else "not asked for"
     if status is not None:
@@ -121,11 +118,10 @@ def engine_stage(
             f"TensorRT engine not built ({status}). Made here: the ONNX models and the fidelity report. "
             f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
             f"`edgeres engine {target} -o {engine_path}` to build it."
-        )
+        ), None
     with stages.stage("TensorRT engine"):
         build_engine(target, engine_path, engine_options(options, outdir))
-    artifacts[ArtifactRole.ENGINE] = engine_path
-    return f"TensorRT engine built: {engine_path.name}"
+    return f"TensorRT engine built: {engine_path.name}", engine_path
 
 
 def engine_options(options: BuildOptions, outdir: Path) -> EngineOptions:
@@ -163,7 +159,7 @@ def build_summary(
     }
     contract = source.contract.to_dict() if source.contract else None
     return BuildSummary(
-        options.precision.value, options.recipe(), source.weights, source.random_weights, contract, dict(artifacts),
+        options.precision, options.recipe(), source.weights, source.random_weights, contract, dict(artifacts),
         None, sections,
     )  # fmt: skip
 
@@ -195,23 +191,3 @@ def gate_failure(report: FidelityReport, options: BuildOptions) -> FidelityError
     except FidelityError as exc:
         return exc
     return None
-
-
-def engine_path_for(onnx_path: Path, output: Path) -> Path:
-    """`-o` of `edgeres engine`: an .engine/.plan file as given, else a folder that gets `<onnx stem>.engine`."""
-    output = Path(output)
-    return output if is_engine_path(output) else output / f"{Path(onnx_path).stem}{ENGINE_SUFFIX}"
-
-
-def build_engine_only(onnx_path: Path, output: Path, options: EngineOptions | None = None) -> Path:
-    """TensorRT engine from an existing ONNX; its folder's calibration cache (if any) is hashed into the sidecar."""
-    onnx_path, options = Path(onnx_path), options or EngineOptions()
-    if not onnx_path.is_file():
-        raise UserInputError(f"{onnx_path}: ONNX file not found")
-    cache = onnx_path.parent / CACHE_NAME
-    if options.calibration_cache is None and cache.is_file() and onnx_path.name.startswith("model_int8"):
-        options = replace(options, calibration_cache=cache)
-    engine = engine_path_for(onnx_path, output)
-    with rollback_on_failure(engine.parent):  # never an engine without its sidecar
-        build_engine(onnx_path, engine, options)
-    return engine

@@ -25,7 +25,7 @@ from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.fidelity import FidelityReport, HeldOutEvaluation, Kernels
-from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate
+from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate, check_fallback_budget, check_fallback_target
 from edgeres.quantize.sensitivity import NetworkLayer, QuantizedVariants
 from edgeres.timing import RunLength, timed_calls
 
@@ -63,8 +63,8 @@ class FallbackStep:
         return {
             "kept": list(self.kept),
             "count": len(self.kept),
-            **self.measure.as_dict(),
-            "tensorrt": None if self.tensorrt is None else self.tensorrt.as_dict(),
+            **self.measure.measures(),
+            "tensorrt": None if self.tensorrt is None else self.tensorrt.measures(),
             "mac_share": self.mac_share,
             "latency_ms": self.latency_ms,
             "passed": self.passed,
@@ -104,12 +104,8 @@ def keep_float_option(names: Sequence[str]) -> str:
     return "--keep-float " + ",".join(names) if names else "(no layer kept in float)"
 
 
-def check_fallback_request(gate: FidelityGate, max_fallback: int, best_possible: FidelityReport) -> None:
-    """Refuse a search that has no target, no budget, or a target FP32 itself misses."""
-    if gate.limits == 0:
-        raise UserInputError("automatic fallback needs a fidelity target: a minimum SQNR, agreement or accuracy")
-    if max_fallback < 1:
-        raise UserInputError(f"fallback budget {max_fallback} layers: must be at least 1")
+def check_reachable(gate: FidelityGate, best_possible: FidelityReport) -> None:
+    """Refuse a target FP32 itself misses: no placement can meet it."""
     unreachable = gate.failures(best_possible)
     if unreachable:
         raise UserInputError(f"no placement can meet the gate: on the FP32 model itself, {unreachable[0]}")
@@ -149,7 +145,9 @@ def search_fallback(
     progress: ProgressCallback | None = None,
 ) -> FallbackSearch:
     """Search as the module docstring says; `leave_one_out` (node -> report) reuses a sensitivity pass."""
-    check_fallback_request(gate, max_fallback, metrics.best_possible)
+    check_fallback_target(gate)
+    check_fallback_budget(max_fallback)
+    check_reachable(gate, metrics.best_possible)
     search, budget = _Search(metrics, layers, gate, progress), min(max_fallback, len(layers))
     steps = [search.step((), search.measured(()))]
     if not steps[0].passed and layers:

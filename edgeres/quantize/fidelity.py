@@ -46,8 +46,6 @@ TOP_K = 5
 LAYER_OPS = ("Conv", "Gemm")
 
 
-
-
 class Kernels(str, enum.Enum):
     """Which onnxruntime arithmetic evaluates the candidate (see the module docstring)."""
 
@@ -112,6 +110,11 @@ class FidelityReport:
     def top1_accuracy(self) -> float | None:
         """The candidate's top-1 accuracy against the labels, when the samples have them."""
         return None if self.accuracy is None else self.accuracy.candidate_top1
+
+    def measures(self) -> dict[str, Any]:
+        """The three measures a gate reads, JSON-ready: what sensitivity and fallback record per candidate."""
+        sqnr = self.sqnr_db if math.isfinite(self.sqnr_db) else str(self.sqnr_db)
+        return {"sqnr_db": sqnr, "top1_agreement": self.top1_agreement, "accuracy": self.top1_accuracy}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: infinities (exact agreement) become the string 'inf'."""

@@ -70,6 +70,19 @@ class FidelityGate:
         return {"min_sqnr_db": self.min_sqnr_db, "min_agreement": self.min_agreement, "min_accuracy": self.min_accuracy}
 
 
+def check_fallback_target(gate: FidelityGate) -> None:
+    """Refuse an automatic fallback with nothing to reach."""
+    if gate.limits == 0:
+        raise UserInputError(
+            "automatic fallback needs a fidelity target: a minimum logits SQNR, top-1 agreement or accuracy"
+        )
+
+
+def check_fallback_budget(max_fallback: int) -> None:
+    if max_fallback < 1:
+        raise UserInputError(f"fallback budget {max_fallback} layers: must be at least 1")
+
+
 def check_gate(report: FidelityReport, gate: FidelityGate) -> None:
     """Raise FidelityError naming the first failed measure, the value and the limit."""
     failed = gate.failures(report)

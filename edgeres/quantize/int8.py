@@ -149,9 +149,10 @@ def calibrate_int8(
     calibrated = calibrate_or_reuse(source, model, calibration, tensors, settings, outdir, stages, corrected)
     if not settings.bias_correction:
         return Int8Calibration(model, plan, calibrated, None, None, settings)
-    with stages.stage("bias correction", len(calibration), "bias_correction_s") as advance:
-        means = calibrated.input_means
-        if means is None:  # ranges came from the cache: one pass of the float model for the means alone
+    means = calibrated.input_means  # None when the ranges came from the cache: one float pass for the means
+    task = "bias correction" if means is None else None
+    with stages.stage(task, len(calibration), "bias_correction_s") as advance:
+        if means is None:
             means = input_means(model, calibration.batches(settings.batch_size), corrected, advance)
         biases = corrected_biases(model, plan, calibrated.ranges, means)
         grid = HIGH_PRECISION_GRID[settings.high_precision]

@@ -169,17 +169,17 @@ class SensitivityReport:
         def layer(s: LayerSensitivity) -> dict[str, Any]:
             gain = s.float_alone.sqnr_db - self.int8.sqnr_db
             return asdict(s.layer) | {
-                "float_alone": s.float_alone.as_dict(),
-                "int8_alone": s.int8_alone.as_dict(),
+                "float_alone": s.float_alone.measures(),
+                "int8_alone": s.int8_alone.measures(),
                 "float_alone_gain_db": gain if math.isfinite(gain) else str(gain),
             }
 
         return {
             "samples": self.samples,
             "measured_on": "onnxruntime CPU twin (integer kernels) against FP32 logits",
-            "int8": self.int8.as_dict(),
-            "weights_only": self.weights_only.as_dict(),
-            "activations_only": self.activations_only.as_dict(),
+            "int8": self.int8.measures(),
+            "weights_only": self.weights_only.measures(),
+            "activations_only": self.activations_only.measures(),
             "layers": [layer(s) for s in self.layers],
             "ranking": [s.layer.name for s in self.ranked()],
         }

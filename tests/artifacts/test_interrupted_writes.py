@@ -27,6 +27,7 @@ from edgeres.artifacts.atomic import (
 from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import IN_PROGRESS_NAME, SUMMARY_NAME, build_complete, build_set, build_status
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import STAGING_SUFFIX, rollback_on_failure, scratch_folder, staged_folder
 
 OLD, NEW = b"old complete artifact\n", b"new complete artifact, longer than the old one\n" * 64
@@ -35,7 +36,7 @@ NAME_MAX = os.pathconf("/", "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
 
 def summary_of(model: Path, gate_passed: bool) -> BuildSummary:
     """A build summary listing one model."""
-    return BuildSummary("int8", {}, "random", True, None, {ArtifactRole.INT8_TENSORRT: model}, gate_passed)
+    return BuildSummary(Precision.INT8, {}, "random", True, None, {ArtifactRole.INT8_TENSORRT: model}, gate_passed)
 
 
 def leftovers(folder: Path) -> list[str]:

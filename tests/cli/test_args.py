@@ -140,7 +140,7 @@ def test_rendered_engine_options_parse_back_through_edgeres_engine(tmp_path: Pat
         parsed.append(got)
         return output
 
-    monkeypatch.setattr("edgeres.flow.orchestrator.build_engine_only", fake_engine)
+    monkeypatch.setattr("edgeres.engine.from_onnx.engine_from_onnx", fake_engine)
     result = invoke("engine", tmp_path / "m.onnx", "-o", tmp_path / "e.engine", *ENGINE.render(options))
     assert result.exit_code == 0, result.output
     assert parsed == [options]

@@ -82,7 +82,7 @@ def write_summary(
     """A summary listing `listed`, with each file's SHA-256 unless `sha256` is given, through its one writer."""
     hashes = {path.name: sha256_file(path) for path in listed.values()} if sha256 is None else sha256
     summary = BuildSummary(
-        precision="int8", recipe={}, weights="random (seeded)", random_weights=True, input=None,
+        precision=Precision.INT8, recipe={}, weights="random (seeded)", random_weights=True, input=None,
         artifacts=listed, gate_passed=gate_passed, complete=complete, sha256=hashes,
     )  # fmt: skip
     return summary.write(folder / SUMMARY_NAME)

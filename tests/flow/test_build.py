@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.precision import Precision as EnginePrecision
 from edgeres.cli.app import app
+from edgeres.engine.from_onnx import engine_path_for
 from edgeres.errors import FidelityError, UserInputError
 from edgeres.export.from_weights import export_default
 from edgeres.flow.options import BuildOptions
-from edgeres.flow.orchestrator import SUMMARY_NAME, build, engine_path_for
+from edgeres.flow.orchestrator import SUMMARY_NAME, build
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import cover_resize, default_calibration_dir, read_rgb
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, write_yuv
