@@ -43,7 +43,8 @@ class QuantizeRecord:
     ranges: Mapping[str, float] | None = None  # calibrated absolute maximum per activation tensor
     report: Mapping[str, Any] = field(default_factory=dict)
 
-    def _options(self) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
+        """The sidecar's options section: the role and how the model was quantized."""
         values: dict[str, Any] = {
             "role": self.role.value,
             "calib_algo": self.calib_algo,
@@ -64,7 +65,7 @@ class QuantizeRecord:
         results = dict(self.report)
         if self.ranges is not None:
             results[RANGES] = dict(self.ranges)
-        return write_sidecar(artifact, Stage.QUANTIZE, inputs, self._options(), results)
+        return write_sidecar(artifact, Stage.QUANTIZE, inputs, self.options(), results)
 
     @classmethod
     def of(cls, sidecar: Sidecar) -> QuantizeRecord:

@@ -223,7 +223,7 @@ def write_deepstream(
         DeepStreamRecord(
             model=model.path.name,
             model_sha256=sha256_file(model.path),
-            served=ServedModel(replace(model.spec, output=probabilities), model.precision),
+            served=ServedModel(replace(model.spec, output=probabilities), model.precision, model.quantize),
             channel_gain=norm.channel_gain,
             gate_overridden=model.gate_overridden,
         ).write(folder / onnx_name)

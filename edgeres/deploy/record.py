@@ -15,6 +15,7 @@ from typing import Any
 from edgeres.artifacts.atomic import read_json_object, write_json_atomic
 from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.precision import Precision
+from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.artifacts.sidecar import Section, Sidecar, Stage, write_sidecar
 from edgeres.errors import UserInputError
 from edgeres.export.record import ModelSpec
@@ -28,9 +29,13 @@ class ServedModel:
 
     spec: ModelSpec
     precision: Precision
+    # How the quantize stage made it, when it did: written for people and tools (as "quantized"), so a
+    # deployment says its calibration, float layers and remainder type; read back by nobody inside edgeres.
+    quantize: QuantizeRecord | None = None
 
     def to_options(self) -> dict[str, Any]:
-        return self.spec.to_options(self.precision)
+        quantized = {} if self.quantize is None else {"quantized": self.quantize.options()}
+        return self.spec.to_options(self.precision) | quantized
 
     @classmethod
     def from_options(cls, options: Fields) -> ServedModel:

@@ -155,7 +155,7 @@ def write_triton_repository(
         source=source.name,
         source_sha256=sha256_file(source),
         artifact=model.path.name,
-        served=ServedModel(model.spec, model.precision),
+        served=ServedModel(model.spec, model.precision, model.quantize),
         class_names=names.source,
         gate_overridden=model.gate_overridden,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -195,6 +196,9 @@ def test_deepstream_onnx_of_an_int8_build_reads_back_as_an_int8_model(tmp_path: 
     record = DeepStreamRecord.of(read_sidecar(result.onnx))  # type: ignore[arg-type]
     assert record.model == "model_int8_qdq.onnx" and record.model_sha256 == sha256_file(int8_build / record.model)
     assert record.served.precision is Precision.INT8 and len(record.channel_gain) == 3
+    quantized = read_sidecar(int8_build / "model_int8_qdq.onnx")
+    assert quantized is not None  # how the model was quantized travels with it, written for people and tools
+    assert read_sidecar(result.onnx).options["quantized"] == quantized.options  # type: ignore[union-attr]
 
 
 def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, int8_build: Path):
@@ -210,6 +214,8 @@ def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, in
     assert provenance.artifact == "model_int8_qdq.onnx" and provenance.source_sha256 == sha256_file(result.model_file)
     assert provenance.served.precision is Precision.INT8 and provenance.served.spec.num_classes == 10
     assert provenance.served.spec.input is not None and provenance.served.spec.input.kind is InputKind.RGB_FLOAT
+    written = json.loads((result.model_dir / "edgeres.json").read_text())["artifact_options"]["quantized"]
+    assert written["role"] == "int8_tensorrt" and "calib_algo" in written and "high_precision" in written
 
 
 def test_deepstream_int8_without_table_or_ranges_is_a_user_error(tmp_path: Path):
