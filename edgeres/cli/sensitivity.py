@@ -11,7 +11,7 @@ from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.precision import Precision
-from edgeres.cli.args.calibration import CalibrationArgs
+from edgeres.cli.args.calibration import Calibration, CalibrationArgs
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
 from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
@@ -38,6 +38,25 @@ def _source_of(folder: Path, summary: BuildSummary) -> Path:
         if path.name and path.is_file():
             return path
     raise UserInputError(f"{folder}: its FP32 model {recorded} is not there")
+
+
+def check_choices_apply(calibration: Calibration, folder: bool, model_options: bool) -> None:
+    """Refuse options this command would ignore: those that shape only written models (it writes none),
+    and with a build folder (whose calibration is redone as recorded) every model and calibration option."""
+    defaults = Calibration.of(BuildOptions())
+    ignored = [
+        flag for flag, given, default in (
+            ("--high-precision", calibration.high_precision, defaults.high_precision),
+            ("--trt-table-version", calibration.trt_table_version, defaults.trt_table_version),
+        ) if given != default
+    ]  # fmt: skip
+    if ignored:
+        raise UserInputError(f"{', '.join(ignored)}: shape the written INT8 models; sensitivity writes none")
+    if folder and (model_options or calibration != defaults):
+        raise UserInputError(
+            "a build folder's calibration is redone as recorded: give the model, input and calibration options "
+            "with --onnx MODEL instead"
+        )
 
 
 @reports_errors
@@ -71,6 +90,8 @@ def sensitivity(
 
     if artifact_dir is not None and onnx_path is not None:
         raise UserInputError("give a build folder or --onnx, not both")
+    model_options = (contract, weights, num_classes) != (None, None, None)
+    check_choices_apply(calibration, artifact_dir is not None, model_options)
     if artifact_dir is not None:
         summary = _recorded_build(artifact_dir)
         output = output if output is not None else artifact_dir / "sensitivity"

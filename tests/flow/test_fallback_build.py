@@ -143,6 +143,13 @@ def test_cli_sensitivity_of_a_finished_build_and_refusals(tiny_onnx: Path, tmp_p
     (unfinished / IN_PROGRESS_NAME).write_text("{}")
     assert "in progress" in refused("sensitivity", unfinished)
     assert "not both" in refused("sensitivity", built, "--onnx", tiny_onnx)
+    # Options the command would ignore are refused, naming why, and write nothing.
+    for ignored in (["--calib-algo", "entropy"], ["--calib", tmp_path], ["--input", "yuyv:64x48"]):
+        assert "redone as recorded" in refused("sensitivity", built, *ignored, "-o", tmp_path / "ignored")
+    for flag, value in (("--high-precision", "fp32"), ("--trt-table-version", "10.3.0")):
+        line = refused("sensitivity", "--onnx", tiny_onnx, flag, value, "-o", tmp_path / "x")
+        assert f"{flag}: shape the written INT8 models; sensitivity writes none" in line
+    assert not (tmp_path / "ignored").exists() and not (tmp_path / "x").exists()
     assert "fidelity target" in refused("build", "--int8", "--onnx", tiny_onnx, "--auto-fallback", "-o", tmp_path / "a")
     assert "--max-fallback" in refused("build", "--onnx", tiny_onnx, "--auto-fallback", "--max-fallback", "0")
     assert "accuracy" in refused("build", "--onnx", tiny_onnx, "--min-accuracy", "1.5", "-o", tmp_path / "b")
