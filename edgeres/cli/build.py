@@ -24,6 +24,7 @@ from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
 from edgeres.flow.options import BuildOptions
 from edgeres.quantize.cache import StaleCacheError
+from edgeres.quantize.histogram import CalibAlgo
 
 if TYPE_CHECKING:
     from edgeres.flow.orchestrator import BuildResult
@@ -146,8 +147,9 @@ def build_arguments(options: BuildOptions, output: Path) -> list[str]:
 
 
 def build_and_report(options: BuildOptions, output: Path) -> None:
-    """Run the library's build with progress bars, then print what it wrote and measured."""
-    from edgeres.cli.int8_report import analysis_lines
+    """Run the library's build with progress bars, then print what it wrote and measured: also when a model
+    misses the gate (the report is where the numbers are needed), followed by what to try next."""
+    from edgeres.flow.orchestrator import GateNotMet
     from edgeres.flow.orchestrator import build as run_build
 
     try:
@@ -155,6 +157,16 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
             result = run_build(options, output, bars)
     except StaleCacheError as exc:
         raise StaleCacheError(f"{exc} (--recalibrate)") from None
+    except GateNotMet as exc:
+        print_report(exc.result)
+        say(next_steps(options, exc.result))
+        raise
+    print_report(result)
+
+
+def print_report(result: BuildResult) -> None:
+    from edgeres.cli.int8_report import analysis_lines
+
     for name, path in result.artifacts.items():
         wrote(f"{name}: {path}")
     for note in result.notes:
@@ -162,6 +174,23 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
     for line in analysis_lines(result.analysis):
         say(line)
     print_fidelity(result)
+
+
+def next_steps(options: BuildOptions, result: BuildResult) -> str:
+    """What usually moves a model that misses its gate, given what this build already tried."""
+    if options.precision is not Precision.INT8:
+        return "to try next: an INT8 build with --auto-fallback, or an FP32 engine from model_fp32.onnx"
+    search = result.analysis.fallback
+    tries = []
+    if search is None:
+        tries.append("--auto-fallback (keeps the layers INT8 hurts most in float)")
+    elif not search.met:
+        tries.append(f"a larger --max-fallback (this build allowed {search.max_fallback})")
+    others = ", ".join(algo.value for algo in CalibAlgo if algo is not options.calib_algo)
+    tries.append(f"another --calib-algo ({others}; this build used {options.calib_algo.value})")
+    if not options.sensitivity:
+        tries.append("--sensitivity (which layers lose the most)")
+    return "to try next: " + "; ".join(tries)
 
 
 def print_fidelity(result: BuildResult) -> None:

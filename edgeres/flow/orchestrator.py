@@ -47,6 +47,14 @@ class BuildResult:
     analysis: Int8Analysis = field(default_factory=Int8Analysis)  # sensitivity and fallback, when asked
 
 
+class GateNotMet(FidelityError):
+    """The build finished and wrote its report, but a model misses the fidelity gate; `result` is that report."""
+
+    def __init__(self, message: str, result: BuildResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def engine_status() -> str | None:
     """None when TensorRT and a GPU are usable here; otherwise why not, in one line."""
     try:
@@ -83,10 +91,13 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
     artifacts |= {ArtifactRole.ENGINE: engine} if engine is not None else {}
     profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
     summary = build_summary(options, source, samples, made, fidelity, artifacts, engine_note, profile, stages, outdir)
-    summary = finish_build(current, summary, fidelity, made, options)
+    summary, failure = finish_build(current, summary, fidelity, options)
     artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
     notes = (*source_notes(source), *made.notes, samples.note)
-    return BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile, made.analysis)
+    result = BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile, made.analysis)
+    if failure is not None:
+        raise gate_not_met(failure, result)
+    return result
 
 
 def source_notes(source: SourceModel) -> tuple[str, ...]:
@@ -165,23 +176,25 @@ def build_summary(
 
 
 def finish_build(
-    current: BuildSet, summary: BuildSummary, fidelity: dict[ArtifactRole, FidelityReport], made: Quantized,
-    options: BuildOptions,
-) -> BuildSummary:  # fmt: skip
-    """Write the summary with the gate's verdict; a failed gate is a finished set and then a FidelityError."""
+    current: BuildSet, summary: BuildSummary, fidelity: dict[ArtifactRole, FidelityReport], options: BuildOptions
+) -> tuple[BuildSummary, FidelityError | None]:
+    """Write the summary with the gate's verdict: a failed gate is a finished set whose report says why."""
     failure = next((exc for report in fidelity.values() if (exc := gate_failure(report, options)) is not None), None)
-    summary = current.finish(replace(summary, gate_passed=failure is None))
-    search = made.analysis.fallback
-    if failure is None:
-        return summary
+    return current.finish(replace(summary, gate_passed=failure is None)), failure
+
+
+def gate_not_met(failure: FidelityError, result: BuildResult) -> GateNotMet:
+    """The failure, worded with what automatic fallback did when it ran."""
+    search = result.analysis.fallback
     if search is None:
-        raise failure
+        return GateNotMet(str(failure), result)
     kept, option = len(search.keep_float), keep_float_option(search.keep_float)
     if search.met:
-        raise FidelityError(f"{failure} (with the {kept} layer(s) automatic fallback kept in float: {option})")
-    raise FidelityError(
+        return GateNotMet(f"{failure} (with the {kept} layer(s) automatic fallback kept in float: {option})", result)
+    return GateNotMet(
         f"{failure}; automatic fallback wrote its best candidate ({kept} layer(s) in float, {option}) but could "
-        f"not meet the gate within {search.max_fallback} layers"
+        f"not meet the gate within {search.max_fallback} layers",
+        result,
     )
 
 

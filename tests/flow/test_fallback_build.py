@@ -187,3 +187,29 @@ def test_a_gate_the_float_model_misses_is_refused_before_the_search(tiny_onnx: P
     gate = FidelityGate(min_accuracy=0.99)
     with pytest.raises(UserInputError, match="no placement can meet the gate: on the FP32 model itself, top-1"):
         build(options(tiny_onnx, calib=csv, gate=gate, auto_fallback=True, min_holdout_samples=0), tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("extra", "advice"),
+    [
+        ([], "--auto-fallback"),
+        (["--auto-fallback", "--max-fallback", "1"], "a larger --max-fallback (this build allowed 1)"),
+    ],
+)
+def test_a_failed_gate_prints_the_report_then_what_to_try_then_the_error(
+    tiny_onnx: Path, tmp_path: Path, extra: list[str], advice: str
+) -> None:
+    """A CI log of a failed gate is where the numbers are needed."""
+    args = ["build", "--int8", "--onnx", tiny_onnx, "--calib-size", "8", "--calib-algo", "max", "--min-sqnr", "200"]
+    result = runner.invoke(app, [str(a) for a in [*args, *extra, "--no-profile", "-o", tmp_path / "out"]])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = result.output.splitlines()
+    measured = ("int8_tensorrt: logits SQNR", "int8_onnxruntime: logits SQNR")
+    fidelity = [i for i, line in enumerate(lines) if line.startswith(measured)]
+    hint = next(i for i, line in enumerate(lines) if line.startswith("to try next:"))
+    error = next(i for i, line in enumerate(lines) if line.startswith("error:"))
+    assert len(fidelity) == 2 and max(fidelity) < hint < error == len(lines) - 1
+    assert advice in lines[hint] and "another --calib-algo" in lines[hint] and "this build used max" in lines[hint]
+    assert "below the required 200 dB" in lines[error]
+    if extra:
+        assert any(line.startswith("fallback 1 kept") for line in lines[:hint])
