@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeres.artifacts.precision import Precision
 from edgeres.errors import UserInputError
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.source import SourceModel
@@ -43,5 +44,6 @@ def build_samples(options: BuildOptions, source: SourceModel) -> BuildSamples:
     if options.eval_csv is not None:
         note = f"fidelity and accuracy on every row of {options.eval_csv} ({holdout.samples} samples)"
     else:
-        note = f"fidelity on {holdout.describe()}, none seen by the calibrator"
+        unseen = ", none seen by the calibrator" if options.precision is Precision.INT8 else ""
+        note = f"fidelity on {holdout.describe()}{unseen}"
     return BuildSamples(calibration, held_out, evaluation, note)

@@ -61,7 +61,8 @@ class CalibSummary:
         count = self.count
         text = f"{self.samples} calibration samples from {count.originals} {self.kind.noun}(s) in {self.source}"
         if count.derived:
-            text += f" ({count.derived} of them derived by crops/flips, as only {count.originals} could be read)"
+            reach = f"to reach the {self.requested} asked for"
+            text += f" ({count.derived} of them flips/crops of those {count.originals}, {reach})"
         return text + skipped_note(count.skipped)
 
     def as_dict(self) -> dict[str, object]:

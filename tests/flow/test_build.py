@@ -106,6 +106,7 @@ def test_fp16_build(resnet18_onnx: Path, tmp_path: Path) -> None:
     result = build(BuildOptions(precision=Precision.FP16, onnx=resnet18_onnx, profile_iterations=0), tmp_path)
     assert result.artifacts["fp16"].is_file() and "int8_tensorrt" not in result.artifacts
     assert result.fidelity["fp16"].sqnr_db > 40  # FP16 rounding only
+    assert not any("calibrator" in note for note in result.notes)  # an FP16 build has none
 
 
 def test_labelled_csv_reports_accuracy(resnet18_onnx: Path, tmp_path: Path) -> None:

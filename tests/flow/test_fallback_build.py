@@ -212,4 +212,6 @@ def test_a_failed_gate_prints_the_report_then_what_to_try_then_the_error(
     assert advice in lines[hint] and "another --calib-algo" in lines[hint] and "this build used max" in lines[hint]
     assert "below the required 200 dB" in lines[error]
     if extra:
-        assert any(line.startswith("fallback 1 kept") for line in lines[:hint])
+        steps = [line for line in lines[:hint] if line.startswith("fallback ")]
+        assert steps[0].startswith("fallback 0 kept (all INT8): logits SQNR")
+        assert steps[1].startswith("fallback 1 kept (+") and all(s.endswith("short of the gate") for s in steps[:2])
