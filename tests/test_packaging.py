@@ -56,3 +56,32 @@ def test_built_wheel_carries_photographs_schema_and_labels(tmp_path: Path) -> No
     assert "edgeres/profile/schemas/profile_report.schema.json" in names
     assert "edgeres/data/imagenet_classes.txt" in names
     assert "edgeres/cli/app.py" in names and "edgeres/__main__.py" in names
+
+
+def imported_distributions() -> set[str]:
+    """The third-party distributions whose modules edgeres imports anywhere, lazily included."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    modules: set[str] = set()
+    for path in (ROOT / "edgeres").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"edgeres", "__future__"}
+    return {dist.lower() for module in third_party for dist in owners.get(module, [module])}
+
+
+def test_every_module_a_command_imports_is_a_declared_dependency() -> None:
+    """A wheel user gets what the commands need (the GPU extra's packages are imported only on a device)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["gpu"]
+    names = {req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for req in requirements}
+    # Imported only on an NVIDIA machine, each guarded: TensorRT and CUDA (the gpu extra), NVML (optional).
+    on_device = {name for name in imported_distributions() if name.startswith(("tensorrt", "cuda", "pynvml"))}
+    missing = sorted(imported_distributions() - names - on_device)
+    assert missing == [], f"imported but not declared: {missing}"

@@ -74,10 +74,18 @@ def profile(
     """
     from edgeres.profile.dispatch import profile_artifacts
     from edgeres.profile.machine import machine_info
-    from edgeres.profile.report import all_tables, machine_line, report_json, validate_report, write_report
+    from edgeres.profile.report import (
+        all_tables,
+        machine_line,
+        report_json,
+        require_validator,
+        validate_report,
+        write_report,
+    )
 
     if json_path is not None:
         check_output_file(json_path)
+        require_validator()
     if plot is not None:
         check_output_dir(plot)
     clip = None

@@ -164,12 +164,19 @@ def load_schema() -> dict[str, Any]:
     return loaded
 
 
-def validate_report(document: dict[str, Any]) -> None:
-    """Raise EdgeresError naming the first field that breaks the schema (needs the jsonschema package)."""
+def require_validator() -> None:
+    """Refuse, before anything is measured, a report that could not be validated (a broken install)."""
     try:
-        import jsonschema
+        import jsonschema  # noqa: F401
     except ImportError as exc:
         raise EdgeresError("validating a report needs the jsonschema package (pip install jsonschema)") from exc
+
+
+def validate_report(document: dict[str, Any]) -> None:
+    """Raise EdgeresError naming the first field that breaks the schema."""
+    require_validator()
+    import jsonschema
+
     try:
         jsonschema.validate(document, load_schema())
     except jsonschema.ValidationError as exc:

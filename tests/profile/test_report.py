@@ -248,3 +248,19 @@ def test_cli_prints_hostile_names_as_written(tmp_path: Path) -> None:
         assert name in result.output, name
     assert "Against ].onnx" in result.output
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2 + 2 * len(artifacts)  # latency and layers each
+
+
+def test_a_report_that_cannot_be_validated_is_refused_before_anything_is_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken install is said up front, not after the measurement is thrown away."""
+    import sys
+
+    model = tmp_path / "tiny.onnx"
+    write_tiny_classifier(model)
+    measured: list[object] = []
+    monkeypatch.setattr("edgeres.profile.dispatch.profile_artifacts", lambda *a, **k: measured.append(a) or ())
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # `import jsonschema` raises ImportError
+    result = CliRunner().invoke(app, ["profile", str(model), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and "needs the jsonschema package" in result.output, result.output
+    assert measured == [] and not (tmp_path / "r.json").exists()
