@@ -138,7 +138,10 @@ def finetune(
 
     try:
         with StageBars() as bars:
-            hooks = TrainHooks(progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m))))
+            # soft_wrap: an epoch line stays one line in a log, whatever the width
+            hooks = TrainHooks(
+                progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m)), soft_wrap=True)
+            )
             result = run_finetune(FinetuneData(data, class_file, val), output, options, resume,
                                   parse_choice(DeviceKind, device, "--device"), workers, hooks)  # fmt: skip
     except RandomStartError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -38,6 +39,8 @@ def test_a_small_run_prints_epochs_and_the_build_command(
     code, output = run(str(photo_task[1]), "-o", str(tmp_path), "--weights", str(random_checkpoint), *QUICK)
     assert code == 0, output
     assert "epoch 1: train loss" in output and "best epoch 1: validation accuracy" in output
+    # Not a terminal here (a log): the epoch line stays one line, so `grep 'epoch .*img/s'` finds it.
+    assert re.search(r"^epoch 1: train loss .* img/s .*$", output, re.MULTILINE), output
     assert f"--weights {tmp_path / 'model.pth'} --num-classes 4 --calib {tmp_path / 'train.csv'}" in output
     assert f"--eval {tmp_path / 'val.csv'}" in output
 
