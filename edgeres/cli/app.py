@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as click_exceptions  # typer's own click; typer exports no error base
 from typer.core import TyperGroup
 
+from edgeres import __version__
 from edgeres.cli import build, deploy, engine, finetune, frames, model, profile, sensitivity
-from edgeres.cli.reporting import fail
+from edgeres.cli.reporting import fail, say
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
     model.export, model.info, model.summary, finetune.finetune, build.build, engine.engine, sensitivity.sensitivity,
@@ -55,9 +56,24 @@ def _typer(help_text: str, root: bool = False) -> typer.Typer:
     )  # fmt: skip
 
 
+def _show_version(asked: bool) -> None:
+    if asked:
+        say(f"edgeres {__version__}")
+        raise typer.Exit()
+
+
+def _root_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Options of `edgeres` itself, before any command."""
+
+
 def make_app() -> typer.Typer:
     """The typer application with every command of COMMANDS and GROUPS."""
     root = _typer(HELP, root=True)
+    root.callback()(_root_options)
     for command in COMMANDS:
         root.command()(command)
     for name, help_text, commands in GROUPS:

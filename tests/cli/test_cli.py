@@ -160,3 +160,10 @@ def test_build_error_before_any_stage_is_exactly_one_line(tmp_path):
     assert result.output.splitlines() == [
         "error: --calib-format: frame format 'yuyv' is not FORMAT:WIDTHxHEIGHT (e.g. yuyv:1920x1080)"
     ]
+
+
+def test_version_is_printed_and_nothing_runs() -> None:
+    from edgeres import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"edgeres {__version__}"
