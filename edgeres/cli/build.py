@@ -25,6 +25,7 @@ from edgeres.errors import UserInputError
 from edgeres.flow.options import BuildOptions
 from edgeres.quantize.cache import StaleCacheError
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.samples.sources import FrameFormatNeeded
 
 if TYPE_CHECKING:
     from edgeres.flow.orchestrator import BuildResult
@@ -157,6 +158,8 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
             result = run_build(options, output, bars)
     except StaleCacheError as exc:
         raise StaleCacheError(f"{exc} (--recalibrate)") from None
+    except FrameFormatNeeded as exc:
+        raise FrameFormatNeeded(f"{exc}: --calib-format") from None
     except GateNotMet as exc:
         print_report(exc.result)
         say(next_steps(options, exc.result))

@@ -23,7 +23,7 @@ from edgeres.quantize.settings import Int8Settings
 from edgeres.quantize.tensorrt_qdq import HighPrecision
 from edgeres.samples.calibration import DEFAULT_BATCH, DEFAULT_SEED
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
-from edgeres.samples.sources import SampleSource
+from edgeres.samples.sources import SampleSource, sample_source
 
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
 
@@ -120,6 +120,8 @@ class BuildOptions:
             raise UserInputError(f"{self.onnx}: ONNX file not found")
         if self.onnx is not None:
             check_source_onnx(self.onnx)  # one input of a fixed size
+        if isinstance(self.calib, Path | str):
+            sample_source(self.calib, self.raw).items([])  # what it holds is listed before any export
 
     @property
     def calib_options(self) -> CalibOptions:

@@ -23,7 +23,16 @@ from edgeres.frames.contract import FrameFormat
 from edgeres.frames.images import default_calibration_dir, list_images, read_rgb
 from edgeres.frames.yuv import YuvLayout, open_yuv
 
-YUV_SUFFIX = ".yuv"
+# Raw frame files as capture tools name them: a layout name, or .yuv/.raw.
+RAW_FRAME_SUFFIXES = (".yuv", ".raw", ".yuyv", ".yuy2", ".uyvy", ".i422", ".nv16")
+
+
+def is_raw_frame_file(path: Path) -> bool:
+    return path.suffix.lower() in RAW_FRAME_SUFFIXES
+
+
+class FrameFormatNeeded(UserInputError):
+    """Raw frames were given without their layout and size."""
 
 
 class SourceKind(str, Enum):
@@ -166,8 +175,8 @@ def csv_items(csv_path: Path, skipped: list[Skipped]) -> list[SampleItem]:
 
 
 def _read_picture(path: Path) -> Picture:
-    if path.suffix.lower() == YUV_SUFFIX:
-        raise Unreadable("raw .yuv listed without a frame layout and size")
+    if is_raw_frame_file(path):
+        raise Unreadable("raw frame file listed without a frame layout and size")
     try:
         return Picture(read_rgb(path))
     except UserInputError as exc:
@@ -187,8 +196,10 @@ class ImageFolder:
 
     def items(self, skipped: list[Skipped]) -> list[SampleItem]:
         images = [SampleItem(path) for path in list_images(self.folder)]
-        if not images and any(self.folder.rglob(f"*{YUV_SUFFIX}")):
-            raise UserInputError(f"{self.folder}: holds .yuv frames; give their layout and size (e.g. yuyv 1920x1080)")
+        if not images and any(is_raw_frame_file(path) for path in self.folder.rglob("*")):
+            raise FrameFormatNeeded(
+                f"{self.folder}: holds raw frames; give their layout and size as FORMAT:WxH (e.g. yuyv:1920x1080)"
+            )
         return images
 
     def read(self, item: SampleItem) -> Picture:
@@ -213,7 +224,7 @@ class FrameFolder:
     def items(self, skipped: list[Skipped]) -> list[SampleItem]:
         """One item per frame; files of the wrong size are skipped."""
         items: list[SampleItem] = []
-        for path in sorted(p for p in self.folder.rglob(f"*{YUV_SUFFIX}") if p.is_file()):
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and is_raw_frame_file(p)):
             try:
                 frames = open_yuv(path, self.raw.layout, self.raw.width, self.raw.height)
             except UserInputError as exc:

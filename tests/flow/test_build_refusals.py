@@ -53,3 +53,15 @@ def test_given_onnx_is_refused_before_anything_is_written(tmp_path: Path, make, 
     assert result.exit_code == 2, result.output
     assert reason in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_raw_frames_without_their_format_are_refused_before_the_export(tmp_path: Path) -> None:
+    """Named with the option and its spelling, before ten seconds of export are spent."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "cam0.yuyv").write_bytes(bytes(64 * 48 * 2 * 2))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build", "--int8", "--calib", str(dumps), "-o", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "FORMAT:WxH (e.g. yuyv:1920x1080): --calib-format" in result.output
+    assert "randomly initialised" not in result.output and not out.exists()  # nothing exported

@@ -206,3 +206,14 @@ def test_contract_size_must_match_a_fixed_frame_model() -> None:
     assert encoder_for(model, InputContract(YuvLayout.YUYV, 64, 48)).frame_size == (64, 48)
     with pytest.raises(UserInputError, match="contract says 96x48"):
         encoder_for(model, InputContract(YuvLayout.YUYV, 96, 48))
+
+
+@pytest.mark.parametrize("suffix", [".yuyv", ".raw", ".YUY2"])
+def test_raw_frames_named_as_capture_tools_name_them_are_read(tmp_path: Path, suffix: str) -> None:
+    frames = yuv_folder(tmp_path, YuvLayout.YUYV)
+    for path in list(tmp_path.rglob("*.yuv")):
+        path.rename(path.with_suffix(suffix))
+    calib = CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=4, raw=FrameFormat(YuvLayout.YUYV, 64, 48))
+    assert calib.summary.candidates == len(frames)
+    with pytest.raises(UserInputError, match=r"holds raw frames; give their layout and size as FORMAT:WxH"):
+        CalibrationSet(tmp_path, encoder_for(RGB_MODEL), calib_size=2)
