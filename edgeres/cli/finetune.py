@@ -62,8 +62,14 @@ def finetune(
     contract: FrameInputArgs,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs.", min=1)] = defaults.DEFAULT_EPOCHS,
     warmup_epochs: Annotated[
-        int, typer.Option("--warmup-epochs", help="First epochs train the new head only.", min=0)
-    ] = defaults.DEFAULT_WARMUP_EPOCHS,
+        int | None,
+        typer.Option(
+            "--warmup-epochs",
+            help=f"First epochs train the new head only (default {defaults.DEFAULT_WARMUP_EPOCHS} on a pretrained "
+            "backbone, 0 --from-scratch: random features are nothing to fit a head to).",
+            min=0,
+        ),
+    ] = None,
     unfreeze: Annotated[
         str, typer.Option("--unfreeze", help=f"Trained after the warm-up besides the head: {choice_values(Unfreeze)}.")
     ] = defaults.DEFAULT_UNFREEZE.value,
@@ -128,7 +134,8 @@ def finetune(
     check_output_dir(output)
     options = FinetuneOptions(
         arch=parse_arch(arch), weights=weights, from_scratch=from_scratch, num_classes=num_classes, size=size,
-        contract=None if contract is None else replace(contract, size=size), epochs=epochs, warmup_epochs=warmup_epochs,
+        contract=None if contract is None else replace(contract, size=size), epochs=epochs,
+        warmup_epochs=defaults.default_warmup(from_scratch) if warmup_epochs is None else warmup_epochs,
         unfreeze=parse_choice(Unfreeze, unfreeze, "--unfreeze"),
         optimizer=parse_choice(OptimizerKind, optimizer, "--optimizer"), lr=lr, backbone_lr_scale=backbone_lr_scale,
         weight_decay=weight_decay, label_smoothing=label_smoothing, batch_size=batch, patience=patience,

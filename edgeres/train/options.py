@@ -60,6 +60,12 @@ DEFAULT_SEED = 0
 IMBALANCE_RATIO = 1.5  # Balance.AUTO samples class-balanced when the largest class is this much the smallest
 
 
+def default_warmup(from_scratch: bool) -> int:
+    """Head-only epochs when none are asked for: a warm-up protects pretrained features from a random head's
+    first gradients; from scratch there are no features to protect."""
+    return 0 if from_scratch else DEFAULT_WARMUP_EPOCHS
+
+
 @dataclass(frozen=True)
 class FinetuneOptions:
     """Everything that changes the trained model (recorded in finetune.json and checked on resume)."""

@@ -125,3 +125,15 @@ def test_the_printed_build_command_is_quoted_for_the_shell(
     words = shlex.split(line.removeprefix("next: "))
     assert words[words.index("--weights") + 1] == str(out / "model.pth")
     assert words[words.index("-o") + 1] == str(out / "build")
+
+
+def test_from_scratch_trains_the_whole_network_from_the_first_epoch(
+    photo_task: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """No head-only warm-up on random features unless asked for; a pretrained start keeps it."""
+    at = QUICK.index("--warmup-epochs")
+    code, output = run(str(photo_task[1]), "-o", str(tmp_path), "--from-scratch", *QUICK[:at], *QUICK[at + 2 :])
+    assert code == 0, output
+    assert json.loads((tmp_path / "finetune.json").read_text())["options"]["warmup_epochs"] == 0
+    epoch = next(line for line in output.splitlines() if line.startswith("epoch 1:"))
+    assert "trains head only" not in epoch and "layer4" in epoch
