@@ -15,6 +15,14 @@ class CheckpointError(EdgeresError):
     """A checkpoint that cannot be loaded into the requested model."""
 
 
+class ClassCountMismatch(CheckpointError):
+    """A checkpoint with another number of classes than the model; `found` is the checkpoint's."""
+
+    def __init__(self, found: int, message: str) -> None:
+        super().__init__(message)
+        self.found = found
+
+
 class ParityError(EdgeresError):
     """Two backends disagree beyond the stated tolerance."""
 

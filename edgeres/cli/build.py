@@ -18,7 +18,14 @@ from edgeres.cli.args.engine import ENGINE, EngineArgs
 from edgeres.cli.args.frame_input import FRAME_INPUT, FrameInputArgs
 from edgeres.cli.args.gate import GATE, GateArgs
 from edgeres.cli.args.group import option, switch, takes_groups
-from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
+from edgeres.cli.options import (
+    ARCH_DEFAULT,
+    ArchOption,
+    ClassesOption,
+    WeightsOption,
+    names_the_class_count_option,
+    parse_arch,
+)
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
@@ -154,7 +161,7 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
     from edgeres.flow.orchestrator import build as run_build
 
     try:
-        with StageBars() as bars:
+        with StageBars() as bars, names_the_class_count_option():
             result = run_build(options, output, bars)
     except StaleCacheError as exc:
         raise StaleCacheError(f"{exc} (--recalibrate)") from None

@@ -13,7 +13,14 @@ from rich.text import Text
 from edgeres.artifacts.describe import describe_artifact
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
-from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
+from edgeres.cli.options import (
+    ARCH_DEFAULT,
+    ArchOption,
+    ClassesOption,
+    WeightsOption,
+    names_the_class_count_option,
+    parse_arch,
+)
 from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, say, wrote
 from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -43,7 +50,8 @@ def export(
     from edgeres.export.from_weights import export_default
 
     check_output_file(output)
-    result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
+    with names_the_class_count_option():
+        result = export_default(output, parse_arch(arch), weights, num_classes, opset, contract)
     if contract is not None:
         c, f = contract, result.record.frontend_parity
         assert f is not None  # export_default compares every fused model with the host path

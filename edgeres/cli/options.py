@@ -8,6 +8,8 @@ edgeres.cli.args. Nothing here imports torch or onnxruntime (`edgeres --help` mu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,7 @@ import typer
 
 from edgeres.artifacts.precision import Precision
 from edgeres.choices import choice_values, parse_choice
-from edgeres.errors import UserInputError
+from edgeres.errors import ClassCountMismatch, UserInputError
 from edgeres.frames.contract import FrameFormat
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout
 from edgeres.model.arch import DEFAULT_ARCH, DEFAULT_NUM_CLASSES, Arch
@@ -98,3 +100,12 @@ def parse_frame_format(text: str, option: str, default_size: tuple[int, int] | N
         return FrameFormat.parse(text, default_size)
     except UserInputError as exc:
         raise UserInputError(f"{option}: {exc}") from None
+
+
+@contextmanager
+def names_the_class_count_option() -> Iterator[None]:
+    """A checkpoint of another class count is refused with the option that fixes it."""
+    try:
+        yield
+    except ClassCountMismatch as exc:
+        raise ClassCountMismatch(exc.found, f"{exc} (--num-classes {exc.found})") from None

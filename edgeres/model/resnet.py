@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from edgeres.errors import CheckpointError, UserInputError, check_fits_in_memory
+from edgeres.errors import CheckpointError, ClassCountMismatch, UserInputError, check_fits_in_memory
 from edgeres.model.arch import DEFAULT_ARCH, DEFAULT_NUM_CLASSES, Arch
 
 # (block kind, blocks per stage) as in He et al. 2015, Table 1.
@@ -216,6 +216,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return _unwrap_state_dict(loaded, path)
 
 
+WRAPPER_PREFIXES = ("module.", "model.")
+
+
 def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, Tensor]:
     """Accept a bare state_dict or the common {'state_dict': ...}/{'model': ...} wrappers."""
     if isinstance(loaded, Mapping):
@@ -227,10 +230,13 @@ def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, Tensor]:
     if not isinstance(loaded, Mapping) or not loaded:
         raise CheckpointError(f"{path}: no state_dict found (expected a mapping of parameter names to tensors)")
     state: dict[str, Tensor] = {}
+    names = [str(name) for name in loaded]
+    # DataParallel saves "module.conv1.weight", PyTorch Lightning "model.conv1.weight": one prefix on every key.
+    prefix = next((p for p in WRAPPER_PREFIXES if names and all(n.startswith(p) for n in names)), "")
     for name, value in loaded.items():
         if not isinstance(value, Tensor):
             raise CheckpointError(f"{path}: entry '{name}' is a {type(value).__name__}, not a tensor")
-        state[str(name).removeprefix("module.")] = value
+        state[str(name).removeprefix(prefix)] = value
     return state
 
 
@@ -244,7 +250,8 @@ def load_weights(model: ResNet, state: Mapping[str, Tensor], source: Path | str 
     expected = model.state_dict()
     found_classes = checkpoint_num_classes(state)
     if found_classes is not None and found_classes != model.num_classes:
-        raise CheckpointError(
+        raise ClassCountMismatch(
+            found_classes,
             f"{source}: checkpoint has {found_classes} classes (fc.weight {tuple(state['fc.weight'].shape)}), "
             f"model has {model.num_classes}; build the model with {found_classes} classes to use it"
         )

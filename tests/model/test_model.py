@@ -107,12 +107,26 @@ def test_state_dict_round_trip_safetensors(tmp_path):
     assert torch.equal(loaded.layer2[1].bn2.running_var, source.layer2[1].bn2.running_var)
 
 
-def test_wrapped_and_data_parallel_checkpoints_load(tmp_path):
+@pytest.mark.parametrize("prefix", ["module.", "model."])  # DataParallel, PyTorch Lightning
+def test_wrapped_and_data_parallel_checkpoints_load(tmp_path, prefix: str):
     source = trained_like(Arch.RESNET18, 10)
     path = tmp_path / "wrapped.pth"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 3}, path)
+    torch.save({"state_dict": {f"{prefix}{k}": v for k, v in source.state_dict().items()}, "epoch": 3}, path)
     loaded, _ = load_model(Arch.RESNET18, path, num_classes=10)
     assert torch.equal(loaded.fc.weight, source.fc.weight)
+
+
+def test_a_checkpoint_of_another_class_count_names_the_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgeres.cli.app import app
+
+    path = tmp_path / "product.pth"
+    torch.save(trained_like(Arch.RESNET18, 51).state_dict(), path)
+    args = ["export", "--arch", "resnet18", "--weights", str(path), "-o", str(tmp_path / "m.onnx")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "checkpoint has 51 classes" in result.output and "(--num-classes 51)" in result.output
 
 
 class Payload:
