@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeres.artifacts.atomic import write_bytes_atomic
+from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import (
     FRAME_FORMAT_HELP,
     ColorspaceOption,
@@ -24,7 +25,7 @@ from edgeres.cli.options import (
 from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, wrote
 from edgeres.errors import UserInputError
-from edgeres.frames.images import read_rgb
+from edgeres.frames.images import Fit, fit_picture, read_rgb
 from edgeres.frames.yuv import (
     DEFAULT_COLORSPACE,
     DEFAULT_RANGE,
@@ -52,6 +53,14 @@ def encode(
     frame_format: EncodeFormatOption = YuvLayout.YUYV.value,
     colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
     color_range: RangeOption = DEFAULT_RANGE.value,
+    fit: Annotated[
+        str,
+        typer.Option(
+            "--fit",
+            help=f"{choice_values(Fit)}: a picture of another shape is cropped to cover the frame (as build "
+            "encodes calibration photographs) or stretched to it.",
+        ),
+    ] = Fit.COVER.value,
 ) -> None:
     """Encode images as raw YUV 4:2:2 frames (chroma = mean of each pixel pair).
 
@@ -59,17 +68,14 @@ def encode(
       edgeres frames encode photo.jpg -o clip.yuv --format yuyv:1920x1080\n
       edgeres frames encode a.jpg b.jpg -o clip.yuv --format uyvy
     """
-    space, rng = parse_colorspace(colorspace), parse_range(color_range)
+    space, rng, shape = parse_colorspace(colorspace), parse_range(color_range), parse_choice(Fit, fit, "--fit")
     check_output_file(output)
     pictures = [read_rgb(path) for path in images]
     height, width = pictures[0].shape[:2]
     frames = parse_frame_format(frame_format, "--format", default_size=(max(2, width - width % 2), height))
     width, height, layout = frames.width, frames.height, frames.layout
     check_conversion_fits(width, height, len(pictures))  # before the pictures are resized to that size
-    resized = [
-        p if p.shape[:2] == (height, width) else cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA)
-        for p in pictures
-    ]
+    resized = [fit_picture(p, width, height, shape) for p in pictures]
     count = write_yuv(output, rgb_to_yuv422(np.stack(resized), layout, space, rng), layout)
     wrote(
         f"{output}: {count} {layout.value} frame(s) {width}x{height}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from enum import Enum
 from pathlib import Path
 
 import cv2
@@ -79,6 +80,22 @@ def cover_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+class Fit(str, Enum):
+    """How a picture of another shape is made into a frame: cropped to cover it (what build and finetune
+    do with photographs, no distortion) or stretched to it (distorted, nothing lost)."""
+
+    COVER = "cover"
+    STRETCH = "stretch"
+
+
+def fit_picture(rgb: np.ndarray, width: int, height: int, fit: Fit = Fit.COVER) -> np.ndarray:
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    if fit is Fit.COVER:
+        return cover_resize(rgb, width, height)
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def normalize(rgb: np.ndarray) -> np.ndarray:
