@@ -8,10 +8,11 @@ ONNX graph itself, and check them against what the sidecar says the stage produc
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME as BUILD_SUMMARY_NAME
@@ -168,6 +169,11 @@ def _check_build(path: Path, sidecar: Sidecar, allow_failed_gate: bool) -> bool:
     return False
 
 
+def graph_opset(graph: onnx.ModelProto) -> int | None:
+    """The default-domain opset the file itself declares."""
+    return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
 def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployModel:
     """Read an ONNX artifact made by edgeres (file + sidecar) into a DeployModel.
 
@@ -207,7 +213,7 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
         output=output_tensor,
         input_kind=_input_kind(input_tensor, str(path)),
         sidecar=sidecar,
-        spec=spec,
+        spec=replace(spec, opset=graph_opset(graph)),  # its own, not the FP32 source's it was made from
         quantize=QuantizeRecord.of(sidecar) if sidecar.stage == Stage.QUANTIZE.value else None,
         gate_overridden=overridden,
     )

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
@@ -21,7 +22,7 @@ from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.quantize_record import read_quantize_record
 from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
 from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
-from edgeres.deploy.model import read_deploy_model, select_artifact
+from edgeres.deploy.model import graph_opset, read_deploy_model, select_artifact
 from edgeres.deploy.record import DeepStreamRecord, TritonRecord
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.errors import EdgeresError, UserInputError
@@ -196,6 +197,10 @@ def test_deepstream_onnx_of_an_int8_build_reads_back_as_an_int8_model(tmp_path: 
     record = DeepStreamRecord.of(read_sidecar(result.onnx))  # type: ignore[arg-type]
     assert record.model == "model_int8_qdq.onnx" and record.model_sha256 == sha256_file(int8_build / record.model)
     assert record.served.precision is Precision.INT8 and len(record.channel_gain) == 3
+    shipped = onnx.load(str(result.onnx), load_external_data=False)
+    assert record.served.spec.opset == graph_opset(shipped) == generated.spec.opset  # its own, not the FP32 export's
+    fp32 = onnx.load(str(next((int8_build.parent / "source").glob("*.onnx"))))
+    assert record.served.spec.opset != graph_opset(fp32)  # the FP16 Q/DQ scales need a later opset
     quantized = read_sidecar(int8_build / "model_int8_qdq.onnx")
     assert quantized is not None  # how the model was quantized travels with it, written for people and tools
     assert read_sidecar(result.onnx).options["quantized"] == quantized.options  # type: ignore[union-attr]
