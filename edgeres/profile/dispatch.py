@@ -6,7 +6,9 @@ more ONNX models) the interleaved comparison pass.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,4 +40,18 @@ def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[A
         raise UserInputError("no artifact to profile")
     for path in paths:
         artifact_kind(path)
-    return add_interleaved(tuple(profile_artifact(Path(p), options) for p in paths), options)
+    labels = distinct_labels([Path(p) for p in paths])
+    labelled = zip(paths, labels, strict=True)
+    profiles = tuple(replace(profile_artifact(Path(path), options), label=label) for path, label in labelled)
+    return add_interleaved(profiles, options)
+
+
+def distinct_labels(paths: Sequence[Path]) -> list[str]:
+    """Each path by its fewest trailing components that tell it from the others: `mse/model_int8_qdq.onnx`
+    and `max/model_int8_qdq.onnx`, but `model_fp32.onnx` where the name alone is unique."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    labels = []
+    for own in parts:
+        count = next((n for n in range(1, len(own) + 1) if sum(o[-n:] == own[-n:] for o in parts) == 1), len(own))
+        labels.append("/".join(own[-count:]).replace("//", "/"))
+    return labels

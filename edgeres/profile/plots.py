@@ -15,12 +15,12 @@ MB = 1e6
 
 
 def _label(profile: ArtifactProfile) -> str:
-    return literal(Path(profile.path).name + (f" ({profile.precision})" if profile.precision else ""))
+    return literal(profile.shown_name + (f" ({profile.precision})" if profile.precision else ""))
 
 
 def _slug(index: int, profile: ArtifactProfile) -> str:
     """`1-resnet50_int8`: numbered, so two artifacts with one name in different folders do not collide."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(profile.path).stem) or "artifact"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(profile.shown_name).with_suffix(""))) or "artifact"
     return f"{index}-{stem}"
 
 

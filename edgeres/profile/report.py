@@ -199,7 +199,7 @@ def _kb(value: int | None) -> str:
 
 
 def _name(profile: ArtifactProfile) -> str:
-    return Path(profile.path).name + (f" ({profile.precision})" if profile.precision else "")
+    return profile.shown_name + (f" ({profile.precision})" if profile.precision else "")
 
 
 def _ms(value: float) -> str:
@@ -224,6 +224,13 @@ def _table(title: str, caption: str | None = None) -> Table:
     )
 
 
+def _add_column(table: Table, column: str) -> None:
+    """Numbers right-aligned; an artifact's name folds onto more lines rather than losing its end (two
+    models whose names start alike would read the same at 80 columns)."""
+    named = column == "artifact"
+    table.add_column(column, justify="left" if named else "right", overflow="fold" if named else "ellipsis")
+
+
 def _add_row(table: Table, *cells: str | Text) -> None:
     """A row whose cells print as written: a plain string becomes a `Text`, never rich markup."""
     table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
@@ -236,7 +243,7 @@ def latency_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
         f"pipelined: calls in flight = {', '.join(in_flight)}; CV = std / mean; min, mean, p95, max in --json",
     )
     for column in ("artifact", "batch", "median", "p90", "p99", "CV", "sync f/s", "pipelined f/s"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+        _add_column(table, column)
     for profile in profiles:
         for result in profile.batches:
             s = result.sync
@@ -257,23 +264,24 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         return None
     interleaved = [r for r in rows if "interleaved_median_speedup" in r]
     table = _table(
-        f"Against {Path(profiles[0].path).name} (x > 1: faster / more)",
+        f"Against {profiles[0].shown_name} (x > 1: faster / more)",
         _comparison_caption(profiles, len(interleaved) == len(rows)) if interleaved else None,
     )
     median_header = "median speed-up" + ("\n(interleaved)" if len(interleaved) == len(rows) else "")
     for column in ("artifact", "batch", median_header, "p99 speed-up", "sync frames/s", "pipelined frames/s"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+        _add_column(table, column)
     table.add_column("file size", justify="right")
 
     def times(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}x"
 
+    shown = {profile.path: profile.shown_name for profile in profiles}
     for row in rows:
         median = times(row["median_speedup"])
         if "interleaved_median_speedup" in row:
             median = times(row["interleaved_median_speedup"]) + ("" if len(interleaved) == len(rows) else " i")
         _add_row(
-            table, Path(row["candidate"]).name, str(row["batch"]), median, times(row["p99_speedup"]),
+            table, shown[row["candidate"]], str(row["batch"]), median, times(row["p99_speedup"]),
             times(row["sync_fps_ratio"]), times(row["pipelined_fps_ratio"]), times(row["artifact_size_ratio"]),
         )  # fmt: skip
     return table
@@ -297,7 +305,7 @@ def memory_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
     )
     columns = ("artifact", "file", "weights", "activations", "host peak RSS", "GPU peak")
     for column in (*columns, "frame YUV422 / RGB / float32"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+        _add_column(table, column)
     for profile in profiles:
         m, f = profile.memory, profile.memory.frame
         _add_row(
@@ -313,7 +321,7 @@ def layers_table(profile: ArtifactProfile, shown: int = TERMINAL_LAYERS) -> Tabl
     if layers is None:
         return None
     table = _table(
-        f"{Path(profile.path).name}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
+        f"{profile.shown_name}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
         f"batch {layers.batch}, mean of {layers.runs} runs ({layers.source})"
     )
     for column in ("layer", "op", "ms", "share"):
@@ -331,7 +339,7 @@ def gpu_stages_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         return None
     table = _table("TensorRT stages (median ms, CUDA events) and CUDA-graph replay")
     for column in ("artifact", "batch", "H2D", "compute", "D2H", "sync median", "graph median"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+        _add_column(table, column)
     for profile, result in rows:
         assert result.stages is not None
         graph = f"{result.graph.median_ms:.3f}" if result.graph else "-"
@@ -349,7 +357,7 @@ def end_to_end_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         return None
     table = _table("End to end: raw frame -> top-k, per frame (median / p99 ms)")
     for column in ("artifact", "read", "preprocess", "infer", "top-k", "total", "frames/s"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
+        _add_column(table, column)
     for profile in rows:
         e = profile.end_to_end
         assert e is not None

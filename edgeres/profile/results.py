@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.profile.layers import LayerProfile
@@ -100,3 +101,8 @@ class ArtifactProfile:
     memory: MemoryReport
     end_to_end: EndToEndResult | None
     warnings: tuple[str, ...]
+    label: str = ""  # how tables and plots name it: its shortest path that tells it from the others profiled
+
+    @property
+    def shown_name(self) -> str:
+        return self.label or Path(self.path).name

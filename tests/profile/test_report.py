@@ -264,3 +264,24 @@ def test_a_report_that_cannot_be_validated_is_refused_before_anything_is_measure
     result = CliRunner().invoke(app, ["profile", str(model), "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and "needs the jsonschema package" in result.output, result.output
     assert measured == [] and not (tmp_path / "r.json").exists()
+
+
+def test_artifacts_are_told_apart_by_their_shortest_distinct_path_at_80_columns(tmp_path: Path) -> None:
+    """The natural comparison: one file name from two build folders, and two names that start alike."""
+    for folder in ("mse", "max"):
+        (tmp_path / folder).mkdir()
+        write_tiny_classifier(tmp_path / folder / "model_int8_qdq.onnx")
+    write_tiny_classifier(tmp_path / "max" / "model_int8_u8s8.onnx", seed=1)
+    models = [tmp_path / "mse" / "model_int8_qdq.onnx", tmp_path / "max" / "model_int8_qdq.onnx",
+              tmp_path / "max" / "model_int8_u8s8.onnx"]  # fmt: skip
+    plots = str(tmp_path / "p")
+    args = ["profile", *map(str, models), "--iterations", "3", "--warmup", "1", "--no-layers", "--plot", plots]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    first_column = "".join(line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│"))
+    for label in ("mse/model_int8_qdq.onnx", "max/model_int8_qdq.onnx", "model_int8_u8s8.onnx"):
+        assert label in first_column, result.output  # folded onto lines if need be, never cut to "model_in…"
+    assert "…" not in first_column and "Against mse/model_int8_qdq.onnx" in result.output
+    latency = sorted(p.name for p in (tmp_path / "p").glob("*_latency.png"))
+    assert latency == ["1-mse_model_int8_qdq_latency.png", "2-max_model_int8_qdq_latency.png",
+                       "3-model_int8_u8s8_latency.png"]  # fmt: skip
