@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.describe import describe_artifact
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
@@ -23,7 +25,9 @@ from edgeres.cli.options import (
 )
 from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, say, wrote
+from edgeres.errors import UserInputError
 from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from edgeres.frames.contract import InputSpec
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.model.arch import DEFAULT_NUM_CLASSES
 
@@ -69,14 +73,53 @@ def export(
 
 
 @reports_errors
-def info(artifact: Annotated[Path, typer.Argument(help="An artifact made by edgeres (.onnx, .engine).")]) -> None:
-    """Show how an artifact was made (its sidecar) and, for ONNX, its inputs, outputs and opset.
+def info(
+    artifact: Annotated[
+        Path, typer.Argument(help="An artifact made by edgeres (.onnx, .engine), or a build folder.")
+    ],
+) -> None:
+    """Show how an artifact was made (its sidecar) and, for ONNX, its inputs, outputs and opset; for a
+    build folder, whether it is finished, what it holds and how its models measured.
 
     Example:\n
-      edgeres info out/model.onnx
+      edgeres info out/model.onnx\n
+      edgeres info out/build
     """
+    if Path(artifact).is_dir():
+        for line in build_folder_lines(Path(artifact)):
+            say(line)
+        return
     description = describe_artifact(artifact)
     console.print_json(json.dumps(description, default=str))
+
+
+def camera_input(summary: BuildSummary, where: Path) -> str:
+    if summary.input is None:
+        return "RGB floats"
+    contract = InputSpec.from_json(dict(summary.input), str(where)).contract
+    return f"raw {contract.describe()} frames" if contract is not None else "RGB floats"
+
+
+def build_folder_lines(folder: Path) -> list[str]:
+    """A build folder in a few lines: finished or why not, precision, gate, input, models and their fidelity."""
+    summary_path = folder / SUMMARY_NAME
+    status = build_status(folder)
+    if not summary_path.is_file():
+        raise UserInputError(f"{folder}: not a build folder (no {SUMMARY_NAME})")
+    summary = BuildSummary.read(summary_path)
+    gate = {True: "passed", False: "FAILED", None: "not checked"}[summary.gate_passed]
+    lines = [
+        f"{folder}: {'a finished build' if status is None else 'NOT a finished build: ' + status}",
+        f"precision {summary.precision.value}, fidelity gate {gate}, weights {summary.weights}",
+        f"input: {camera_input(summary, summary_path)}",
+    ]
+    fidelity = summary.sections.get("fidelity", {})
+    for role, path in summary.artifacts.items():
+        measured = fidelity.get(role.value) if isinstance(fidelity, dict) else None
+        value = measured.get("sqnr_db") if isinstance(measured, dict) else None
+        sqnr = f"{value:.1f} dB" if isinstance(value, float) else "exact" if value == "inf" else None
+        lines.append(f"{role.value}: {path.name}" + (f", logits SQNR {sqnr}" if sqnr else ""))
+    return lines
 
 
 @reports_errors

@@ -215,3 +215,18 @@ def test_a_failed_gate_prints_the_report_then_what_to_try_then_the_error(
         steps = [line for line in lines[:hint] if line.startswith("fallback ")]
         assert steps[0].startswith("fallback 0 kept (all INT8): logits SQNR")
         assert steps[1].startswith("fallback 1 kept (+") and all(s.endswith("short of the gate") for s in steps[:2])
+
+
+def test_info_of_a_build_folder_says_whether_it_is_finished_and_what_it_holds(tiny_onnx: Path, tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    build(options(tiny_onnx, gate=FidelityGate(min_sqnr_db=-100.0)), built)
+    result = runner.invoke(app, ["info", str(built)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{built}: a finished build"
+    assert lines[1].startswith("precision int8, fidelity gate passed")
+    assert any(line.startswith("int8_tensorrt: model_int8_qdq.onnx, logits SQNR") for line in lines)
+    (built / "model_int8_u8s8.onnx").write_bytes(b"swapped")
+    damaged = runner.invoke(app, ["info", str(built)])
+    assert damaged.exit_code == 0 and "NOT a finished build" in damaged.output and "differs" in damaged.output
+    assert "not a build folder" in refused("info", tmp_path)
