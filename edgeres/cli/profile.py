@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.completion import build_status
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.cli.options import (
     ColorspaceOption,
     FrameFormatOption,
@@ -18,6 +21,7 @@ from edgeres.cli.options import (
 )
 from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import console, err_console, reports_errors, say, warn, wrote
+from edgeres.errors import UserInputError
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
 from edgeres.profile.options import DEFAULT_IN_FLIGHT, DEFAULT_WARMUP, FrameClip, ProfileOptions, parse_batches
 from edgeres.profile.stats import DEFAULT_CV_WARN, PERCENTILE_DEFINITION
@@ -28,9 +32,31 @@ PROFILE_DEFAULTS = ProfileOptions()  # for the defaults that have no constant of
 BATCHES_DEFAULT = ",".join(map(str, PROFILE_DEFAULTS.batches))
 
 
+PROFILED_ROLES = (ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16, ArtifactRole.ENGINE)
+
+
+def models_to_profile(path: Path) -> list[Path]:
+    """A model as given; a finished build folder as its FP32 model, its CPU model and its engine. (The
+    TensorRT Q/DQ model is left out: on a CPU it says nothing of its speed on the GPU it is made for.)"""
+    if not Path(path).is_dir():
+        return [path]
+    status = build_status(path)
+    if status is not None:
+        raise UserInputError(status)
+    built = BuildSummary.read(Path(path) / SUMMARY_NAME).artifacts
+    recorded = [built[role] for role in PROFILED_ROLES if role in built]
+    return [model if model.is_file() else Path(path) / model.name for model in recorded]
+
+
 @reports_errors
 def profile(
-    artifacts: Annotated[list[Path], typer.Argument(help="ONNX models (.onnx) and TensorRT engines (.engine, .plan).")],
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(
+            help="ONNX models (.onnx), TensorRT engines (.engine, .plan), or build folders (their FP32 model, "
+            "the model that runs on this CPU, and the engine when there is one)."
+        ),
+    ],
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes to sweep, comma-separated.")] = BATCHES_DEFAULT,
     iterations: Annotated[
         int | None, typer.Option("--iterations", help=f"Timed calls per batch (default {DEFAULT_ITERATIONS}).")
@@ -99,7 +125,7 @@ def profile(
     )  # fmt: skip
     machine = machine_info()
     with err_console.status(Text(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size")):
-        profiles = profile_artifacts(artifacts, options)
+        profiles = profile_artifacts([model for path in artifacts for model in models_to_profile(path)], options)
     say(machine_line(machine, options), style="dim")
     for table in all_tables(profiles):
         console.print(table)

@@ -230,3 +230,15 @@ def test_info_of_a_build_folder_says_whether_it_is_finished_and_what_it_holds(ti
     damaged = runner.invoke(app, ["info", str(built)])
     assert damaged.exit_code == 0 and "NOT a finished build" in damaged.output and "differs" in damaged.output
     assert "not a build folder" in refused("info", tmp_path)
+
+
+def test_profile_of_a_build_folder_measures_its_fp32_and_cpu_models(tiny_onnx: Path, tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    build(options(tiny_onnx, gate=FidelityGate(min_sqnr_db=-100.0)), built)
+    result = runner.invoke(app, ["profile", str(built), "--iterations", "2", "--warmup", "1", "--no-layers",
+                                 "--batch", "1", "--json", str(tmp_path / "r.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    measured = [Path(p["path"]).name for p in json.loads((tmp_path / "r.json").read_text())["artifacts"]]
+    assert measured == ["tiny_fp32.onnx", "model_int8_u8s8.onnx"]
+    (built / IN_PROGRESS_NAME).write_text("{}")
+    assert "in progress" in refused("profile", built)
