@@ -85,3 +85,36 @@ def test_every_module_a_command_imports_is_a_declared_dependency() -> None:
     on_device = {name for name in imported_distributions() if name.startswith(("tensorrt", "cuda", "pynvml"))}
     missing = sorted(imported_distributions() - names - on_device)
     assert missing == [], f"imported but not declared: {missing}"
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_builds_profiles_and_describes_from_an_unrelated_folder(tmp_path: Path) -> None:
+    """The wheel alone (not this checkout) runs a user's first commands: build, profile --json --plot, info."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("edgeres-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)  # fmt: skip
+    work = tmp_path / "user"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "120"}
+
+    def edgeres(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "edgeres", *args], cwd=work, env=env, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    where = subprocess.run([sys.executable, "-c", "import edgeres; print(edgeres.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert where.startswith(str(site)), where  # the wheel's copy, not the checkout's
+    edgeres("build", "--int8", "--arch", "resnet18", "--calib-size", "8", "--no-profile", "-o", "out")
+    edgeres("profile", "out", "--batch", "1", "--iterations", "3", "--warmup", "1", "--no-layers",
+            "--json", "r.json", "--plot", "plots")  # fmt: skip
+    assert (work / "r.json").is_file() and any((work / "plots").glob("*.png"))
+    assert "a finished build" in edgeres("info", "out")
