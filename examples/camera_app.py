@@ -98,6 +98,9 @@ def frames_from_camera(device: str, contract: InputContract) -> Iterator[np.ndar
     fourcc = {YuvLayout.YUYV: "YUYV", YuvLayout.UYVY: "UYVY"}.get(contract.layout)
     if fourcc is None:
         raise UserInputError(f"V4L2 capture here reads packed YUYV/UYVY; the model takes {contract.layout.value}")
+    if not Path(device).exists():
+        raise UserInputError(f"{device}: no such camera device")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its [ WARN ] lines would precede ours
     capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
     if not capture.isOpened():
         raise UserInputError(f"{device}: cannot open the camera")

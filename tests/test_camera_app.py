@@ -124,3 +124,10 @@ def test_camera_app_refuses_a_count_below_one(tmp_path: Path, clip: Path, capsys
 def test_camera_app_a_clip_that_is_a_folder_is_one_line(fused_model: Path, tmp_path: Path, capsys):
     assert load_example().main([str(fused_model), "--yuv", str(tmp_path)]) == 2
     assert str(tmp_path) in _one_error_line(capsys.readouterr().err)
+
+
+def test_camera_app_a_missing_camera_is_one_line_and_no_opencv_warning(fused_model: Path, capfd):
+    """OpenCV writes its own warnings straight to the stderr file descriptor: none may precede ours."""
+    assert load_example().main([str(fused_model), "--camera", "/dev/video97"]) == 2
+    err = capfd.readouterr().err
+    assert "/dev/video97: no such camera device" in _one_error_line(err) and "WARN" not in err
