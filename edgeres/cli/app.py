@@ -51,7 +51,7 @@ class OneLineUsageErrors(TyperGroup):
 
 def _typer(help_text: str, root: bool = False) -> typer.Typer:
     return typer.Typer(
-        help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+        help=help_text, no_args_is_help=True, add_completion=root, pretty_exceptions_enable=False,
         cls=OneLineUsageErrors if root else TyperGroup,
     )  # fmt: skip
 

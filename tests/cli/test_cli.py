@@ -167,3 +167,8 @@ def test_version_is_printed_and_nothing_runs() -> None:
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"edgeres {__version__}"
+
+
+def test_shell_completion_is_offered() -> None:
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="edgeres")
+    assert result.exit_code == 0 and "_edgeres_completion" in result.output, result.output
