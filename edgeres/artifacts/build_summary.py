@@ -1,9 +1,10 @@
 """`build_summary.json`: the one writer and reader of a build folder's manifest.
 
 The build writes it last (edgeres.artifacts.completion); deploy, `edgeres sensitivity` and the folder's
-completion check read it back through `BuildSummary.read`. The fields other stages act on are typed; the
-report sections (fidelity, calibration, sensitivity, fallback...) are the JSON of the typed records that
-made them, kept for people and tools, and read back by nobody inside edgeres.
+completion check and `edgeres info` read it back through `BuildSummary.read`. Precision, artifacts, hashes and
+the gate's verdict are typed fields; the recipe stays JSON, read by its one decoder
+(`edgeres.flow.options.BuildOptions.from_recipe`); the report sections (fidelity, calibration, sensitivity,
+fallback...) are the JSON of the typed records that made them, and only `logits_sqnr` reads one back.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ class BuildSummary:
             "complete": self.complete,
             "sha256": dict(self.sha256),
         }
+
+    def logits_sqnr(self) -> dict[ArtifactRole, float]:
+        """Each measured model's logits SQNR in dB (infinite where it matched FP32 exactly)."""
+        fidelity = self.sections.get("fidelity")
+        measured: dict[ArtifactRole, float] = {}
+        for role in self.artifacts:
+            report = fidelity.get(role.value) if isinstance(fidelity, Mapping) else None
+            value = report.get("sqnr_db") if isinstance(report, Mapping) else None
+            if isinstance(value, int | float) or value in ("inf", "-inf"):
+                measured[role] = float(value)
+        return measured
 
     def write(self, path: Path) -> Path:
         write_json_atomic(path, self.as_dict())

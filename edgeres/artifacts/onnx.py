@@ -27,6 +27,14 @@ def as_model(model: onnx.ModelProto | Path | str, weights: bool = True) -> onnx.
     return model if isinstance(model, onnx.ModelProto) else load_onnx(model, weights)
 
 
+def model_opset(model: onnx.ModelProto) -> int:
+    """The (first) default-domain opset the model declares; refused when it declares none."""
+    versions = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    if not versions:
+        raise UserInputError("the model declares no default-domain opset")
+    return versions[0]
+
+
 def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     """A copy of `model` that also outputs `names` (a fetched tensor changes onnxruntime's fusions around it)."""
     copy = onnx.ModelProto()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -113,12 +114,11 @@ def build_folder_lines(folder: Path) -> list[str]:
         f"precision {summary.precision.value}, fidelity gate {gate}, weights {summary.weights}",
         f"input: {camera_input(summary, summary_path)}",
     ]
-    fidelity = summary.sections.get("fidelity", {})
+    measured = summary.logits_sqnr()
     for role, path in summary.artifacts.items():
-        measured = fidelity.get(role.value) if isinstance(fidelity, dict) else None
-        value = measured.get("sqnr_db") if isinstance(measured, dict) else None
-        sqnr = f"{value:.1f} dB" if isinstance(value, float) else "exact" if value == "inf" else None
-        lines.append(f"{role.value}: {path.name}" + (f", logits SQNR {sqnr}" if sqnr else ""))
+        sqnr = measured.get(role)
+        shown = "" if sqnr is None else f", logits SQNR {sqnr:.1f} dB" if math.isfinite(sqnr) else ", exact logits"
+        lines.append(f"{role.value}: {path.name}{shown}")
     return lines
 
 

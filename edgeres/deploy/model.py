@@ -12,14 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME as BUILD_SUMMARY_NAME
 from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import IN_PROGRESS_NAME
 from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
-from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
+from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx, model_opset
 from edgeres.artifacts.precision import Precision, onnx_precision
 from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.artifacts.sidecar import Sidecar, Stage, read_sidecar, verify_sidecar
@@ -169,11 +168,6 @@ def _check_build(path: Path, sidecar: Sidecar, allow_failed_gate: bool) -> bool:
     return False
 
 
-def graph_opset(graph: onnx.ModelProto) -> int | None:
-    """The default-domain opset the file itself declares."""
-    return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), None)
-
-
 def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployModel:
     """Read an ONNX artifact made by edgeres (file + sidecar) into a DeployModel.
 
@@ -213,7 +207,7 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
         output=output_tensor,
         input_kind=_input_kind(input_tensor, str(path)),
         sidecar=sidecar,
-        spec=replace(spec, opset=graph_opset(graph)),  # its own, not the FP32 source's it was made from
+        spec=replace(spec, opset=model_opset(graph)),  # its own, not the FP32 source's it was made from
         quantize=QuantizeRecord.of(sidecar) if sidecar.stage == Stage.QUANTIZE.value else None,
         gate_overridden=overridden,
     )

@@ -49,8 +49,9 @@ class SourceModel:
         return load_onnx(self.path)
 
     @property
-    def num_classes(self) -> int:
-        return int(graph_output(self.model, self.path).shape[-1] or 0)
+    def num_classes(self) -> int | None:
+        """The class count the graph declares; None when its output size is not fixed."""
+        return graph_output(self.model, self.path).shape[-1]
 
 
 def check_source_onnx(onnx_path: Path) -> TensorSpec:

@@ -104,7 +104,6 @@ class Int8Models:
     """What the quantize stage wrote."""
 
     artifacts: dict[ArtifactRole, Path]
-    keep_float: tuple[str, ...]
     plan: QdqPlan  # the placement written (the user's and the analysis' float layers left out)
     table_header: int  # TensorRT version number in calibration.table's header
 
@@ -211,4 +210,4 @@ def write_int8_models(
         ArtifactRole.INT8_TENSORRT: trt_path, ArtifactRole.INT8_ONNXRUNTIME: cpu_path,
         ArtifactRole.CALIBRATION_CACHE: outdir / CACHE_NAME, ArtifactRole.CALIBRATION_TABLE: table,
     }  # fmt: skip
-    return Int8Models(artifacts, keep_float, plan, trt_version_number(settings.trt_table_version))
+    return Int8Models(artifacts, plan, trt_version_number(settings.trt_table_version))

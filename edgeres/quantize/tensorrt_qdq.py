@@ -55,6 +55,7 @@ from collections.abc import Mapping
 import onnx
 from onnx import helper, version_converter
 
+from edgeres.artifacts.onnx import model_opset
 from edgeres.errors import UserInputError
 from edgeres.quantize.fp16 import convert_to_fp16
 from edgeres.quantize.qdq import FP16_MAX, QdqPlan, ScaleGrid, insert_qdq
@@ -73,10 +74,6 @@ class HighPrecision(str, enum.Enum):
 HIGH_PRECISION_GRID = {HighPrecision.FP16: ScaleGrid.FP16, HighPrecision.FP32: ScaleGrid.FP32}
 
 FRONTEND_PRECISION = HighPrecision.FP16  # of the front-end in the FP16 model: see the module docstring
-
-
-def model_opset(model: onnx.ModelProto) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def at_least_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:

@@ -42,8 +42,6 @@ def model_input(model: onnx.ModelProto | Path | str) -> TensorSpec:
 class SampleEncoder:
     """Photographs / frames -> one model-input sample (no batch axis) of the model's dtype and shape."""
 
-    frame_size: tuple[int, int] | None = None  # (width, height) of a frame input
-
     def __init__(self, model: TensorSpec, camera: InputContract | None = None) -> None:
         self.model, self.camera = model, camera
         sample_shape = model.shape[1:]
@@ -51,6 +49,11 @@ class SampleEncoder:
         spatial = sample_shape[1:] if self.channels_first else sample_shape[:2]
         self.height = (spatial[0] or NETWORK_SIZE) if spatial else NETWORK_SIZE
         self.width = (spatial[1] or NETWORK_SIZE) if len(spatial) > 1 else NETWORK_SIZE
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of a frame input; None for an RGB one."""
+        return None
 
     def describe(self) -> str:
         """Everything about the encoding that changes the samples (part of the data fingerprint)."""
@@ -123,7 +126,10 @@ class FrameEncoder(SampleEncoder):
         super().__init__(model, camera)
         self.contract = camera
         self.size = _frame_size(model.shape[1:], camera)
-        self.frame_size = self.size
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.size
 
     def from_rgb(self, rgb: np.ndarray) -> np.ndarray:
         frame = rgb_to_yuv422(cover_resize(rgb, *self.size), self.contract.layout, *self._colour())

@@ -94,14 +94,6 @@ class HeldOutSet:
     batches: tuple[HeldOutBatch, ...]
     skipped: tuple[Skipped, ...]
 
-    @property
-    def samples(self) -> int:
-        return sum(len(inputs) for inputs, _ in self.batches)
-
-    @property
-    def labelled(self) -> bool:
-        return all(labels is not None for _, labels in self.batches)
-
     def as_dict(self) -> dict[str, object]:
         holdout = self.holdout
         return {

@@ -18,11 +18,12 @@ from google.protobuf import text_format
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.artifacts.onnx import model_opset
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.quantize_record import read_quantize_record
 from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
 from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
-from edgeres.deploy.model import graph_opset, read_deploy_model, select_artifact
+from edgeres.deploy.model import read_deploy_model, select_artifact
 from edgeres.deploy.record import DeepStreamRecord, TritonRecord
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.errors import EdgeresError, UserInputError
@@ -198,9 +199,9 @@ def test_deepstream_onnx_of_an_int8_build_reads_back_as_an_int8_model(tmp_path: 
     assert record.model == "model_int8_qdq.onnx" and record.model_sha256 == sha256_file(int8_build / record.model)
     assert record.served.precision is Precision.INT8 and len(record.channel_gain) == 3
     shipped = onnx.load(str(result.onnx), load_external_data=False)
-    assert record.served.spec.opset == graph_opset(shipped) == generated.spec.opset  # its own, not the FP32 export's
+    assert record.served.spec.opset == model_opset(shipped) == generated.spec.opset  # its own, not the FP32 export's
     fp32 = onnx.load(str(next((int8_build.parent / "source").glob("*.onnx"))))
-    assert record.served.spec.opset != graph_opset(fp32)  # the FP16 Q/DQ scales need a later opset
+    assert record.served.spec.opset != model_opset(fp32)  # the FP16 Q/DQ scales need a later opset
     quantized = read_sidecar(int8_build / "model_int8_qdq.onnx")
     assert quantized is not None  # how the model was quantized travels with it, written for people and tools
     assert read_sidecar(result.onnx).options["quantized"] == quantized.options  # type: ignore[union-attr]

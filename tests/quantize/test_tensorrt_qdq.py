@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeres.artifacts.onnx import model_opset
 from edgeres.artifacts.ort_session import cpu_session
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
@@ -42,7 +43,6 @@ from edgeres.quantize.tensorrt_qdq import (
     FP16_SCALE_OPSET,
     HighPrecision,
     at_least_opset,
-    model_opset,
     tensorrt_qdq_model,
 )
 from edgeres.samples.calibration import CalibrationSet
