@@ -28,6 +28,7 @@ class ArtifactRole(str, Enum):
     CALIBRATION_TABLE = "calibration_table"
     ENGINE = "engine"
     SENSITIVITY = "sensitivity"
+    HELDOUT = "heldout"  # held-out samples and reference logits, what verifies an engine on the device
     SENSITIVITY_PLOT = "sensitivity_plot"
     SUMMARY = "summary"
 

@@ -52,6 +52,7 @@ class Stage(str, enum.Enum):
     EXPORT = "export"
     QUANTIZE = "quantize"
     ENGINE = "engine"
+    HELDOUT = "heldout"  # the held-out samples a build writes for verification (edgeres.runtime.heldout)
     DEPLOY_DEEPSTREAM = "deploy-deepstream"
     DEPLOY_TRITON = "deploy-triton"  # Triton's edgeres.json (not a sidecar, the same provenance)
 

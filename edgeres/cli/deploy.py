@@ -40,6 +40,15 @@ AllowFailedGateOption = Annotated[
 ]
 
 
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Name a TensorRT engine never verified against its ONNX, or that failed, anyway (recorded).",
+    ),
+]
+
+
 def _model_and_names(
     artifact: Path, precision: str | None, kind: InputKind | None, labels: Path | None, allow_failed_gate: bool
 ) -> tuple[Path, ClassNames]:
@@ -65,6 +74,7 @@ def deepstream(
         typer.Option("--engine", help="model-engine-file: an engine nvinfer already built from the written ONNX."),
     ] = None,
     allow_failed_gate: AllowFailedGateOption = False,
+    allow_unverified: AllowUnverifiedOption = False,
 ) -> None:
     """Write config_infer_primary.txt, labels.txt and the ONNX for Gst-nvinfer (RGB models only).
 
@@ -77,8 +87,9 @@ def deepstream(
         require_engine_file(engine)
     check_output_dir(output)
     options = DeepStreamOptions(
-        batch_size=batch_size, classifier_threshold=threshold, engine=engine, allow_failed_gate=allow_failed_gate
-    )
+        batch_size=batch_size, classifier_threshold=threshold, engine=engine, allow_failed_gate=allow_failed_gate,
+        allow_unverified=allow_unverified,
+    )  # fmt: skip
     path, names = _model_and_names(artifact, precision, InputKind.RGB_FLOAT, labels, allow_failed_gate)
     result = write_deepstream(path, output, names, options)
     wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
@@ -108,6 +119,7 @@ def triton(
     ] = None,
     yuv: Annotated[bool, typer.Option("--yuv", help="Pick the build's fused YUV422-frame model.")] = False,
     allow_failed_gate: AllowFailedGateOption = False,
+    allow_unverified: AllowUnverifiedOption = False,
 ) -> None:
     """Add the model to a Triton model repository: config.pbtxt, 1/model.onnx (or model.plan), labels.txt.
 
@@ -119,8 +131,9 @@ def triton(
     kind = InputKind.YUV422 if yuv else (None if Path(artifact).is_file() else InputKind.RGB_FLOAT)
     check_output_dir(output)
     options = TritonOptions(
-        name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan, allow_failed_gate=allow_failed_gate
-    )
+        name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan,
+        allow_failed_gate=allow_failed_gate, allow_unverified=allow_unverified,
+    )  # fmt: skip
     path, names = _model_and_names(artifact, precision, kind, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")

@@ -23,6 +23,8 @@ from edgeres.artifacts.precision import Precision, onnx_precision
 from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.artifacts.sidecar import Sidecar, Stage, read_sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
+from edgeres.engine.record import EngineRecord
+from edgeres.engine.verification_record import check_verified
 from edgeres.errors import UserInputError
 from edgeres.export.record import ModelSpec, OutputSpec, read_model_spec
 from edgeres.frames.contract import InputKind, InputSpec
@@ -218,6 +220,20 @@ def require_engine_file(engine: Path) -> Path:
     if not Path(engine).is_file():
         raise UserInputError(f"{engine}: TensorRT engine not found")
     return Path(engine)
+
+
+ENGINE_UNVERIFIED_COMMENT = (
+    "# the TensorRT engine was never verified against its ONNX, or failed; deployed with allow_unverified"
+)
+
+
+def engine_overridden(engine: Path, allow_unverified: bool) -> bool:
+    """Refuse an engine whose sidecar records no passed verification against its ONNX, unless
+    `allow_unverified`; True when such an engine is deployed anyway (recorded in what deploy writes)."""
+    sidecar = verify_sidecar(require_engine_file(engine), full_hash=True)  # a sidecar of another engine vouches nothing
+    outcome = None if sidecar is None else EngineRecord.of(sidecar).verification
+    check_verified(Path(engine), outcome, allow_unverified)
+    return outcome is None or not outcome.passed
 
 
 def _candidates(folder: Path, record: BuildRecord) -> list[Path]:

@@ -58,6 +58,7 @@ class DeepStreamRecord:
     served: ServedModel  # its output is the Softmax's probabilities
     channel_gain: tuple[float, ...]
     gate_overridden: bool  # its build failed the fidelity gate and it was deployed anyway
+    engine_unverified: bool = False  # the engine named for nvinfer was never verified, or failed, deployed anyway
 
     def write(self, artifact: Path) -> Sidecar:
         """The sidecar of `artifact` (already written)."""
@@ -65,6 +66,7 @@ class DeepStreamRecord:
             **self.served.to_options(),
             "nvinfer_channel_gain": list(self.channel_gain),
             "gate_overridden": self.gate_overridden,
+            "engine_unverified": self.engine_unverified,
         }
         inputs: dict[str, str | None] = {"model": self.model, "model_sha256": self.model_sha256}
         return write_sidecar(artifact, Stage.DEPLOY_DEEPSTREAM, inputs, options)
@@ -81,6 +83,7 @@ class DeepStreamRecord:
             served=ServedModel.from_options(options),
             channel_gain=gain if gain is not None else (),
             gate_overridden=options.get("gate_overridden", bool) or False,
+            engine_unverified=options.get("engine_unverified", bool) or False,
         )
 
 
@@ -94,6 +97,7 @@ class TritonRecord:
     served: ServedModel
     class_names: str  # where the names came from: a file, or imagenet-1k
     gate_overridden: bool
+    engine_unverified: bool = False  # the plan served was never verified against its ONNX, or failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,7 @@ class TritonRecord:
             "artifact_options": self.served.to_options(),
             "class_names": self.class_names,
             "gate_overridden": self.gate_overridden,
+            "engine_unverified": self.engine_unverified,
         }
 
     def write(self, path: Path) -> Path:
@@ -126,4 +131,5 @@ class TritonRecord:
             served=ServedModel.from_options(options),
             class_names=fields.require("class_names", str),
             gate_overridden=fields.get("gate_overridden", bool) or False,
+            engine_unverified=fields.get("engine_unverified", bool) or False,
         )

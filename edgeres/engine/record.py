@@ -16,6 +16,7 @@ from edgeres.artifacts.precision import Precision, recorded_precision
 from edgeres.artifacts.sidecar import Section, Sidecar, Stage, read_sidecar, write_sidecar
 from edgeres.engine.options import BatchProfile, EngineOptions
 from edgeres.engine.target import EngineTarget, HardwareCompatibility
+from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputSpec
 
@@ -96,6 +97,7 @@ class EngineRecord:
     strongly_typed: bool | None = None
     input: InputSpec | None = None  # what the ONNX takes, copied from its sidecar (or its source's)
     build_seconds: float | None = None
+    verification: VerificationOutcome | None = None  # None: never verified (see edgeres.runtime.verification)
 
     def write(self, engine: Path) -> Sidecar:
         """The sidecar of `engine` (already written)."""
@@ -114,8 +116,11 @@ class EngineRecord:
             **self.options.as_dict(),
             "calibration_cache": self.calibration_cache,
         }
-        seconds = None if self.build_seconds is None else round(self.build_seconds, 2)
-        return write_sidecar(engine, Stage.ENGINE, inputs, options, {"build_seconds": seconds}, ENGINE_VERSIONS)
+        results: dict[str, Any] = {
+            "build_seconds": None if self.build_seconds is None else round(self.build_seconds, 2),
+            "verification": None if self.verification is None else self.verification.to_json(),
+        }
+        return write_sidecar(engine, Stage.ENGINE, inputs, options, results, ENGINE_VERSIONS)
 
     @classmethod
     def of(cls, sidecar: Sidecar) -> EngineRecord:
@@ -123,6 +128,8 @@ class EngineRecord:
         sidecar.require_stage(Stage.ENGINE)
         inputs, options = sidecar.fields(Section.INPUTS), sidecar.fields(Section.OPTIONS)
         profile, target = options.section("profile"), options.section("target")
+        results = sidecar.fields(Section.RESULTS)
+        verification = results.section("verification")
         return cls(
             onnx=inputs.get("onnx", str),
             onnx_sha256=inputs.get("onnx_sha256", str),
@@ -134,7 +141,8 @@ class EngineRecord:
             calibration_cache_sha256=inputs.get("calibration_cache_sha256", str),
             strongly_typed=options.get("strongly_typed", bool),
             input=InputSpec.from_options(options),
-            build_seconds=sidecar.fields(Section.RESULTS).get("build_seconds", float),
+            build_seconds=results.get("build_seconds", float),
+            verification=None if verification is None else VerificationOutcome.from_json(verification),
         )
 
 

@@ -2,8 +2,10 @@
 report -> TensorRT engine when TensorRT and a GPU are present; everything in one output directory.
 
 The build composes typed stages: export -> samples -> (calibrate -> analyse -> write INT8 | write FP16)
--> evaluate -> engine -> profile -> summary. The calibration source is split once, by a seeded shuffle: a
-held-out share is never seen by the calibrator and serves the fidelity report (edgeres.samples.holdout).
+-> evaluate -> held-out set -> engine (+ verification) -> profile -> summary. The calibration source is
+split once, by a seeded shuffle: a held-out share is never seen by the calibrator and serves the fidelity
+report (edgeres.samples.holdout); its first samples, with every model's logits on them, are written for
+verifying the engine wherever it is built (edgeres.flow.heldout).
 With an input contract (camera frames) the FP32 model is the fused one (YUV 4:2:2 front-end + network),
 calibration samples are camera-encoded frames, and the front-end nodes stay float.
 """
@@ -21,7 +23,9 @@ from edgeres.artifacts.precision import Precision
 from edgeres.engine.builder import build_engine
 from edgeres.engine.options import EngineOptions
 from edgeres.engine.target import running_target
+from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError
+from edgeres.flow.heldout import kernels_for, write_heldout
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.int8_analysis import Int8Analysis
 from edgeres.flow.options import BuildOptions
@@ -31,8 +35,10 @@ from edgeres.profile.quick import quick_profiles
 from edgeres.progress import StageProgress, Stages
 from edgeres.quantize.artifacts import CACHE_NAME
 from edgeres.quantize.fallback import keep_float_option
-from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation, Kernels
+from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation
 from edgeres.quantize.gate import check_gate
+from edgeres.runtime.heldout import HELDOUT_NAME
+from edgeres.runtime.verification import VerificationFailed, verify_new_engine
 
 
 @dataclass(frozen=True)
@@ -87,14 +93,18 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
         made = quantize_fp16(source, outdir)
     fidelity = evaluate(made, samples.evaluation, options.precision, stages)
     artifacts = {ArtifactRole.FP32: source.path} | made.artifacts
-    engine_note, engine = engine_stage(options, artifacts[made.candidates[0]], outdir, stages)
-    artifacts |= {ArtifactRole.ENGINE: engine} if engine is not None else {}
+    models = {role: artifacts[role] for role in (ArtifactRole.FP32, *made.candidates)}
+    with stages.stage("held-out set for verification"):
+        artifacts[ArtifactRole.HELDOUT] = write_heldout(outdir, samples.evaluation, models, options.gate)
+    engine = engine_stage(options, artifacts[made.candidates[0]], outdir, stages)
+    artifacts |= {ArtifactRole.ENGINE: engine.path} if engine.path is not None else {}
     profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
-    summary = build_summary(options, source, samples, made, fidelity, artifacts, engine_note, profile, stages, outdir)
+    summary = build_summary(options, source, samples, made, fidelity, artifacts, engine, profile, stages, outdir)
     summary, failure = finish_build(current, summary, fidelity, options)
+    failure = failure or engine.failure
     artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
     notes = (*source_notes(source), *made.notes, samples.note)
-    result = BuildResult(outdir, artifacts, fidelity, engine_note, summary, notes, profile, made.analysis)
+    result = BuildResult(outdir, artifacts, fidelity, engine.note, summary, notes, profile, made.analysis)
     if failure is not None:
         raise gate_not_met(failure, result)
     return result
@@ -113,26 +123,42 @@ def evaluate(
     by onnxruntime's x86 integer kernels."""
     reports = {}
     for role in made.candidates:
-        kernels = Kernels.REFERENCE if role is ArtifactRole.INT8_TENSORRT else Kernels.RUNTIME
         with stages.stage(f"fidelity {role.value}", evaluation.samples, f"fidelity_{role.value}_s") as advance:
             path = made.artifacts[role]
-            reports[role] = evaluation.measure(path, precision.value, kernels, advance, LAYER_SAMPLES)
+            reports[role] = evaluation.measure(path, precision.value, kernels_for(role), advance, LAYER_SAMPLES)
     return reports
 
 
-def engine_stage(options: BuildOptions, target: Path, outdir: Path, stages: Stages) -> tuple[str, Path | None]:
-    """The TensorRT engine of `target` where one can be built (else None), and a line saying what happened."""
+@dataclass(frozen=True)
+class EngineStep:
+    """What the engine step did: the engine (None when not built), a line saying so, its verification."""
+
+    note: str
+    path: Path | None = None
+    verification: VerificationOutcome | None = None
+    failure: VerificationFailed | None = None
+
+
+def engine_stage(options: BuildOptions, target: Path, outdir: Path, stages: Stages) -> EngineStep:
+    """The TensorRT engine of `target` where one can be built, verified on the folder's held-out set."""
     engine_path = outdir / f"model_{options.precision.value}{ENGINE_SUFFIX}"
     status = engine_status() if options.build_engine else "not asked for"
     if status is not None:
-        return (
+        return EngineStep(
             f"TensorRT engine not built ({status}). Made here: the ONNX models and the fidelity report. "
             f"On a machine with TensorRT and an NVIDIA GPU (e.g. the Jetson) run "
-            f"`edgeres engine {target} -o {engine_path}` to build it."
-        ), None
+            f"`edgeres engine {target} -o {engine_path}` to build and verify it."
+        )
     with stages.stage("TensorRT engine"):
         build_engine(target, engine_path, engine_options(options, outdir))
-    return f"TensorRT engine built: {engine_path.name}", engine_path
+    with stages.stage("engine verification"):
+        try:
+            outcome = verify_new_engine(engine_path, outdir / HELDOUT_NAME)
+        except VerificationFailed as failed:
+            return EngineStep(f"TensorRT engine built, verification FAILED: {engine_path.name}", engine_path,
+                              failed.outcome, failed)  # fmt: skip
+    verdict = "" if outcome is None else f"; {outcome.summary()}"
+    return EngineStep(f"TensorRT engine built: {engine_path.name}{verdict}", engine_path, outcome)
 
 
 def engine_options(options: BuildOptions, outdir: Path) -> EngineOptions:
@@ -156,7 +182,7 @@ def profile_stage(
 
 def build_summary(
     options: BuildOptions, source: SourceModel, samples: BuildSamples, made: Quantized,
-    fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine_note: str,
+    fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine: EngineStep,
     profile: tuple[str, ...], stages: Stages, outdir: Path,
 ) -> BuildSummary:  # fmt: skip
     sections = made.sections() | {
@@ -164,7 +190,8 @@ def build_summary(
         "fidelity": {role.value: report.as_dict() for role, report in fidelity.items()},
         "gate": options.gate.as_dict(),
         "engine_options": engine_options(options, outdir).as_dict(),
-        "engine": engine_note,
+        "engine": engine.note,
+        "engine_verification": None if engine.verification is None else engine.verification.to_json(),
         "profile": list(profile),
         "timings": stages.total(),
     }

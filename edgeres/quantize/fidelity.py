@@ -177,9 +177,7 @@ def reference_logits(
     model: onnx.ModelProto, batches: Sequence[HeldOutBatch], threads: int = PASS_THREADS
 ) -> list[np.ndarray]:
     """The FP32 model's logits of every held-out batch (float64), the reference every candidate meets."""
-    session = _session(model, [], threads)
-    name = session.get_inputs()[0].name
-    return [np.asarray(session.run(None, {name: inputs})[0], np.float64) for inputs, _ in batches]
+    return model_logits(model, [inputs for inputs, _ in batches], Kernels.RUNTIME, threads)
 
 
 class HeldOutEvaluation:
@@ -198,7 +196,6 @@ class HeldOutEvaluation:
         self.model = as_model(reference)
         self.batches, self.weights, self.random_weights, self.threads = tuple(batches), weights, random_weights, threads
         self.reference = reference_logits(self.model, self.batches, threads)
-        self.labelled = all(labels is not None for _, labels in self.batches)
 
     @property
     def samples(self) -> int:
@@ -224,14 +221,7 @@ class HeldOutEvaluation:
         """The candidate's logits on `kernels` against the FP32 ones; with `layer_samples`, also the
         per-layer pass on that many samples (see the module docstring)."""
         model = as_model(candidate)
-        session = _session(model, [], self.threads, kernels)
-        name = session.get_inputs()[0].name
-        logits = []
-        for inputs, _ in self.batches:
-            logits.append(np.asarray(session.run(None, {name: inputs})[0], np.float64))
-            if progress is not None:
-                progress(len(inputs))
-        del session
+        logits = model_logits(model, [inputs for inputs, _ in self.batches], kernels, self.threads, progress)
         report = self._report(precision, logits)
         if layer_samples <= 0:
             return report
@@ -244,33 +234,69 @@ class HeldOutEvaluation:
         return replace(report, worst_layers=tuple(per_layer[:WORST_LAYERS]), layer_samples=sum(len(k) for k in kept))
 
     def _report(self, precision: str, logits: Sequence[np.ndarray]) -> FidelityReport:
-        signal = noise = overlap = 0.0
-        agree = 0
-        cosines: list[float] = []
-        hits = np.zeros(4)  # reference top1, top5, candidate top1, top5
-        for ref, cand, (_, labels) in zip(self.reference, logits, self.batches, strict=True):
-            signal += float(np.sum(ref**2))
-            noise += float(np.sum((ref - cand) ** 2))
-            k = min(TOP_K, ref.shape[1])
-            ref_top, cand_top = np.argsort(-ref, axis=1)[:, :k], np.argsort(-cand, axis=1)[:, :k]
-            agree += int(np.sum(ref_top[:, 0] == cand_top[:, 0]))
-            overlap += sum(len(set(r) & set(c)) / k for r, c in zip(ref_top, cand_top, strict=True))
-            norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-            cosines += list(np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-300))
-            if labels is not None:
-                for offset, top in ((0, ref_top), (2, cand_top)):
-                    hits[offset] += np.sum(top[:, 0] == labels)
-                    hits[offset + 1] += np.sum(np.any(top == labels[:, None], axis=1))
-        samples = self.samples
-        return FidelityReport(
-            precision=precision,
-            samples=samples,
-            weights=self.weights,
-            random_weights=self.random_weights,
-            top1_agreement=agree / samples,
-            top5_overlap=overlap / samples,
-            cosine_mean=float(np.mean(cosines)),
-            cosine_min=float(np.min(cosines)),
-            sqnr_db=sqnr_db(signal, noise),
-            accuracy=Accuracy(*(float(h / samples) for h in hits)) if self.labelled else None,
-        )
+        labels = [labels for _, labels in self.batches]
+        return compare_logits(self.reference, logits, labels, precision, self.weights, self.random_weights)
+
+
+def model_logits(
+    model: onnx.ModelProto | Path,
+    batches: Sequence[np.ndarray],
+    kernels: Kernels = Kernels.RUNTIME,
+    threads: int = PASS_THREADS,
+    progress: ProgressCallback | None = None,
+) -> list[np.ndarray]:
+    """A model's logits (float64) of each input batch, on `kernels`, from one session over the model as shipped."""
+    session = _session(as_model(model), [], threads, kernels)
+    name = session.get_inputs()[0].name
+    logits = []
+    for inputs in batches:
+        logits.append(np.asarray(session.run(None, {name: inputs})[0], np.float64))
+        if progress is not None:
+            progress(len(inputs))
+    return logits
+
+
+def compare_logits(
+    reference: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray | None],
+    precision: str,
+    weights: str = "unknown",
+    random_weights: bool | None = None,
+) -> FidelityReport:
+    """The fidelity of `candidate` logits against `reference` ones, batch by batch (accuracy where every
+    batch has labels): what the build's held-out evaluation and the device's verification both report."""
+    signal = noise = overlap = 0.0
+    agree = samples = 0
+    cosines: list[float] = []
+    hits = np.zeros(4)  # reference top1, top5, candidate top1, top5
+    for ref, cand, batch_labels in zip(reference, candidate, labels, strict=True):
+        ref, cand = np.asarray(ref, np.float64), np.asarray(cand, np.float64)
+        samples += len(ref)
+        signal += float(np.sum(ref**2))
+        noise += float(np.sum((ref - cand) ** 2))
+        k = min(TOP_K, ref.shape[1])
+        ref_top, cand_top = np.argsort(-ref, axis=1)[:, :k], np.argsort(-cand, axis=1)[:, :k]
+        agree += int(np.sum(ref_top[:, 0] == cand_top[:, 0]))
+        overlap += sum(len(set(r) & set(c)) / k for r, c in zip(ref_top, cand_top, strict=True))
+        norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+        cosines += list(np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-300))
+        if batch_labels is not None:
+            for offset, top in ((0, ref_top), (2, cand_top)):
+                hits[offset] += np.sum(top[:, 0] == batch_labels)
+                hits[offset + 1] += np.sum(np.any(top == batch_labels[:, None], axis=1))
+    if not samples:
+        raise UserInputError("fidelity check received no held-out samples")
+    labelled = all(batch_labels is not None for batch_labels in labels)
+    return FidelityReport(
+        precision=precision,
+        samples=samples,
+        weights=weights,
+        random_weights=random_weights,
+        top1_agreement=agree / samples,
+        top5_overlap=overlap / samples,
+        cosine_mean=float(np.mean(cosines)),
+        cosine_min=float(np.min(cosines)),
+        sqnr_db=sqnr_db(signal, noise),
+        accuracy=Accuracy(*(float(h / samples) for h in hits)) if labelled else None,
+    )

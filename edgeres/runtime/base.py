@@ -19,7 +19,6 @@ from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import EdgeresError, UserInputError
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -68,6 +67,12 @@ class Runner(ABC):
             raise EdgeresError(f"{self.name}: load() the runner before asking for its input")
         return self._spec
 
+    @property
+    def batch_range(self) -> tuple[int, int | None]:
+        """The batch sizes the loaded model takes: a fixed batch axis, or 1 to unbounded (None)."""
+        first = self.input_spec.shape[0] if self.input_spec.shape else None
+        return (first, first) if first is not None else (1, None)
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Logits [N, classes] as float32 numpy for one input batch in the model's own layout."""
         if self.state is not RunnerState.LOADED:
@@ -103,4 +108,3 @@ class Runner(ABC):
     @abstractmethod
     def _close_impl(self) -> None:
         """Release the backend; also called after a failed `_load_impl`, so it must cope with partial state."""
-

@@ -11,13 +11,12 @@ from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.trt_runner import TensorRTRunner
 
 if TYPE_CHECKING:
-
     pass
 
 
-def open_runner(artifact: Path) -> Runner:
-    """The runner for a file: ONNX Runtime for `.onnx`, TensorRT for `.engine`/`.plan`."""
+def open_runner(artifact: Path, allow_unverified: bool = False) -> Runner:
+    """The runner for a file: ONNX Runtime for `.onnx`, TensorRT for `.engine`/`.plan` (which refuses an
+    engine that was never verified, or failed, unless `allow_unverified`)."""
     if artifact_kind(artifact) is ArtifactKind.ONNX:
         return OnnxRuntimeRunner(artifact)
-    return TensorRTRunner(artifact)
-
+    return TensorRTRunner(artifact, allow_unverified=allow_unverified)

@@ -20,6 +20,7 @@ from edgeres.artifacts.tensors import TensorSpec
 from edgeres.engine.dims import as_dims, dims_tuple
 from edgeres.engine.record import EngineRecord
 from edgeres.engine.target import check_engine_target, require_tensorrt, running_target
+from edgeres.engine.verification_record import check_verified
 from edgeres.errors import EdgeresError, UserInputError
 from edgeres.runtime.base import Runner, RunnerState
 
@@ -55,12 +56,14 @@ class TensorRTRunner(Runner):
     One stream, pinned host and device buffers sized for the profile's largest batch, tensor
     addresses set once; `set_input_shape` when the batch size changes; optional CUDA-graph replay
     of the current shape. The engine's sidecar must describe this file (size and SHA-256) and is
-    checked against this TensorRT and GPU before anything is deserialized.
+    checked against this TensorRT and GPU before anything is deserialized, and must record a passed
+    verification against its ONNX (edgeres.runtime.verification) unless `allow_unverified`.
     """
 
-    def __init__(self, artifact: Path, cuda_graph: bool = False) -> None:
+    def __init__(self, artifact: Path, cuda_graph: bool = False, allow_unverified: bool = False) -> None:
         super().__init__(artifact)
         self.cuda_graph = cuda_graph
+        self.allow_unverified = allow_unverified
         self._logger: trt.ILogger | None = None
         self._runtime: trt.Runtime | None = None
         self._engine: trt.ICudaEngine | None = None
@@ -80,6 +83,11 @@ class TensorRTRunner(Runner):
             raise EdgeresError(f"{self.name}: load() the runner before asking for its bindings")
         return self._bindings
 
+    @property
+    def batch_range(self) -> tuple[int, int | None]:
+        """The optimisation profile's smallest and largest batch."""
+        return self._batch_range
+
     def enqueue(self) -> None:
         """One plain `execute_async_v3` on the runner's stream, on what is staged in the device input.
 
@@ -92,12 +100,13 @@ class TensorRTRunner(Runner):
         from edgeres.engine.cuda import DeviceBuffer, PinnedArray, Stream
 
         sidecar = verify_sidecar(self.artifact)  # a sidecar of another file is refused before anything else
-        require_tensorrt()
-        import tensorrt as trt
-
         if sidecar is None:
             raise UserInputError(f"{self.artifact}: no sidecar, so its TensorRT version and GPU cannot be checked")
         record = EngineRecord.of(sidecar)
+        check_verified(self.artifact, record.verification, self.allow_unverified)
+        require_tensorrt()
+        import tensorrt as trt
+
         check_engine_target(self.artifact, record, running_target())
         # The runtime (and its logger) must outlive every engine it deserialized: kept until _close_impl.
         logger = self._logger = trt.Logger(trt.Logger.WARNING)

@@ -23,15 +23,17 @@ from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.quantize_record import read_quantize_record
 from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
 from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
-from edgeres.deploy.model import read_deploy_model, select_artifact
+from edgeres.deploy.model import ENGINE_UNVERIFIED_COMMENT, read_deploy_model, select_artifact
 from edgeres.deploy.record import DeepStreamRecord, TritonRecord
-from edgeres.deploy.triton import TritonOptions, write_triton_repository
+from edgeres.deploy.triton import PROVENANCE_NAME, TritonOptions, write_triton_repository
+from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import EdgeresError, UserInputError
 from edgeres.frames.contract import InputContract, InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.graph import attach_frontend
 from edgeres.runtime.labels import ClassNames, class_names_for, imagenet_class_names
+from tests.fixtures.engines import PASSED, engine_with_sidecar, verification
 from tests.fixtures.faults import ENOSPC, fail_at_write
 from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto
 
@@ -302,20 +304,52 @@ def test_triton_onnx_copy_runs_and_gives_the_artifacts_logits(tmp_path: Path, re
     np.testing.assert_array_equal(served.run(None, {"input": batch})[0], source.run(None, {"input": batch})[0])
 
 
-def _plan_for(artifact: Path, folder: Path, precision: str, low: int = 1, high: int = 8) -> Path:
+def _plan_for(
+    artifact: Path, folder: Path, precision: str, low: int = 1, high: int = 8,
+    verified: VerificationOutcome | None = PASSED,
+) -> Path:  # fmt: skip
     """Stand-in bytes for an engine (deploy only copies it) with the sidecar layout `edgeres engine` writes."""
-    plan = folder / "tiny.plan"
-    plan.write_bytes(b"serialized engine bytes")
-    write_sidecar(
-        plan,
-        stage="engine",
-        inputs={"onnx": str(artifact), "onnx_sha256": sha256_file(artifact)},
-        options={
-            "precision": precision,
-            "profile": {"tensor": "input", "min": [low, 3, 32, 32], "opt": [low, 3, 32, 32], "max": [high, 3, 32, 32]},
-        },
-    )
-    return plan
+    profile = {"tensor": "input", "min": [low, 3, 32, 32], "opt": [low, 3, 32, 32], "max": [high, 3, 32, 32]}
+    inputs: dict[str, str | None] = {"onnx": str(artifact), "onnx_sha256": sha256_file(artifact)}
+    return engine_with_sidecar(folder / "tiny.plan", inputs, {"precision": precision, "profile": profile}, verified)
+
+
+@pytest.mark.parametrize(("verified", "refusal"), [(None, "never verified"), (verification(False), "FAILED verif")])
+def test_a_plan_never_verified_or_failed_is_refused_unless_allowed_and_then_recorded(
+    tmp_path: Path, verified: VerificationOutcome | None, refusal: str
+):
+    artifact = tiny_artifact(tmp_path / "build", "fp16")
+    plan = _plan_for(artifact, tmp_path / "build", "fp16", verified=verified)
+    with pytest.raises(UserInputError, match=refusal):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(plan=plan))
+    assert not (tmp_path / "repo").exists()
+    allowed = TritonOptions(plan=plan, allow_unverified=True)
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5), allowed)
+    assert result.config.read_text().startswith(ENGINE_UNVERIFIED_COMMENT)
+    assert TritonRecord.read(result.model_dir / PROVENANCE_NAME).engine_unverified is True
+    with pytest.raises(UserInputError, match=refusal):
+        write_deepstream(artifact, tmp_path / "ds", custom_names(5), DeepStreamOptions(engine=plan))
+    allowed_ds = DeepStreamOptions(engine=plan, allow_unverified=True)
+    ds = write_deepstream(artifact, tmp_path / "ds", custom_names(5), allowed_ds)
+    assert ENGINE_UNVERIFIED_COMMENT in ds.config.read_text()
+    sidecar = read_sidecar(ds.onnx)
+    assert sidecar is not None and DeepStreamRecord.of(sidecar).engine_unverified is True
+
+
+def test_a_verified_plan_is_served_with_nothing_recorded_against_it(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "fp16")
+    plan = _plan_for(artifact, tmp_path / "build", "fp16")
+    result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(plan=plan))
+    assert ENGINE_UNVERIFIED_COMMENT not in result.config.read_text()
+    assert TritonRecord.read(result.model_dir / PROVENANCE_NAME).engine_unverified is False
+
+
+def test_a_verified_sidecar_beside_another_engine_vouches_for_nothing(tmp_path: Path):
+    artifact = tiny_artifact(tmp_path / "build", "fp16")
+    plan = _plan_for(artifact, tmp_path / "build", "fp16")
+    plan.write_bytes(b"another engine's bytes")  # swapped after the sidecar was written
+    with pytest.raises(UserInputError, match="describes another file"):
+        write_triton_repository(artifact, tmp_path / "repo", custom_names(5), TritonOptions(plan=plan))
 
 
 def test_triton_plan_becomes_tensorrt_plan_with_batch_checked_against_its_profile(tmp_path: Path):

@@ -20,6 +20,7 @@ from edgeres.runtime.base import RunnerState
 from edgeres.runtime.dispatch import open_runner
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.topk import top_k
+from tests.fixtures.engines import engine_with_sidecar
 
 CLASSES = 7
 
@@ -334,8 +335,7 @@ def test_tensorrt_runner_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> 
     from edgeres.errors import BackendUnavailableError
     from edgeres.runtime.trt_runner import TensorRTRunner
 
-    engine = tmp_path / "model.engine"
-    engine.write_bytes(b"engine bytes")
+    engine = engine_with_sidecar(tmp_path / "model.engine", {}, {})
     assert isinstance(open_runner(engine), TensorRTRunner)
     with pytest.raises(BackendUnavailableError, match="TensorRT is not installed"):
         TensorRTRunner(engine).load()
