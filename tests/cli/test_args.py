@@ -141,6 +141,7 @@ def test_rendered_engine_options_parse_back_through_edgeres_engine(tmp_path: Pat
         return output
 
     monkeypatch.setattr("edgeres.engine.from_onnx.engine_from_onnx", fake_engine)
+    monkeypatch.setattr("edgeres.runtime.verification.verify_new_engine", lambda engine, heldout: None)
     result = invoke("engine", tmp_path / "m.onnx", "-o", tmp_path / "e.engine", *ENGINE.render(options))
     assert result.exit_code == 0, result.output
     assert parsed == [options]

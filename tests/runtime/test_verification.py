@@ -256,9 +256,9 @@ def test_an_edited_or_truncated_heldout_set_is_refused(int8_build: Path, tmp_pat
 
 def test_a_heldout_set_rewritten_with_its_sidecar_still_holds_only_arrays(int8_build: Path, tmp_path: Path) -> None:
     folder = _copy_build(int8_build, tmp_path / "pickled")
-    with zipfile.ZipFile(folder / HELDOUT_NAME, "a") as archive:  # an object array needs pickle to load
-        with archive.open("inputs_objects.npy", "w") as member:
-            np.save(member, np.array([object()], dtype=object), allow_pickle=True)
+    # an object array needs pickle to load
+    with zipfile.ZipFile(folder / HELDOUT_NAME, "a") as archive, archive.open("inputs_objects.npy", "w") as member:
+        np.save(member, np.array([object()], dtype=object), allow_pickle=True)
     sidecar = json.loads(sidecar_path(folder / HELDOUT_NAME).read_text())
     sidecar |= {"sha256": sha256_file(folder / HELDOUT_NAME), "bytes": (folder / HELDOUT_NAME).stat().st_size}
     sidecar_path(folder / HELDOUT_NAME).write_text(json.dumps(sidecar))
