@@ -121,11 +121,14 @@ def frames_from_camera(device: str, contract: InputContract) -> Iterator[np.ndar
         capture.release()
 
 
-def run(model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, limit: int | None, top: int) -> int:
+def run(
+    model_path: Path, frames: Iterator[np.ndarray], labels: Path | None, limit: int | None, top: int,
+    allow_unverified: bool = False,
+) -> int:  # fmt: skip
     contract = model_contract(model_path)
     latencies_ms: list[float] = []
     winners: Counter[str] = Counter()
-    with open_runner(model_path) as runner:
+    with open_runner(model_path, allow_unverified) as runner:
         warm = runner.infer(np.zeros((1, *contract.frame_shape), np.uint8))  # first call allocates; not timed
         names = class_names_for(warm.shape[1], labels)
         print(
@@ -174,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, help="class names, one per line (default: ImageNet-1k)")
     parser.add_argument("--frames", type=positive_int, help="stop after this many frames (at least 1)")
     parser.add_argument("--top", type=positive_int, default=5, help="classes printed per frame (default 5)")
+    parser.add_argument(
+        "--allow-unverified", action="store_true",
+        help="run a TensorRT engine never verified against its ONNX, or that failed (refused otherwise)",
+    )  # fmt: skip
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0), or a bad argument already told in one line (2)
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             check_onnx(model)
             contract = model_contract(model)
             frames = frames_from_file(args.yuv, contract) if args.yuv else frames_from_camera(args.camera, contract)
-            return run(model, frames, args.labels, args.frames, args.top)
+            return run(model, frames, args.labels, args.frames, args.top, args.allow_unverified)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -131,3 +131,21 @@ def test_camera_app_a_missing_camera_is_one_line_and_no_opencv_warning(fused_mod
     assert load_example().main([str(fused_model), "--camera", "/dev/video97"]) == 2
     err = capfd.readouterr().err
     assert "/dev/video97: no such camera device" in _one_error_line(err) and "WARN" not in err
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_camera_app_refuses_an_unverified_engine_unless_told(
+    fused_model: Path, clip: Path, tmp_path: Path, capsys, allowed: bool
+):
+    from edgeres.artifacts.sidecar import read_sidecar
+    from tests.fixtures.engines import engine_with_sidecar
+
+    source = read_sidecar(fused_model)
+    assert source is not None
+    engine = engine_with_sidecar(tmp_path / "lite0.engine", {}, {"input": source.options["input"]}, verified=None)
+    flag = ["--allow-unverified"] if allowed else []
+    assert load_example().main([str(engine), "--yuv", str(clip), *flag]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    # told, the app goes on to open the engine (and stops at TensorRT's absence, or at these bytes)
+    assert ("never verified" in err[0]) is not allowed

@@ -11,6 +11,7 @@ samples is what fits, between 1 and `MAX_HELDOUT_SAMPLES`.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeres.artifacts.atomic import sha256_file, write_with
+from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.sidecar import Section, Stage, verify_sidecar, write_sidecar
 from edgeres.errors import UserInputError
@@ -86,12 +87,10 @@ class HeldOutReference:
             arrays["labels"] = self.labels
         arrays |= {f"{_LOGITS}{role.value}": np.asarray(logits, np.float32) for role, logits in self.logits.items()}
 
-        def save(temporary: Path) -> None:
-            with open(temporary, "wb") as handle:  # a file object: numpy would append .npz to a name
-                save_arrays: Any = np.savez_compressed  # numpy's stub types **arrays as its own keywords
-                save_arrays(handle, **arrays)
-
-        write_with(path, save)
+        archive = io.BytesIO()  # a few MB: serialized whole, then written like every artifact
+        save_arrays: Any = np.savez_compressed  # numpy's stub types **arrays as its own keywords
+        save_arrays(archive, **arrays)
+        write_bytes_atomic(path, archive.getvalue())
         inputs: dict[str, str | None] = {}
         for role, model in self.models.items():
             inputs |= {role.value: model.name, f"{role.value}_sha256": model.sha256}

@@ -382,9 +382,10 @@ def our_leftovers(folder: Path) -> list[Path]:
 
 
 # The tiny INT8 build writes: 1 marker, 2 cache, 3 Q/DQ model, 4 its sidecar, 5 twin, 6 its sidecar, 7 table,
-# 8 summary.
-@pytest.mark.parametrize(("n", "fault"), [(1, ENOSPC), (2, ENOSPC), (4, ENOSPC), (7, ENOSPC), (8, ENOSPC),
-                                          (3, KeyboardInterrupt()), (8, KeyboardInterrupt())])  # fmt: skip
+# 8 held-out set, 9 its sidecar, 10 summary.
+@pytest.mark.parametrize(("n", "fault"), [(1, ENOSPC), (2, ENOSPC), (4, ENOSPC), (7, ENOSPC), (8, ENOSPC), (9, ENOSPC),
+                                          (10, ENOSPC), (3, KeyboardInterrupt()), (9, KeyboardInterrupt()),
+                                          (10, KeyboardInterrupt())])  # fmt: skip
 def test_a_fault_mid_build_leaves_no_build(
     tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException
 ) -> None:
