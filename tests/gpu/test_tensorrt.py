@@ -1,6 +1,7 @@
 """Real TensorRT: build FP16 and INT8 engines from the ONNX artifacts, run them, compare with onnxruntime.
 
 Run on a machine with TensorRT and a GPU:  .venv/bin/python -m pytest tests/gpu -v
+These engines are built with the builder alone (no held-out set), so they are opened as unverified ones.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def test_engine_matches_onnxruntime(
     frames = read_input(engine, artifacts["frames"])
     with OnnxRuntimeRunner(artifacts["fp32"], providers=["CPUExecutionProvider"]) as reference:
         expected = reference.infer(frames)
-    with TensorRTRunner(engine, cuda_graph=cuda_graph) as runner:
+    with TensorRTRunner(engine, cuda_graph=cuda_graph, allow_unverified=True) as runner:
         got = np.concatenate([runner.infer(frames[:1]), runner.infer(frames[1:])])  # batch 1 then 3
         again = runner.infer(frames[1:])  # replay (graph) / same shape
     np.testing.assert_array_equal(again, got[1:])
@@ -91,7 +92,7 @@ def test_engine_from_another_tensorrt_is_refused(artifacts: dict[str, Path], tmp
     sidecar["options"]["target"]["tensorrt_version"] = "0.0.1"
     sidecar_path.write_text(json.dumps(sidecar))
     with pytest.raises(EngineMismatchError, match="this is TensorRT"):
-        TensorRTRunner(engine).load()
+        TensorRTRunner(engine, allow_unverified=True).load()
 
 
 def test_batch_outside_the_profile_is_refused(artifacts: dict[str, Path], tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_batch_outside_the_profile_is_refused(artifacts: dict[str, Path], tmp_pa
     engine = tmp_path / "fp16.engine"
     build_engine(artifacts["fp16"], engine, EngineOptions(batch=BatchProfile(1, 1, 2)))
     frames = read_input(engine, artifacts["frames"])
-    with TensorRTRunner(engine) as runner, pytest.raises(UserInputError, match=r"takes 1\.\.2"):
+    with TensorRTRunner(engine, allow_unverified=True) as runner, pytest.raises(UserInputError, match=r"takes 1\.\.2"):
         runner.infer(frames[:3])
 
 
@@ -109,9 +110,9 @@ def test_cuda_graph_follows_shape_changes_a_b_a(artifacts: dict[str, Path], tmp_
     engine = tmp_path / "fp16.engine"
     build_engine(artifacts["fp16"], engine, EngineOptions(batch=BatchProfile(1, 2, 4)))
     frames = read_input(engine, artifacts["frames"])
-    with TensorRTRunner(engine) as plain:
+    with TensorRTRunner(engine, allow_unverified=True) as plain:
         expected = [plain.infer(frames[:1]), plain.infer(frames[1:]), plain.infer(frames[3:])]
-    with TensorRTRunner(engine, cuda_graph=True) as runner:
+    with TensorRTRunner(engine, cuda_graph=True, allow_unverified=True) as runner:
         got = [runner.infer(frames[:1]), runner.infer(frames[1:]), runner.infer(frames[3:])]
         replayed = runner.infer(frames[3:])  # same shape again: a replay of the fresh capture
     for want, have in zip(expected, got, strict=True):
@@ -134,7 +135,7 @@ def test_failed_load_releases_the_runtime_and_event_timer_destroys_once(
     engine.write_bytes(data[: len(data) // 2])  # truncated: TensorRT's size check refuses it
     write_sidecar(engine, "engine", sidecar.inputs, sidecar.options)  # a sidecar true to the broken file
     assert read_sidecar(engine) is not None
-    runner = TensorRTRunner(engine)
+    runner = TensorRTRunner(engine, allow_unverified=True)
     with pytest.raises(UserInputError, match="could not deserialize"):
         runner.load()
     assert runner._runtime is None and runner._engine is None and runner._stream is None and runner._buffers == []

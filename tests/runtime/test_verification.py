@@ -43,7 +43,7 @@ from tests.fixtures.engines import engine_with_sidecar, verification
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
 
 
-def _options(source: Path, precision: Precision) -> BuildOptions:
+def tiny_build_options(source: Path, precision: Precision) -> BuildOptions:
     gate = FidelityGate(min_sqnr_db=10.0)  # random tiny weights: SQNR is the measure; the gate is recorded
     return BuildOptions(
         onnx=source, precision=precision, calib_algo=CalibAlgo.MAX, calib_size=8, batch_size=4, gate=gate,
@@ -60,14 +60,14 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def int8_build(tiny_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("int8")
-    build(_options(tiny_source, Precision.INT8), folder)
+    build(tiny_build_options(tiny_source, Precision.INT8), folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def fp16_build(tiny_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fp16")
-    build(_options(tiny_source, Precision.FP16), folder)
+    build(tiny_build_options(tiny_source, Precision.FP16), folder)
     return folder
 
 
@@ -132,7 +132,7 @@ def test_every_model_of_the_build_passes_against_its_own_logits(int8_build: Path
         assert outcome.passed, (name, outcome.failures)
 
 
-def _scaled_dequantize(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
+def scaled_dequantize(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
     """The Q/DQ model with the scale of its first weight DequantizeLinear multiplied: a scale misread."""
     broken = onnx.ModelProto()
     broken.CopyFrom(model)
@@ -147,7 +147,7 @@ def _scaled_dequantize(model: onnx.ModelProto, factor: float) -> onnx.ModelProto
 def test_a_misread_qdq_scale_is_refused(int8_build: Path, tmp_path: Path) -> None:
     heldout = _heldout(int8_build)
     qdq = onnx.load(str(int8_build / "model_int8_qdq.onnx"))
-    engine = _as_engine(_scaled_dequantize(qdq, 4.0), tmp_path, "scaled.onnx")
+    engine = _as_engine(scaled_dequantize(qdq, 4.0), tmp_path, "scaled.onnx")
     outcome = _judge(engine, heldout, ArtifactRole.INT8_TENSORRT)
     assert not outcome.passed
     assert "against FP32 is below" in outcome.failures[0]
@@ -322,7 +322,7 @@ def test_cli_verify_passes_a_model_of_the_build_and_prints_json(int8_build: Path
 def test_cli_verify_fails_with_one_line_and_exit_2(int8_build: Path, tmp_path: Path) -> None:
     folder = _copy_build(int8_build, tmp_path / "broken")
     heldout = _heldout(folder)
-    broken = _scaled_dequantize(onnx.load(str(folder / "model_int8_qdq.onnx")), 4.0)
+    broken = scaled_dequantize(onnx.load(str(folder / "model_int8_qdq.onnx")), 4.0)
     onnx.save(broken, str(folder / "model_int8_qdq.onnx"))
     # the archive still names the old file's SHA-256, so the edited model is not "its" model: refused as such
     code, output = _cli("verify", folder / "model_int8_qdq.onnx")
