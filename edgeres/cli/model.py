@@ -14,6 +14,7 @@ from rich.text import Text
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.describe import describe_artifact
+from edgeres.artifacts.fields import Fields
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
 from edgeres.cli.options import (
@@ -26,6 +27,7 @@ from edgeres.cli.options import (
 )
 from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, say, wrote
+from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import UserInputError
 from edgeres.export.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from edgeres.frames.contract import InputSpec
@@ -119,6 +121,10 @@ def build_folder_lines(folder: Path) -> list[str]:
         sqnr = measured.get(role)
         shown = "" if sqnr is None else f", logits SQNR {sqnr:.1f} dB" if math.isfinite(sqnr) else ", exact logits"
         lines.append(f"{role.value}: {path.name}{shown}")
+    verification = summary.sections.get("engine_verification")
+    if isinstance(verification, dict):
+        outcome = VerificationOutcome.from_json(Fields.of(verification, f"{summary_path}: engine_verification"))
+        lines.append(f"engine {outcome.summary()}")
     return lines
 
 

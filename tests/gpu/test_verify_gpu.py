@@ -54,6 +54,8 @@ def test_the_build_verifies_its_engine_and_the_runtime_opens_it(built: dict[Prec
         assert runner.batch_range[0] >= 1
     result = CliRunner().invoke(app, ["verify", str(engine)])
     assert result.exit_code == 0 and "verification passed" in result.output, result.output
+    info = CliRunner().invoke(app, ["info", str(folder)])
+    assert info.exit_code == 0 and "engine verification passed" in info.output, info.output
 
 
 def test_an_engine_of_a_changed_model_is_refused_and_stays_refused(built: dict[Precision, Path], tmp_path: Path):
