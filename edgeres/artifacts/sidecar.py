@@ -201,3 +201,15 @@ def verify_sidecar(artifact: Path, full_hash: bool = True) -> Sidecar | None:
             f"{sidecar.path}: sidecar describes another file (SHA-256 differs from {artifact}); rebuild"
         )
     return sidecar
+
+
+def require_sidecar(artifact: Path, what: str, needs: str) -> Sidecar:
+    """The sidecar of `artifact`, which must be there and describe this very file (size and SHA-256); one
+    line naming the file otherwise: `what` names the artifact, `needs` says what the sidecar is for."""
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise UserInputError(f"{artifact}: {what} not found")
+    sidecar = verify_sidecar(artifact, full_hash=True)
+    if sidecar is None:
+        raise UserInputError(f"{artifact}: no sidecar ({artifact.name}{SIDECAR_SUFFIX}); {needs}")
+    return sidecar

@@ -21,7 +21,7 @@ from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx, model_opset
 from edgeres.artifacts.precision import Precision, onnx_precision
 from edgeres.artifacts.quantize_record import QuantizeRecord
-from edgeres.artifacts.sidecar import Sidecar, Stage, read_sidecar, verify_sidecar
+from edgeres.artifacts.sidecar import Sidecar, Stage, read_sidecar, require_sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.engine.record import EngineRecord
 from edgeres.engine.verification_record import check_verified
@@ -177,11 +177,7 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
     the folder's finished build lists and passed, unless `allow_failed_gate` (then `gate_overridden`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: model file not found")
-    sidecar = verify_sidecar(path, full_hash=True)
-    if sidecar is None:
-        raise UserInputError(f"{path}: no sidecar ({path.name}.json); deploy needs a model made by edgeres")
+    sidecar = require_sidecar(path, "model file", "deploy needs a model made by edgeres")
     overridden = _check_build(path, sidecar, allow_failed_gate)
     spec = read_model_spec(path)
     precision = onnx_precision(path)  # the model's own sidecar, else its graph (Q/DQ -> INT8, FP16 weights)

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
 from edgeres.artifacts.kinds import ArtifactRole
-from edgeres.artifacts.sidecar import Section, Stage, verify_sidecar, write_sidecar
+from edgeres.artifacts.sidecar import Section, Stage, require_sidecar, write_sidecar
 from edgeres.errors import UserInputError
 from edgeres.quantize.gate import FidelityGate
 
@@ -109,11 +109,7 @@ class HeldOutReference:
     def read(cls, path: Path) -> HeldOutReference:
         """The set at `path`, refused in one line when its sidecar is missing or describes another file."""
         path = Path(path)
-        if not path.is_file():
-            raise UserInputError(f"{path}: held-out set not found")
-        sidecar = verify_sidecar(path, full_hash=True)
-        if sidecar is None:
-            raise UserInputError(f"{path}: no sidecar ({path.name}.json), so its origin cannot be checked")
+        sidecar = require_sidecar(path, "held-out set", "its origin cannot be checked")
         sidecar.require_stage(Stage.HELDOUT)
         recorded, options = sidecar.fields(Section.INPUTS), sidecar.fields(Section.OPTIONS)
         gate = options.section("gate")
