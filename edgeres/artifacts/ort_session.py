@@ -12,10 +12,28 @@ QUIET = 3  # onnxruntime log severity: errors only
 # Threads of edgeres's own CPU passes (export parity, calibration, fidelity): fixed, so results and their
 # cost do not depend on the machine's core count.
 PASS_THREADS = 2
-# Off with reference kernels: this level-1 optimizer rewrites a float bias after DequantizeLinear -> Conv into int32
-# codes of (input scale x weight scale), rounded to the scale's type first: with FP16 scales nearly every code
-# overflows to infinity (edgeres.quantize.tensorrt_qdq), so the model would no longer compute what its nodes say.
-REFERENCE_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
+# onnxruntime's level-1 WeightBiasQuantization rewrites a float bias after DequantizeLinear -> Conv/Gemm into
+# int32 codes of bias / (input scale x weight scale), dividing and rounding in the bias's own type: with FP16
+# scales and biases (the TensorRT model's FP16 remainder, edgeres.quantize.tensorrt_qdq) a code of 65520 or
+# more becomes infinity and then INT32_MIN, so the model no longer computes what its nodes say. Off with
+# reference kernels, and in every session over a model with FP16 Q/DQ scales; left on for float32 scales
+# (the CPU twin), where it is exact and what lets onnxruntime run integer convolutions.
+BIAS_QUANTIZATION = "WeightBiasQuantization"
+REFERENCE_DISABLED_OPTIMIZERS = (BIAS_QUANTIZATION,)
+
+
+def has_fp16_qdq_scales(model: onnx.ModelProto) -> bool:
+    """Whether any Quantize/DequantizeLinear of the graph takes an FP16 scale initializer."""
+    fp16 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT16}
+    return any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 1 and node.input[1] in fp16
+        for node in model.graph.node
+    )
+
+
+def disabled_optimizers(model: onnx.ModelProto, reference_kernels: bool = False) -> list[str]:
+    """The onnxruntime optimizers a session over `model` must run without (see BIAS_QUANTIZATION)."""
+    return [BIAS_QUANTIZATION] if reference_kernels or has_fp16_qdq_scales(model) else []
 
 
 def session_options(threads: int = 0, reference_kernels: bool = False) -> ort.SessionOptions:
@@ -39,11 +57,19 @@ def cpu_session(
 ) -> ort.InferenceSession:
     """A session on the CPU execution provider over a proto, serialized bytes or a file;
     `optimized_to` saves the graph onnxruntime actually runs (after its fusions) there."""
+    proto = model if isinstance(model, onnx.ModelProto) else graph_of(model)
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     if isinstance(source, Path):
         source = str(source)
     options = session_options(threads, reference_kernels)
     if optimized_to is not None:
         options.optimized_model_filepath = str(optimized_to)
-    disabled = list(REFERENCE_DISABLED_OPTIMIZERS) if reference_kernels else []
+    disabled = disabled_optimizers(proto, reference_kernels)
     return ort.InferenceSession(source, options, providers=list(CPU_PROVIDERS), disabled_optimizers=disabled)
+
+
+def graph_of(model: bytes | Path | str) -> onnx.ModelProto:
+    """The graph of serialized bytes or a file, without external weight files (only what the rules above read)."""
+    if isinstance(model, bytes):
+        return onnx.load_model_from_string(model)
+    return onnx.load(str(model), load_external_data=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
-from edgeres.artifacts.ort_session import session_options
+from edgeres.artifacts.ort_session import disabled_optimizers, graph_of, session_options
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.runtime.base import Runner
@@ -47,7 +47,10 @@ class OnnxRuntimeRunner(Runner):
             raise UserInputError(f"onnxruntime here has no {', '.join(missing)} (available: {', '.join(available)})")
         options = self._session_options()
         try:
-            self._session = ort.InferenceSession(str(self.artifact), options, providers=list(wanted))
+            disabled = disabled_optimizers(graph_of(self.artifact))  # what would compute the model wrongly
+            self._session = ort.InferenceSession(
+                str(self.artifact), options, providers=list(wanted), disabled_optimizers=disabled
+            )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise UserInputError(f"{self.artifact}: onnxruntime cannot load it ({type(exc).__name__}: {exc})") from exc
         inputs = self._session.get_inputs()
