@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
+from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import PrecisionOption, parse_precision
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import reports_errors, say, wrote
-from edgeres.deploy.deepstream import DeepStreamOptions, write_deepstream
+from edgeres.deploy.deepstream import DeepStreamOptions, deepstream_artifact, write_deepstream
+from edgeres.deploy.deepstream_release import DeepStreamRelease
 from edgeres.deploy.model import read_deploy_model, require_engine_file, select_artifact
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
+from edgeres.deploy.triton_config import InstanceKind
 from edgeres.frames.contract import InputKind
 from edgeres.runtime.labels import ClassNames, class_names_for
 
@@ -49,12 +52,9 @@ AllowUnverifiedOption = Annotated[
 ]
 
 
-def _model_and_names(
-    artifact: Path, precision: str | None, kind: InputKind | None, labels: Path | None, allow_failed_gate: bool
-) -> tuple[Path, ClassNames]:
-    """The model file to deploy (chosen as the --precision and input kind ask, verified) and its class names."""
-    path = select_artifact(artifact, parse_precision(precision), kind, allow_failed_gate)
-    return path, class_names_for(read_deploy_model(path, allow_failed_gate).num_classes, labels)
+def _names(path: Path, labels: Path | None, allow_failed_gate: bool) -> ClassNames:
+    """The class names of the model file `path` (verified), from --labels or ImageNet-1k's."""
+    return class_names_for(read_deploy_model(path, allow_failed_gate).num_classes, labels)
 
 
 @reports_errors
@@ -71,8 +71,23 @@ def deepstream(
     ] = DEEPSTREAM_DEFAULTS.classifier_threshold,
     engine: Annotated[
         Path | None,
-        typer.Option("--engine", help="model-engine-file: an engine nvinfer already built from the written ONNX."),
+        typer.Option(
+            "--engine",
+            help="model-engine-file: an engine built from the written ONNX (default: the name nvinfer saves "
+            "the engine it builds to, so only the first start builds one).",
+        ),
     ] = None,
+    gpu_id: Annotated[int, typer.Option("--gpu-id", help="gpu-id: the GPU nvinfer runs on.")] = (
+        DEEPSTREAM_DEFAULTS.gpu_id
+    ),
+    release: Annotated[
+        str,
+        typer.Option(
+            "--deepstream",
+            help=f"The DeepStream release that runs the config: {choice_values(DeepStreamRelease)}. Its TensorRT "
+            "decides which models it can build and the calibration table's header.",
+        ),
+    ] = DEEPSTREAM_DEFAULTS.release.value,
     allow_failed_gate: AllowFailedGateOption = False,
     allow_unverified: AllowUnverifiedOption = False,
 ) -> None:
@@ -80,6 +95,7 @@ def deepstream(
 
     Examples:\n
       edgeres deploy deepstream out/build -o deepstream/\n
+      edgeres deploy deepstream out/build --deepstream 7.0 -o deepstream/\n
       edgeres deploy deepstream out/r50_fp16 --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """
@@ -87,14 +103,18 @@ def deepstream(
         require_engine_file(engine)
     check_output_dir(output)
     options = DeepStreamOptions(
-        batch_size=batch_size, classifier_threshold=threshold, engine=engine, allow_failed_gate=allow_failed_gate,
+        batch_size=batch_size, classifier_threshold=threshold, gpu_id=gpu_id, engine=engine,
+        release=DeepStreamRelease.parse(release), allow_failed_gate=allow_failed_gate,
         allow_unverified=allow_unverified,
     )  # fmt: skip
-    path, names = _model_and_names(artifact, precision, InputKind.RGB_FLOAT, labels, allow_failed_gate)
+    path = deepstream_artifact(artifact, parse_precision(precision), allow_failed_gate)
+    names = _names(path, labels, allow_failed_gate)
     result = write_deepstream(path, output, names, options)
-    wrote(f"{result.config} (from {path.name}, {len(names)} classes)")
+    wrote(f"{result.config} (from {path.name}, {len(names)} classes, DeepStream {result.release.value})")
     calibration = f", int8-calib-file {result.calibration.name}" if result.calibration else ""
     say(f"  onnx-file {result.onnx.name}, labels {result.labels.name}{calibration}")
+    built = " (nvinfer builds it on the first start)" if result.engine_from_nvinfer else ""
+    say(f"  model-engine-file {result.engine_file}{built}")
     norm = result.normalization
     gains = ", ".join(f"{g:.4f}" for g in norm.channel_gain)
     say(f"  per-channel std: net-scale-factor {norm.net_scale_factor:.6g}, ONNX input gain [{gains}]")
@@ -118,6 +138,17 @@ def triton(
         typer.Option("--plan", help="Serve this TensorRT engine (built from the model on the serving GPU)."),
     ] = None,
     yuv: Annotated[bool, typer.Option("--yuv", help="Pick the build's fused YUV422-frame model.")] = False,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help=f"Where the instances run: {choice_values(InstanceKind)}. gpu serves the --plan, or the ONNX "
+            "through onnxruntime's TensorRT accelerator; cpu serves the build's CPU twin on onnxruntime.",
+        ),
+    ] = TRITON_DEFAULTS.kind.value,
+    instances: Annotated[
+        int, typer.Option("--instances", help="Instances of the model (per GPU for gpu, in all for cpu).")
+    ] = TRITON_DEFAULTS.instances,
     allow_failed_gate: AllowFailedGateOption = False,
     allow_unverified: AllowUnverifiedOption = False,
 ) -> None:
@@ -125,19 +156,25 @@ def triton(
 
     Examples:\n
       edgeres deploy triton out/build -o model_repository/\n
+      edgeres deploy triton out/build --kind cpu --instances 2 -o model_repository/\n
       edgeres deploy triton out/r50_yuyv --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
-    kind = InputKind.YUV422 if yuv else (None if Path(artifact).is_file() else InputKind.RGB_FLOAT)
+    input_kind = InputKind.YUV422 if yuv else (None if Path(artifact).is_file() else InputKind.RGB_FLOAT)
+    instance_kind = parse_choice(InstanceKind, kind, "--kind")
     check_output_dir(output)
     options = TritonOptions(
-        name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan,
-        allow_failed_gate=allow_failed_gate, allow_unverified=allow_unverified,
+        name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan, kind=instance_kind,
+        instances=instances, allow_failed_gate=allow_failed_gate, allow_unverified=allow_unverified,
     )  # fmt: skip
-    path, names = _model_and_names(artifact, precision, kind, labels, allow_failed_gate)
+    cpu = instance_kind is InstanceKind.CPU
+    path = select_artifact(artifact, parse_precision(precision), input_kind, allow_failed_gate, cpu)
+    names = _names(path, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")
+    choice = result.serving
     say(
         f"  {result.model_file.relative_to(result.model_dir)}, config.pbtxt, {result.labels.name}; "
-        f"max_batch_size {result.max_batch_size}"
+        f"max_batch_size {result.max_batch_size}; {choice.count} {choice.kind.triton} instance(s)"
     )
+    say(f"  {choice.why}")

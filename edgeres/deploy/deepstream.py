@@ -7,7 +7,11 @@ approximating it: the config uses the mean std, and the ONNX handed to nvinfer s
 per-channel Mul by `mean_std / std[c]` (gains 0.987, 1.009, 1.004), so the tensor reaching the
 first convolution is exactly the ImageNet-normalised image. nvinfer's default classifier parser
 reads probabilities and compares them with `classifier-threshold`, so the same ONNX ends in a
-Softmax (output `probabilities`). Keys follow gstnvinfer_property_parser.h of DeepStream 6/7.
+Softmax (output `probabilities`).
+
+The config targets one DeepStream release (edgeres.deploy.deepstream_release): its TensorRT decides
+whether the model parses at all and which version the calibration table's header names. The config's
+keys and value types are those nvinfer reads (edgeres.deploy.nvinfer).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import staged_folder
 from edgeres.choices import require_fraction
+from edgeres.deploy.deepstream_release import NEWEST_RELEASE, DeepStreamRelease, TensorRTVersion, first_release_with
 from edgeres.deploy.model import (
     ENGINE_UNVERIFIED_COMMENT,
     GATE_OVERRIDDEN_COMMENT,
@@ -31,13 +36,16 @@ from edgeres.deploy.model import (
     ElementType,
     engine_overridden,
     read_deploy_model,
+    select_artifact,
 )
+from edgeres.deploy.nvinfer import NETWORK_MODE, NvinferEntry, nvinfer_config_text, nvinfer_engine_name
 from edgeres.deploy.record import DeepStreamRecord, ServedModel
+from edgeres.engine.builder import FP16_SCALES_FROM_MAJOR, check_scale_types
 from edgeres.errors import UserInputError
 from edgeres.export.record import OutputSpec
 from edgeres.frames.contract import InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
-from edgeres.quantize.cache import write_trt_table
+from edgeres.quantize.cache import trt_version_number, write_trt_table
 from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config_infer_primary.txt"
@@ -46,9 +54,6 @@ CALIBRATION_NAME = "calibration.table"
 PROBABILITIES = "probabilities"
 NORMALISED_INPUT = "nvinfer_normalised_input"
 
-
-# NvDsInferNetworkMode (nvdsinfer_context.h): FP32 = 0, INT8 = 1, FP16 = 2.
-NETWORK_MODE = {Precision.FP32: 0, Precision.INT8: 1, Precision.FP16: 2}
 MODEL_COLOR_FORMAT_RGB = 0  # NvDsInferFormat: RGB = 0, BGR = 1, GRAY = 2
 NETWORK_TYPE_CLASSIFIER = 1  # NvDsInferNetworkType: Detector 0, Classifier 1, Segmentation 2
 PROCESS_MODE_PRIMARY = 1  # full frames (2 = secondary, on detected objects)
@@ -78,11 +83,14 @@ class DeepStreamOptions:
     classifier_threshold: float = 0.0
     gpu_id: int = 0
     engine: Path | None = None  # a TensorRT engine already built from the generated ONNX, if any
+    release: DeepStreamRelease = NEWEST_RELEASE  # the DeepStream (and so the TensorRT) that runs the config
     allow_failed_gate: bool = False  # deploy a build that failed its fidelity gate (recorded in the config)
     allow_unverified: bool = False  # name an engine never verified against its ONNX, or failed (recorded)
 
     def __post_init__(self) -> None:
         require_fraction(self.classifier_threshold, "classifier threshold")
+        if self.gpu_id < 0:
+            raise UserInputError(f"GPU id {self.gpu_id}: must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,9 @@ class DeepStreamResult:
     onnx: Path
     calibration: Path | None
     normalization: NvinferNormalization
+    release: DeepStreamRelease
+    engine_file: str  # model-engine-file as written
+    engine_from_nvinfer: bool  # True: the name nvinfer saves its own engine to (made on the first start)
 
 
 def nvinfer_onnx(model: onnx.ModelProto, gains: tuple[float, ...], input_name: str, logits: str) -> onnx.ModelProto:
@@ -129,28 +140,78 @@ def deepstream_labels(names: ClassNames) -> str:
     return ";".join(names.names) + "\n"
 
 
-def calibration_table(model: DeployModel, out_dir: Path) -> Path:
-    """The TensorRT calibration table nvinfer's INT8 mode asks for, in `out_dir`.
+def deepstream_artifact(location: Path, precision: Precision | None, allow_failed_gate: bool) -> Path:
+    """The model of `location` to hand nvinfer: its RGB model; a build with only raw-frame models gives its
+    raw-frame one, which `write_deepstream` refuses with the reason."""
+    if Path(location).is_file():
+        return Path(location)
+    try:
+        return select_artifact(location, precision, InputKind.RGB_FLOAT, allow_failed_gate)
+    except UserInputError as rgb_refusal:
+        try:
+            return select_artifact(location, precision, InputKind.YUV422, allow_failed_gate)
+        except UserInputError:
+            raise rgb_refusal from None
+
+
+def require_rgb_input(model: DeployModel) -> None:
+    """nvinfer hands the network planar float RGB/BGR/GRAY it made from the frame itself (Gst-nvinfer docs:
+    it converts and scales every frame, then normalises it), so a model that takes raw camera bytes
+    cannot be fed."""
+    if model.input_kind is not InputKind.RGB_FLOAT:
+        raise UserInputError(
+            f"{model.path}: input '{model.input.name}' is a raw YUV422 frame, but nvinfer converts every frame "
+            "to planar RGB before the network, so it can never feed this model: deploy the RGB model of the "
+            "same build, or serve this one with examples/camera_app.py or a Triton model for raw frames"
+        )
+    element = ElementType.of(model.input, model.path)
+    if element is not ElementType.FP32:
+        raise UserInputError(f"{model.path}: nvinfer feeds float32 input, this model takes {element.name}")
+
+
+def require_release_parses(model: DeployModel, release: DeepStreamRelease) -> None:
+    """Refuse a model the TensorRT of `release` cannot parse (nvinfer builds the engine with it)."""
+    tensorrt = release.tensorrt
+    try:
+        check_scale_types(model.path, str(tensorrt))
+    except UserInputError as exc:
+        newer = first_release_with(FP16_SCALES_FROM_MAJOR)
+        raise UserInputError(
+            f"DeepStream {release.value} builds with TensorRT {tensorrt}: {exc}, or target DeepStream "
+            f"{newer.value} or later"
+        ) from None
+
+
+def calibration_table(model: DeployModel, out_dir: Path, tensorrt: TensorRTVersion) -> Path:
+    """The TensorRT calibration table nvinfer's INT8 mode asks for, in `out_dir`, for `tensorrt`.
 
     nvinfer falls back to FP16 when `int8-calib-file` is missing (nvdsinfer_model_builder.cpp: "INT8
     calibration file not specified. Trying FP16 mode."). With Q/DQ nodes TensorRT quantizes explicitly
-    and takes every scale from the graph, so the table only has to exist and parse: a table `build` wrote
-    beside the model is copied, otherwise one is written from the calibrated ranges in the sidecar.
+    and takes every scale from the graph, so the table only has to exist and parse; it is written from the
+    calibrated ranges in the model's sidecar with the header of the target release's TensorRT.
     """
-    tables = sorted(model.path.parent.glob("*.table"))
-    target = out_dir / (tables[0].name if len(tables) == 1 else CALIBRATION_NAME)
-    if len(tables) == 1:
-        if target.resolve() != tables[0].resolve():
-            write_bytes_atomic(target, tables[0].read_bytes())
-        return target
     ranges = model.quantize.ranges if model.quantize is not None else None
     if not ranges:
         raise UserInputError(
-            f"{model.path}: no calibration table beside it and no calibrated ranges in its sidecar; "
-            f"nvinfer's INT8 mode needs int8-calib-file (rebuild with `edgeres build`)"
+            f"{model.path}: its sidecar records no calibrated ranges; nvinfer's INT8 mode needs int8-calib-file "
+            "(rebuild with `edgeres build`)"
         )
-    write_trt_table(target, dict(ranges))
+    target = out_dir / CALIBRATION_NAME
+    write_trt_table(target, dict(ranges), str(tensorrt))
     return target
+
+
+def _engine_entry(onnx_name: str, precision: Precision, options: DeepStreamOptions) -> NvinferEntry:
+    """model-engine-file: the user's engine, else the file nvinfer saves the engine it builds to."""
+    if options.engine is not None:
+        given = ("An engine built from onnx-file; nvinfer rebuilds from onnx-file when it cannot load it.",)
+        return NvinferEntry("model-engine-file", str(Path(options.engine).resolve()), given)
+    name = nvinfer_engine_name(onnx_name, options.batch_size, options.gpu_id, precision)
+    saved = (
+        "The name nvinfer saves the engine it builds to (<onnx-file>_b<batch-size>_gpu<gpu-id>_<mode>.engine):",
+        "the first start builds it (and warns that it is missing), later starts load it.",
+    )
+    return NvinferEntry("model-engine-file", name, saved)
 
 
 def deepstream_config_text(
@@ -161,45 +222,53 @@ def deepstream_config_text(
     calibration_name: str | None,
     engine_unverified: bool = False,
 ) -> str:
-    """The [property] group of an nvinfer config, with a comment line per non-obvious key."""
+    """The nvinfer config: header comments, then the [property] group with a comment per non-obvious key."""
     channels, height, width = model.dims(model.input)
-    lines = [GATE_OVERRIDDEN_COMMENT] if model.gate_overridden else []
-    lines += [ENGINE_UNVERIFIED_COMMENT] if engine_unverified else []
-    lines += [
-        "# Generated by `edgeres deploy deepstream` from " + model.path.name,
-        f"# {model.num_classes} classes, {model.precision.value.upper()}, input {channels}x{height}x{width} RGB.",
-        "[property]",
-        f"gpu-id={options.gpu_id}",
-        f"onnx-file={onnx_name}",
+    release, spec = options.release, options.release.spec
+    header = [GATE_OVERRIDDEN_COMMENT] if model.gate_overridden else []
+    header += [ENGINE_UNVERIFIED_COMMENT] if engine_unverified else []
+    header = [line.removeprefix("# ") for line in header] + [
+        f"Generated by `edgeres deploy deepstream` from {model.path.name} for DeepStream {release.value}",
+        f"(TensorRT {spec.tensorrt} on dGPU; JetPack {spec.jetpack} with TensorRT {spec.jetson_tensorrt} on Jetson).",
+        f"{model.num_classes} classes, {model.precision.value.upper()}, input {channels}x{height}x{width} RGB.",
     ]
-    if options.engine is not None:
-        lines.append(f"model-engine-file={options.engine}")
-    lines += [
-        f"labelfile-path={LABELS_NAME}",
-        f"batch-size={options.batch_size}",
-        "# 0 FP32, 1 INT8, 2 FP16. INT8 scales are in the ONNX's Q/DQ nodes; the table is for nvinfer's check.",
-        f"network-mode={NETWORK_MODE[model.precision]}",
+    entries = [
+        NvinferEntry("gpu-id", options.gpu_id),
+        NvinferEntry("onnx-file", onnx_name),
+        _engine_entry(onnx_name, model.precision, options),
+        NvinferEntry("labelfile-path", LABELS_NAME),
+        NvinferEntry("batch-size", options.batch_size),
+        NvinferEntry(
+            "network-mode",
+            NETWORK_MODE[model.precision],
+            ("0 FP32, 1 INT8, 2 FP16. INT8 scales are in the ONNX's Q/DQ nodes; the table is for nvinfer's check.",),
+        ),
     ]
     if calibration_name is not None:
-        lines.append(f"int8-calib-file={calibration_name}")
-    offsets = ";".join(f"{o:.6g}" for o in norm.offsets)
-    lines += [
-        "# y = net-scale-factor * (x - offsets[c]) with 1 / (255 * mean std); the ONNX's first node",
-        "# multiplies channel c by mean_std / std[c], so the network sees exact ImageNet normalisation.",
-        f"net-scale-factor={norm.net_scale_factor:.10g}",
-        f"offsets={offsets}",
-        f"model-color-format={MODEL_COLOR_FORMAT_RGB}",
-        f"network-input-order={NETWORK_INPUT_ORDER_NCHW}",
-        f"infer-dims={channels};{height};{width}",
-        f"output-blob-names={PROBABILITIES}",
-        f"network-type={NETWORK_TYPE_CLASSIFIER}",
-        f"process-mode={PROCESS_MODE_PRIMARY}",
-        f"classifier-threshold={options.classifier_threshold:g}",
-        "gie-unique-id=1",
-        "maintain-aspect-ratio=0",
-        "",
+        header_number = trt_version_number(str(release.tensorrt))
+        comment = (f"Header TRT-{header_number}: TensorRT {release.tensorrt} of DeepStream {release.value}.",)
+        entries.append(NvinferEntry("int8-calib-file", calibration_name, comment))
+    entries += [
+        NvinferEntry(
+            "net-scale-factor",
+            norm.net_scale_factor,
+            (
+                "y = net-scale-factor * (x - offsets[c]) with 1 / (255 * mean std); the ONNX's first node",
+                "multiplies channel c by mean_std / std[c], so the network sees exact ImageNet normalisation.",
+            ),
+        ),
+        NvinferEntry("offsets", [float(f"{o:.6g}") for o in norm.offsets]),
+        NvinferEntry("model-color-format", MODEL_COLOR_FORMAT_RGB),
+        NvinferEntry("network-input-order", NETWORK_INPUT_ORDER_NCHW),
+        NvinferEntry("infer-dims", [channels, height, width]),
+        NvinferEntry("output-blob-names", [PROBABILITIES]),
+        NvinferEntry("network-type", NETWORK_TYPE_CLASSIFIER),
+        NvinferEntry("process-mode", PROCESS_MODE_PRIMARY),
+        NvinferEntry("classifier-threshold", options.classifier_threshold),
+        NvinferEntry("gie-unique-id", 1),
+        NvinferEntry("maintain-aspect-ratio", False),
     ]
-    return "\n".join(lines)
+    return nvinfer_config_text(header, entries)
 
 
 def write_deepstream(
@@ -207,15 +276,9 @@ def write_deepstream(
 ) -> DeepStreamResult:
     """Write the nvinfer ONNX, labels and config into `out_dir` for the RGB model `artifact`."""
     model = read_deploy_model(artifact, options.allow_failed_gate)
+    require_rgb_input(model)
+    require_release_parses(model, options.release)
     unverified = options.engine is not None and engine_overridden(options.engine, options.allow_unverified)
-    if model.input_kind is not InputKind.RGB_FLOAT:
-        raise UserInputError(
-            f"{model.path}: input '{model.input.name}' is a raw YUV422 frame, but nvinfer converts frames to planar "
-            f"RGB itself: deploy the RGB model of the same build"
-        )
-    element = ElementType.of(model.input, model.path)
-    if element is not ElementType.FP32:
-        raise UserInputError(f"{model.path}: nvinfer feeds float32 input, this model takes {element.name}")
     if options.batch_size < 1 or (model.fixed_batch is not None and options.batch_size > model.fixed_batch):
         limit = f"1..{model.fixed_batch}" if model.fixed_batch else "at least 1"
         raise UserInputError(f"batch size {options.batch_size}: {model.path.name} takes {limit}")
@@ -225,10 +288,14 @@ def write_deepstream(
     edited = nvinfer_onnx(proto, norm.channel_gain, model.input.name, model.output.name)
     out_dir = Path(out_dir)
     onnx_name = f"{model.path.stem}.nvinfer.onnx"
+    text = deepstream_config_text(
+        model, onnx_name, norm, options, CALIBRATION_NAME if model.precision is Precision.INT8 else None, unverified
+    )
     # A new folder appears whole (staged, then renamed); into an existing one the config is written last,
     # and a failure removes what this call wrote.
     with staged_folder(out_dir) as folder:
-        calibration = calibration_table(model, folder) if model.precision is Precision.INT8 else None
+        tensorrt = options.release.tensorrt
+        calibration = calibration_table(model, folder, tensorrt) if model.precision is Precision.INT8 else None
         write_bytes_atomic(folder / onnx_name, edited.SerializeToString())
         probabilities = OutputSpec(PROBABILITIES, ("batch", model.num_classes))
         DeepStreamRecord(
@@ -238,11 +305,18 @@ def write_deepstream(
             channel_gain=norm.channel_gain,
             gate_overridden=model.gate_overridden,
             engine_unverified=unverified,
+            release=options.release,
         ).write(folder / onnx_name)
         write_bytes_atomic(folder / LABELS_NAME, deepstream_labels(names).encode())
-        calibration_name = calibration.name if calibration else None
-        text = deepstream_config_text(model, onnx_name, norm, options, calibration_name, unverified)
         write_bytes_atomic(folder / CONFIG_NAME, text.encode())
-    onnx_path, labels_path, config_path = out_dir / onnx_name, out_dir / LABELS_NAME, out_dir / CONFIG_NAME
-    calibration = out_dir / calibration.name if calibration else None
-    return DeepStreamResult(config_path, labels_path, onnx_path, calibration, norm)
+    engine = _engine_entry(onnx_name, model.precision, options)
+    return DeepStreamResult(
+        config=out_dir / CONFIG_NAME,
+        labels=out_dir / LABELS_NAME,
+        onnx=out_dir / onnx_name,
+        calibration=out_dir / calibration.name if calibration else None,
+        normalization=norm,
+        release=options.release,
+        engine_file=str(engine.value),
+        engine_from_nvinfer=options.engine is None,
+    )

@@ -29,8 +29,11 @@ from edgeres.errors import UserInputError
 from edgeres.export.record import ModelSpec, OutputSpec, read_model_spec
 from edgeres.frames.contract import InputKind, InputSpec
 
-# Preference when the user names no precision: the reason to build for the edge is INT8.
+# Preference when the user names no precision: the reason to build for the edge is INT8. On the CPU,
+# onnxruntime runs a float16 operator it has no CPU kernel for between casts to and from float32
+# (onnxruntime core/optimizer/insert_cast_transformer.cc), so FP32 comes before FP16 there.
 PRECISION_PREFERENCE = (Precision.INT8, Precision.FP16, Precision.FP32)
+CPU_PRECISION_PREFERENCE = (Precision.INT8, Precision.FP32, Precision.FP16)
 # What `edgeres build` writes last, once every model's fidelity has been checked (edgeres.flow.orchestrator).
 # Roles whose files only `edgeres build` writes: without a summary beside them their fidelity was never checked.
 BUILD_ROLES = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16)
@@ -243,10 +246,11 @@ def _candidates(folder: Path, record: BuildRecord) -> list[Path]:
     return found
 
 
-def _is_cpu_twin(path: Path) -> bool:
-    """The INT8 twin `build` makes for onnxruntime on the CPU is not the TensorRT deployment model."""
+def _made_for_other_device(path: Path, cpu: bool) -> bool:
+    """`build` writes its INT8 model twice: Q/DQ for TensorRT on the GPU, U8S8 for onnxruntime on the CPU."""
     sidecar = read_sidecar(path)
-    return sidecar is not None and sidecar.role is ArtifactRole.INT8_ONNXRUNTIME
+    other = ArtifactRole.INT8_TENSORRT if cpu else ArtifactRole.INT8_ONNXRUNTIME
+    return sidecar is not None and sidecar.role is other
 
 
 def select_artifact(
@@ -254,9 +258,10 @@ def select_artifact(
     precision: Precision | None = None,
     input_kind: InputKind | None = None,
     allow_failed_gate: bool = False,
+    cpu: bool = False,
 ) -> Path:
     """The model file to deploy: `location` itself, or the best match among the models a finished build
-    in that directory lists (each checked by read_deploy_model)."""
+    in that directory lists (each checked by read_deploy_model) for the GPU, or for the CPU if `cpu`."""
     location = Path(location)
     if location.is_file():
         return location
@@ -267,13 +272,14 @@ def select_artifact(
         raise UserInputError(
             f"{location}: no {BUILD_SUMMARY_NAME}: not a finished build (interrupted, or its fidelity never checked)"
         )
-    models = [read_deploy_model(p, allow_failed_gate) for p in _candidates(location, record) if not _is_cpu_twin(p)]
+    candidates = [p for p in _candidates(location, record) if not _made_for_other_device(p, cpu)]
+    models = [read_deploy_model(p, allow_failed_gate) for p in candidates]
     if input_kind is not None:
         models = [m for m in models if m.input_kind is input_kind]
     if not models:
         wanted = f" taking {input_kind.value} input" if input_kind else ""
         raise UserInputError(f"{location}: {record.path.name} lists no ONNX model with a sidecar{wanted}; rebuild")
-    order = PRECISION_PREFERENCE if precision is None else (precision,)
+    order = (CPU_PRECISION_PREFERENCE if cpu else PRECISION_PREFERENCE) if precision is None else (precision,)
     for wanted_precision in order:
         matches = [m for m in models if m.precision is wanted_precision]
         if matches:

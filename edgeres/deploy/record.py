@@ -8,19 +8,31 @@ says which model, weights and build it came from.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgeres.artifacts.atomic import read_json_object, write_json_atomic
 from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.quantize_record import QuantizeRecord
 from edgeres.artifacts.sidecar import Section, Sidecar, Stage, write_sidecar
+from edgeres.deploy.deepstream_release import DeepStreamRelease
+from edgeres.deploy.triton_config import InstanceKind, TritonServing
 from edgeres.errors import UserInputError
 from edgeres.export.record import ModelSpec
 
 PROVENANCE_NAME = "edgeres.json"
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _member(enum_type: type[E], value: str, fields: Fields, key: str) -> E:
+    """The member of `enum_type` a record names; one-line refusal naming the file and key otherwise."""
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise fields.refusal(key, value, " or ".join(repr(member.value) for member in enum_type)) from None
 
 
 @dataclass(frozen=True)
@@ -59,14 +71,17 @@ class DeepStreamRecord:
     channel_gain: tuple[float, ...]
     gate_overridden: bool  # its build failed the fidelity gate and it was deployed anyway
     engine_unverified: bool = False  # the engine named for nvinfer was never verified, or failed, deployed anyway
+    release: DeepStreamRelease | None = None  # the DeepStream the config targets (None: written before releases)
 
     def write(self, artifact: Path) -> Sidecar:
         """The sidecar of `artifact` (already written)."""
+        release = {} if self.release is None else {"deepstream_release": self.release.value}
         options = {
             **self.served.to_options(),
             "nvinfer_channel_gain": list(self.channel_gain),
             "gate_overridden": self.gate_overridden,
             "engine_unverified": self.engine_unverified,
+            **release,
         }
         inputs: dict[str, str | None] = {"model": self.model, "model_sha256": self.model_sha256}
         return write_sidecar(artifact, Stage.DEPLOY_DEEPSTREAM, inputs, options)
@@ -77,6 +92,7 @@ class DeepStreamRecord:
         sidecar.require_stage(Stage.DEPLOY_DEEPSTREAM)
         inputs, options = sidecar.fields(Section.INPUTS), sidecar.fields(Section.OPTIONS)
         gain = options.items("nvinfer_channel_gain", float)
+        release = options.get("deepstream_release", str)
         return cls(
             model=inputs.require("model", str),
             model_sha256=inputs.require("model_sha256", str),
@@ -84,12 +100,14 @@ class DeepStreamRecord:
             channel_gain=gain if gain is not None else (),
             gate_overridden=options.get("gate_overridden", bool) or False,
             engine_unverified=options.get("engine_unverified", bool) or False,
+            release=None if release is None else _member(DeepStreamRelease, release, options, "deepstream_release"),
         )
 
 
 @dataclass(frozen=True)
 class TritonRecord:
-    """A Triton model folder's `edgeres.json`: the file it serves, the model that file is, the class names."""
+    """A Triton model folder's `edgeres.json`: the file it serves, the model that file is, the class names,
+    and where it runs: the instance kind and count, what they run and why."""
 
     source: str  # the file copied into the version folder (the ONNX, or a TensorRT plan built from it)
     source_sha256: str
@@ -98,6 +116,10 @@ class TritonRecord:
     class_names: str  # where the names came from: a file, or imagenet-1k
     gate_overridden: bool
     engine_unverified: bool = False  # the plan served was never verified against its ONNX, or failed
+    instance_kind: InstanceKind = InstanceKind.GPU
+    instance_count: int = 1
+    serving: TritonServing | None = None  # None: written before edgeres recorded it
+    why: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +131,9 @@ class TritonRecord:
             "class_names": self.class_names,
             "gate_overridden": self.gate_overridden,
             "engine_unverified": self.engine_unverified,
+            "instance_group": {"kind": self.instance_kind.value, "count": self.instance_count},
+            "serving": None if self.serving is None else self.serving.value,
+            "why": self.why,
         }
 
     def write(self, path: Path) -> Path:
@@ -124,6 +149,13 @@ class TritonRecord:
         options = fields.section("artifact_options")
         if options is None:
             raise UserInputError(f"{path} has no artifact_options")
+        group = fields.section("instance_group")
+        kind, count = InstanceKind.GPU, 1  # what a record written before instance groups deployed
+        if group is not None:
+            kind_text, count_value = group.get("kind", str), group.get("count", int)
+            kind = kind if kind_text is None else _member(InstanceKind, kind_text, group, "kind")
+            count = count if count_value is None else count_value
+        serving = fields.get("serving", str)
         return cls(
             source=fields.require("source", str),
             source_sha256=fields.require("source_sha256", str),
@@ -132,4 +164,8 @@ class TritonRecord:
             class_names=fields.require("class_names", str),
             gate_overridden=fields.get("gate_overridden", bool) or False,
             engine_unverified=fields.get("engine_unverified", bool) or False,
+            instance_kind=kind,
+            instance_count=count,
+            serving=None if serving is None else _member(TritonServing, serving, fields, "serving"),
+            why=fields.get("why", str) or "",
         )

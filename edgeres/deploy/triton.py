@@ -3,18 +3,21 @@
 Layout (Triton "Model Repository" docs): `REPO/<name>/config.pbtxt`, `REPO/<name>/<version>/model.onnx`
 (platform `onnxruntime_onnx`) or `model.plan` (platform `tensorrt_plan`), and `REPO/<name>/labels.txt`
 named by the output's `label_filename`, one class per line, so Triton's classification extension
-can return names. The config is protobuf text of Triton's `inference.ModelConfig`; tests parse it
-back with the schema that ships in the `tritonclient` wheel.
+can return names. Which file is served, on which instances and why is chosen in
+edgeres.deploy.triton_config. The config is protobuf text of Triton's `inference.ModelConfig`; tests
+parse it back with the schema that ships in the `tritonclient` wheel.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_with
+from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.staging import staged_folder
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.deploy.model import (
@@ -26,15 +29,22 @@ from edgeres.deploy.model import (
     read_deploy_model,
 )
 from edgeres.deploy.record import PROVENANCE_NAME, ServedModel, TritonRecord
+from edgeres.deploy.triton_config import (
+    InstanceKind,
+    ServingChoice,
+    TritonServing,
+    instance_group_block,
+    optimization_block,
+    serving_reason,
+)
 from edgeres.engine.record import read_engine_record
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputKind
+from edgeres.quantize.artifacts import CPU_MODEL_NAME, TENSORRT_MODEL_NAME
 from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config.pbtxt"
 LABELS_NAME = "labels.txt"
-ONNX_PLATFORM, ONNX_FILE = "onnxruntime_onnx", "model.onnx"
-PLAN_PLATFORM, PLAN_FILE = "tensorrt_plan", "model.plan"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -45,6 +55,8 @@ class TritonOptions:
     max_queue_delay_us: int = 100
     version: int = 1
     plan: Path | None = None  # a TensorRT engine built from the artifact on the serving GPU
+    kind: InstanceKind = InstanceKind.GPU  # where the instances run
+    instances: int = 1  # instances of the model on each GPU (KIND_GPU) or in all (KIND_CPU)
     allow_failed_gate: bool = False  # deploy a build that failed its fidelity gate (recorded in the config)
     allow_unverified: bool = False  # serve a plan never verified against its ONNX, or failed (recorded)
 
@@ -57,16 +69,42 @@ class TritonResult:
     labels: Path
     name: str
     max_batch_size: int
+    serving: ServingChoice
 
 
 def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def default_model_name(model: DeployModel) -> str:
+def default_model_name(model: DeployModel, kind: InstanceKind = InstanceKind.GPU) -> str:
     arch = model.spec.arch or model.path.stem
     suffix = "_yuv422" if model.input_kind is InputKind.YUV422 else ""
+    suffix += "_cpu" if kind is InstanceKind.CPU else ""
     return f"{arch}_{model.precision.value}{suffix}"
+
+
+def choose_serving(model: DeployModel, options: TritonOptions) -> ServingChoice:
+    """What the instances of `options.kind` serve of `model` (or of `options.plan`), and why."""
+    if options.instances < 1:
+        raise UserInputError(f"instance count {options.instances}: must be at least 1")
+    role = model.sidecar.role
+    if options.kind is InstanceKind.CPU:
+        if options.plan is not None:
+            raise UserInputError(f"{options.plan}: a TensorRT plan runs on GPU instances only, not on the CPU")
+        if role is ArtifactRole.INT8_TENSORRT:
+            raise UserInputError(
+                f"{model.path}: its Q/DQ model is made for TensorRT; CPU instances serve the CPU twin {CPU_MODEL_NAME} "
+                "that the same build wrote for onnxruntime's CPU provider"
+            )
+        serving = TritonServing.ONNX_CPU
+    else:
+        if role is ArtifactRole.INT8_ONNXRUNTIME:
+            raise UserInputError(
+                f"{model.path}: the CPU twin is made for onnxruntime's CPU provider; GPU instances serve the "
+                f"TensorRT Q/DQ model {TENSORRT_MODEL_NAME} of the same build, or an engine built from it"
+            )
+        serving = TritonServing.TENSORRT_PLAN if options.plan is not None else TritonServing.ONNX_TENSORRT
+    return ServingChoice(serving, options.instances, model.precision, serving_reason(serving, model.precision))
 
 
 def _tensor_block(tensor: TensorSpec, dims: tuple[int, ...], extra: str = "") -> str:
@@ -82,7 +120,12 @@ def _tensor_block(tensor: TensorSpec, dims: tuple[int, ...], extra: str = "") ->
 
 
 def triton_config_text(
-    model: DeployModel, name: str, platform: str, max_batch_size: int, delay_us: int, engine_unverified: bool = False
+    model: DeployModel,
+    name: str,
+    choice: ServingChoice,
+    max_batch_size: int,
+    delay_us: int,
+    engine_unverified: bool = False,
 ) -> str:
     """`config.pbtxt` for one classifier. max_batch_size 0 means the graph's batch axis is fixed."""
     if max_batch_size > 0:
@@ -95,8 +138,14 @@ def triton_config_text(
     lines += [
         f"# Generated by `edgeres deploy triton` from {model.path.name} ({model.num_classes} classes, "
         f"{model.precision.value.upper()}, {model.input_kind.value} input).",
+        *textwrap.wrap(
+            f"{choice.count} {choice.kind.triton} instance(s) serve {choice.serving.model_file}. {choice.why}",
+            width=110,
+            initial_indent="# ",
+            subsequent_indent="# ",
+        ),
         f'name: "{name}"',
-        f'platform: "{platform}"',
+        f'platform: "{choice.serving.platform}"',
         f"max_batch_size: {max_batch_size}",
         "input [",
         _tensor_block(model.input, input_dims),
@@ -105,6 +154,8 @@ def triton_config_text(
         _tensor_block(model.output, output_dims, f'    label_filename: "{LABELS_NAME}"\n'),
         "]",
     ]
+    lines += instance_group_block(choice)
+    lines += optimization_block(choice)
     if max_batch_size > 0:
         lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {delay_us}", "}"]
     return "\n".join(lines) + "\n"
@@ -140,7 +191,8 @@ def write_triton_repository(
     """Add one model to the Triton repository `repo` (created if needed); returns what was written."""
     model = read_deploy_model(artifact, options.allow_failed_gate)
     names.require_count(model.num_classes)
-    name = options.name or default_model_name(model)
+    choice = choose_serving(model, options)
+    name = options.name or default_model_name(model, options.kind)
     if not _MODEL_NAME.match(name):
         raise UserInputError(f"model name '{name}': use letters, digits, '_', '.', '-' (it is a directory name)")
     if options.version < 1:
@@ -159,10 +211,10 @@ def write_triton_repository(
         max_batch = options.max_batch_size
     else:
         max_batch = 0  # the graph fixes its batch: Triton must not add one
-    platform, file_name = (PLAN_PLATFORM, PLAN_FILE) if options.plan else (ONNX_PLATFORM, ONNX_FILE)
+    file_name = choice.serving.model_file
     source = options.plan or model.path
     model_dir = Path(repo) / name
-    text = triton_config_text(model, name, platform, max_batch, options.max_queue_delay_us, unverified)
+    text = triton_config_text(model, name, choice, max_batch, options.max_queue_delay_us, unverified)
     provenance = TritonRecord(
         source=source.name,
         source_sha256=sha256_file(source),
@@ -171,6 +223,10 @@ def write_triton_repository(
         class_names=names.source,
         gate_overridden=model.gate_overridden,
         engine_unverified=unverified,
+        instance_kind=choice.kind,
+        instance_count=choice.count,
+        serving=choice.serving,
+        why=choice.why,
     )
     # A new model folder appears whole (staged, then renamed); added to an existing one, the version
     # folder appears whole and config.pbtxt is written last; a failure removes what this call wrote.
@@ -182,4 +238,4 @@ def write_triton_repository(
         write_bytes_atomic(folder / CONFIG_NAME, text.encode())
     config, labels = model_dir / CONFIG_NAME, model_dir / LABELS_NAME
     model_file = model_dir / str(options.version) / file_name
-    return TritonResult(model_dir, config, model_file, labels, name, max_batch)
+    return TritonResult(model_dir, config, model_file, labels, name, max_batch, choice)

@@ -31,10 +31,10 @@ CACHE_SCHEMA = 2  # 2: the cache carries a digest of its own contents
 TRT_TABLE_ALGORITHM = "EntropyCalibration2"
 
 
-# Version field of the table header, major*1000 + minor*100 + patch as in headers TensorRT 7/8 wrote
-# ("TRT-7103-...", "TRT-8601-..."); TensorRT skips a table whose header does not match it. 8.6.2 is the
-# TensorRT of JetPack 6.0 / DeepStream 7.0, the newest release where implicit calibration is not deprecated.
-DEFAULT_TRT_VERSION = "8.6.2"
+# Version named in the table header (trt_version_number); TensorRT skips a table whose header does not match
+# it. 10.3.0 is the TensorRT of JetPack 6.1/6.2 and DeepStream 7.1: the oldest that parses the default INT8
+# model (FP16 Q/DQ scales need TensorRT 10).
+DEFAULT_TRT_VERSION = "10.3.0"
 
 FIELD_NAMES = {
     "model_sha256": "model",
@@ -184,15 +184,18 @@ def _short(value: str) -> str:
 
 
 def trt_version_number(version: str) -> int:
-    """'8.6.2' -> 8602 (major*1000 + minor*100 + patch), as in TensorRT-written table headers."""
+    """'8.6.2' -> 8602, '10.3.0' -> 100300: NV_TENSORRT_VERSION as TensorRT writes it into table headers,
+    major*1000 + minor*100 + patch up to TensorRT 8 (NvInferRuntimeCommon.h), major*10000 + minor*100 +
+    patch from TensorRT 10 (NvInferRuntimeBase.h, NV_TENSORRT_VERSION_INT)."""
     try:
         parts = [int(p) for p in version.split(".")[:3]]
     except ValueError as exc:
         raise UserInputError(f"TensorRT version '{version}' is not MAJOR.MINOR.PATCH") from exc
     major, minor, patch = [*parts, 0, 0][:3]
-    if not (0 <= minor < 10 and 0 <= patch < 100):
+    major_scale = 10000 if major >= 10 else 1000
+    if not (0 <= minor < major_scale // 100 and 0 <= patch < 100 and major >= 0):
         raise UserInputError(f"TensorRT version '{version}' does not fit the calibration table header")
-    return major * 1000 + minor * 100 + patch
+    return major * major_scale + minor * 100 + patch
 
 
 def scale_hex(amax: float) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import configparser
 import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,8 +22,9 @@ from edgeres.artifacts.onnx import model_opset
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.quantize_record import read_quantize_record
 from edgeres.artifacts.sidecar import read_sidecar, write_sidecar
-from edgeres.deploy.deepstream import NETWORK_MODE, DeepStreamOptions, nvinfer_normalization, write_deepstream
+from edgeres.deploy.deepstream import DeepStreamOptions, nvinfer_normalization, write_deepstream
 from edgeres.deploy.model import ENGINE_UNVERIFIED_COMMENT, read_deploy_model, select_artifact
+from edgeres.deploy.nvinfer import NETWORK_MODE
 from edgeres.deploy.record import DeepStreamRecord, TritonRecord
 from edgeres.deploy.triton import PROVENANCE_NAME, TritonOptions, write_triton_repository
 from edgeres.engine.verification_record import VerificationOutcome
@@ -100,10 +101,11 @@ def yuv_artifact(folder: Path, classes: int = 5) -> tuple[Path, InputContract]:
     return save_with_sidecar(fused, folder / "tiny_yuyv.onnx", "fp32", input_contract=contract.to_dict()), contract
 
 
-def read_nvinfer_config(path: Path) -> configparser.SectionProxy:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(path)
-    return parser["property"]
+def read_nvinfer_config(path: Path) -> dict[str, Any]:
+    """The [property] group read as nvinfer reads it (GLib's GKeyFile, a typed getter per key)."""
+    from tests.deploy.nvinfer_config import read_property_group
+
+    return read_property_group(path)
 
 
 # --- DeepStream ---------------------------------------------------------------------------------
@@ -116,18 +118,19 @@ def test_deepstream_config_matches_the_sidecar_field_by_field(tmp_path: Path):
     result = write_deepstream(artifact, tmp_path / "ds", custom_names(7), DeepStreamOptions(batch_size=4))
     prop = read_nvinfer_config(result.config)
     shape = sidecar.options["input"]["shape"]
-    assert prop["infer-dims"] == ";".join(str(d) for d in shape[1:])
-    assert int(prop["network-mode"]) == NETWORK_MODE[Precision(sidecar.options["precision"])] == 2
-    assert int(prop["batch-size"]) == 4
+    assert prop["infer-dims"] == shape[1:]
+    assert prop["network-mode"] == NETWORK_MODE[Precision(sidecar.options["precision"])] == 2
+    assert prop["batch-size"] == 4
     assert (result.config.parent / prop["onnx-file"]).is_file()
-    assert "int8-calib-file" not in prop and "model-engine-file" not in prop
-    assert int(prop["network-type"]) == 1 and int(prop["model-color-format"]) == 0
+    assert "int8-calib-file" not in prop
+    assert prop["model-engine-file"] == "tiny_fp16.nvinfer.onnx_b4_gpu0_fp16.engine"  # what nvinfer saves
+    assert prop["network-type"] == 1 and prop["model-color-format"] == 0
     labels = (result.config.parent / prop["labelfile-path"]).read_text().splitlines()
     assert len(labels) == 1  # nvinfer: one line per output layer
     assert labels[0].split(";") == list(custom_names(7).names)
     assert len(labels[0].split(";")) == sidecar.options["num_classes"]
     generated = read_deploy_model(result.onnx)
-    assert generated.output.name == prop["output-blob-names"]
+    assert [generated.output.name] == prop["output-blob-names"]
     assert generated.output.shape[-1] == sidecar.options["num_classes"]
 
 
@@ -136,8 +139,8 @@ def test_deepstream_offsets_and_scale_reproduce_imagenet_normalisation_exactly(t
     artifact = tiny_artifact(tmp_path / "build", "fp32", classes=5)
     result = write_deepstream(artifact, tmp_path / "ds", custom_names(5))
     prop = read_nvinfer_config(result.config)
-    scale = float(prop["net-scale-factor"])
-    offsets = np.array([float(v) for v in prop["offsets"].split(";")], dtype=np.float64).reshape(3, 1, 1)
+    scale = prop["net-scale-factor"]
+    offsets = np.array(prop["offsets"], dtype=np.float64).reshape(3, 1, 1)
     original = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
     nvinfer = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
     for name in ("chelsea", "coffee", "rocket"):
@@ -177,11 +180,12 @@ def test_deepstream_from_an_int8_build_uses_the_tensorrt_qdq_model_and_a_table(t
 
     result = write_deepstream(select_artifact(int8_build), tmp_path / "ds", custom_names(10))
     prop = read_nvinfer_config(result.config)
-    assert int(prop["network-mode"]) == 1
+    assert prop["network-mode"] == 1
     assert result.onnx.name == "model_int8_qdq.nvinfer.onnx"  # not the onnxruntime U8S8 twin
     header, scales = read_trt_table(result.config.parent / prop["int8-calib-file"])
     ranges = read_sidecar(int8_build / "model_int8_qdq.onnx").results["ranges"]  # type: ignore[union-attr]
-    assert header.startswith("TRT-") and set(scales) == set(ranges)
+    assert header == "TRT-101601-EntropyCalibration2"  # TensorRT 10.16.1 of DeepStream 9.1, the default
+    assert set(scales) == set(ranges)
     for name, amax in ranges.items():
         assert scales[name] == pytest.approx(amax / 127, rel=1e-6)
     edited = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
@@ -226,15 +230,15 @@ def test_triton_from_an_int8_build_matches_the_export_sidecar(tmp_path: Path, in
     assert written["role"] == "int8_tensorrt" and "calib_algo" in written and "high_precision" in written
 
 
-def test_deepstream_int8_without_table_or_ranges_is_a_user_error(tmp_path: Path):
+def test_deepstream_int8_without_calibrated_ranges_is_a_user_error(tmp_path: Path):
     artifact = tiny_artifact(tmp_path / "build", "int8")
-    with pytest.raises(UserInputError, match="calibration table"):
+    with pytest.raises(UserInputError, match="records no calibrated ranges"):
         write_deepstream(artifact, tmp_path / "ds", custom_names(5))
 
 
 def test_deepstream_refuses_a_yuv_frame_model(tmp_path: Path):
     artifact, _ = yuv_artifact(tmp_path / "build")
-    with pytest.raises(UserInputError, match=r"YUV422 frame.*RGB model"):
+    with pytest.raises(UserInputError, match=r"YUV422 frame.*planar RGB.*RGB model"):
         write_deepstream(artifact, tmp_path / "ds", custom_names(5))
 
 
@@ -441,7 +445,7 @@ def test_cli_writes_both_deployments_from_a_build_directory(tmp_path: Path):
     runner = CliRunner()
     ds = runner.invoke(app, ["deploy", "deepstream", str(build), "-o", str(tmp_path / "ds"), "--batch-size", "2"])
     assert ds.exit_code == 0, ds.output
-    assert int(read_nvinfer_config(tmp_path / "ds" / "config_infer_primary.txt")["batch-size"]) == 2
+    assert read_nvinfer_config(tmp_path / "ds" / "config_infer_primary.txt")["batch-size"] == 2
     tr = runner.invoke(app, ["deploy", "triton", str(build), "-o", str(tmp_path / "repo"), "--max-batch", "4"])
     assert tr.exit_code == 0, tr.output
     config, _ = parse_triton_config(tmp_path / "repo" / "tiny_fp16" / "config.pbtxt")
@@ -472,8 +476,6 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[st
 
 
 # --- nothing half-written: a full disk or an interrupt mid-deploy -------------------------------------
-
-
 
 
 def files_under(folder: Path) -> list[str]:

@@ -82,7 +82,7 @@ def test_int8_build_writes_models_report_and_summary(resnet18_onnx: Path, tmp_pa
     assert any("12 held-out samples (3 originals + 9 flips/crops" in note for note in result.notes)
     header, scales = read_trt_table(tmp_path / TRT_TABLE_NAME)
     ranges = json.loads((tmp_path / "model_int8_qdq.onnx.json").read_text())["results"]["ranges"]
-    assert header == "TRT-8602-EntropyCalibration2" and scales and set(scales) <= set(ranges)
+    assert header == "TRT-100300-EntropyCalibration2" and scales and set(scales) <= set(ranges)
     for name, scale in scales.items():
         assert scale == pytest.approx(ranges[name] / 127, rel=1e-6)
     assert summary["engine_options"]["calibration_cache"] == str(tmp_path / CACHE_NAME)

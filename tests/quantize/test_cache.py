@@ -135,7 +135,9 @@ def test_trt_table_format(tmp_path: Path) -> None:
 def test_trt_table_reads_a_table_written_by_tensorrt() -> None:
     """Lines as TensorRT 7.2 wrote them for MNIST (input scale ~ 1/127 for data in [0, 1])."""
     assert scale_hex(1.0) == "3c010204"
-    assert trt_version_number("7.2.2") == 7202 and trt_version_number("10.3") == 10300
+    assert trt_version_number("7.2.2") == 7202 and trt_version_number("8.6.2") == 8602
+    # TensorRT 10 changed the rule (NV_TENSORRT_VERSION_INT: major*10000 + minor*100 + patch)
+    assert trt_version_number("10.3") == 100300 and trt_version_number("10.16.1") == 101601
 
 
 def test_trt_table_refuses_bad_input(tmp_path: Path) -> None:
