@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -70,16 +71,46 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+PREVIOUS_SUFFIX = ".edgeres-previous"
+
+
+def previous_path(final: Path) -> Path:
+    """Where a run that owns `final`'s folder keeps its earlier version: named after it, so a later owner
+    can put it back after the run died (edgeres.artifacts.completion)."""
+    return final.parent / f".{final.name}{PREVIOUS_SUFFIX}"
+
+
 @dataclass
 class WriteJournal:
-    """The final paths renamed into place while the journal was active, each with whether it replaced a file."""
+    """The final paths renamed into place while the journal was active, each with whether it replaced a file.
+
+    With `previous` (a map shared by nested journals, see `keeping_previous`), the first time a run
+    replaces or sets aside a file its earlier version is kept under a hidden name, so a run that fails
+    can put the earlier set back exactly (edgeres.artifacts.staging.discard_written).
+    """
 
     written: list[tuple[Path, bool]] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)  # created for those writes, outermost first
     trees: list[Path] = field(default_factory=list)  # new folders put in place whole (edgeres.artifacts.staging)
+    previous: dict[Path, Path | None] | None = None  # final -> its earlier version, None: the run created it
 
     def record(self, path: Path, replaced: bool) -> None:
         self.written.append((path, replaced))
+
+    def keep_previous(self, final: Path) -> None:
+        """Before `final` is first replaced in this run, keep its current version aside (a hard link)."""
+        if self.previous is None or final in self.previous:
+            return
+        if not final.exists():
+            self.previous[final] = None
+            return
+        backup = previous_path(final)
+        backup.unlink(missing_ok=True)
+        try:
+            os.link(final, backup)
+        except OSError:  # a filesystem without hard links
+            shutil.copy2(final, backup)
+        self.previous[final] = backup
 
     def paths(self) -> list[Path]:
         return [path for path, _ in self.written]
@@ -89,10 +120,14 @@ _JOURNAL: ContextVar[WriteJournal | None] = ContextVar("edgeres_write_journal", 
 
 
 @contextmanager
-def journal_writes() -> Iterator[WriteJournal]:
-    """Record every artifact written (by any module) while the block runs; journals nest, each sees its writes."""
-    journal = WriteJournal()
+def journal_writes(keep_previous: bool = False) -> Iterator[WriteJournal]:
+    """Record every artifact written (by any module) while the block runs; journals nest, each sees its writes.
+
+    `keep_previous` (or an enclosing journal that keeps them) keeps the earlier version of every file the
+    block replaces or sets aside, until `release_previous` or a rollback."""
     outer = _JOURNAL.get()
+    shared = outer.previous if outer is not None else None
+    journal = WriteJournal(previous={} if keep_previous and shared is None else shared)
     token = _JOURNAL.set(journal)
     try:
         yield journal
@@ -166,8 +201,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:  # the bytes reach the disk before the name does
             os.fsync(handle.fileno())
         replaced = final.exists()
-        os.replace(tmp, final)
         journal = _JOURNAL.get()
+        if journal is not None:
+            journal.keep_previous(final)
+        os.replace(tmp, final)
         if journal is not None:
             journal.record(final, replaced)
         _fsync_directory(final.parent)
@@ -176,6 +213,26 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def set_aside(final: Path) -> None:
+    """Remove `final` from its set: deleted outright, or, while a journal keeps previous versions, kept
+    aside so that a run that fails puts it back."""
+    final = Path(final)
+    journal = _JOURNAL.get()
+    if journal is not None and journal.previous is not None and final.exists():
+        journal.keep_previous(final)
+    final.unlink(missing_ok=True)
+
+
+def release_previous(journal: WriteJournal) -> None:
+    """The run succeeded: drop the earlier versions it kept."""
+    if journal.previous is None:
+        return
+    for backup in journal.previous.values():
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+    journal.previous.clear()
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:

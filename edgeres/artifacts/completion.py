@@ -17,8 +17,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edgeres.artifacts.atomic import WriteJournal, sha256_file, write_json_atomic
+from edgeres.artifacts.atomic import (
+    PARTIAL_SUFFIX,
+    PREVIOUS_SUFFIX,
+    TEMP_PREFIX,
+    WriteJournal,
+    release_previous,
+    set_aside,
+    sha256_file,
+    write_json_atomic,
+)
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.folder_lock import owned_folder
 from edgeres.artifacts.staging import rollback_on_failure
 from edgeres.errors import UserInputError
 
@@ -90,21 +100,36 @@ class BuildSet:
         return summary
 
 
+def recover_dead_run(folder: Path) -> None:
+    """With the folder owned, put back what a run that died without cleaning up (SIGKILL, power loss) had
+    replaced, and drop its temporary files: the folder is then the set that was there before that run."""
+    if not folder.is_dir():
+        return
+    for backup in folder.glob(f".*{PREVIOUS_SUFFIX}"):
+        os.replace(backup, folder / backup.name[1 : -len(PREVIOUS_SUFFIX)])
+    for partial in folder.glob(f"{TEMP_PREFIX}*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)
+    (folder / IN_PROGRESS_NAME).unlink(missing_ok=True)
+
+
 @contextmanager
 def build_set(folder: Path) -> Iterator[BuildSet]:
-    """Mark `folder` in progress for the block; if the block fails before `finish`, remove what it wrote.
+    """Own `folder` and mark it in progress for the block; if the block fails before `finish`, remove what
+    it wrote and put back every file of an earlier set it replaced, so the folder is as it was.
 
-    An earlier run's summary is removed first (after the marker is down): from here on the folder
-    is recognisably unfinished until this run's summary lands.
+    One process at a time (edgeres.artifacts.folder_lock): a second is refused before anything is touched.
+    An earlier run's summary is set aside first (after the marker is down): from here on the folder is
+    recognisably unfinished until this run's summary lands.
     """
     folder = Path(folder)
     marker = folder / IN_PROGRESS_NAME
-    with rollback_on_failure(folder) as journal:
+    with owned_folder(folder), rollback_on_failure(folder, keep_previous=True) as journal:
+        recover_dead_run(folder)
         write_json_atomic(
             marker,
             {"pid": os.getpid(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )
-        (folder / SUMMARY_NAME).unlink(missing_ok=True)
+        set_aside(folder / SUMMARY_NAME)
         current = BuildSet(folder, journal)
         try:
             yield current
@@ -113,6 +138,8 @@ def build_set(folder: Path) -> Iterator[BuildSet]:
                 journal.written.clear()
                 journal.folders.clear()
                 journal.trees.clear()
+                release_previous(journal)
             raise
         finally:
             marker.unlink(missing_ok=True)
+        release_previous(journal)

@@ -7,7 +7,8 @@ it (a file it replaced is whole and is kept: removing it would break what was th
 
 `rollback_on_failure(root)`: if the block raises anything (KeyboardInterrupt included), every file it
 wrote under `root` through edgeres.artifacts.atomic, and every folder it created there, is removed;
-files that were there before and that the block did not write are left alone.
+files that were there before and that the block did not write are left alone, and with `keep_previous`
+the files it replaced (or set aside) come back as they were.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def discard_written(journal: WriteJournal, root: Path, keep_replaced: bool = Fal
     for tree in reversed(journal.trees):
         if _inside(tree, root):
             problems += _remove_tree(tree)
+    restored = _restore_previous(journal, root, problems)
     for path, replaced in reversed(journal.written):
+        if path in restored:
+            continue
         if replaced and keep_replaced:
             continue
         if not _inside(path, root):
@@ -74,11 +78,34 @@ def discard_written(journal: WriteJournal, root: Path, keep_replaced: bool = Fal
     return problems
 
 
+def _restore_previous(journal: WriteJournal, root: Path, problems: list[str]) -> set[Path]:
+    """Put back, under `root`, the earlier version of every file the run replaced or set aside."""
+    restored: set[Path] = set()
+    if journal.previous is None:
+        return restored
+    for final, backup in list(journal.previous.items()):
+        if backup is None or not _inside(final, root):
+            continue
+        try:
+            os.replace(backup, final)
+        except FileNotFoundError:
+            pass  # put back already, by an inner rollback
+        except OSError as exc:
+            problems.append(f"{final}: earlier version not put back ({exc.strerror or exc}; it is {backup.name})")
+            continue
+        restored.add(final)
+        del journal.previous[final]
+    return restored
+
+
 @contextmanager
-def rollback_on_failure(root: Path, keep_replaced: bool = False) -> Iterator[WriteJournal]:
-    """Run the block with a write journal; if anything escapes it, remove what it wrote under `root`."""
+def rollback_on_failure(
+    root: Path, keep_replaced: bool = False, keep_previous: bool = False
+) -> Iterator[WriteJournal]:
+    """Run the block with a write journal; if anything escapes it, remove what it wrote under `root`, and
+    with `keep_previous` put back the earlier version of every file it replaced or set aside."""
     root = Path(root)
-    with journal_writes() as journal:
+    with journal_writes(keep_previous) as journal:
         try:
             yield journal
         except BaseException as exc:

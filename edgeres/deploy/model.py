@@ -16,7 +16,7 @@ import numpy as np
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME as BUILD_SUMMARY_NAME
 from edgeres.artifacts.build_summary import BuildSummary
-from edgeres.artifacts.completion import IN_PROGRESS_NAME
+from edgeres.artifacts.completion import IN_PROGRESS_NAME, build_status
 from edgeres.artifacts.kinds import ONNX_SUFFIX, ArtifactRole
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx, model_opset
 from edgeres.artifacts.precision import Precision, onnx_precision
@@ -144,10 +144,27 @@ def read_build_record(folder: Path) -> BuildRecord | None:
     summary = BuildSummary.read(path)
     if not summary.complete:
         raise UserInputError(f"{path}: the build did not finish (it does not record complete: true); rebuild")
+    problem = verified_set(Path(folder))
+    if problem is not None:  # a file of the set edited, swapped or gone: none of it is used
+        raise UserInputError(f"{problem}; rebuild")
     files: dict[str, str | None] = {}
     for listed in summary.artifacts.values():  # the summary hashes by path relative to the folder
         files[listed.name] = summary.sha256.get(listed.name, summary.sha256.get(str(listed)))
     return BuildRecord(path, files, summary.gate_passed)
+
+
+_VERIFIED: dict[tuple[object, ...], str | None] = {}
+
+
+def verified_set(folder: Path) -> str | None:
+    """`build_status` with every file of the set hashed against the summary; hashed again only when a file
+    of the folder changed (size, time or inode), since a deployment reads the set several times."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    key = (folder.resolve(), *((p.name, p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _VERIFIED:
+        _VERIFIED.clear()
+        _VERIFIED[key] = build_status(folder, verify_hashes=True)
+    return _VERIFIED[key]
 
 
 def _check_build(path: Path, sidecar: Sidecar, allow_failed_gate: bool) -> bool:

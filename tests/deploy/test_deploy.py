@@ -17,6 +17,7 @@ from google.protobuf import text_format
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.completion import set_hashes
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.onnx import model_opset
 from edgeres.artifacts.precision import Precision
@@ -86,7 +87,7 @@ def write_summary(
     sha256: dict[str, str] | None = None,
 ) -> Path:
     """A summary listing `listed`, with each file's SHA-256 unless `sha256` is given, through its one writer."""
-    hashes = {path.name: sha256_file(path) for path in listed.values()} if sha256 is None else sha256
+    hashes = set_hashes(folder, listed.values()) if sha256 is None else sha256  # as the build hashes its set
     summary = BuildSummary(
         precision=Precision.INT8, recipe={}, weights="random (seeded)", random_weights=True, input=None,
         artifacts=listed, gate_passed=gate_passed, complete=complete, sha256=hashes,

@@ -103,7 +103,7 @@ def test_model_whose_hash_differs_from_the_summarys_is_refused(tmp_path: Path):
     build = tmp_path / "build"
     fp16 = build_model(build, "model_fp16.onnx", "fp16")
     finish_build(build, sha256={"model_fp16.onnx": "f" * 64})
-    with pytest.raises(UserInputError, match="differs from the one"):
+    with pytest.raises(UserInputError, match="differs from the SHA-256 recorded"):
         select_artifact(build)
     assert sha256_file(fp16) != "f" * 64
 
@@ -225,8 +225,49 @@ def test_cli_refuses_a_tampered_model_and_writes_nothing(tmp_path: Path, target:
     finish_build(build)
     flip_last_byte(model)
     code, output = cli("deploy", target, build, "-o", tmp_path / "out", "--labels", _labels(tmp_path))
-    assert_one_error_line(code, output, "SHA-256 differs")
+    assert_one_error_line(code, output, "differs from the SHA-256 recorded")
     assert not (tmp_path / "out").exists()
+
+
+EDITS = {
+    "arch": lambda sidecar: sidecar["options"].__setitem__("arch", "resnet152"),
+    "num_classes": lambda sidecar: sidecar["options"].__setitem__("num_classes", 7),
+    "precision": lambda sidecar: sidecar["options"].__setitem__("precision", "fp32"),
+    "extra key": lambda sidecar: sidecar.__setitem__("note", "edited"),
+}
+
+
+@pytest.mark.parametrize("target", ["triton", "deepstream"])
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_cli_refuses_a_set_whose_sidecar_was_edited_and_writes_nothing(tmp_path: Path, target: str, edit: str):
+    """The model is untouched; its sidecar (which names arch, classes, precision) is what was changed."""
+    build = tmp_path / "build"
+    build_model(build, "model_fp16.onnx", "fp16")
+    finish_build(build)
+    sidecar_file = build / "model_fp16.onnx.json"
+    sidecar = json.loads(sidecar_file.read_text())
+    EDITS[edit](sidecar)
+    sidecar_file.write_text(json.dumps(sidecar))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("earlier contents")
+    code, output = cli("deploy", target, build, "-o", tmp_path / "out", "--labels", _labels(tmp_path))
+    assert_one_error_line(code, output, "model_fp16.onnx.json: differs from the SHA-256 recorded")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("name", ["calibration.table", "heldout.npz"])
+def test_any_file_of_the_set_edited_or_gone_refuses_the_whole_set(tmp_path: Path, name: str):
+    build = tmp_path / "build"
+    model = build_model(build, "model_fp16.onnx", "fp16")
+    extra = build / name
+    extra.write_bytes(b"part of the set")
+    write_summary(build, {ArtifactRole.FP16: model, ArtifactRole.CALIBRATION_TABLE: extra})
+    extra.write_bytes(b"part of the set, edited")
+    with pytest.raises(UserInputError, match=f"{name}: differs from the SHA-256 recorded"):
+        select_artifact(build)
+    extra.unlink()
+    with pytest.raises(UserInputError, match=f"{name}: listed in .* but missing"):
+        select_artifact(build)
 
 
 def test_cli_refuses_an_unfinished_build_folder(tmp_path: Path):

@@ -412,18 +412,47 @@ def test_a_finished_build_records_every_artifact_hash(tiny_onnx: Path, tmp_path:
     assert build_complete(tmp_path) and not (tmp_path / IN_PROGRESS_NAME).exists()
 
 
-def test_an_interrupted_rebuild_is_unfinished_and_keeps_only_what_it_did_not_write(
-    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of a folder, by name (hidden lock files beside it are not in it)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize(("n", "fault"), [(1, KeyboardInterrupt()), (3, KeyboardInterrupt()), (4, ENOSPC),
+                                          (8, KeyboardInterrupt()), (9, ENOSPC)])  # fmt: skip
+def test_an_interrupted_or_failed_rebuild_leaves_the_previous_build_exactly_as_it_was(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, fault: BaseException
 ) -> None:
-    from edgeres.artifacts.completion import build_complete, build_status
+    from edgeres.artifacts.atomic import ArtifactWriteError
+    from edgeres.artifacts.completion import build_complete
 
     build(tiny_build_options(tiny_onnx), tmp_path)
-    fail_at_write(monkeypatch, 3, KeyboardInterrupt())  # marker, Q/DQ model, then its sidecar (the cache is reused)
-    with pytest.raises(KeyboardInterrupt):
-        build(tiny_build_options(tiny_onnx), tmp_path)
-    assert not build_complete(tmp_path) and "no build_summary.json" in str(build_status(tmp_path))
-    assert (tmp_path / CACHE_NAME).is_file() and not (tmp_path / "model_int8_qdq.onnx").exists()
-    assert our_leftovers(tmp_path) == []
+    before = folder_bytes(tmp_path)
+    fail_at_write(monkeypatch, n, fault)  # 1 marker, 3 Q/DQ sidecar, ... (the cache is reused)
+    with pytest.raises(KeyboardInterrupt if isinstance(fault, KeyboardInterrupt) else ArtifactWriteError):
+        build(tiny_build_options(tiny_onnx, bias_correction=False), tmp_path)
+    assert folder_bytes(tmp_path) == before and build_complete(tmp_path)
+    assert our_leftovers(tmp_path) == [] and not list(tmp_path.glob(".*previous"))
+
+
+def test_a_refused_rebuild_leaves_the_previous_build_exactly_as_it_was(tiny_onnx: Path, tmp_path: Path) -> None:
+    from edgeres.artifacts.completion import build_complete
+
+    out = tmp_path / "out"
+    build(tiny_build_options(tiny_onnx), out)
+    before = folder_bytes(out)
+    other = tmp_path / "calib"
+    other.mkdir()
+    for photo in sorted(default_calibration_dir().glob("*.jpg"))[:6]:
+        (other / photo.name).write_bytes(photo.read_bytes())
+    with pytest.raises(UserInputError, match="calibration cache is stale"):
+        build(tiny_build_options(tiny_onnx, calib=other), out)
+    assert folder_bytes(out) == before and build_complete(out)
+
+
+def test_a_successful_rebuild_leaves_no_earlier_versions_behind(tiny_onnx: Path, tmp_path: Path) -> None:
+    build(tiny_build_options(tiny_onnx), tmp_path)
+    build(tiny_build_options(tiny_onnx, bias_correction=False), tmp_path)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgeres-")]
 
 
 def test_cli_build_on_a_full_disk_is_one_line_and_leaves_nothing(

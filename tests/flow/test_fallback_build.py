@@ -146,7 +146,7 @@ def test_cli_sensitivity_of_a_finished_build_and_refusals(tiny_onnx: Path, tmp_p
     # Options the command would ignore are refused, naming why, and write nothing.
     for ignored in (["--calib-algo", "entropy"], ["--calib", tmp_path], ["--input", "yuyv:64x48"]):
         assert "redone as recorded" in refused("sensitivity", built, *ignored, "-o", tmp_path / "ignored")
-    for flag, value in (("--high-precision", "fp32"), ("--trt-table-version", "10.3.0")):
+    for flag, value in (("--high-precision", "fp32"), ("--trt-table-version", "8.6.2")):
         line = refused("sensitivity", "--onnx", tiny_onnx, flag, value, "-o", tmp_path / "x")
         assert f"{flag}: shape the written INT8 models; sensitivity writes none" in line
     assert not (tmp_path / "ignored").exists() and not (tmp_path / "x").exists()
