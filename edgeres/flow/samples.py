@@ -11,7 +11,14 @@ from edgeres.flow.source import SourceModel
 from edgeres.quantize.fidelity import HeldOutEvaluation
 from edgeres.samples.calibration import CalibrationSet
 from edgeres.samples.encoding import encoder_for
-from edgeres.samples.holdout import HOLDOUT_FRACTION, MAX_HOLDOUT, HeldOutSet, Holdout, evaluation_holdout
+from edgeres.samples.holdout import (
+    HOLDOUT_FRACTION,
+    MAX_HOLDOUT,
+    HeldOutSet,
+    Holdout,
+    check_held_out,
+    evaluation_holdout,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ def build_samples(options: BuildOptions, source: SourceModel) -> BuildSamples:
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     if options.eval_csv is not None:
         calibration, holdout = full, evaluation_holdout(options.eval_csv, classes)
+        check_held_out(holdout, full.pool, full.source)
     else:
         calibration, held_items = full.split_holdout(HOLDOUT_FRACTION, MAX_HOLDOUT)
         holdout = Holdout.of(full.reader, held_items, options.min_holdout_samples)

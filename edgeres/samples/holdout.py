@@ -9,6 +9,7 @@ of its samples are derived. The set is read once and kept in memory: every candi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Holdout:
     source: SampleSource
     items: tuple[SampleItem, ...]
     derived: int = 0
+    every_row: bool = False  # a fixed evaluation set: a sample that cannot be read is refused, not skipped
 
     @classmethod
     def of(cls, source: SampleSource, items: tuple[SampleItem, ...], min_samples: int = MIN_HOLDOUT_SAMPLES) -> Holdout:
@@ -74,6 +76,12 @@ class Holdout:
                 batches.append(_batch(pending, labels, self.labelled))
         if pending:
             batches.append(_batch(pending, labels, self.labelled))
+        if self.every_row and count.skipped:
+            first = count.skipped[0]
+            raise UserInputError(
+                f"{self.source.name}: {len(count.skipped)} of {len(self.items)} rows cannot be read, e.g. "
+                f"{first.path}: {first.reason}; every row is evaluated"
+            )
         if not batches:
             raise UserInputError(f"{self.source.name}: none of the held-out samples could be read")
         return HeldOutSet(self, tuple(batches), tuple(count.skipped))
@@ -108,7 +116,10 @@ class HeldOutSet:
 
 def evaluation_holdout(csv_path: Path, num_classes: int | None) -> Holdout:
     """Every row of a labelled `path,label` CSV, once, none derived: a fixed evaluation set (e.g. the
-    validation split of `edgeres finetune`), kept apart from whatever calibrates."""
+    validation split of `edgeres finetune`), kept apart from whatever calibrates.
+
+    A row naming a missing file, or a picture named twice, is refused: the report says every row was
+    evaluated once, so none may drop out silently or weigh twice."""
     skipped: list[Skipped] = []
     items = csv_items(Path(csv_path), skipped)
     if skipped:
@@ -117,6 +128,32 @@ def evaluation_holdout(csv_path: Path, num_classes: int | None) -> Holdout:
         raise UserInputError(f"{csv_path}: no rows to evaluate")
     if items[0].label is None:
         raise UserInputError(f"{csv_path}: an evaluation CSV needs a class number on every row")
+    missing = [item for item in items if not item.path.is_file()]
+    if missing:
+        raise UserInputError(
+            f"{csv_path}: {len(missing)} of {len(items)} rows name no file, e.g. {str(missing[0].path)!r}; "
+            "every row is evaluated"
+        )
+    seen: dict[Path, int] = {}
+    for row, item in enumerate(items, 1):
+        first = seen.setdefault(item.path.resolve(), row)
+        if first != row:
+            raise UserInputError(
+                f"{csv_path}: {str(item.path)!r} is listed twice (rows {first} and {row}); "
+                "each picture is evaluated once"
+            )
     if num_classes is not None:
         check_labels(Path(csv_path), items, num_classes)
-    return Holdout(LabelledCsv(Path(csv_path)), tuple(items), 0)
+    return Holdout(LabelledCsv(Path(csv_path)), tuple(items), 0, every_row=True)
+
+
+def check_held_out(holdout: Holdout, calibration_items: Sequence[SampleItem], calibration_source: str) -> None:
+    """Refuse held-out samples that the calibrator also sees (the same file, and frame, on both sides)."""
+    calibrating = {(item.path.resolve(), item.frame) for item in calibration_items}
+    shared = [item for item in holdout.items if (item.path.resolve(), item.frame) in calibrating]
+    if shared:
+        raise UserInputError(
+            f"{len(shared)} of the {len(holdout.items)} evaluation samples also calibrate the model (from "
+            f"{calibration_source}, e.g. {shared[0].describe()!r}): a held-out sample must never reach the "
+            "calibrator; evaluate on other pictures, or calibrate on another folder"
+        )
