@@ -6,20 +6,46 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import load_external_data_for_model
 
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 
 
 def load_onnx(path: Path | str, weights: bool = True) -> onnx.ModelProto:
-    """The ONNX model in `path`; `weights=False` leaves external weight files unread (structure only)."""
+    """The ONNX model in `path`; `weights=False` leaves external weight files unread (structure only).
+
+    Refused in one line naming the cause: no file, an empty file, bytes that are not ONNX, a graph with
+    no nodes, or an external weight file that is not beside it."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: ONNX file not found")
+    if path.stat().st_size == 0:
+        raise UserInputError(f"{path}: 0 bytes: an empty file, not a model")
     try:
-        return onnx.load(str(path), load_external_data=weights)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
         raise UserInputError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from exc
+    if not model.graph.node:
+        raise UserInputError(f"{path}: not an ONNX model (no graph nodes)")
+    missing = sorted(set(name for name in external_files(model) if not (path.parent / name).is_file()))
+    if missing:
+        raise UserInputError(f"{path}: its external weight file {missing[0]!r} is not beside it")
+    if weights and external_files(model):
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:  # a truncated or unreadable weight file
+            raise UserInputError(f"{path}: its external weights cannot be read ({type(exc).__name__}: {exc})") from exc
+    return model
+
+
+def external_files(model: onnx.ModelProto) -> list[str]:
+    """The files (relative to the model) its initializers keep their data in."""
+    names = []
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            names += [entry.value for entry in tensor.external_data if entry.key == "location"]
+    return names
 
 
 def as_model(model: onnx.ModelProto | Path | str, weights: bool = True) -> onnx.ModelProto:

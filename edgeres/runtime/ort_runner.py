@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
-from edgeres.artifacts.ort_session import disabled_optimizers, graph_of, session_options
+from edgeres.artifacts.onnx import load_onnx
+from edgeres.artifacts.ort_session import disabled_optimizers, session_options
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.runtime.base import Runner
@@ -46,8 +47,9 @@ class OnnxRuntimeRunner(Runner):
         if missing:
             raise UserInputError(f"onnxruntime here has no {', '.join(missing)} (available: {', '.join(available)})")
         options = self._session_options()
+        graph = load_onnx(self.artifact, weights=False)  # the file's own refusals first (empty, missing weights)
         try:
-            disabled = disabled_optimizers(graph_of(self.artifact))  # what would compute the model wrongly
+            disabled = disabled_optimizers(graph)  # what would compute the model wrongly
             self._session = ort.InferenceSession(
                 str(self.artifact), options, providers=list(wanted), disabled_optimizers=disabled
             )

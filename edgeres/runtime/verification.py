@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.kinds import ArtifactKind, ArtifactRole, artifact_kind
+from edgeres.artifacts.onnx import load_onnx
 from edgeres.engine.record import EngineRecord, read_engine_record
 from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import FidelityError, UserInputError
@@ -160,6 +161,8 @@ def verify_artifact(artifact: Path, heldout_path: Path | None = None) -> Verific
 
     artifact = Path(artifact)
     kind = artifact_kind(artifact)
+    if kind is ArtifactKind.ONNX:
+        load_onnx(artifact, weights=False)  # a file that is no model is named as such before anything else
     found = find_heldout(artifact, heldout_path)
     if found is None:
         raise UserInputError(

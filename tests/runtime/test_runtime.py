@@ -95,7 +95,7 @@ def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
         OnnxRuntimeRunner(tmp_path / "absent.onnx").load()
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    with pytest.raises(UserInputError, match="onnxruntime cannot load it"):
+    with pytest.raises(UserInputError, match="not a valid ONNX model"):
         OnnxRuntimeRunner(junk).load()
     with pytest.raises(UserInputError, match="file not found"):
         open_runner(tmp_path / "absent.engine")
