@@ -10,7 +10,7 @@ from typing import Any
 from edgeres.artifacts.precision import Precision
 from edgeres.engine.options import EngineOptions
 from edgeres.errors import UserInputError
-from edgeres.flow.source import check_source_onnx
+from edgeres.flow.source import check_source_onnx, given_source_record
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.model.arch import Arch
 from edgeres.quantize.cache import (
@@ -120,6 +120,7 @@ class BuildOptions:
             raise UserInputError(f"{self.onnx}: ONNX file not found")
         if self.onnx is not None:
             check_source_onnx(self.onnx)  # one input of a fixed size
+            given_source_record(Path(self.onnx))  # its sidecar describes it, with sections of the right types
         if isinstance(self.calib, Path | str):
             sample_source(self.calib, self.raw).items([])  # what it holds is listed before any export
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
-from edgeres.artifacts.sidecar import Section, Sidecar, read_sidecar
+from edgeres.artifacts.sidecar import Section, Sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract, InputSpec
@@ -91,14 +91,25 @@ def _given_model_contract(
     return wanted
 
 
+def given_source_record(path: Path) -> tuple[Sidecar | None, bool | None, str | None]:
+    """The sidecar of a given ONNX, trusted only when it describes this very file (size and SHA-256), with
+    what the build reads of it typed: (sidecar, random weights, weights); a sidecar of another file, one
+    that records no digest, or sections of the wrong type are refused naming the file."""
+    sidecar = verify_sidecar(path, full_hash=True)
+    if sidecar is None:
+        return None, None, None
+    random = sidecar.fields(Section.OPTIONS).get("random_weights", bool)
+    weights = sidecar.fields(Section.INPUTS).get("weights", str)
+    InputSpec.of(sidecar)  # a malformed input contract is refused now, not halfway through the build
+    return sidecar, random, weights
+
+
 def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, stages: Stages) -> SourceModel:
     """The FP32 ONNX to start from: the given one, or a fresh export (fused with the contract's front-end)."""
     if onnx_path is not None:
         path = Path(onnx_path)  # checked by BuildOptions.check_files before the build began
-        sidecar = read_sidecar(path)
+        sidecar, random, weights = given_source_record(path)
         contract = _given_model_contract(path, sidecar, options.contract)
-        random = sidecar.fields(Section.OPTIONS).get("random_weights", bool) if sidecar is not None else None
-        weights = sidecar.fields(Section.INPUTS).get("weights", str) if sidecar is not None else None
         if random is None:
             why = f"no edgeres sidecar beside {path}" if sidecar is None else f"{path}'s sidecar does not say"
             return SourceModel(path, f"unknown ({why})", None, contract)
