@@ -1,4 +1,7 @@
-"""`edgeres frames`: make raw YUV 4:2:2 clips from images, preview a frame as an image, inspect a clip."""
+"""`edgeres frames`: make raw YUV 4:2:2 clips from images, preview a frame as an image, inspect a clip.
+
+`decode` and `info` read a file, or frames as they arrive on standard input (`-`) or a FIFO.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +29,13 @@ from edgeres.cli.paths import check_output_file
 from edgeres.cli.reporting import console, reports_errors, wrote
 from edgeres.errors import UserInputError
 from edgeres.frames.images import Fit, fit_picture, read_rgb
+from edgeres.frames.stream import DEFAULT_WAIT_S, YuvStream, open_frames
 from edgeres.frames.yuv import (
     DEFAULT_COLORSPACE,
     DEFAULT_RANGE,
+    YuvFile,
     YuvLayout,
     check_conversion_fits,
-    open_yuv,
     rgb_to_yuv422,
     write_yuv,
     yuv422_to_rgb,
@@ -83,9 +87,22 @@ def encode(
     )
 
 
+ClipArgument = Annotated[
+    Path,
+    typer.Argument(help="Raw frames back to back: a .yuv file, or - (standard input) or a FIFO, read as they arrive."),
+]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="Seconds a pipe or FIFO may send nothing (before its first frame or between two) before giving up.",
+    ),
+]
+
+
 @reports_errors
 def decode(
-    clip: Annotated[Path, typer.Argument(help="Raw .yuv file.")],
+    clip: ClipArgument,
     frame_format: FrameFormatOption,
     output: Annotated[Path, typer.Option("-o", "--output", help="Image to write (.png, .jpg, .bmp...).")] = Path(
         "frame.png"
@@ -93,46 +110,54 @@ def decode(
     index: Annotated[int, typer.Option("--index", "-i", help="Frame number (negative counts from the end).")] = 0,
     colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
     color_range: RangeOption = DEFAULT_RANGE.value,
+    wait: WaitOption = DEFAULT_WAIT_S,
 ) -> None:
     """Convert one frame of a raw clip to an RGB image, for a look at what the camera sent.
 
-    Example:\n
-      edgeres frames decode clip.yuv --format yuyv:1920x1080 --index 0 -o frame.png
+    Examples:\n
+      edgeres frames decode clip.yuv --format yuyv:1920x1080 --index 0 -o frame.png\n
+      ffmpeg -f v4l2 -i /dev/video0 -pix_fmt yuyv422 -f rawvideo - | edgeres frames decode - --format yuyv422:640x480
     """
     frames = parse_frame_format(frame_format, "--format")
     space, rng = parse_colorspace(colorspace), parse_range(color_range)
     check_output_file(output)
-    clip_file = open_yuv(clip, frames.layout, frames.width, frames.height)
-    rgb = yuv422_to_rgb(clip_file.frame(index), frames.layout, space, rng)
+    with open_frames(clip, frames.layout, frames.width, frames.height, wait) as source:
+        frame = source.frame(index)
+    rgb = yuv422_to_rgb(frame, frames.layout, space, rng)
     ok, encoded = cv2.imencode(output.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserInputError(f"{output}: cannot write an image with suffix '{output.suffix}' (use .png or .jpg)")
     write_bytes_atomic(output, encoded.tobytes())
-    wrote(f"{output}: frame {index} of {clip_file.count} ({clip_file.width}x{clip_file.height})")
+    of = str(source.count) if isinstance(source, YuvFile) else f"{source.name} ({source.count} frame(s) read)"
+    wrote(f"{output}: frame {index} of {of}, {frames.width}x{frames.height}")
 
 
 @reports_errors
-def info(
-    clip: Annotated[Path, typer.Argument(help="Raw .yuv file.")],
-    frame_format: FrameFormatOption,
-) -> None:
+def info(clip: ClipArgument, frame_format: FrameFormatOption, wait: WaitOption = DEFAULT_WAIT_S) -> None:
     """Check a raw clip against its format and size; show frames and bytes per frame vs RGB and float32.
+
+    From a pipe the frames are counted as they arrive, until it ends.
 
     Example:\n
       edgeres frames info clip.yuv --format yuyv:1920x1080
     """
     frames = parse_frame_format(frame_format, "--format")
     layout = frames.layout
-    clip_file = open_yuv(clip, layout, frames.width, frames.height)
-    pixels = clip_file.width * clip_file.height
-    title = f"{clip}: {clip_file.count} {layout.value} frame(s), {clip_file.width}x{clip_file.height}"
+    with open_frames(clip, layout, frames.width, frames.height, wait) as source:
+        if isinstance(source, YuvStream):
+            for _ in source:
+                pass
+            if source.count == 0:
+                raise UserInputError(f"{source.name}: the stream ended before its first complete frame")
+    pixels = frames.width * frames.height
+    title = f"{source.name}: {source.count} {layout.value} frame(s), {frames.width}x{frames.height}"
     table = Table(title=Text(title))
     for column in ("per frame", "bytes", "vs YUV 4:2:2"):
         table.add_column(column, justify="left" if column == "per frame" else "right")
     for name, size_bytes in (
-        (f"YUV 4:2:2 ({layout.value})", clip_file.frame_bytes),
+        (f"YUV 4:2:2 ({layout.value})", source.frame_bytes),
         ("RGB uint8", 3 * pixels),
         ("RGB float32", 12 * pixels),
     ):
-        table.add_row(name, f"{size_bytes:,}", f"{size_bytes / clip_file.frame_bytes:.2f}x")
+        table.add_row(name, f"{size_bytes:,}", f"{size_bytes / source.frame_bytes:.2f}x")
     console.print(table)

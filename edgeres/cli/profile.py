@@ -12,9 +12,9 @@ from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.cli.options import (
-    ColorspaceOption,
-    FrameFormatOption,
-    RangeOption,
+    COLORSPACE_HELP,
+    FRAME_FORMAT_HELP,
+    RANGE_HELP,
     parse_colorspace,
     parse_frame_format,
     parse_range,
@@ -22,12 +22,18 @@ from edgeres.cli.options import (
 from edgeres.cli.paths import check_output_dir, check_output_file
 from edgeres.cli.reporting import console, err_console, reports_errors, say, warn, wrote
 from edgeres.errors import UserInputError
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE
-from edgeres.profile.options import DEFAULT_IN_FLIGHT, DEFAULT_WARMUP, FrameClip, ProfileOptions, parse_batches
+from edgeres.frames.stream import DEFAULT_WAIT_S
+from edgeres.profile.options import (
+    DEFAULT_CLIP_FORMAT,
+    DEFAULT_IN_FLIGHT,
+    DEFAULT_WARMUP,
+    FrameClip,
+    ProfileOptions,
+    parse_batches,
+)
 from edgeres.profile.stats import DEFAULT_CV_WARN, PERCENTILE_DEFINITION
 from edgeres.timing import DEFAULT_ITERATIONS, RunLength
 
-CLIP_FORMAT = "yuyv:1920x1080"  # --from-frames without --format: a 1080p YUYV camera
 PROFILE_DEFAULTS = ProfileOptions()  # for the defaults that have no constant of their own
 BATCHES_DEFAULT = ",".join(map(str, PROFILE_DEFAULTS.batches))
 
@@ -76,12 +82,29 @@ def profile(
     from_frames: Annotated[
         Path | None,
         typer.Option(
-            "--from-frames", help="Raw YUV 4:2:2 clip (of --format frames): also time frame -> top-k end to end."
+            "--from-frames",
+            help="Raw YUV 4:2:2 frames of --format: also time frame -> top-k end to end. A file, or - (standard "
+            "input) or a FIFO fed by a capture chain (gst-launch-1.0 ... ! fdsink, ffmpeg ... -f rawvideo -), read "
+            "as they arrive; with several models, each takes the next frames.",
         ),
     ] = None,
-    frame_format: FrameFormatOption = CLIP_FORMAT,
-    colorspace: ColorspaceOption = DEFAULT_COLORSPACE.value,
-    color_range: RangeOption = DEFAULT_RANGE.value,
+    frame_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"The frames of --from-frames: {FRAME_FORMAT_HELP}. Default: the model's recorded camera input, "
+            f"else {DEFAULT_CLIP_FORMAT}. Refused when a camera model takes another.",
+        ),
+    ] = None,
+    colorspace: Annotated[
+        str | None, typer.Option("--colorspace", help=f"{COLORSPACE_HELP} Default: the model's, else bt601.")
+    ] = None,
+    color_range: Annotated[
+        str | None, typer.Option("--range", help=f"{RANGE_HELP} Default: the model's, else limited.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds a pipe or FIFO of --from-frames may send nothing before giving up.")
+    ] = DEFAULT_WAIT_S,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here (versioned schema).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write PNG plots into this folder.")] = None,
 ) -> None:
@@ -96,7 +119,8 @@ def profile(
       edgeres profile out/model.onnx\n
       edgeres profile fp32.onnx int8.onnx --batch 1,8 --plot out/ --json out/profile.json\n
       edgeres profile r50.engine --batch 1,8,32 --duration 10\n
-      edgeres profile r50.onnx --from-frames clip.yuv --format uyvy:1920x1080
+      edgeres profile r50.onnx --from-frames clip.yuv --format uyvy:1920x1080\n
+      gst-launch-1.0 -q v4l2src ! video/x-raw,format=YUY2 ! fdsink | edgeres profile r50_yuyv.onnx --from-frames -
     """
     from edgeres.profile.dispatch import profile_artifacts
     from edgeres.profile.machine import machine_info
@@ -114,10 +138,17 @@ def profile(
         require_validator()
     if plot is not None:
         check_output_dir(plot)
+    models = [model for path in artifacts for model in models_to_profile(path)]
     clip = None
     if from_frames is not None:
-        frames = parse_frame_format(frame_format, "--format")
-        clip = FrameClip(from_frames, frames, parse_colorspace(colorspace), parse_range(color_range))
+        clip = FrameClip.for_models(
+            from_frames,
+            models,
+            parse_frame_format(frame_format, "--format") if frame_format is not None else None,
+            parse_colorspace(colorspace) if colorspace is not None else None,
+            parse_range(color_range) if color_range is not None else None,
+            wait,
+        )
     run_length = RunLength(DEFAULT_ITERATIONS if iterations is None and duration is None else iterations, duration)
     options = ProfileOptions(
         batches=parse_batches(batch), run_length=run_length, warmup=warmup, threads=threads, in_flight=in_flight,
@@ -125,7 +156,7 @@ def profile(
     )  # fmt: skip
     machine = machine_info()
     with err_console.status(Text(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size")):
-        profiles = profile_artifacts([model for path in artifacts for model in models_to_profile(path)], options)
+        profiles = profile_artifacts(models, options)
     say(machine_line(machine, options), style="dim")
     for table in all_tables(profiles):
         console.print(table)

@@ -5,12 +5,15 @@ markup, never highlighted. Only the fixed prefixes written here are styled.
 
 The boundary (`reports_errors`): a library error and an expected failure of the machine or the input (an
 OSError with its file and cause, memory exhausted, an OpenCV, protobuf or JSON decoding error) are one line
-`error: ...` and exit code 2; Ctrl-C and SIGTERM are one line `interrupted: ...` and exit code 130; anything
-else is a bug: one line naming the exception, exit code 1, and the traceback only with EDGERES_DEBUG=1.
+`error: ...` and exit code 2; Ctrl-C and SIGTERM are one line `interrupted: ...` and exit code 130; a reader
+that closed standard output (`| head`) is one line `interrupted: ...` and exit code 141, as a shell reports
+SIGPIPE; anything else is a bug: one line naming the exception, exit code 1, and the traceback only with
+EDGERES_DEBUG=1.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -30,7 +33,17 @@ from rich.text import Text
 
 from edgeres.errors import EdgeresError
 
-console = Console()
+
+class _Stdout(Console):
+    """stdout, whose reader may leave first (`edgeres camera ... | head`): the broken pipe reaches the error
+    boundary, which ends the command with one line (rich would exit silently with code 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+console = _Stdout()
 
 
 err_console = Console(stderr=True)
@@ -114,6 +127,26 @@ def interrupted() -> None:
     )
 
 
+OUTPUT_CLOSED_EXIT = 128 + signal.SIGPIPE
+
+
+def output_closed() -> None:
+    """One line on stderr; stdout goes to /dev/null so that the interpreter's last flush cannot fail again."""
+    try:
+        stdout_fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file descriptor (a test runner's buffer)
+        stdout_fd = None
+    if stdout_fd is not None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout_fd)
+        os.close(devnull)
+    err_console.print(
+        Text.assemble(("interrupted", "bold red"), ": standard output was closed by its reader"),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def report_bug(exc: BaseException) -> None:
     """One line: an unexpected exception is a bug; the traceback only when EDGERES_DEBUG=1."""
     if debugging():
@@ -138,6 +171,9 @@ def reports_errors(func: F) -> F:
         except KeyboardInterrupt:
             interrupted()
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            output_closed()
+            raise typer.Exit(OUTPUT_CLOSED_EXIT) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:

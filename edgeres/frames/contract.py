@@ -116,6 +116,30 @@ class InputContract:
             self.resize.value
         )
 
+    def refuse_other_frames(
+        self,
+        frames: FrameFormat,
+        source: str,
+        model: str,
+        colorspace: ColorSpace | None = None,
+        color_range: ColorRange | None = None,
+    ) -> None:
+        """Frames of another layout or size (or colour coding, where one is given) would be misread by the model
+        that takes these, silently: refused, naming what differs. Same-sized YUYV and UYVY frames, for one, fit
+        the same tensor."""
+        given = {"layout": frames.layout.value, "size": f"{frames.width}x{frames.height}"}
+        taken = {"layout": self.layout.value, "size": f"{self.width}x{self.height}"}
+        if colorspace is not None:
+            given["colorspace"], taken["colorspace"] = colorspace.value, self.colorspace.value
+        if color_range is not None:
+            given["range"], taken["range"] = color_range.value, self.color_range.value
+        differ = [key for key in given if given[key] != taken[key]]
+        if differ:
+            raise UserInputError(
+                f"{source}: frames of {', '.join(f'{key} {given[key]}' for key in differ)}, but {model} takes "
+                f"{', '.join(f'{key} {taken[key]}' for key in differ)} (its recorded input contract)"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """The sidecar's options["input"] of the fused model that takes these frames."""
         return InputSpec.frames(self).to_json()
@@ -249,4 +273,3 @@ def parse_input(
         resize=parse_choice(ResizeMode, resize, "resize mode"),
         size=size,
     )
-

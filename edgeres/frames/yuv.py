@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,27 @@ PACKED_ROLES: dict[YuvLayout, tuple[str, str, str, str]] = {
 }
 
 
+# The names capture tools print for the same bytes, so a format can be copied from a capture command line:
+# ffmpeg's pixel formats (`ffmpeg -pix_fmts`) and GStreamer's video/x-raw formats (`gst-inspect-1.0
+# videoconvert`). GStreamer's UYVY and NV16 are the layouts' own names; 8-bit I422 is its Y42B.
+LAYOUT_ALIASES: dict[str, YuvLayout] = {
+    "yuy2": YuvLayout.YUYV,  # GStreamer, Windows FourCC
+    "yuyv422": YuvLayout.YUYV,  # ffmpeg
+    "uyvy422": YuvLayout.UYVY,  # ffmpeg
+    "yuv422p": YuvLayout.I422,  # ffmpeg
+    "y42b": YuvLayout.I422,  # GStreamer
+}
+
+
 def parse_layout(value: str) -> YuvLayout:
-    return parse_choice(YuvLayout, value, "frame format")
+    """A layout by its name or a capture tool's name for it (LAYOUT_ALIASES), case-insensitive."""
+    alias = LAYOUT_ALIASES.get(value.strip().lower())
+    if alias is not None:
+        return alias
+    try:
+        return parse_choice(YuvLayout, value, "frame format")
+    except UserInputError as exc:
+        raise UserInputError(f"{exc} (or a capture tool's name: {', '.join(LAYOUT_ALIASES)})") from None
 
 
 def check_size(width: int, height: int) -> None:
@@ -269,6 +289,16 @@ class YuvFile:
             raise UserInputError(f"{self.path}: frame index {index} out of range (file has {self.count} frames)")
         return np.array(self.frames()[index])
 
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Every frame in order, each an ordinary array (the map pages in one frame at a time)."""
+        frames = self.frames()
+        for index in range(self.count):
+            yield np.array(frames[index])
+
 
 def open_yuv(path: Path, layout: YuvLayout, width: int, height: int) -> YuvFile:
     """Validate a raw file against the format and size without reading it."""
@@ -291,4 +321,3 @@ def write_yuv(path: Path, frames: np.ndarray, layout: YuvLayout) -> int:
     batch = frames if frames.ndim == 3 else frames[None]
     write_bytes_atomic(Path(path), np.ascontiguousarray(batch).tobytes())
     return len(batch)
-

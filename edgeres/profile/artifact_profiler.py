@@ -5,7 +5,7 @@ reads from the loaded runner and what it measures apart from it; the order of th
 host peak RSS and GPU memory their meaning, is kept here:
 
 1. reset the host's peak RSS, then open the runner inside a GPU memory sampler;
-2. time every batch size (and the clip end to end) on the loaded runner;
+2. time every batch size (and the clip end to end: its frames given, or opened here) on the loaded runner;
 3. `_read_loaded`: what needs the loaded runner (TensorRT: its per-layer pass and device memory);
 4. close the runner, then read the host peak RSS, so it covers loading, timing and step 3;
 5. `_read_closed`: what must not count in that peak (ONNX Runtime: the per-layer pass in a profiling
@@ -16,6 +16,7 @@ host peak RSS and GPU memory their meaning, is kept here:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
@@ -26,6 +27,7 @@ from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
 from edgeres.artifacts.precision import onnx_precision, recorded_precision
 from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.artifacts.tensors import TensorSpec
+from edgeres.profile.end_to_end import ClipFrames, open_clip
 from edgeres.profile.layers import LayerProfile
 from edgeres.profile.memory import GpuMemorySampler, peak_rss_bytes, reset_peak_rss
 from edgeres.profile.options import ProfileOptions
@@ -86,17 +88,18 @@ class ArtifactProfiler(ABC, Generic[RunnerT]):
     kind: ClassVar[ArtifactKind]
     no_gpu_source: ClassVar[str] = "no NVML here: not measured"
 
-    def __init__(self, path: Path, options: ProfileOptions) -> None:
+    def __init__(self, path: Path, options: ProfileOptions, clip_frames: ClipFrames | None = None) -> None:
         self.path = Path(path)
         self.options = options
+        self.clip_frames = clip_frames
 
     def profile(self) -> ArtifactProfile:
         path, options = self.path, self.options
         rss_reset = reset_peak_rss()
         runner = self._open_runner()
-        with GpuMemorySampler() as gpu, runner:
+        with GpuMemorySampler() as gpu, runner, self._clip() as clip_frames:
             spec = runner.input_spec
-            timed = time_runner(runner, path, options, lambda batch: self._measure_batch(runner, batch))
+            timed = time_runner(runner, path, options, lambda batch: self._measure_batch(runner, batch), clip_frames)
             readings = self._read_loaded(runner)
         host_peak = peak_rss_bytes()
         readings = self._read_closed(readings, spec)
@@ -127,6 +130,12 @@ class ArtifactProfiler(ABC, Generic[RunnerT]):
             end_to_end=timed.end_to_end,
             warnings=warnings,
         )
+
+    def _clip(self) -> AbstractContextManager[ClipFrames | None]:
+        """The clip's frames: those given (a stream several artifacts share), else the clip opened for this one."""
+        if self.clip_frames is not None or self.options.clip is None:
+            return nullcontext(self.clip_frames)
+        return open_clip(self.options.clip)
 
     def _layer_input(self, spec: TensorSpec) -> np.ndarray | None:
         """The per-layer pass's input (the first batch size), or None when the pass is off."""

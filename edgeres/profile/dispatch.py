@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
 from edgeres.errors import UserInputError
 from edgeres.profile.artifact_profiler import ArtifactProfiler
 from edgeres.profile.compare import add_interleaved
+from edgeres.profile.end_to_end import ClipFrames, open_clip
 from edgeres.profile.onnx_profiler import OnnxRuntimeProfiler
 from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import ArtifactProfile
@@ -27,22 +29,28 @@ PROFILERS: dict[ArtifactKind, type[ArtifactProfiler[Any]]] = {
 }
 
 
-def profile_artifact(path: Path, options: ProfileOptions) -> ArtifactProfile:
-    """Profile one artifact with the back-end its type calls for."""
-    return PROFILERS[artifact_kind(path)](Path(path), options).profile()
+def profile_artifact(path: Path, options: ProfileOptions, clip_frames: ClipFrames | None = None) -> ArtifactProfile:
+    """Profile one artifact with the back-end its type calls for (on `clip_frames`, an opened clip, when given)."""
+    return PROFILERS[artifact_kind(path)](Path(path), options, clip_frames).profile()
 
 
 def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[ArtifactProfile, ...]:
-    """Check every path first (a typo in the last one should not cost a long run), then profile each.
+    """Check every path, and the clip against each model's input, first (a typo in the last one should not cost
+    a long run), then profile each; a clip is opened once, so a stream's frames go to one model after another.
 
     With two or more ONNX artifacts, an interleaved pass follows for a drift-resistant comparison."""
     if not paths:
         raise UserInputError("no artifact to profile")
     for path in paths:
         artifact_kind(path)
+        if options.clip is not None:
+            options.clip.refuse_misread(Path(path))
     labels = distinct_labels([Path(p) for p in paths])
     labelled = zip(paths, labels, strict=True)
-    profiles = tuple(replace(profile_artifact(Path(path), options), label=label) for path, label in labelled)
+    with nullcontext(None) if options.clip is None else open_clip(options.clip) as clip_frames:
+        profiles = tuple(
+            replace(profile_artifact(Path(path), options, clip_frames), label=label) for path, label in labelled
+        )
     return add_interleaved(profiles, options)
 
 

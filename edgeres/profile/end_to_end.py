@@ -1,21 +1,24 @@
 """End-to-end timing: raw camera frame in, top-k out, one frame at a time like a camera loop.
 
-Stages are timed separately: read (copy the frame out of the memory-mapped clip), preprocess
-(host YUV 4:2:2 -> RGB -> resize/crop -> normalise; skipped when the network takes raw frames),
-infer, postprocess (softmax + top-k).
+Stages are timed separately: read (copy the frame out of the memory-mapped clip; from a stream, wait for
+the frame and read it, so a live camera's frame interval shows there), preprocess (host YUV 4:2:2 -> RGB ->
+resize/crop -> normalise; skipped when the network takes raw frames), infer, postprocess (softmax + top-k).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.images import center_crop_resize, normalize
-from edgeres.frames.yuv import open_yuv, yuv422_to_rgb
+from edgeres.frames.stream import FrameSource, YuvStream, open_frames, source_name
+from edgeres.frames.yuv import YuvFile, yuv422_to_rgb
 from edgeres.profile.options import FrameClip
 from edgeres.profile.results import EndToEndResult
 from edgeres.profile.stats import LatencyStats, frames_per_second
@@ -48,10 +51,49 @@ def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray
     return preprocess
 
 
-def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmup: int) -> EndToEndResult:
-    """Loop over the clip (wrapping around) for the run length; per-stage latency per frame."""
-    source = open_yuv(clip.path, clip.frames.layout, clip.frames.width, clip.frames.height)
-    frames = source.frames()
+class ClipFrames:
+    """The frames end-to-end runs read: a file's from its first frame for each run, round and round; a stream's
+    as they arrive, each run going on where the one before stopped (so several models share one live camera)."""
+
+    def __init__(self, clip: FrameClip, source: FrameSource) -> None:
+        self.clip = clip
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        return source_name(self.clip.path)
+
+    @property
+    def ended(self) -> bool:
+        """A stream that has ended (a file never does: it is read round and round)."""
+        return isinstance(self.source, YuvStream) and self.source.ended
+
+    @property
+    def frames_read(self) -> int:
+        return self.source.count
+
+    def run(self) -> Iterator[np.ndarray]:
+        source = self.source
+        if isinstance(source, YuvFile):
+            frames = source.frames()
+            for index in itertools.count():
+                yield np.array(frames[index % source.count])
+        else:
+            yield from source
+
+
+@contextmanager
+def open_clip(clip: FrameClip) -> Iterator[ClipFrames]:
+    frames = clip.frames
+    with open_frames(clip.path, frames.layout, frames.width, frames.height, clip.wait_s) as source:
+        yield ClipFrames(clip, source)
+
+
+def run_end_to_end(runner: Runner, frames: ClipFrames, run_length: RunLength, warmup: int) -> EndToEndResult | None:
+    """Loop over the clip's frames for the run length; per-stage latency per frame. A stream that ends first ends
+    the run: None when it left no frame to time after the warm-up."""
+    clip = frames.clip
+    supply = frames.run()
     preprocess = host_preprocessor(runner.input_spec, clip)
     clock = time.perf_counter
     stages: list[list[float]] = [[], [], [], [], []]
@@ -60,8 +102,10 @@ def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmu
     index = 0
     while True:
         t0 = clock()
-        frame = np.array(frames[index % source.count])
+        frame = next(supply, None)
         t1 = clock()
+        if frame is None:
+            break
         batch = preprocess(frame)
         t2 = clock()
         logits = runner.infer(batch)
@@ -78,6 +122,8 @@ def run_end_to_end(runner: Runner, clip: FrameClip, run_length: RunLength, warmu
         measured = index - warmup
         if (deadline is None and measured >= (run_length.iterations or 1)) or (deadline is not None and t4 >= deadline):
             break
+    if not stages[4]:
+        return None
     read, pre, infer, post, total = (LatencyStats.from_seconds(s) for s in stages)
     return EndToEndResult(
         clip=str(clip.path),

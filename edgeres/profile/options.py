@@ -7,13 +7,15 @@ A sweep whose largest batch, times the requests in flight, would need more memor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeres.errors import UserInputError, check_fits_in_memory
-from edgeres.frames.contract import FrameFormat
+from edgeres.frames.contract import FrameFormat, InputContract, recorded_input
 from edgeres.frames.images import NETWORK_SIZE
-from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace
+from edgeres.frames.stream import DEFAULT_WAIT_S, source_name
+from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace, YuvLayout
 from edgeres.profile.stats import DEFAULT_CV_WARN
 from edgeres.timing import RunLength
 
@@ -24,6 +26,8 @@ DEFAULT_IN_FLIGHT = 2
 # 3 + 48 floats per input pixel (the same estimate as edgeres.model.resnet.activation_bytes, kept here
 # so that profiling never imports torch).
 SAMPLE_BYTES = 4 * (3 + 48) * NETWORK_SIZE * NETWORK_SIZE
+# A clip's format when neither the user nor a model says: a 1080p YUYV camera.
+DEFAULT_CLIP_FORMAT = FrameFormat(YuvLayout.YUYV, 1920, 1080)
 
 
 def batch_memory_bytes(batch: int, in_flight: int = 1) -> int:
@@ -51,13 +55,50 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class FrameClip:
-    """End-to-end input: a raw YUV 4:2:2 clip, its frames' format (layout and size) and colour coding."""
+    """End-to-end input: raw YUV 4:2:2 frames (a file, or `-` or a FIFO read as they arrive), their format
+    (layout and size) and colour coding, and how long a stream may stay silent."""
 
     path: Path
     frames: FrameFormat
     colorspace: ColorSpace = DEFAULT_COLORSPACE
     color_range: ColorRange = DEFAULT_RANGE
     top_k: int = 5
+    wait_s: float | None = DEFAULT_WAIT_S
+
+    @classmethod
+    def for_models(
+        cls,
+        path: Path,
+        models: Sequence[Path],
+        frames: FrameFormat | None = None,
+        colorspace: ColorSpace | None = None,
+        color_range: ColorRange | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> FrameClip:
+        """A clip whose format and colour coding are those given, else those of the first model that records a
+        camera contract (what such a model takes), else DEFAULT_CLIP_FORMAT in BT.601 limited range."""
+        contract = next((c for c in map(_camera_contract, models) if c is not None), None)
+        default_frames = contract.frame_format if contract is not None else DEFAULT_CLIP_FORMAT
+        return cls(
+            path,
+            frames or default_frames,
+            colorspace or (contract.colorspace if contract is not None else DEFAULT_COLORSPACE),
+            color_range or (contract.color_range if contract is not None else DEFAULT_RANGE),
+            wait_s=wait_s,
+        )
+
+    def refuse_misread(self, model: Path) -> None:
+        """Frames a model with a camera contract would misread (another layout, size or colour coding) are
+        refused, naming what differs; a model that takes RGB floats converts any clip on the host."""
+        contract = _camera_contract(model)
+        if contract is not None:
+            name = source_name(self.path)
+            contract.refuse_other_frames(self.frames, name, str(model), self.colorspace, self.color_range)
+
+
+def _camera_contract(model: Path) -> InputContract | None:
+    spec = recorded_input(Path(model))
+    return spec.contract if spec is not None else None
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from edgeres.errors import UserInputError
-from edgeres.profile.end_to_end import run_end_to_end
+from edgeres.profile.end_to_end import ClipFrames, run_end_to_end
 from edgeres.profile.memory import FrameBytes
 from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import BatchResult, EndToEndResult, PipelineMode
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
-from edgeres.timing import timed_calls
+from edgeres.timing import RunLength, timed_calls
 
 
 def pipelined_fps(call: Callable[[], object], frames_per_call: int, calls: int, in_flight: int) -> float:
@@ -121,9 +121,14 @@ class RunnerTimings:
 
 
 def time_runner(
-    runner: Runner, path: Path, options: ProfileOptions, measure: Callable[[np.ndarray], BatchResult]
+    runner: Runner,
+    path: Path,
+    options: ProfileOptions,
+    measure: Callable[[np.ndarray], BatchResult],
+    clip_frames: ClipFrames | None = None,
 ) -> RunnerTimings:
-    """Time each of `options.batches` with `measure` on a synthetic input, then the clip end to end if one is given.
+    """Time each of `options.batches` with `measure` on a synthetic input, then the clip end to end if its frames
+    are given.
 
     `measure` is the backend's own per-batch measurement (TensorRT adds stages and CUDA-graph replay)."""
     spec = runner.input_spec
@@ -135,6 +140,22 @@ def time_runner(
         if result.unstable:
             warnings.append(unstable_warning(path, result, options.cv_warn))
     end_to_end = None
-    if options.clip is not None:
-        end_to_end = run_end_to_end(runner, options.clip, options.run_length, options.warmup)
+    if clip_frames is not None:
+        end_to_end = run_end_to_end(runner, clip_frames, options.run_length, options.warmup)
+        warnings.extend(stream_end_warnings(path, clip_frames, end_to_end, options.run_length))
     return RunnerTimings(tuple(batches), end_to_end, tuple(warnings))
+
+
+def stream_end_warnings(
+    path: Path, frames: ClipFrames, result: EndToEndResult | None, run_length: RunLength
+) -> tuple[str, ...]:
+    """What a stream that ended before the run length cost this model's end-to-end run."""
+    if result is None:
+        return (
+            f"{path.name}: not timed end to end: {frames.name} ended after {frames.frames_read} frame(s) in all, "
+            "none left to time for it",
+        )
+    if frames.ended and run_length.iterations is not None and result.frames < run_length.iterations:
+        timed = f"{result.frames} of {run_length.iterations}"
+        return (f"{path.name}: end to end timed {timed} frame(s): {frames.name} ended",)
+    return ()

@@ -1,0 +1,1 @@
+"""Classify raw camera frames as they arrive, with a model that takes them: what `edgeres camera` runs."""
