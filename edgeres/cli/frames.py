@@ -121,10 +121,13 @@ def decode(
     frames = parse_frame_format(frame_format, "--format")
     space, rng = parse_colorspace(colorspace), parse_range(color_range)
     check_output_file(output)
+    suffix = output.suffix or ".png"
+    if not cv2.haveImageWriter(f"image{suffix}"):  # before any frame is read (OpenCV 5 raises on encode)
+        raise UserInputError(f"{output}: cannot write an image with suffix '{output.suffix}' (use .png or .jpg)")
     with open_frames(clip, frames.layout, frames.width, frames.height, wait) as source:
         frame = source.frame(index)
     rgb = yuv422_to_rgb(frame, frames.layout, space, rng)
-    ok, encoded = cv2.imencode(output.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserInputError(f"{output}: cannot write an image with suffix '{output.suffix}' (use .png or .jpg)")
     write_bytes_atomic(output, encoded.tobytes())

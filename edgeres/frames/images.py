@@ -48,7 +48,12 @@ def read_rgb(path: Path) -> np.ndarray:
     cut = truncation(path)
     if cut is not None:
         raise UserInputError(f"{path}: {cut}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV 5 raises where older versions returned None (e.g. a header claiming
+        # more pixels than CV_IO_MAX_IMAGE_PIXELS, which it refuses before allocating them)
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else "error"
+        raise UserInputError(f"{path}: not a readable image (OpenCV: {cause})") from None
     if bgr is None:
         raise UserInputError(f"{path}: not a readable image")
     height, width = bgr.shape[:2]
