@@ -59,14 +59,23 @@ def wrote(text: object) -> None:
     console.print(Text.assemble(("wrote", "green"), f" {text}"), highlight=False, soft_wrap=True)
 
 
+_LINE_BREAKS = {code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029) if code != 0x09}
+
+
+def one_line(text: object) -> str:
+    """`text` with line breaks and other control characters escaped (a file name may hold a newline), so a
+    message stays the one line its reader expects."""
+    return str(text).translate(_LINE_BREAKS)
+
+
 def warn(text: object) -> None:
-    """'warning: <text>' on stderr."""
-    err_console.print(Text.assemble(("warning:", "bold yellow"), f" {text}"), highlight=False, soft_wrap=True)
+    """'warning: <text>' on stderr, one line."""
+    err_console.print(Text.assemble(("warning:", "bold yellow"), f" {one_line(text)}"), highlight=False, soft_wrap=True)
 
 
 def fail(text: object) -> None:
     """'error: <text>' on stderr, one line."""
-    err_console.print(Text.assemble(("error:", "bold red"), f" {text}"), highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), f" {one_line(text)}"), highlight=False, soft_wrap=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

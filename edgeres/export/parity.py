@@ -36,13 +36,26 @@ def run_onnx(model_bytes: bytes | str, batch: np.ndarray, threads: int = PASS_TH
     return np.asarray(session.run(None, {input_name: batch})[0])
 
 
+def require_finite(logits: np.ndarray, where: str, why: str) -> None:
+    """Non-finite logits make every error measure NaN: name them instead of reporting 'max abs error nan'."""
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        raise ParityError(
+            f"{where} computes {int(bad.sum())} non-finite logit(s) of {logits.size} on the parity batch ({why}); "
+            "the model cannot be exported"
+        )
+
+
 def check_parity(
     model: torch.nn.Module, model_bytes: bytes, batch: np.ndarray, tolerance: ParityTolerance
 ) -> ParityReport:
     """Run PyTorch and onnxruntime on the same batch; raise ParityError outside tolerance."""
     with torch.inference_mode():
         expected = model.eval()(torch.from_numpy(batch)).numpy()
-    report = compare_logits(expected, run_onnx(model_bytes, batch))
+    require_finite(expected, "PyTorch", "its weights overflow float32 on these inputs")
+    actual = run_onnx(model_bytes, batch)
+    require_finite(actual, "the exported ONNX", "PyTorch's are finite")
+    report = compare_logits(expected, actual)
     if not report.within(tolerance):
         raise ParityError(
             f"ONNX disagrees with PyTorch: max abs error {report.max_abs_error:.3g} "

@@ -48,8 +48,8 @@ def read_rgb(path: Path) -> np.ndarray:
     cut = truncation(path)
     if cut is not None:
         raise UserInputError(f"{path}: {cut}")
-    try:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:  # decoded from the bytes: OpenCV's own file opening mishandles names that are not UTF-8
+        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:  # OpenCV 5 raises where older versions returned None (e.g. a header claiming
         # more pixels than CV_IO_MAX_IMAGE_PIXELS, which it refuses before allocating them)
         cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else "error"

@@ -18,7 +18,10 @@ import numpy as np
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGE_SUFFIXES, list_images, read_rgb
+from edgeres.runtime.labels import parse_class_names
 from edgeres.samples.sources import Skipped, csv_row_path, csv_rows, skipped_note
+
+CLASSES_NAME = "classes.txt"  # the class names a run writes, line k naming class k
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,36 @@ def read_class_names(path: Path) -> tuple[str, ...]:
     return names
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 come back from the OS as lone surrogates
+        return False
+    return True
+
+
+def check_class_name(name: str, folder: Path) -> None:
+    """Refuse a class folder whose name cannot be line k of classes.txt as written: a line break (a newline, a
+    carriage return, any separator str.splitlines knows) would move every later class down a line, and
+    surrounding blanks are stripped by the reader; label files also refuse ';' and tabs (DeepStream)."""
+    try:
+        read_back = parse_class_names(name + "\n", CLASSES_NAME).names
+    except UserInputError:
+        read_back = ()
+    if read_back != (name,) or not _encodes(name):
+        raise UserInputError(
+            f"{folder}: class folder {name!r} cannot be one line of {CLASSES_NAME} (no line breaks, no blanks "
+            "around the name, no ';' or tab, valid UTF-8); rename the folder"
+        )
+
+
 def folder_listing(folder: Path) -> tuple[tuple[str, ...], list[Sample]]:
     """Class names = the subfolders' names, sorted (as torchvision's ImageFolder); images found recursively."""
     classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
     if len(classes) < 2:
         raise UserInputError(f"{folder}: {len(classes)} class folder(s); give one subfolder per class (at least 2)")
+    for name in classes:
+        check_class_name(name, folder)
     samples = [Sample(path, label) for label, name in enumerate(classes) for path in list_images(folder / name)]
     return classes, samples
 
@@ -118,6 +146,10 @@ def csv_listing(csv_path: Path, class_file: Path | None) -> tuple[tuple[str, ...
 def _check_readable(samples: list[Sample]) -> tuple[list[Sample], list[Skipped], dict[Path, str]]:
     readable, skipped, hashes = [], [], {}
     for sample in samples:
+        if not _encodes(str(sample.path)):
+            # OpenCV 5.1 crashes (SIGSEGV) on such a path, and train.csv (UTF-8) could not name it
+            skipped.append(Skipped(sample.path, "its path is not valid UTF-8"))
+            continue
         try:
             read_rgb(sample.path)  # truncated files, too-small pictures and non-images are refused here
             hashes[sample.path] = sha256_file(sample.path)

@@ -8,14 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from edgeres.artifacts.folder_lock import owned_folder
 from edgeres.artifacts.sidecar import package_versions
 from edgeres.errors import UserInputError
 from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState
-from edgeres.train.dataset import Dataset, Sample, Split, given_split, load_dataset, stratified_split
+from edgeres.train.dataset import CLASSES_NAME, Dataset, Sample, Split, given_split, load_dataset, stratified_split
+from edgeres.train.memory import check_training_fits
 from edgeres.train.options import DeviceKind, FinetuneOptions
+from edgeres.train.outputs import restored_on_failure
 from edgeres.train.policy import initial_model
 from edgeres.train.report import (
     CURVES_NAME,
+    REPORT_NAME,
     TRAIN_CSV_NAME,
     VAL_CSV_NAME,
     csv_path_of,
@@ -84,6 +90,35 @@ def _predictions(val: tuple[Sample, ...], predicted: list[int], outdir: Path) ->
             for s, p in zip(val, predicted, strict=True)]  # fmt: skip
 
 
+OUTPUT_NAMES = (MODEL_NAME, RESUME_NAME, CLASSES_NAME, TRAIN_CSV_NAME, VAL_CSV_NAME, REPORT_NAME, CURVES_NAME)
+
+
+def check_outputs_apart(outdir: Path, data: FinetuneData, weights: Path | None) -> None:
+    """Refuse an output folder that mixes with the inputs: inside (or equal to) an image folder, whose next
+    listing would read curves.png as a training image and `build/` as a class, or a file of the run that
+    would overwrite an input (a CSV named train.csv, a class-name file named classes.txt, --weights model.pth)."""
+    out = Path(outdir).resolve()
+    for what, folder in (("training data", data.source), ("validation data", data.val)):
+        if folder is None or not folder.is_dir():
+            continue
+        root = folder.resolve()
+        if out != root and root not in out.parents:
+            continue
+        inside = out.relative_to(root).parts
+        place = f"inside class folder {inside[0]!r} of the {what} {folder}" if inside else f"the {what} folder"
+        raise UserInputError(
+            f"{outdir}: the output folder is {place}; what the run writes there ({CURVES_NAME}, build/) would be read "
+            "back as training data: choose a folder outside it"
+        )
+    for given in (data.source, data.class_file, data.val, weights):
+        if given is None or not given.is_file():
+            continue
+        for name in OUTPUT_NAMES:
+            if (out / name).exists() and (out / name).samefile(given):
+                raise UserInputError(f"{given}: is the run's own output {Path(outdir) / name}, which the run "
+                                     "rewrites; copy it elsewhere or choose another output folder")  # fmt: skip
+
+
 def finetune(
     data: FinetuneData,
     outdir: Path,
@@ -96,9 +131,21 @@ def finetune(
     """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`.
 
     finetune.json is rewritten after every epoch ("finished": false until the run ends), so an interrupted run
-    keeps its metrics as well as its checkpoints.
+    keeps its metrics as well as its checkpoints. Every refusal comes before the first write, and a failure
+    after it leaves `outdir` as it was (edgeres.train.outputs).
     """
     outdir = Path(outdir)
+    check_outputs_apart(outdir, data, options.weights)
+    chosen = pick_device(device)
+    workers = default_workers(chosen) if workers is None else workers
+    # One image at a time must fit before the data is read (the head's size barely counts: at least 2 classes).
+    check_training_fits(options, options.num_classes or 2, 1, chosen, workers)
+    with owned_folder(outdir):  # everything below reads or writes `outdir`: one process at a time
+        return _train_into(outdir, data, options, resume, chosen, workers, hooks)
+
+
+def _train_into(outdir: Path, data: FinetuneData, options: FinetuneOptions, resume: bool, chosen: torch.device,
+                workers: int, hooks: TrainHooks | None) -> FinetuneResult:  # fmt: skip
     resume_path = outdir / RESUME_NAME
     if resume_path.exists() and not resume:
         raise UserInputError(
@@ -107,18 +154,13 @@ def finetune(
     start = ResumeState.load(resume_path) if resume else None  # before any work: a bad checkpoint is the message
     train_set, val_set, split = _datasets(data, options)
     num_classes = _class_count(options, train_set.classes, data.source)
+    check_training_fits(options, num_classes, min(options.batch_size, len(split.train)), chosen, workers)
     key = {"data": train_set.fingerprint(), "validation": val_set.fingerprint() if val_set else None,
            "split": split_hash(split), **options.training_key()}  # fmt: skip
-    chosen = pick_device(device)
-    workers = default_workers(chosen) if workers is None else workers
     model, checkpoint = initial_model(options, num_classes)
     trainer = Trainer(model, split.train, split.val, options, outdir, key, chosen, workers, hooks)
     if start is not None:
         trainer.restore(start, resume_path)
-    outdir.mkdir(parents=True, exist_ok=True)
-    classes_path = write_classes(outdir, train_set.classes)
-    train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
-    val_csv = write_split_csv(outdir / VAL_CSV_NAME, split.val)
     balanced = uses_balance(options.balance, [sum(1 for s in split.train if s.label == k) for k in range(num_classes)])
 
     def report_of(outcome: TrainOutcome, finished: bool) -> dict[str, Any]:
@@ -126,10 +168,14 @@ def finetune(
             "finished": finished
         }
 
-    outcome = trainer.run(balanced, start, saved=lambda so_far: write_report(outdir, report_of(so_far, False)))
-    report = report_of(outcome, True)
-    report_path = write_report(outdir, report)
-    curves = plot_curves(outdir / CURVES_NAME, outcome.history)
+    with restored_on_failure(outdir, RESUME_NAME):
+        classes_path = write_classes(outdir, train_set.classes)
+        train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
+        val_csv = write_split_csv(outdir / VAL_CSV_NAME, split.val)
+        outcome = trainer.run(balanced, start, saved=lambda so_far: write_report(outdir, report_of(so_far, False)))
+        report = report_of(outcome, True)
+        report_path = write_report(outdir, report)
+        curves = plot_curves(outdir / CURVES_NAME, outcome.history)
     return FinetuneResult(
         outdir, outdir / MODEL_NAME, train_set.classes, classes_path, val_csv, train_csv, report_path, curves,
         outcome.best_epoch, outcome.best_accuracy, len(split.val), outcome.stopped_early,

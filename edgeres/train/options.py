@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_MIN_PER_CLASS = 5  # readable images a class needs: at least one for validation, the rest to learn from
 DEFAULT_SEED = 0
 IMBALANCE_RATIO = 1.5  # Balance.AUTO samples class-balanced when the largest class is this much the smallest
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds both take it; the head's seed stream multiplies it
 
 
 def default_warmup(from_scratch: bool) -> int:
@@ -93,6 +95,16 @@ class FinetuneOptions:
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
+        # inf or nan in any of these trains to NaN weights (or fails inside torch) instead of being refused
+        numbers = {"learning rate": self.lr, "backbone rate scale": self.backbone_lr_scale,
+                   "weight decay": self.weight_decay, "label smoothing": self.label_smoothing,
+                   "validation fraction": self.val_fraction,
+                   "backbone learning rate (rate x scale)": self.lr * self.backbone_lr_scale}  # fmt: skip
+        for what, number in numbers.items():
+            if not math.isfinite(number):
+                raise UserInputError(f"{what} {number}: must be a finite number")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserInputError(f"seed {self.seed}: must be in 0..{MAX_SEED}")
         positive = {"epochs": self.epochs, "batch size": self.batch_size, "patience": self.patience,
                     "network size": self.size, "images per class": self.min_per_class}  # fmt: skip
         for what, value in positive.items():

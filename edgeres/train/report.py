@@ -13,9 +13,8 @@ from typing import Any
 
 from edgeres.artifacts.atomic import write_bytes_atomic, write_json_atomic
 from edgeres.plotting import pyplot, save_png
-from edgeres.train.dataset import Sample
+from edgeres.train.dataset import CLASSES_NAME, Sample
 
-CLASSES_NAME = "classes.txt"
 TRAIN_CSV_NAME = "train.csv"
 VAL_CSV_NAME = "val.csv"
 REPORT_NAME = "finetune.json"

@@ -2,25 +2,30 @@
 
 After every epoch the best weights (`model.pth`) and the resume point (`last.pt`) are written atomically, so
 Ctrl-C or SIGTERM (raised as KeyboardInterrupt by the CLI) at any moment leaves the last good checkpoint.
+
+Training that diverges (a NaN or infinite loss, or weights) stops with DivergedError at once: a model of NaN
+weights would otherwise be validated, kept as the "best" epoch and handed to build.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from torch.utils.data import Dataset as TorchDataset
 
-from edgeres.errors import UserInputError
-from edgeres.model.resnet import ResNet
+from edgeres.errors import EdgeresError, ResourceLimitError, UserInputError
+from edgeres.model.resnet import ResNet, first_non_finite
 from edgeres.progress import SilentProgress, StageProgress
 from edgeres.train.augment import SampleTransform
 from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState, check_resumable, save_model
@@ -30,6 +35,10 @@ from edgeres.train.policy import apply_freezing, make_optimizer, set_epoch_rate,
 from edgeres.train.sampling import epoch_order
 
 StepHook = Callable[[int, int], None]  # (epoch, step) after each training step: tests interrupt from here
+
+
+class DivergedError(EdgeresError):
+    """The loss or the weights became NaN or infinite: nothing of the run is worth keeping."""
 
 
 def pick_device(kind: DeviceKind) -> torch.device:
@@ -52,7 +61,28 @@ def default_workers(device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(MAX_WORKERS, max(0, (os.cpu_count() or 1) - 1))
 
 
-class EncodedSamples(TorchDataset[tuple[np.ndarray, int]]):
+@dataclass(frozen=True)
+class SampleFailure:
+    """A sample that could not be read or encoded (changed since the data was checked), as one line.
+
+    Carried back as data, not raised: a DataLoader worker's exception reaches the main process with the
+    worker's traceback folded into its message, which the one-line `error:` would then print.
+    """
+
+    message: str
+
+
+def _failure_line(sample: Sample, exc: Exception) -> str:
+    if isinstance(exc, EdgeresError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.filename or sample.path}: {exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return f"{sample.path}: out of memory while encoding it"
+    return f"{sample.path}: OpenCV: {str(exc).strip().splitlines()[-1] if str(exc).strip() else 'error'}"
+
+
+class EncodedSamples(TorchDataset[tuple[np.ndarray, int] | SampleFailure]):
     """Samples encoded for the network; indexed by (draw position, sample index) for per-draw augmentation."""
 
     def __init__(self, samples: Sequence[Sample], transform: SampleTransform) -> None:
@@ -61,10 +91,25 @@ class EncodedSamples(TorchDataset[tuple[np.ndarray, int]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int] | SampleFailure:
         position, index = item if isinstance(item, tuple) else (item, item)
         sample = self.samples[index]
-        return self.transform(sample, self.epoch, position), sample.label
+        try:
+            return self.transform(sample, self.epoch, position), sample.label
+        except (EdgeresError, OSError, MemoryError, cv2.error) as exc:
+            return SampleFailure(_failure_line(sample, exc))
+
+
+def collate_samples(items: list[tuple[np.ndarray, int] | SampleFailure]) -> Any:
+    """A batch of tensors, or the first sample's failure (raised by `batches` in the main process)."""
+    return next((item for item in items if isinstance(item, SampleFailure)), None) or default_collate(items)
+
+
+def batches(loader: DataLoader[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for batch in loader:
+        if isinstance(batch, SampleFailure):
+            raise UserInputError(batch.message)
+        yield batch
 
 
 @dataclass(frozen=True)
@@ -120,7 +165,7 @@ def evaluate(model: nn.Module, loader: DataLoader[Any], device: torch.device,
     model.eval()
     loss, predictions, labels_seen = 0.0, [], []
     with torch.no_grad():
-        for inputs, labels in loader:
+        for inputs, labels in batches(loader):
             logits = model(inputs.to(device))
             loss += float(nn.functional.cross_entropy(logits, labels.to(device), reduction="sum"))
             predictions += logits.argmax(1).tolist()
@@ -152,7 +197,7 @@ class Trainer:
         one value per channel, which a small input leaves at the last stage)."""
         drop_last = train and len(order) % self.options.batch_size == 1 and len(order) > 1
         return DataLoader(dataset, batch_size=self.options.batch_size, sampler=list(order), num_workers=self.workers,
-                          drop_last=drop_last)  # fmt: skip
+                          drop_last=drop_last, collate_fn=collate_samples)  # fmt: skip
 
     def _train_epoch(self, epoch: int, balanced: bool) -> tuple[float, float, int]:
         self.train_set.epoch = epoch
@@ -161,20 +206,42 @@ class Trainer:
         loss, hits, seen = 0.0, 0, 0
         bar = self.hooks.progress
         bar.begin(f"epoch {epoch + 1}/{self.options.epochs} train", len(order))
-        for step, (inputs, labels) in enumerate(loader):
+        for step, (inputs, labels) in enumerate(batches(loader)):
             batch_loss, batch_hits = train_step(self.model, self.optimizer, self.criterion,
                                                 inputs.to(self.device), labels.to(self.device))  # fmt: skip
+            if not math.isfinite(batch_loss):
+                raise DivergedError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the training loss is "
+                                    f"{batch_loss / len(labels)}{self._rate_advice()}")  # fmt: skip
             loss, hits, seen = loss + batch_loss, hits + batch_hits, seen + len(labels)
             bar.advance(len(labels))
             if self.hooks.on_step is not None:
                 self.hooks.on_step(epoch, step)
         bar.end()
+        problem = first_non_finite(self.model.state_dict())
+        if problem is not None:
+            raise DivergedError(f"training diverged in epoch {epoch + 1}: {problem}{self._rate_advice()}")
         return loss / seen, hits / seen, seen
+
+    def _rate_advice(self) -> str:
+        return f" (head learning rate {self.optimizer.param_groups[0]['lr']:.3g}); lower the learning rate"
+
+    def _epoch(self, epoch: int, balanced: bool) -> tuple[float, float, int]:
+        """One epoch's training; torch running out of memory (the estimate checked up front can be short, or
+        other processes took memory since) becomes one line."""
+        try:
+            return self._train_epoch(epoch, balanced)
+        except RuntimeError as exc:  # torch.OutOfMemoryError, or the CPU allocator's plain RuntimeError
+            message = str(exc).strip()
+            if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in message:
+                raise
+            cause = message[message.find("DefaultCPUAllocator") :] if "DefaultCPUAllocator" in message else message
+            cause = cause.splitlines()[0] if cause else type(exc).__name__
+            raise ResourceLimitError(f"training epoch {epoch + 1} ran out of memory ({cause}); lower the batch "
+                                     "size or the network size") from exc  # fmt: skip
 
     def restore(self, state: ResumeState, path: Path) -> None:
         check_resumable(state.key, self.key, path)
-        self.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
+        state.restore(self.model, self.optimizer, path)
 
     def run(
         self, balanced: bool, start: ResumeState | None = None, saved: Callable[[TrainOutcome], object] | None = None
@@ -195,11 +262,14 @@ class Trainer:
             lr = set_epoch_rate(self.optimizer, epoch, options.epochs)
             stages = trainable_stages(options, epoch)
             apply_freezing(self.model, stages)
-            train_loss, train_acc, seen = self._train_epoch(epoch, balanced)
+            train_loss, train_acc, seen = self._epoch(epoch, balanced)
             self.hooks.progress.begin(f"epoch {epoch + 1}/{options.epochs} validate", len(val_order))
             val_loss, val_acc, predictions = evaluate(self.model, self._loader(self.val_set, val_order),
                                                       self.device, self.hooks.progress)  # fmt: skip
             self.hooks.progress.end()
+            if not math.isfinite(val_loss):  # finite weights whose outputs overflow float32
+                raise DivergedError(f"training diverged in epoch {epoch + 1}: the validation loss is "
+                                    f"{val_loss}{self._rate_advice()}")  # fmt: skip
             best = val_acc > outcome.best_accuracy
             if best:
                 outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions = epoch + 1, val_acc, predictions

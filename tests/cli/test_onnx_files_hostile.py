@@ -67,3 +67,11 @@ def test_an_unusable_onnx_is_one_line_naming_its_cause(tmp_path: Path, command: 
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert reason in errors[0] and "Traceback" not in result.output, result.output
     assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
+
+
+@pytest.mark.parametrize("name", ["two\nlines.onnx", "carriage\rreturn.onnx", "separator\u2028.onnx"])
+def test_a_name_with_a_line_break_stays_on_the_one_error_line(tmp_path: Path, name: str) -> None:
+    result = CliRunner().invoke(app, ["profile", str(tmp_path / name)])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1 and repr(name)[1:-1] in errors[0], result.output
