@@ -28,11 +28,9 @@ from tests.fixtures.camera_model import (
     WIDTH,
     ffmpeg_from_rgb,
     ffmpeg_test_pattern,
-    fused_lite0,
     gst_from_rgb,
     gst_test_pattern,
     one_line,
-    photographs_rgb,
     piped,
     produce,
 )
@@ -43,23 +41,12 @@ CLOSED = "interrupted: standard output was closed by its reader"
 INTERRUPTED = "interrupted: no partial artifact was left behind"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return fused_lite0(tmp_path_factory.mktemp("model"))
 
-
-@pytest.fixture(scope="module")
-def photographs(tmp_path_factory, real_images) -> Path:
-    path = tmp_path_factory.mktemp("rgb") / "photos.rgb"
-    photographs_rgb(real_images).tofile(path)
-    return path
 
 
 @pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    path = tmp_path / "frames.fifo"
-    os.mkfifo(path)
-    return path
+def model(fused_lite0_model: Path) -> Path:
+    return fused_lite0_model
 
 
 def classes_read_from_file(model: Path, clip: Path) -> list[tuple[str, str]]:

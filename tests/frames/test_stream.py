@@ -49,19 +49,6 @@ SAME_SHAPE = {YuvLayout.YUYV: YuvLayout.UYVY, YuvLayout.UYVY: YuvLayout.YUYV,
               YuvLayout.I422: YuvLayout.NV16, YuvLayout.NV16: YuvLayout.I422}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def photographs(tmp_path_factory, real_images) -> Path:
-    """Three photographs as raw RGB frames, the producers' input."""
-    path = tmp_path_factory.mktemp("rgb") / "photos.rgb"
-    photographs_rgb(real_images).tofile(path)
-    return path
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    path = tmp_path / "frames.fifo"
-    os.mkfifo(path)
-    return path
 
 
 def feed(fifo: Path, shell_command: str) -> subprocess.Popen[bytes]:

@@ -24,26 +24,17 @@ from tests.fixtures.camera_model import (
     HEIGHT,
     WIDTH,
     ffmpeg_test_pattern,
-    fused_lite0,
     gst_from_rgb,
     gst_test_pattern,
     one_line,
-    photographs_rgb,
     piped,
     produce,
 )
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return fused_lite0(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def photographs(tmp_path_factory, real_images) -> Path:
-    path = tmp_path_factory.mktemp("rgb") / "photos.rgb"
-    photographs_rgb(real_images).tofile(path)
-    return path
+@pytest.fixture
+def model(fused_lite0_model: Path) -> Path:
+    return fused_lite0_model
 
 
 def top1_of_first_frame(model: Path, clip: Path) -> int:
