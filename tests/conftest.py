@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,12 @@ def fifo(tmp_path: Path) -> Path:
     path = tmp_path / "frames.fifo"
     os.mkfifo(path)
     return path
+
+
+@pytest.fixture
+def closed_reader() -> Iterator[int]:
+    """A pipe whose reader has already gone: every write to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    yield write_end
+    os.close(write_end)

@@ -7,13 +7,11 @@ nobody writes to, a reader that leaves, a signal, a clip of another layout than 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,15 +112,6 @@ def test_camera_on_a_fifo_nobody_writes_to_gives_up_after_the_wait(model: Path, 
     assert one_line(result.stderr) == (
         f"error: {fifo}: no frame data within 1 s (nothing writes to it, or the producer has not started)"
     )
-
-
-@pytest.fixture
-def closed_reader() -> Iterator[int]:
-    """A pipe whose reader has already gone: every write to it fails with EPIPE."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    yield write_end
-    os.close(write_end)
 
 
 def test_camera_whose_reader_closed_its_output_ends_with_one_line(model: Path, closed_reader: int):

@@ -11,7 +11,6 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -242,15 +241,6 @@ def test_frames_info_of_a_fifo_nobody_writes_to_is_one_line_after_the_wait(fifo:
         one_line(result.stderr)
         == f"error: {fifo}: no frame data within 1 s (nothing writes to it, or the producer has not started)"
     )
-
-
-@pytest.fixture
-def closed_reader() -> Iterator[int]:
-    """A pipe whose reader has already gone: every write to it fails with EPIPE."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    yield write_end
-    os.close(write_end)
 
 
 def test_frames_decode_into_a_closed_reader_ends_with_one_line(tmp_path: Path, closed_reader: int):
