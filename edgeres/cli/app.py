@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions  # typer's own click; typer exports no error base
@@ -87,6 +89,25 @@ def make_app() -> typer.Typer:
 app = make_app()
 
 
+INTERRUPTED_EXIT = 130
+
+
+def _end_interrupted() -> NoReturn:
+    """After an interrupt has been reported, end at once with its exit code: nothing else may run, and no
+    interrupt arriving while the interpreter shuts down may turn the reported exit into a death by signal."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(INTERRUPTED_EXIT)
+
+
 def main() -> None:
     """Console entry point (also `python -m edgeres` and the repository's cli.py)."""
-    app(prog_name="edgeres")
+    try:
+        app(prog_name="edgeres")
+    except SystemExit as done:
+        if done.code == INTERRUPTED_EXIT:
+            _end_interrupted()
+        raise
+    except KeyboardInterrupt:  # a second interrupt, after the first was reported
+        _end_interrupted()
