@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions  # typer's own click; typer exports no error base
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from edgeres import __version__
 from edgeres.cli import build, camera, deploy, doctor, engine, finetune, frames, model, profile, sensitivity, verify
@@ -30,7 +30,29 @@ GROUPS: tuple[tuple[str, str, tuple[Callable[..., Any], ...]], ...] = (
 HELP = "Put ResNet50 on NVIDIA edge hardware: PyTorch -> ONNX -> INT8/FP16 -> TensorRT engine."
 
 
-class OneLineUsageErrors(TyperGroup):
+def _without_flag_types(params: list[Any]) -> list[Any]:
+    """On/off flags (`--fp16`, `--help`) get no type column in help: typer would print `<bool>` there."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class PlainFlagsCommand(TyperCommand):
+    """A command whose help shows flags without a type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class PlainFlagsGroup(TyperGroup):
+    """A command group whose help shows flags without a type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class OneLineUsageErrors(PlainFlagsGroup):
     """The root group: a usage error (an unknown option, a value out of range) is one line `error: ...`, exit 2."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -54,7 +76,7 @@ class OneLineUsageErrors(TyperGroup):
 def _typer(help_text: str, root: bool = False) -> typer.Typer:
     return typer.Typer(
         help=help_text, no_args_is_help=True, add_completion=root, pretty_exceptions_enable=False,
-        cls=OneLineUsageErrors if root else TyperGroup,
+        cls=OneLineUsageErrors if root else PlainFlagsGroup,
     )  # fmt: skip
 
 
@@ -77,11 +99,11 @@ def make_app() -> typer.Typer:
     root = _typer(HELP, root=True)
     root.callback()(_root_options)
     for command in COMMANDS:
-        root.command()(command)
+        root.command(cls=PlainFlagsCommand)(command)
     for name, help_text, commands in GROUPS:
         group = _typer(help_text)
         for command in commands:
-            group.command()(command)
+            group.command(cls=PlainFlagsCommand)(command)
         root.add_typer(group, name=name)
     return root
 

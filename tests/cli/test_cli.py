@@ -172,3 +172,13 @@ def test_version_is_printed_and_nothing_runs() -> None:
 def test_shell_completion_is_offered() -> None:
     result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="edgeres")
     assert result.exit_code == 0 and "_edgeres_completion" in result.output, result.output
+
+
+def test_no_help_shows_a_type_for_on_off_flags() -> None:
+    """`--fp16`, `--json`, `--help`: a flag takes no value, so its help shows none (typer would print <bool>)."""
+    commands = [[command.__name__.replace("_", "-")] for command in COMMANDS]
+    commands += [[group, command.__name__] for group, _, members in GROUPS for command in members]
+    for args in [[], *commands]:
+        result = CliRunner().invoke(app, [*args, "--help"], terminal_width=160)
+        assert result.exit_code == 0, (args, result.output)
+        assert "<bool>" not in result.output and "--help" in result.output, (args, result.output)
