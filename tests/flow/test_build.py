@@ -298,13 +298,14 @@ def test_camera_calibration_samples_are_the_camera_encoding(fused_onnx: Path) ->
     assert np.array_equal(encoder.from_rgb(photo), expected)
 
 
-def test_raw_yuv_calibration_folder_through_the_cli(fused_onnx: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("calib_format", ["yuyv:320x240", "yuyv"])  # bare: the size the fused model records
+def test_raw_yuv_calibration_folder_through_the_cli(fused_onnx: Path, tmp_path: Path, calib_format: str) -> None:
     photos = [read_rgb(p) for p in sorted(default_calibration_dir().glob("*.jpg"))]
     frames = np.stack([cover_resize(p, 320, 240) for p in photos])
     frames = rgb_to_yuv422(frames, YuvLayout.YUYV, ColorSpace.BT709, ColorRange.FULL)
     write_yuv(tmp_path / "cam" / "a.yuv", frames[:6], YuvLayout.YUYV)
     write_yuv(tmp_path / "cam" / "b.yuv", frames[6:], YuvLayout.YUYV)
-    args = ["build", "--onnx", str(fused_onnx), "--calib", str(tmp_path / "cam"), "--calib-format", "yuyv:320x240"]
+    args = ["build", "--onnx", str(fused_onnx), "--calib", str(tmp_path / "cam"), "--calib-format", calib_format]
     args += ["--calib-size", "6", "--no-profile", "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

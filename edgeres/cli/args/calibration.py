@@ -12,7 +12,7 @@ from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.args.group import OptionGroup, option, switch
 from edgeres.cli.options import FRAME_FORMAT_HELP, parse_frame_format
 from edgeres.flow.options import BuildOptions
-from edgeres.frames.contract import FrameFormat, InputContract
+from edgeres.frames.contract import FrameFormat, InputContract, recorded_input
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.tensorrt_qdq import HighPrecision
 
@@ -97,7 +97,7 @@ def parse_layers(text: str) -> tuple[str, ...]:
 
 
 def raw_calibration_format(calib_format: str | None, contract: InputContract | None) -> FrameFormat | None:
-    """`--calib-format`: FORMAT:WIDTHxHEIGHT, or a bare FORMAT taking the size of `--input`."""
+    """`--calib-format`: FORMAT:WIDTHxHEIGHT, or a bare FORMAT taking the size of `contract`."""
     if calib_format is None:
         return None
     size = (contract.width, contract.height) if contract is not None else None
@@ -123,9 +123,15 @@ class Calibration:
     trt_table_version: str
 
     def build_options(self, contract: InputContract | None, **others: Any) -> BuildOptions:
-        """BuildOptions with these choices, `contract` and `others` (the fields of other groups)."""
+        """BuildOptions with these choices, `contract` and `others` (the fields of other groups); a bare
+        --calib-format takes the size of --input, else of the raw frames the --onnx model records it takes."""
+        sized_by = contract
+        given = others.get("onnx")
+        if sized_by is None and self.calib_format is not None and given is not None and Path(given).is_file():
+            recorded = recorded_input(Path(given))
+            sized_by = recorded.contract if recorded is not None else None
         return BuildOptions(
-            calib=self.calib, raw=raw_calibration_format(self.calib_format, contract), contract=contract,
+            calib=self.calib, raw=raw_calibration_format(self.calib_format, sized_by), contract=contract,
             calib_algo=self.calib_algo, calib_size=self.calib_size, batch_size=self.batch_size, seed=self.seed,
             percentile=self.percentile, keep_float=self.keep_float, bias_correction=self.bias_correction,
             high_precision=self.high_precision, recalibrate=self.recalibrate,
