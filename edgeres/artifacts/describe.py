@@ -8,7 +8,7 @@ from typing import Any
 import onnx
 
 from edgeres.artifacts.kinds import ONNX_SUFFIX
-from edgeres.artifacts.onnx import dim_labels, graph_inputs, load_onnx, value_spec
+from edgeres.artifacts.onnx import dim_labels, graph_inputs, has_fp16_qdq_scales, load_onnx, value_spec
 from edgeres.artifacts.sidecar import read_sidecar, verify_sidecar
 from edgeres.errors import UserInputError
 
@@ -31,6 +31,7 @@ def describe_onnx(path: Path) -> dict[str, Any]:
         "outputs": [_value(v) for v in proto.graph.output],
         "nodes": len(proto.graph.node),
         "op_counts": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+        "fp16_qdq_scales": has_fp16_qdq_scales(proto),
     }
 
 

@@ -101,3 +101,12 @@ def graph_output(model: onnx.ModelProto, where: object) -> TensorSpec:
     if not model.graph.output:
         raise UserInputError(f"{where}: the graph has no output")
     return value_spec(model.graph.output[0])
+
+
+def has_fp16_qdq_scales(model: onnx.ModelProto) -> bool:
+    """Whether any Quantize/DequantizeLinear of the graph takes an FP16 scale initializer."""
+    fp16 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT16}
+    return any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 1 and node.input[1] in fp16
+        for node in model.graph.node
+    )

@@ -7,6 +7,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
+from edgeres.artifacts.onnx import has_fp16_qdq_scales
+
 CPU_PROVIDERS = ("CPUExecutionProvider",)
 QUIET = 3  # onnxruntime log severity: errors only
 # Threads of edgeres's own CPU passes (export parity, calibration, fidelity): fixed, so results and their
@@ -20,15 +22,6 @@ PASS_THREADS = 2
 # (the CPU twin), where it is exact and what lets onnxruntime run integer convolutions.
 BIAS_QUANTIZATION = "WeightBiasQuantization"
 REFERENCE_DISABLED_OPTIMIZERS = (BIAS_QUANTIZATION,)
-
-
-def has_fp16_qdq_scales(model: onnx.ModelProto) -> bool:
-    """Whether any Quantize/DequantizeLinear of the graph takes an FP16 scale initializer."""
-    fp16 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT16}
-    return any(
-        node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 1 and node.input[1] in fp16
-        for node in model.graph.node
-    )
 
 
 def disabled_optimizers(model: onnx.ModelProto, reference_kernels: bool = False) -> list[str]:

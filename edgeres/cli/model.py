@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,8 @@ from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.describe import describe_artifact
 from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.precision import onnx_precision
+from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
 from edgeres.cli.options import (
@@ -80,12 +82,15 @@ def info(
     artifact: Annotated[
         Path, typer.Argument(help="An artifact made by edgeres (.onnx, .engine), or a build folder.")
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="A file: everything known of it, as JSON.")] = False,
 ) -> None:
-    """Show how an artifact was made (its sidecar) and, for ONNX, its inputs, outputs and opset; for a
-    build folder, whether it is finished, what it holds and how its models measured.
+    """Show what an artifact is and how it was made: for ONNX its inputs, outputs, opset, precision and
+    operators; for an engine its TensorRT, GPU, profile and verification; its sidecar's story and whether
+    the sidecar describes this very file. For a build folder: finished or not, what it holds, how it measured.
 
     Example:\n
       edgeres info out/model.onnx\n
+      edgeres info out/model.onnx --json\n
       edgeres info out/build
     """
     if Path(artifact).is_dir():
@@ -93,7 +98,57 @@ def info(
             say(line)
         return
     description = describe_artifact(artifact)
-    console.print_json(json.dumps(description, default=str))
+    if as_json:
+        console.print_json(json.dumps(description, default=str))
+        return
+    for line in artifact_lines(Path(artifact), description):
+        say(line)
+
+
+def _tensor_text(tensor: dict[str, Any]) -> str:
+    return f"{tensor['name']} {tensor['dtype']} [{', '.join(str(d) for d in tensor['shape'])}]"
+
+
+def artifact_lines(path: Path, description: dict[str, Any]) -> list[str]:
+    """One file in a few lines, in the spirit of `polygraphy inspect model`: what it is, then how it was made."""
+    model = description["model"]
+    lines = [f"{path}: {model['format']}, {model['bytes'] / 1e6:.1f} MB"]
+    if model["format"] == "onnx":
+        opsets = ", ".join(f"{domain} {version}" for domain, version in model["opset"].items())
+        lines.append(f"opset {opsets}; produced by {model['producer'] or 'unknown'}; {model['nodes']} nodes")
+        lines += [f"input  {_tensor_text(t)}" for t in model["inputs"]]
+        lines += [f"output {_tensor_text(t)}" for t in model["outputs"]]
+        ops = model["op_counts"]
+        lines.append("operators: " + ", ".join(f"{op} {count}" for op, count in list(ops.items())[:8]))
+        if ops.get("QuantizeLinear") or ops.get("DequantizeLinear"):
+            scales = "FP16 (TensorRT 10 or later)" if model.get("fp16_qdq_scales") else "float32"
+            quantize, dequantize = ops.get("QuantizeLinear", 0), ops.get("DequantizeLinear", 0)
+            lines.append(f"INT8 Q/DQ: {quantize} Q, {dequantize} DQ, {scales} scales")
+    sidecar = read_sidecar(path)
+    if sidecar is None:
+        lines.append("no sidecar: not made by edgeres, or its .json was not kept beside it")
+        return lines
+    mismatch = description.get("sidecar_mismatch")
+    precision = onnx_precision(path).value if model["format"] == "onnx" else (sidecar.precision or "unknown")
+    lines.append(
+        f"made by edgeres {sidecar.stage or '?'} ({sidecar.data.get('created', '?')}), precision {precision}; "
+        + ("its sidecar describes this file" if mismatch is None else f"BUT {mismatch}")
+    )
+    spec = InputSpec.of(sidecar) if sidecar.stage != "engine" else None
+    if spec is not None and spec.contract is not None:
+        lines.append(f"takes raw {spec.contract.describe()} frames")
+    if sidecar.stage == "engine":
+        from edgeres.engine.record import EngineRecord
+
+        record = EngineRecord.of(sidecar)
+        if record.target is not None:
+            target = record.target
+            lines.append(f"TensorRT {target.tensorrt_version}, {target.gpu_name} (compute {target.compute_capability})")
+        if record.profile is not None:
+            low, high = record.profile.batch_range
+            lines.append(f"batch {low}..{high}, from {record.onnx}")
+        lines.append(record.verification.summary() if record.verification else "never verified against its ONNX")
+    return lines
 
 
 def camera_input(summary: BuildSummary, where: Path) -> str:

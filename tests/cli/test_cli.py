@@ -41,12 +41,17 @@ def test_export_then_info(tmp_path, monkeypatch):
     result = invoke("export", "--arch", "resnet18", "--num-classes", "5", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "parity vs PyTorch" in result.output and "meaningless" in result.output
-    described = invoke("info", str(out))
+    described = invoke("info", str(out), "--json")
     assert described.exit_code == 0, described.output
     info = json.loads(described.output)
     assert info["model"]["opset"]["ai.onnx"] == 17
     assert info["model"]["outputs"][0]["shape"] == ["batch", 5]
     assert info["sidecar"]["options"]["arch"] == "resnet18"
+    summary = invoke("info", str(out))  # for a person: a few lines, as `polygraphy inspect model` prints
+    assert summary.exit_code == 0, summary.output
+    assert "opset ai.onnx 17" in summary.output and "output logits float32 [batch, 5]" in summary.output
+    assert "made by edgeres export" in summary.output and "its sidecar describes this file" in summary.output
+    assert "precision fp32" in summary.output and "Q/DQ" not in summary.output
 
 
 def test_export_with_checkpoint(tmp_path):

@@ -309,10 +309,12 @@ def test_info_says_when_the_sidecar_describes_another_file(tmp_path: Path):
 def test_info_cli_reports_a_size_mismatch(tmp_path: Path):
     model = tiny_artifact(tmp_path, "fp32")
     model.write_bytes(tiny_classifier_proto(6).SerializeToString())
-    code, output = cli("info", model)
+    code, output = cli("info", model, "--json")
     assert code == 0, output
     assert json.loads(output)["sidecar_matches_file"] is False
     assert "describes another file" in json.loads(output)["sidecar_mismatch"]
+    code, output = cli("info", model)
+    assert code == 0 and "BUT" in output and "describes another file" in output, output
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "model.engine"])

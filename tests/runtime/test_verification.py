@@ -337,3 +337,17 @@ def test_cli_verify_fails_with_one_line_and_exit_2(int8_build: Path, tmp_path: P
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "below" in errors[0], output
     assert "Traceback" not in output
+
+
+def test_info_summarises_a_qdq_model_and_an_engine_with_its_verification(int8_build: Path, tmp_path: Path) -> None:
+    code, output = _cli("info", int8_build / "model_int8_qdq.onnx")
+    assert code == 0 and "FP16 (TensorRT 10 or later) scales" in output and "precision int8" in output, output
+    target = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
+    profile = {"tensor": "input", "min": [1, 3, 32, 32], "opt": [1, 3, 32, 32], "max": [4, 3, 32, 32]}
+    for verified, expected in ((verification(True), "verification passed"), (None, "never verified")):
+        engine = engine_with_sidecar(
+            tmp_path / "m.engine", {"onnx": "model_int8_qdq.onnx"}, {"target": target, "profile": profile}, verified
+        )
+        code, output = _cli("info", engine)
+        assert code == 0 and "TensorRT 10.3.0, Orin (compute 8.7)" in output and "batch 1..4" in output, output
+        assert expected in output, output
