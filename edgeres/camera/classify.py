@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeres.artifacts.class_names import ClassNames, class_names_for
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
-from edgeres.runtime.labels import ClassNames, class_names_for
 from edgeres.runtime.topk import top_k
 
 MOST_FREQUENT = 3  # top-1 classes the summary names
@@ -64,10 +64,13 @@ class CameraSummary:
 class CameraLoop:
     """A loaded runner, warmed up once (its first call allocates and is not timed), and its class names."""
 
-    def __init__(self, runner: Runner, contract: InputContract, labels: Path | None = None, top: int = 5) -> None:
+    def __init__(
+        self, runner: Runner, contract: InputContract, labels: Path | None = None, top: int = 5,
+        recorded: tuple[str, ...] | None = None,
+    ) -> None:  # fmt: skip
         warm = runner.infer(np.zeros((1, *contract.frame_shape), np.uint8))
         self.runner = runner
-        self.names: ClassNames = class_names_for(warm.shape[1], labels)
+        self.names: ClassNames = class_names_for(warm.shape[1], labels, recorded)
         if not 1 <= top <= len(self.names):
             raise UserInputError(f"top {top} classes: the model has {len(self.names)}")
         self.top = top

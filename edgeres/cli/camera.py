@@ -71,6 +71,7 @@ def camera(
     from edgeres.camera.capture import camera_frames, frames_name
     from edgeres.camera.classify import CameraLoop
     from edgeres.camera.model import check_onnx, pick_model
+    from edgeres.export.record import read_model_spec
     from edgeres.runtime.dispatch import open_runner
     from edgeres.runtime.inputs import frame_contract
 
@@ -84,7 +85,8 @@ def camera(
     if given is not None:
         contract.refuse_other_frames(given, source, str(chosen))
     with camera_frames(contract, yuv, device, wait) as clip, open_runner(chosen, allow_unverified) as runner:
-        loop = CameraLoop(runner, contract, labels, top)
+        spec = read_model_spec(chosen)  # class names recorded with the model (e.g. by finetune -> build)
+        loop = CameraLoop(runner, contract, labels, top, spec.class_names if spec is not None else None)
         say(
             f"{chosen.name} on {runner.name}: {contract.layout.value} {contract.width}x{contract.height}, "
             f"{len(loop.names)} classes"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from edgeres.artifacts.class_names import ClassNames, class_names_for
 from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import PrecisionOption, parse_precision
 from edgeres.cli.paths import check_output_dir
@@ -17,7 +18,6 @@ from edgeres.deploy.model import read_deploy_model, require_engine_file, select_
 from edgeres.deploy.triton import TritonOptions, write_triton_repository
 from edgeres.deploy.triton_config import InstanceKind
 from edgeres.frames.contract import InputKind
-from edgeres.runtime.labels import ClassNames, class_names_for
 
 DEEPSTREAM_DEFAULTS = DeepStreamOptions()
 TRITON_DEFAULTS = TritonOptions()
@@ -53,8 +53,10 @@ AllowUnverifiedOption = Annotated[
 
 
 def _names(path: Path, labels: Path | None, allow_failed_gate: bool) -> ClassNames:
-    """The class names of the model file `path` (verified), from --labels or ImageNet-1k's."""
-    return class_names_for(read_deploy_model(path, allow_failed_gate).num_classes, labels)
+    """The class names of the model file `path` (verified): --labels, else those recorded with the model,
+    else ImageNet-1k's."""
+    model = read_deploy_model(path, allow_failed_gate)
+    return class_names_for(model.num_classes, labels, model.spec.class_names)
 
 
 @reports_errors

@@ -24,6 +24,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic
+from edgeres.artifacts.class_names import ClassNames
 from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.staging import staged_folder
@@ -46,7 +47,6 @@ from edgeres.export.record import OutputSpec
 from edgeres.frames.contract import InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
 from edgeres.quantize.cache import trt_version_number, write_trt_table
-from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config_infer_primary.txt"
 LABELS_NAME = "labels.txt"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeres.artifacts.atomic import sha256_file, write_bytes_atomic, write_with
+from edgeres.artifacts.class_names import ClassNames
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.staging import staged_folder
 from edgeres.artifacts.tensors import TensorSpec
@@ -41,7 +42,6 @@ from edgeres.engine.record import read_engine_record
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputKind
 from edgeres.quantize.artifacts import CPU_MODEL_NAME, TENSORRT_MODEL_NAME
-from edgeres.runtime.labels import ClassNames
 
 CONFIG_NAME = "config.pbtxt"
 LABELS_NAME = "labels.txt"

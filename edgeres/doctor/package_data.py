@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeres.artifacts.class_names import IMAGENET_CLASS_COUNT, read_class_names
 from edgeres.doctor.check import Outcome, error_text, failed, passed
 from edgeres.errors import UserInputError
-from edgeres.runtime.labels import IMAGENET_CLASS_COUNT, read_class_names
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# The files edgeres.runtime.labels and edgeres.profile.report read (through importlib.resources).
+# The files edgeres.artifacts.class_names and edgeres.profile.report read (through importlib.resources).
 CLASS_NAMES = PACKAGE_DIR / "data" / "imagenet_classes.txt"
 REPORT_SCHEMA = PACKAGE_DIR / "profile" / "schemas" / "profile_report.schema.json"
 JPEG_SUFFIXES = (".jpg", ".jpeg")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.artifacts.atomic import sha256_bytes
+from edgeres.artifacts.class_names import names_beside
 from edgeres.errors import ParityError
 from edgeres.export.onnx_export import ExportResult, export_checked, export_model, write_export
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
@@ -42,10 +43,11 @@ def export_default(
     """The RGB-float model, or with `contract` the model with the YUV 4:2:2 front-end fused in front."""
     validate_opset(opset)  # before the model is built, so a bad option is the only message
     model, weights_used = load_model(arch, weights, num_classes)
+    names = names_beside(weights, model.num_classes)  # a finetune run's classes.txt travels with its model
     batch, batch_hash = parity_inputs()
     if contract is not None:
-        return export_fused(model, output, contract, batch, weights_used, opset, batch_hash)
-    return export_model(model, output, batch, weights_used, opset, parity_inputs_sha256=batch_hash)
+        return export_fused(model, output, contract, batch, weights_used, opset, batch_hash, names)
+    return export_model(model, output, batch, weights_used, opset, parity_inputs_sha256=batch_hash, class_names=names)
 
 
 def export_fused(
@@ -56,6 +58,7 @@ def export_fused(
     weights: str | None,
     opset: int,
     batch_hash: str | None,
+    class_names: tuple[str, ...] | None = None,
 ) -> ExportResult:
     """Export, check the RGB model against PyTorch, attach the front-end, then check the fused model on
     real photographs encoded as frames (plus random bytes) against the host path: frames.py/frontend.py
@@ -75,5 +78,6 @@ def export_fused(
     return write_export(
         output, fused, model, weights, opset, parity, tolerance, InputSpec.frames(contract),
         parity_inputs_sha256=batch_hash, parity_frames_sha256=sha256_bytes(frames.tobytes()), frontend_parity=front,
+        class_names=class_names,
     )  # fmt: skip
 

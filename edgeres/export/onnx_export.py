@@ -88,6 +88,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     tolerance: ParityTolerance | None = None,
     parity_inputs_sha256: str | None = None,
+    class_names: tuple[str, ...] | None = None,
 ) -> ExportResult:
     """Export, check, compare against PyTorch, then write the ONNX and its sidecar atomically.
 
@@ -97,7 +98,7 @@ def export_model(
     proto, parity = export_checked(model, parity_inputs, opset, tolerance)
     return write_export(
         output, proto.SerializeToString(), model, weights, opset, parity, tolerance,
-        parity_inputs_sha256=parity_inputs_sha256,
+        parity_inputs_sha256=parity_inputs_sha256, class_names=class_names,
     )  # fmt: skip
 
 
@@ -124,8 +125,10 @@ def write_export(
     parity_inputs_sha256: str | None = None,
     parity_frames_sha256: str | None = None,
     frontend_parity: ParityReport | None = None,
+    class_names: tuple[str, ...] | None = None,
 ) -> ExportResult:
-    """Write a checked export and its sidecar (what it was made from, options, parity numbers)."""
+    """Write a checked export and its sidecar (what it was made from, options, parity numbers, the class
+    names when known)."""
     output = Path(output)
     spec = input_spec
     with rollback_on_failure(output.parent):  # the model and its sidecar land together, or neither does
@@ -138,6 +141,7 @@ def write_export(
                 output=OutputSpec(OUTPUT_NAME, ("batch", model.num_classes)),
                 opset=opset,
                 random_weights=weights is None,
+                class_names=class_names,
             ),
             weights=weights,
             weights_sha256=sha256_file(Path(weights)) if weights else None,

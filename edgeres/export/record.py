@@ -86,6 +86,7 @@ class ModelSpec:
     output: OutputSpec | None
     opset: int | None = None
     random_weights: bool | None = None  # None: not recorded
+    class_names: tuple[str, ...] | None = None  # line k naming class k; None: not recorded
 
     def to_options(self, precision: Precision) -> dict[str, Any]:
         """The options keys a model's sidecar holds, in the order export writes them."""
@@ -97,6 +98,7 @@ class ModelSpec:
             "input": None if self.input is None else self.input.to_json(),
             "output": None if self.output is None else self.output.to_json(),
             "random_weights": self.random_weights,
+            "class_names": None if self.class_names is None else list(self.class_names),
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -109,6 +111,9 @@ class ModelSpec:
         if num_classes < 1:
             raise options.refusal("num_classes", num_classes, "a class count of at least 1")
         output = options.section("output")
+        names = options.items("class_names", str)
+        if names is not None and len(names) != num_classes:
+            raise options.refusal("class_names", f"{len(names)} names", f"{num_classes} names, one per class")
         return cls(
             arch=options.get("arch", str),
             num_classes=num_classes,
@@ -116,6 +121,7 @@ class ModelSpec:
             output=None if output is None else OutputSpec.from_json(output),
             opset=options.get("opset", int),
             random_weights=options.get("random_weights", bool),
+            class_names=names,
         )
 
     @classmethod

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.class_names import CLASS_NAMES_FILE, parse_class_names
 from edgeres.errors import UserInputError
 from edgeres.frames.images import IMAGE_SUFFIXES, list_images, read_rgb
-from edgeres.runtime.labels import parse_class_names
 from edgeres.samples.sources import Skipped, csv_row_path, csv_rows, skipped_note
 
-CLASSES_NAME = "classes.txt"  # the class names a run writes, line k naming class k
+CLASSES_NAME = CLASS_NAMES_FILE  # the class names a run writes, line k naming class k
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from google.protobuf import text_format
 
 from edgeres.artifacts.atomic import sha256_file
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+from edgeres.artifacts.class_names import ClassNames, class_names_for, imagenet_class_names
 from edgeres.artifacts.completion import set_hashes
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.onnx import model_opset
@@ -34,7 +35,6 @@ from edgeres.frames.contract import InputContract, InputKind
 from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.graph import attach_frontend
-from edgeres.runtime.labels import ClassNames, class_names_for, imagenet_class_names
 from tests.fixtures.engines import PASSED, engine_with_sidecar, verification
 from tests.fixtures.faults import ENOSPC, fail_at_write
 from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto

@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgeres.errors import UserInputError
-from edgeres.frames.images import imagenet_batch
-from edgeres.runtime.labels import (
+from edgeres.artifacts.class_names import (
     IMAGENET_CLASS_COUNT,
     class_names_for,
     imagenet_class_names,
     parse_class_names,
     read_class_names,
 )
+from edgeres.errors import UserInputError
+from edgeres.frames.images import imagenet_batch
 from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
 
 

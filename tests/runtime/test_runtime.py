@@ -138,9 +138,10 @@ def test_top_k_orders_and_normalises() -> None:
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
-    names = ("base", "ort_runner", "trt_runner", "inputs", "labels", "topk", "dispatch")
+    names = ("base", "ort_runner", "trt_runner", "inputs", "topk", "dispatch", "verification", "heldout")
     runtime = [f"edgeres.runtime.{name}" for name in names]
-    modules = ", ".join([*runtime, "edgeres.engine.builder", "edgeres.engine.cuda", "edgeres.engine.target"])
+    others = ("edgeres.artifacts.class_names", "edgeres.engine.builder", "edgeres.engine.cuda", "edgeres.engine.target")
+    modules = ", ".join([*runtime, *others])
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -15,6 +15,8 @@ from edgeres.errors import UserInputError
 
 IMAGENET_CLASS_COUNT = 1000
 IMAGENET_SOURCE = "imagenet-1k"
+CLASS_NAMES_FILE = "classes.txt"  # what finetune writes beside its checkpoint, line k naming class k
+RECORDED_SOURCE = "the model's sidecar"
 _IMAGENET_RESOURCE = "data/imagenet_classes.txt"
 
 
@@ -86,20 +88,29 @@ def imagenet_class_names() -> ClassNames:
     return names
 
 
-def class_names_for(num_classes: int, names_file: Path | None = None) -> ClassNames:
-    """The names for a model with `num_classes` outputs.
-
-    A given file must match the count exactly. Without one, a 1000-class model gets the ImageNet
-    names; any other count is an error, since guessing names would print wrong labels.
-    """
+def class_names_for(
+    num_classes: int, names_file: Path | None = None, recorded: tuple[str, ...] | None = None
+) -> ClassNames:
+    """The names for a model with `num_classes` outputs: a given file (which must match the count), else
+    the names recorded with the model, else ImageNet's for a 1000-class model. Any other count without
+    names is an error, since guessing names would print wrong labels."""
     if num_classes < 1:
         raise UserInputError(f"a model needs at least one class, got {num_classes}")
     if names_file is not None:
         return read_class_names(names_file).require_count(num_classes)
+    if recorded is not None:
+        return ClassNames(tuple(recorded), RECORDED_SOURCE).require_count(num_classes)
     if num_classes == IMAGENET_CLASS_COUNT:
         return imagenet_class_names()
     raise UserInputError(
-        f"the model has {num_classes} classes, not ImageNet's {IMAGENET_CLASS_COUNT}: "
-        f"pass a class-names file with {num_classes} lines"
+        f"the model has {num_classes} classes, not ImageNet's {IMAGENET_CLASS_COUNT}, and records no class names: "
+        f"pass --labels FILE with {num_classes} lines (finetune writes it as {CLASS_NAMES_FILE} beside model.pth)"
     )
 
+
+def names_beside(weights: Path | None, num_classes: int) -> tuple[str, ...] | None:
+    """The class names finetune wrote beside a checkpoint (its classes.txt), when they fit the model."""
+    if weights is None or not (Path(weights).parent / CLASS_NAMES_FILE).is_file():
+        return None
+    names = read_class_names(Path(weights).parent / CLASS_NAMES_FILE)
+    return names.names if len(names) == num_classes else None
