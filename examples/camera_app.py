@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeres.artifacts.class_names import ClassNames, class_names_for
 from edgeres.artifacts.kinds import is_engine_path
 from edgeres.frames.stream import open_frames
 from edgeres.runtime.base import Runner
 from edgeres.runtime.inputs import frame_contract
-from edgeres.runtime.labels import ClassNames, class_names_for
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.topk import top_k
 from edgeres.runtime.trt_runner import TensorRTRunner
