@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
+from typer._click.core import ParameterSource  # typer's own click, as edgeres.cli.app uses
 
+from edgeres.artifacts.atomic import read_json_object
 from edgeres.artifacts.precision import Precision
 from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.args.frame_input import FrameInputArgs
@@ -23,6 +25,7 @@ from edgeres.flow.options import BuildOptions
 from edgeres.frames.images import NETWORK_SIZE
 from edgeres.train import options as defaults
 from edgeres.train.options import Balance, DeviceKind, FinetuneOptions, OptimizerKind, Unfreeze
+from edgeres.train.report import REPORT_NAME
 
 if TYPE_CHECKING:  # the trainer imports torch, which `edgeres --help` must not need
     from edgeres.train.trainer import EpochMetrics
@@ -37,9 +40,41 @@ def epoch_line(m: EpochMetrics) -> str:
     )
 
 
+# `edgeres finetune` parameters that set a FinetuneOptions field, and which one.
+_OPTION_FIELDS = {
+    "arch": "arch", "weights": "weights", "from_scratch": "from_scratch", "num_classes": "num_classes",
+    "size": "size", "epochs": "epochs", "warmup_epochs": "warmup_epochs", "unfreeze": "unfreeze",
+    "optimizer": "optimizer", "lr": "lr", "backbone_lr_scale": "backbone_lr_scale", "weight_decay": "weight_decay",
+    "label_smoothing": "label_smoothing", "batch": "batch_size", "patience": "patience",
+    "val_fraction": "val_fraction", "min_per_class": "min_per_class", "balance": "balance",
+    "no_augment": "augment", "seed": "seed",
+}  # fmt: skip
+_CONTRACT_FLAGS = frozenset({"frame_input", "colorspace", "color_range", "resize"})  # the --input group
+
+
+def typed_on_the_command_line(ctx: typer.Context) -> set[str]:
+    """The parameters this invocation gave explicitly (not their defaults)."""
+    return {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+
+
+def resumed_options(folder: Path, typed: FinetuneOptions, given: set[str]) -> FinetuneOptions:
+    """The options of the run in `folder` (its finetune.json), with those given explicitly now: a resumed run
+    needs no option retyped, and one typed differently is compared (and refused when it changes the model)."""
+    report = folder / REPORT_NAME
+    if not report.is_file():
+        return typed  # nothing to resume from: the run itself says so
+    recorded_data = read_json_object(report, "fine-tuning report").get("options")
+    recorded = FinetuneOptions.from_dict(recorded_data if isinstance(recorded_data, dict) else {}, f"{report}: options")
+    changes = {field: getattr(typed, field) for flag, field in _OPTION_FIELDS.items() if flag in given}
+    if given & _CONTRACT_FLAGS:
+        changes["contract"] = typed.contract
+    return replace(recorded, **changes)
+
+
 @reports_errors
 @takes_groups
 def finetune(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or a path,label CSV.")],
     *,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (model.pth, val.csv, ...).")],
@@ -142,6 +177,8 @@ def finetune(
         val_fraction=val_fraction, min_per_class=min_per_class, balance=parse_choice(Balance, balance, "--balance"),
         augment=not no_augment, seed=seed,
     )  # fmt: skip
+    if resume:  # the run's own options, changed only where given on this command line
+        options = resumed_options(output, options, typed_on_the_command_line(ctx))
 
     try:
         with StageBars() as bars:

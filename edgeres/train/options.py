@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeres.choices import require_fraction
+from edgeres.artifacts.fields import Fields
+from edgeres.choices import parse_choice, require_fraction
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.frames.images import NETWORK_SIZE
@@ -136,6 +138,34 @@ class FinetuneOptions:
         data["contract"] = self.contract.to_dict() if self.contract is not None else None
         return {k: (v.value if isinstance(v, enum.Enum) else str(v) if isinstance(v, Path) else v)
                 for k, v in data.items()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> FinetuneOptions:
+        """The options `as_dict` wrote (a run's finetune.json), read typed; one line naming `where` otherwise."""
+        fields = Fields.of(data, where)
+        contract = fields.section("contract")
+        weights = fields.get("weights", str)
+
+        def choice(kind: type[enum.Enum], key: str) -> Any:
+            return parse_choice(kind, fields.require(key, str), f"{where}: {key}")
+
+        try:
+            return cls(
+                arch=choice(Arch, "arch"), weights=Path(weights) if weights else None,
+                from_scratch=fields.require("from_scratch", bool), num_classes=fields.get("num_classes", int),
+                size=fields.require("size", int),
+                contract=None if contract is None else InputContract.from_dict(contract.data, f"{where}: contract"),
+                epochs=fields.require("epochs", int), warmup_epochs=fields.require("warmup_epochs", int),
+                unfreeze=choice(Unfreeze, "unfreeze"), optimizer=choice(OptimizerKind, "optimizer"),
+                lr=fields.require("lr", float), backbone_lr_scale=fields.require("backbone_lr_scale", float),
+                weight_decay=fields.require("weight_decay", float),
+                label_smoothing=fields.require("label_smoothing", float), batch_size=fields.require("batch_size", int),
+                patience=fields.require("patience", int), val_fraction=fields.require("val_fraction", float),
+                min_per_class=fields.require("min_per_class", int), balance=choice(Balance, "balance"),
+                augment=fields.require("augment", bool), seed=fields.require("seed", int),
+            )  # fmt: skip
+        except UserInputError as exc:
+            raise UserInputError(f"{where}: {exc}") from None
 
     def training_key(self) -> dict[str, Any]:
         """The options a resumed run must share with the one it continues (epochs may grow, patience change)."""

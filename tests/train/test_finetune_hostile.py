@@ -547,3 +547,22 @@ def test_a_second_finetune_into_a_folder_being_written_is_refused_and_the_first_
         os.kill(first.pid, signal.SIGCONT)
     assert first.wait(300) == 0, first.communicate()[0]
     assert (folder / "model.pth").is_file()
+
+
+# --- resuming takes the run's own options ---------------------------------------------------------------------
+
+
+def test_resume_takes_the_runs_options_and_compares_only_those_typed(
+    data: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    assert start(data, folder, random_checkpoint).exit_code == 0  # resnet18, size 32, 1 epoch, no warm-up
+    resumed = invoke("finetune", data, "-o", folder, "--resume", "--epochs", "2", "--workers", "0")
+    assert resumed.exit_code == 0, resumed.output
+    report = json.loads((folder / "finetune.json").read_text())
+    assert report["options"]["arch"] == "resnet18" and report["options"]["size"] == 32
+    assert report["options"]["epochs"] == 2 and report["resumed_after_epoch"] == 1
+    before = snapshot(folder)
+    line = refused(invoke("finetune", data, "-o", folder, "--resume", "--epochs", "3", "--lr", "0.5"))
+    assert "lr" in line and "0.5" in line
+    assert snapshot(folder) == before
