@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from edgeres.artifacts.onnx import has_fp16_qdq_scales
+from edgeres.artifacts.onnx import has_fp16_qdq_scales, load_onnx
 
 CPU_PROVIDERS = ("CPUExecutionProvider",)
 QUIET = 3  # onnxruntime log severity: errors only
@@ -62,7 +62,8 @@ def cpu_session(
 
 
 def graph_of(model: bytes | Path | str) -> onnx.ModelProto:
-    """The graph of serialized bytes or a file, without external weight files (only what the rules above read)."""
+    """The graph of serialized bytes, or of a file through the one loader (structure only: its weights stay
+    unread), for the rules above."""
     if isinstance(model, bytes):
         return onnx.load_model_from_string(model)
-    return onnx.load(str(model), load_external_data=False)
+    return load_onnx(model, weights=False)

@@ -16,7 +16,7 @@ from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.describe import describe_artifact
 from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.precision import onnx_precision
-from edgeres.artifacts.sidecar import read_sidecar
+from edgeres.artifacts.sidecar import Stage, read_sidecar
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
 from edgeres.cli.options import (
@@ -134,10 +134,10 @@ def artifact_lines(path: Path, description: dict[str, Any]) -> list[str]:
         f"made by edgeres {sidecar.stage or '?'} ({sidecar.data.get('created', '?')}), precision {precision}; "
         + ("its sidecar describes this file" if mismatch is None else f"BUT {mismatch}")
     )
-    spec = InputSpec.of(sidecar) if sidecar.stage != "engine" else None
+    spec = InputSpec.of(sidecar) if sidecar.stage != Stage.ENGINE.value else None
     if spec is not None and spec.contract is not None:
         lines.append(f"takes raw {spec.contract.describe()} frames")
-    if sidecar.stage == "engine":
+    if sidecar.stage == Stage.ENGINE.value:
         from edgeres.engine.record import EngineRecord
 
         record = EngineRecord.of(sidecar)

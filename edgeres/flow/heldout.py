@@ -45,5 +45,6 @@ def write_heldout(
             logits[role] = model_logits(path, [samples], kernels_for(role))[0].astype(np.float32)
     known = None if any(b is None for b in labels) else np.concatenate([b for b in labels if b is not None])
     recorded = {role: RecordedModel(path.name, sha256_file(path)) for role, path in models.items()}
-    heldout = HeldOutReference(samples, known, logits, recorded, gate)
-    return heldout.write(Path(outdir) / HELDOUT_NAME).path or Path(outdir) / HELDOUT_NAME
+    path = Path(outdir) / HELDOUT_NAME
+    HeldOutReference(samples, known, logits, recorded, gate).write(path)
+    return path

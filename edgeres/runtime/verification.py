@@ -140,17 +140,15 @@ def reference_role(artifact: Path, heldout: HeldOutReference, record: EngineReco
     return role
 
 
-def find_heldout(artifact: Path, given: Path | None = None) -> Path | None:
+def find_heldout(artifact: Path, given: Path | None = None, record: EngineRecord | None = None) -> Path | None:
     """The held-out set for `artifact`: `given` (the archive or its build folder), else the one beside it, else
-    (an engine) the one beside the ONNX its sidecar names."""
+    (an engine, with its `record`) the one beside the ONNX its sidecar names."""
     if given is not None:
         given = Path(given)
         return given / HELDOUT_NAME if given.is_dir() else given
     candidates = [Path(artifact).parent / HELDOUT_NAME]
-    if artifact_kind(artifact) is ArtifactKind.TENSORRT:
-        record = read_engine_record(artifact)
-        if record is not None and record.onnx:
-            candidates.append(Path(record.onnx).parent / HELDOUT_NAME)
+    if record is not None and record.onnx:
+        candidates.append(Path(record.onnx).parent / HELDOUT_NAME)
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -163,14 +161,14 @@ def verify_artifact(artifact: Path, heldout_path: Path | None = None) -> Verific
     kind = artifact_kind(artifact)
     if kind is ArtifactKind.ONNX:
         load_onnx(artifact, weights=False)  # a file that is no model is named as such before anything else
-    found = find_heldout(artifact, heldout_path)
+    record = read_engine_record(artifact) if kind is ArtifactKind.TENSORRT else None
+    found = find_heldout(artifact, heldout_path, record)
     if found is None:
         raise UserInputError(
             f"{artifact}: no {HELDOUT_NAME} beside it or its ONNX; name the build folder: "
             "edgeres verify ARTIFACT BUILD_DIR"
         )
     heldout = HeldOutReference.read(found)
-    record = read_engine_record(artifact) if kind is ArtifactKind.TENSORRT else None
     reference = reference_role(artifact, heldout, record)
     with open_runner(artifact, allow_unverified=True) as runner:
         return verify_runner(runner, heldout, reference)
@@ -180,7 +178,7 @@ def verify_new_engine(engine: Path, heldout_path: Path | None) -> VerificationOu
     """Verify an engine just built and record the outcome in its sidecar; None (recorded as never verified)
     when there is no held-out set. Raises VerificationFailed, after recording, when it fails."""
     engine = Path(engine)
-    found = find_heldout(engine, heldout_path)
+    found = find_heldout(engine, heldout_path, read_engine_record(engine))
     if found is None:
         return None
     outcome = verify_artifact(engine, found)
