@@ -29,7 +29,8 @@ from _models import fp32_and_u8s8
 
 from edgeres.artifacts.ort_session import cpu_session
 from edgeres.frames.contract import FRAME_INPUT, InputContract, ResizeMode
-from edgeres.frames.images import default_calibration_dir, list_images, normalize, read_rgb
+from edgeres.frames.images import default_calibration_dir, list_images, read_rgb
+from edgeres.frames.normalization import IMAGENET_RGB
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422
 from edgeres.frontend.graph import attach_frontend, frontend_graph
 from edgeres.frontend.host import reference_input
@@ -61,7 +62,7 @@ def opencv_path(frame: np.ndarray, contract: InputContract) -> np.ndarray:
     if contract.resize is ResizeMode.CENTER_CROP:
         left = (WIDTH - HEIGHT) // 2
         rgb = rgb[:, left : left + HEIGHT]
-    return normalize(cv2.resize(rgb, (contract.size, contract.size), interpolation=cv2.INTER_AREA))[None]
+    return IMAGENET_RGB.apply(cv2.resize(rgb, (contract.size, contract.size), interpolation=cv2.INTER_AREA))[None]
 
 
 def main() -> None:

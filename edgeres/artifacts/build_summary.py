@@ -31,7 +31,7 @@ class BuildSummary:
     recipe: JsonSection  # the options that reproduce the calibration (edgeres.flow.options.BuildOptions)
     weights: str
     random_weights: bool | None
-    input: JsonSection | None  # the camera input contract of a frame model, else None
+    input: JsonSection | None  # what the model takes (edgeres.frames.contract.InputSpec.to_json); None in old builds
     artifacts: Mapping[ArtifactRole, Path]
     gate_passed: bool | None
     # Report sections, in the order they appear in the file.

@@ -40,6 +40,9 @@ class QuantizeRecord:
     high_precision: str | None = None  # a HighPrecision value: the type of what is not INT8
     cpu_weights: str | None = None  # a WeightType value: the CPU twin's weight codes
     keep_io_float: bool | None = None  # FP16: inputs and outputs stay float32
+    # options["input"] as the FP32 model's (edgeres.frames.contract.InputSpec.to_json), so a model made from an
+    # ONNX without a sidecar still says what it takes; read back by InputSpec.of, its one decoder.
+    input: Mapping[str, Any] | None = None
     ranges: Mapping[str, float] | None = None  # calibrated absolute maximum per activation tensor
     report: Mapping[str, Any] = field(default_factory=dict)
 
@@ -56,6 +59,7 @@ class QuantizeRecord:
             "high_precision": self.high_precision,
             "cpu_weights": self.cpu_weights,
             "keep_io_float": self.keep_io_float,
+            "input": None if self.input is None else dict(self.input),
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -89,6 +93,7 @@ class QuantizeRecord:
             high_precision=options.get("high_precision", str),
             cpu_weights=options.get("cpu_weights", str),
             keep_io_float=options.get("keep_io_float", bool),
+            input=options.get("input", dict),
             ranges=results.mapping(RANGES, float),
             report={key: value for key, value in results.data.items() if key != RANGES},
         )

@@ -18,6 +18,7 @@ from edgeres.cli.args.engine import ENGINE, EngineArgs
 from edgeres.cli.args.frame_input import FRAME_INPUT, FrameInputArgs
 from edgeres.cli.args.gate import GATE, GateArgs
 from edgeres.cli.args.group import option, switch, takes_groups
+from edgeres.cli.args.normalization import NORMALIZATION, NormalizationArgs
 from edgeres.cli.options import (
     ARCH_DEFAULT,
     ArchOption,
@@ -89,6 +90,7 @@ def build(
     no_profile: Annotated[
         bool, typer.Option("--no-profile", help="Skip the short CPU profile after the build.")
     ] = False,
+    normalization: NormalizationArgs,
     contract: FrameInputArgs,
     calibration: CalibrationArgs,
     eval_csv: EvalOption = None,
@@ -111,6 +113,7 @@ def build(
       edgeres build --int8 --weights product.pth --num-classes 51 --calib labels.csv --min-agreement 0.99\n
       edgeres build --int8 --weights ft/model.pth --num-classes 51 --calib ft/train.csv --eval ft/val.csv\n
       edgeres build --int8 --onnx model.onnx --keep-float conv1,fc --min-sqnr 25\n
+      edgeres build --int8 --onnx caffe.onnx --channel-order bgr --mean 0.406,0.456,0.485 --std 0.0039,0.0039,0.0039\n
       edgeres build --int8 --onnx model.onnx --min-sqnr 25 --auto-fallback --max-fallback 4 --sensitivity\n
       edgeres build --fp16 -o out/r50_fp16
     """
@@ -119,7 +122,8 @@ def build(
     check_output_dir(output)
     options = calibration.build_options(
         contract, precision=Precision.FP16 if fp16 else Precision.INT8, onnx=onnx_path, arch=parse_arch(arch),
-        weights=weights, num_classes=num_classes, eval_csv=eval_csv, gate=gate, auto_fallback=auto_fallback,
+        weights=weights, num_classes=num_classes, normalization=normalization, eval_csv=eval_csv, gate=gate,
+        auto_fallback=auto_fallback,
         max_fallback=max_fallback, sensitivity=sensitivity, engine=engine,
         profile_iterations=0 if no_profile else DEFAULTS.profile_iterations,
     )  # fmt: skip
@@ -141,6 +145,7 @@ def build_arguments(options: BuildOptions, output: Path) -> list[str]:
         f"--{options.precision.value}",
         *option("--onnx", options.onnx), "--arch", options.arch.value, *option("--weights", options.weights),
         *option("--num-classes", options.num_classes),
+        *NORMALIZATION.render(options.normalization),
         *CALIBRATION.render(Calibration.of(options)),
         *option("--eval", options.eval_csv),
         *FRAME_INPUT.render(options.contract),

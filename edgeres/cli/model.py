@@ -135,8 +135,8 @@ def artifact_lines(path: Path, description: dict[str, Any]) -> list[str]:
         + ("its sidecar describes this file" if mismatch is None else f"BUT {mismatch}")
     )
     spec = InputSpec.of(sidecar) if sidecar.stage != Stage.ENGINE.value else None
-    if spec is not None and spec.contract is not None:
-        lines.append(f"takes raw {spec.contract.describe()} frames")
+    if spec is not None:
+        lines.append(f"takes {input_text(spec)}")
     if sidecar.stage == Stage.ENGINE.value:
         from edgeres.engine.record import EngineRecord
 
@@ -151,11 +151,17 @@ def artifact_lines(path: Path, description: dict[str, Any]) -> list[str]:
     return lines
 
 
+def input_text(spec: InputSpec) -> str:
+    """What a model takes, in words: raw frames of its contract, or RGB floats and how they are normalised."""
+    if spec.contract is not None:
+        return f"raw {spec.contract.describe()} frames"
+    return f"RGB floats [{', '.join(str(axis) for axis in spec.shape)}], {spec.normalization.describe()}"
+
+
 def camera_input(summary: BuildSummary, where: Path) -> str:
     if summary.input is None:
         return "RGB floats"
-    contract = InputSpec.from_json(dict(summary.input), str(where)).contract
-    return f"raw {contract.describe()} frames" if contract is not None else "RGB floats"
+    return input_text(InputSpec.from_json(dict(summary.input), f"{where}: input"))
 
 
 def build_folder_lines(folder: Path) -> list[str]:

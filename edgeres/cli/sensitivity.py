@@ -14,6 +14,7 @@ from edgeres.artifacts.precision import Precision
 from edgeres.cli.args.calibration import Calibration, CalibrationArgs
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
+from edgeres.cli.args.normalization import NormalizationArgs
 from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, WeightsOption, parse_arch
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
@@ -74,6 +75,7 @@ def sensitivity(
     weights: WeightsOption = None,
     num_classes: ClassesOption = None,
     arch: ArchOption = ARCH_DEFAULT,
+    normalization: NormalizationArgs,
     contract: FrameInputArgs,
     calibration: CalibrationArgs,
 ) -> None:
@@ -90,7 +92,7 @@ def sensitivity(
 
     if artifact_dir is not None and onnx_path is not None:
         raise UserInputError("give a build folder or --onnx, not both")
-    model_options = (contract, weights, num_classes) != (None, None, None)
+    model_options = (contract, weights, num_classes, normalization) != (None, None, None, None)
     check_choices_apply(calibration, artifact_dir is not None, model_options)
     if artifact_dir is not None:
         summary = _recorded_build(artifact_dir)
@@ -101,7 +103,8 @@ def sensitivity(
         output = output if output is not None else Path("out/sensitivity")
         check_output_dir(output)
         options = calibration.build_options(
-            contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes
+            contract, onnx=onnx_path, arch=parse_arch(arch), weights=weights, num_classes=num_classes,
+            normalization=normalization,
         )
     with StageBars() as bars:
         run = analyse(options, output, bars)

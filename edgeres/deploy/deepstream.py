@@ -5,7 +5,8 @@ nvinfer normalises every pixel as `y = net-scale-factor * (x - offsets[c])` (Gst
 (0.229, 0.224, 0.225) cannot be written in the config. edgeres keeps the result exact instead of
 approximating it: the config uses the mean std, and the ONNX handed to nvinfer starts with one
 per-channel Mul by `mean_std / std[c]` (gains 0.987, 1.009, 1.004), so the tensor reaching the
-first convolution is exactly the ImageNet-normalised image. nvinfer's default classifier parser
+first convolution is exactly the normalised image the model takes (ImageNet RGB, or what its build
+recorded). nvinfer's default classifier parser
 reads probabilities and compares them with `classifier-threshold`, so the same ONNX ends in a
 Softmax (output `probabilities`).
 
@@ -45,7 +46,7 @@ from edgeres.engine.builder import FP16_SCALES_FROM_MAJOR, check_scale_types
 from edgeres.errors import UserInputError
 from edgeres.export.record import OutputSpec
 from edgeres.frames.contract import InputKind
-from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
+from edgeres.frames.normalization import IMAGENET_RGB, ChannelOrder, PixelNormalization
 from edgeres.quantize.cache import trt_version_number, write_trt_table
 
 CONFIG_NAME = "config_infer_primary.txt"
@@ -54,7 +55,8 @@ CALIBRATION_NAME = "calibration.table"
 PROBABILITIES = "probabilities"
 NORMALISED_INPUT = "nvinfer_normalised_input"
 
-MODEL_COLOR_FORMAT_RGB = 0  # NvDsInferFormat: RGB = 0, BGR = 1, GRAY = 2
+# NvDsInferFormat (Gst-nvinfer docs, model-color-format): RGB = 0, BGR = 1, GRAY = 2; offsets[c] follow it.
+MODEL_COLOR_FORMAT = {ChannelOrder.RGB: 0, ChannelOrder.BGR: 1}
 NETWORK_TYPE_CLASSIFIER = 1  # NvDsInferNetworkType: Detector 0, Classifier 1, Segmentation 2
 PROCESS_MODE_PRIMARY = 1  # full frames (2 = secondary, on detected objects)
 NETWORK_INPUT_ORDER_NCHW = 0
@@ -69,11 +71,13 @@ class NvinferNormalization:
     channel_gain: tuple[float, float, float]
 
 
-def nvinfer_normalization(mean: np.ndarray = IMAGENET_MEAN, std: np.ndarray = IMAGENET_STD) -> NvinferNormalization:
-    """Split `(x / 255 - mean[c]) / std[c]` into nvinfer's `s * (x - offsets[c])` and a gain per channel."""
-    reference_std = float(np.mean(std.astype(np.float64)))
-    offsets = tuple(float(255.0 * m) for m in mean.astype(np.float64))
-    gains = tuple(reference_std / float(s) for s in std.astype(np.float64))
+def nvinfer_normalization(normalization: PixelNormalization = IMAGENET_RGB) -> NvinferNormalization:
+    """Split `(x / 255 - mean[c]) / std[c]` into nvinfer's `s * (x - offsets[c])` and a gain per channel (c in
+    the model's channel order, as nvinfer's offsets are)."""
+    mean, std = np.array(normalization.mean, np.float64), np.array(normalization.std, np.float64)
+    reference_std = float(np.mean(std))
+    offsets = tuple(float(255.0 * m) for m in mean)
+    gains = tuple(reference_std / float(s) for s in std)
     return NvinferNormalization(1.0 / (255.0 * reference_std), offsets, gains)  # type: ignore[arg-type]
 
 
@@ -254,11 +258,15 @@ def deepstream_config_text(
             norm.net_scale_factor,
             (
                 "y = net-scale-factor * (x - offsets[c]) with 1 / (255 * mean std); the ONNX's first node",
-                "multiplies channel c by mean_std / std[c], so the network sees exact ImageNet normalisation.",
+                "multiplies channel c by mean_std / std[c], so the network sees exactly the normalisation it takes.",
             ),
         ),
         NvinferEntry("offsets", [float(f"{o:.6g}") for o in norm.offsets]),
-        NvinferEntry("model-color-format", MODEL_COLOR_FORMAT_RGB),
+        NvinferEntry(
+            "model-color-format",
+            MODEL_COLOR_FORMAT[model.normalization.order],
+            (f"The model takes {model.normalization.describe()}.",),
+        ),
         NvinferEntry("network-input-order", NETWORK_INPUT_ORDER_NCHW),
         NvinferEntry("infer-dims", [channels, height, width]),
         NvinferEntry("output-blob-names", [PROBABILITIES]),
@@ -283,7 +291,7 @@ def write_deepstream(
         limit = f"1..{model.fixed_batch}" if model.fixed_batch else "at least 1"
         raise UserInputError(f"batch size {options.batch_size}: {model.path.name} takes {limit}")
     names.require_count(model.num_classes)
-    norm = nvinfer_normalization()
+    norm = nvinfer_normalization(model.normalization)
     proto = load_onnx(model.path)
     edited = nvinfer_onnx(proto, norm.channel_gain, model.input.name, model.output.name)
     out_dir = Path(out_dir)

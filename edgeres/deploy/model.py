@@ -27,7 +27,8 @@ from edgeres.engine.record import EngineRecord
 from edgeres.engine.verification_record import check_verified
 from edgeres.errors import UserInputError
 from edgeres.export.record import ModelSpec, OutputSpec, read_model_spec
-from edgeres.frames.contract import InputKind, InputSpec
+from edgeres.frames.contract import InputKind, InputSpec, recorded_input
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 
 # Preference when the user names no precision: the reason to build for the edge is INT8. On the CPU,
 # onnxruntime runs a float16 operator it has no CPU kernel for between casts to and from float32
@@ -84,6 +85,11 @@ class DeployModel:
     def fixed_batch(self) -> int | None:
         """The batch size baked into the graph, or None when the batch axis is dynamic."""
         return self.input.fixed_batch
+
+    @property
+    def normalization(self) -> PixelNormalization:
+        """How the model wants its RGB floats (what a server's pre-processing must produce)."""
+        return self.spec.input.normalization if self.spec.input is not None else IMAGENET_RGB
 
     def dims(self, tensor: TensorSpec) -> tuple[int, ...]:
         """A tensor's shape without the batch axis (what DeepStream and Triton call dims)."""
@@ -199,15 +205,13 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
     path = Path(path)
     sidecar = require_sidecar(path, "model file", "deploy needs a model made by edgeres")
     overridden = _check_build(path, sidecar, allow_failed_gate)
-    spec = read_model_spec(path)
     precision = onnx_precision(path)  # the model's own sidecar, else its graph (Q/DQ -> INT8, FP16 weights)
-    if spec is None:
-        raise UserInputError(f"{path}.json: no num_classes in its options or its source model's")
-    num_classes = spec.num_classes
     if path.suffix.lower() != ONNX_SUFFIX:
         raise UserInputError(f"{path}: deploy reads ONNX models (a TensorRT engine is tied to the GPU that built it)")
     graph = load_onnx(path, weights=False)
     input_tensor, output_tensor = graph_input(graph, path), graph_output(graph, path)
+    spec = read_model_spec(path) or _graph_spec(path, output_tensor)
+    num_classes = spec.num_classes
     ElementType.of(output_tensor, path)
     _check_against_sidecar(input_tensor, spec.input, "input", str(path))
     _check_against_sidecar(output_tensor, spec.output, "output", str(path))
@@ -229,6 +233,17 @@ def read_deploy_model(path: Path, allow_failed_gate: bool = False) -> DeployMode
         quantize=QuantizeRecord.of(sidecar) if sidecar.stage == Stage.QUANTIZE.value else None,
         gate_overridden=overridden,
     )
+
+
+def _graph_spec(path: Path, output: TensorSpec) -> ModelSpec:
+    """The spec of a model built from an ONNX edgeres did not export: its class count from its graph, what it
+    takes from the build's record (edgeres.frames.contract.recorded_input)."""
+    num_classes = output.shape[-1] if output.shape else None
+    if num_classes is None:
+        raise UserInputError(
+            f"{path}.json: no num_classes in its options or its source model's, nor a fixed graph output"
+        )
+    return ModelSpec(arch=None, num_classes=num_classes, input=recorded_input(path), output=None)
 
 
 def require_engine_file(engine: Path) -> Path:

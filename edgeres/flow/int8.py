@@ -54,7 +54,7 @@ def quantize_int8(
     analysis = Int8Analysis()
     if options.analysis.asked:
         analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
-    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float)
+    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json())
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     record = calibrated.calibrated.record
     notes = (
@@ -67,5 +67,5 @@ def quantize_int8(
 
 
 def quantize_fp16(source: SourceModel, outdir: Path) -> Quantized:
-    path = write_fp16_model(source.path, source.model, outdir)
+    path = write_fp16_model(source.path, source.model, outdir, source.input.to_json())
     return Quantized({ArtifactRole.FP16: path}, (ArtifactRole.FP16,), ())

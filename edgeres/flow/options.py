@@ -12,6 +12,7 @@ from edgeres.engine.options import EngineOptions
 from edgeres.errors import UserInputError
 from edgeres.flow.source import check_source_onnx, given_source_record
 from edgeres.frames.contract import FrameFormat, InputContract
+from edgeres.frames.normalization import PixelNormalization
 from edgeres.model.arch import Arch
 from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
@@ -83,6 +84,8 @@ class BuildOptions:
     gate: FidelityGate = field(default_factory=FidelityGate)
     raw: FrameFormat | None = None  # layout and size of raw .yuv calibration frames
     contract: InputContract | None = None  # camera-frame input: export (or expect) the fused model
+    # How a given RGB ONNX wants its floats; None: as its sidecar records, else ImageNet RGB.
+    normalization: PixelNormalization | None = None
     recalibrate: bool = False  # overwrite a calibration cache made from other inputs instead of refusing
     trt_table_version: str = DEFAULT_TRT_VERSION  # header version of calibration.table
     engine: EngineOptions = field(default_factory=EngineOptions)
@@ -109,6 +112,16 @@ class BuildOptions:
         except ValueError as exc:
             raise UserInputError(f"calibration percentile {self.percentile}: {exc}") from None
         trt_version_number(self.trt_table_version)  # raises UserInputError when it cannot be a header
+        if self.normalization is not None and self.onnx is None:
+            raise UserInputError(
+                "--mean, --std and --channel-order describe a model given with --onnx; the models edgeres "
+                "exports (torchvision's) take ImageNet-normalised RGB"
+            )
+        if self.normalization is not None and self.contract is not None:
+            raise UserInputError(
+                "--mean, --std and --channel-order are for a model taking RGB floats; a model taking raw frames "
+                "normalises them in its fused front-end"
+            )
 
     def check_files(self) -> None:
         """Refuse missing sources and a given ONNX of the wrong shape, before a build writes anything."""
@@ -154,6 +167,7 @@ class BuildOptions:
             "high_precision": self.high_precision.value,
             "raw": None if self.raw is None else str(self.raw),
             "min_holdout_samples": self.min_holdout_samples,
+            "normalization": None if self.normalization is None else self.normalization.to_json(),
         }
 
     @classmethod
@@ -174,10 +188,15 @@ class BuildOptions:
                 high_precision=HighPrecision(recipe["high_precision"]),
                 raw=None if recipe["raw"] is None else FrameFormat.parse(str(recipe["raw"])),
                 min_holdout_samples=int(recipe["min_holdout_samples"]),
+                normalization=_recorded_normalization(recipe.get("normalization")),
                 **changes,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserInputError(f"the build's recorded options are incomplete or invalid ({exc!r})") from None
+
+
+def _recorded_normalization(value: object) -> PixelNormalization | None:
+    return None if value is None else PixelNormalization.from_json(value, "the build's options.normalization")
 
 
 def _source_name(source: Path | SampleSource | None) -> str | None:

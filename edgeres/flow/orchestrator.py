@@ -112,7 +112,7 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
 
 def source_notes(source: SourceModel) -> tuple[str, ...]:
     if source.contract is None:
-        return ()
+        return (f"input: RGB floats, {source.normalization.describe()}",)
     return (f"input: raw {source.contract.describe()} frames; the front-end stays float",)
 
 
@@ -195,9 +195,9 @@ def build_summary(
         "profile": list(profile),
         "timings": stages.total(),
     }
-    contract = source.contract.to_dict() if source.contract else None
     return BuildSummary(
-        options.precision, options.recipe(), source.weights, source.random_weights, contract, dict(artifacts),
+        options.precision, options.recipe(), source.weights, source.random_weights, source.input.to_json(),
+        dict(artifacts),
         None, sections,
     )  # fmt: skip
 

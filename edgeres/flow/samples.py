@@ -33,7 +33,7 @@ class BuildSamples:
 
 def build_samples(options: BuildOptions, source: SourceModel) -> BuildSamples:
     """The calibration set, and the held-out set it never sees (a share of it, or the `eval_csv` rows)."""
-    encoder = encoder_for(source.model, source.contract)
+    encoder = encoder_for(source.model, source.contract, source.normalization)
     classes = source.num_classes
     full = CalibrationSet(options.calib, encoder, options.calib_size, options.seed, options.raw, classes)
     if options.eval_csv is not None:

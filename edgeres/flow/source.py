@@ -15,7 +15,8 @@ from edgeres.artifacts.onnx import graph_input, graph_output, load_onnx
 from edgeres.artifacts.sidecar import Section, Sidecar, verify_sidecar
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
-from edgeres.frames.contract import InputContract, InputSpec
+from edgeres.frames.contract import InputContract, InputKind, InputSpec
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 from edgeres.model.arch import Arch
 from edgeres.progress import Stages
 from edgeres.samples.encoding import model_input
@@ -32,6 +33,8 @@ class ExportChoice(Protocol):
     def num_classes(self) -> int | None: ...
     @property
     def contract(self) -> InputContract | None: ...
+    @property
+    def normalization(self) -> PixelNormalization | None: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,16 @@ class SourceModel:
     path: Path
     weights: str
     random_weights: bool | None  # None: unknown (no edgeres sidecar)
-    contract: InputContract | None
+    input: InputSpec  # recorded by every model the build makes from it
+
+    @property
+    def contract(self) -> InputContract | None:
+        """The camera contract of a model that takes raw frames; None for one that takes RGB floats."""
+        return self.input.contract
+
+    @property
+    def normalization(self) -> PixelNormalization:
+        return self.input.normalization
 
     @cached_property
     def model(self) -> onnx.ModelProto:
@@ -64,7 +76,8 @@ def check_source_onnx(onnx_path: Path) -> TensorSpec:
         shape = "[" + ", ".join("?" if size is None else str(size) for size in spec.shape) + "]"
         raise UserInputError(
             f"{path}: input '{spec.name}' {shape} has dynamic axes {dynamic} (height/width); calibration and "
-            "the engine need one fixed input size: export the model with a fixed size"
+            "the engine need one fixed input size: export the model with a fixed size, or fix each named axis with "
+            "`python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param NAME --dim_value SIZE IN OUT`"
         )
     return spec
 
@@ -91,6 +104,33 @@ def _given_model_contract(
     return wanted
 
 
+def _given_model_input(
+    onnx_path: Path, sidecar: Sidecar | None, contract: InputContract | None, wanted: PixelNormalization | None
+) -> InputSpec:
+    """What a given ONNX takes: its sidecar's record, or what its graph and the options say. A normalisation
+    asked for that differs from the recorded one, or given for a model that normalises frames itself, is refused."""
+    declared = InputSpec.of(sidecar) if sidecar is not None else None
+    takes_frames = contract is not None or (declared is not None and declared.contract is not None)
+    if takes_frames and wanted is not None:
+        raise UserInputError(
+            f"{onnx_path}: takes raw camera frames, and its fused front-end normalises them as ImageNet RGB; "
+            "drop --mean, --std and --channel-order"
+        )
+    if declared is not None and declared.contract == contract:
+        if wanted is not None and wanted != declared.normalization:
+            raise UserInputError(
+                f"{onnx_path}: its sidecar records input normalisation {declared.normalization.describe()}, but "
+                f"{wanted.describe()} was asked for; drop --mean, --std and --channel-order, or pass an ONNX "
+                "without that sidecar"
+            )
+        return declared
+    tensor = graph_input(load_onnx(onnx_path, weights=False), onnx_path)
+    axes = tuple("batch" if size is None else size for size in tensor.shape)
+    if contract is not None:
+        return InputSpec(InputKind.YUV422, tensor.name, axes, contract)
+    return InputSpec(InputKind.RGB_FLOAT, tensor.name, axes, normalization=wanted or IMAGENET_RGB)
+
+
 def given_source_record(path: Path) -> tuple[Sidecar | None, bool | None, str | None]:
     """The sidecar of a given ONNX, trusted only when it describes this very file (size and SHA-256), with
     what the build reads of it typed: (sidecar, random weights, weights); a sidecar of another file, one
@@ -110,10 +150,11 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, st
         path = Path(onnx_path)  # checked by BuildOptions.check_files before the build began
         sidecar, random, weights = given_source_record(path)
         contract = _given_model_contract(path, sidecar, options.contract)
+        taken = _given_model_input(path, sidecar, contract, options.normalization)
         if random is None:
             why = f"no edgeres sidecar beside {path}" if sidecar is None else f"{path}'s sidecar does not say"
-            return SourceModel(path, f"unknown ({why})", None, contract)
-        return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), contract)
+            return SourceModel(path, f"unknown ({why})", None, taken)
+        return SourceModel(path, str(weights) if weights else "random (seeded)", bool(random), taken)
     from edgeres.export.from_weights import export_default
 
     with stages.stage("export FP32 ONNX" + (" with the camera front-end" if options.contract else "")):
@@ -122,4 +163,6 @@ def source_model(onnx_path: Path | None, options: ExportChoice, outdir: Path, st
         )
     random = bool(result.record.random_weights)
     weights = str(options.weights) if options.weights else ("random (seeded)" if random else "torchvision cache")
-    return SourceModel(result.path, weights, random, options.contract)
+    exported = result.record.model.input
+    assert exported is not None  # an export records what its model takes
+    return SourceModel(result.path, weights, random, exported)

@@ -21,6 +21,7 @@ from edgeres.artifacts.sidecar import Section, Sidecar
 from edgeres.choices import parse_choice
 from edgeres.errors import UserInputError
 from edgeres.frames.images import NETWORK_SIZE
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization, recorded_normalization
 from edgeres.frames.yuv import (
     DEFAULT_COLORSPACE,
     DEFAULT_RANGE,
@@ -41,7 +42,7 @@ class InputKind(str, enum.Enum):
     """What a model's input is, as its sidecar records it (options["input"]["kind"]) and deploy tells from
     its graph."""
 
-    RGB_FLOAT = "rgb_float"  # float [batch, 3, H, W], ImageNet-normalised
+    RGB_FLOAT = "rgb_float"  # float [batch, 3, H, W], normalised as its record says (ImageNet RGB by default)
     YUV422 = "yuv422"  # uint8 [batch, rows, bytes] raw camera frames, the front-end fused into the model
 
 
@@ -183,22 +184,32 @@ def _whole(value: object) -> int:
 @dataclass(frozen=True)
 class InputSpec:
     """What a model takes, as a sidecar records it: kind, tensor name, shape (axes set at run time by name,
-    "batch"), and for a frame model the camera contract. Export writes it; an engine copies its ONNX's."""
+    "batch"), for an RGB model how its floats are normalised, and for a frame model the camera contract (whose
+    fused front-end normalises as ImageNet RGB). Export and build write it; an engine copies its ONNX's."""
 
     kind: InputKind
     name: str
     shape: tuple[int | str, ...]
     contract: InputContract | None = None  # present exactly when kind is YUV422
+    normalization: PixelNormalization = IMAGENET_RGB
 
     def __post_init__(self) -> None:
         if (self.contract is not None) != (self.kind is InputKind.YUV422):
             has = "a" if self.contract is not None else "no"
             raise UserInputError(f"input '{self.name}': {self.kind.value} with {has} camera contract (frames have one)")
+        if self.contract is not None and not self.normalization.is_imagenet_rgb:
+            raise UserInputError(f"input '{self.name}': a frame model's front-end normalises as ImageNet RGB")
 
     @classmethod
-    def rgb(cls, name: str, size: int = NETWORK_SIZE) -> InputSpec:
-        """Float [batch, 3, size, size], ImageNet-normalised."""
-        return cls(InputKind.RGB_FLOAT, name, ("batch", 3, size, size))
+    def rgb(cls, name: str, size: int = NETWORK_SIZE, normalization: PixelNormalization = IMAGENET_RGB) -> InputSpec:
+        """Float [batch, 3, size, size], normalised by `normalization`."""
+        return cls(InputKind.RGB_FLOAT, name, ("batch", 3, size, size), normalization=normalization)
+
+    @classmethod
+    def rgb_of(cls, name: str, shape: tuple[int | None, ...], normalization: PixelNormalization) -> InputSpec:
+        """The RGB input of a graph's tensor `name` of `shape` (a batch axis not fixed is named "batch")."""
+        axes = tuple("batch" if size is None else size for size in shape)
+        return cls(InputKind.RGB_FLOAT, name, axes, normalization=normalization)
 
     @classmethod
     def frames(cls, contract: InputContract) -> InputSpec:
@@ -214,7 +225,12 @@ class InputSpec:
     def to_json(self) -> dict[str, Any]:
         """options["input"] as every stage writes it."""
         if self.contract is None:
-            return {"kind": self.kind.value, "name": self.name, "shape": list(self.shape)}
+            return {
+                "kind": self.kind.value,
+                "name": self.name,
+                "shape": list(self.shape),
+                "normalization": self.normalization.to_json(),
+            }
         return {
             "kind": self.kind.value,
             "name": self.name,
@@ -235,8 +251,9 @@ class InputSpec:
         name, shape = fields.require("name", str), fields.shape("shape")
         if shape is None:
             raise UserInputError(f"{where} has no shape")
-        contract = InputContract.from_dict(fields.data, where) if kind is InputKind.YUV422 else None
-        return cls(kind, name, shape, contract)
+        if kind is InputKind.YUV422:
+            return cls(kind, name, shape, InputContract.from_dict(fields.data, where))
+        return cls(kind, name, shape, normalization=recorded_normalization(fields.data, where))
 
     @classmethod
     def from_options(cls, options: Fields) -> InputSpec | None:

@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 
 from edgeres.errors import UserInputError
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 NETWORK_SIZE = 224
 RESIZE_SHORTER_TO = 256  # the usual ImageNet evaluation crop: shorter side 256, centre 224
 MIN_IMAGE_SIDE = 16  # a smaller picture says nothing about a camera's activations or a class
@@ -103,22 +102,21 @@ def fit_picture(rgb: np.ndarray, width: int, height: int, fit: Fit = Fit.COVER) 
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def normalize(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB [H, W, 3] -> float32 CHW with ImageNet mean/std."""
-    scaled = rgb.astype(np.float32) / 255.0
-    return np.ascontiguousarray(((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
-
-
-def imagenet_batch(images: Iterable[np.ndarray], size: int = NETWORK_SIZE) -> np.ndarray:
-    """RGB uint8 images -> float32 [N, 3, size, size] the way ImageNet classifiers are evaluated."""
-    tensors = [normalize(center_crop_resize(rgb, size)) for rgb in images]
+def imagenet_batch(
+    images: Iterable[np.ndarray], size: int = NETWORK_SIZE, normalization: PixelNormalization = IMAGENET_RGB
+) -> np.ndarray:
+    """RGB uint8 images -> float32 [N, 3, size, size] the way ImageNet classifiers are evaluated (shorter side
+    resized, centre crop), normalised as the network wants."""
+    tensors = [normalization.apply(center_crop_resize(rgb, size)) for rgb in images]
     if not tensors:
         raise UserInputError("no images to batch")
     return np.stack(tensors)
 
 
-def read_batch(paths: Sequence[Path], size: int = NETWORK_SIZE) -> np.ndarray:
-    return imagenet_batch((read_rgb(p) for p in paths), size)
+def read_batch(
+    paths: Sequence[Path], size: int = NETWORK_SIZE, normalization: PixelNormalization = IMAGENET_RGB
+) -> np.ndarray:
+    return imagenet_batch((read_rgb(p) for p in paths), size, normalization)
 
 
 def default_calibration_dir() -> Path:

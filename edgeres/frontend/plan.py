@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeres.frames.contract import InputContract, ResizeMode
-from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD
+from edgeres.frames.normalization import IMAGENET_MEAN, IMAGENET_STD
 from edgeres.frames.yuv import (
     PACKED_ROLES,
     color_conversion,

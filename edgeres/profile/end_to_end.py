@@ -16,13 +16,15 @@ import numpy as np
 
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
-from edgeres.frames.images import center_crop_resize, normalize
+from edgeres.frames.images import center_crop_resize
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 from edgeres.frames.stream import FrameSource, YuvStream, open_frames, source_name
 from edgeres.frames.yuv import YuvFile, yuv422_to_rgb
 from edgeres.profile.options import FrameClip
 from edgeres.profile.results import EndToEndResult
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
+from edgeres.runtime.inputs import artifact_normalization
 from edgeres.runtime.topk import top_k
 from edgeres.timing import RunLength
 
@@ -32,7 +34,9 @@ def takes_raw_frames(spec: TensorSpec, clip: FrameClip) -> bool:
     return spec.dtype == np.uint8 and len(spec.shape) == 3 and tuple(spec.shape[1:]) == clip.frames.frame_shape
 
 
-def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray], np.ndarray]:
+def host_preprocessor(
+    spec: TensorSpec, clip: FrameClip, normalization: PixelNormalization = IMAGENET_RGB
+) -> Callable[[np.ndarray], np.ndarray]:
     """The host-side conversion from one raw frame to the network's input batch of one."""
     if takes_raw_frames(spec, clip):
         return lambda frame: frame[None]
@@ -46,7 +50,7 @@ def host_preprocessor(spec: TensorSpec, clip: FrameClip) -> Callable[[np.ndarray
 
     def preprocess(frame: np.ndarray) -> np.ndarray:
         rgb = yuv422_to_rgb(frame, clip.frames.layout, clip.colorspace, clip.color_range)
-        return normalize(center_crop_resize(rgb, size))[None].astype(dtype, copy=False)
+        return normalization.apply(center_crop_resize(rgb, size))[None].astype(dtype, copy=False)
 
     return preprocess
 
@@ -94,7 +98,7 @@ def run_end_to_end(runner: Runner, frames: ClipFrames, run_length: RunLength, wa
     the run: None when it left no frame to time after the warm-up."""
     clip = frames.clip
     supply = frames.run()
-    preprocess = host_preprocessor(runner.input_spec, clip)
+    preprocess = host_preprocessor(runner.input_spec, clip, artifact_normalization(runner.artifact))
     clock = time.perf_counter
     stages: list[list[float]] = [[], [], [], [], []]
     deadline = clock() + run_length.seconds if run_length.seconds is not None else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -25,7 +27,10 @@ def write_quantized(path: Path, model: onnx.ModelProto, record: QuantizeRecord) 
     return path
 
 
-def write_fp16_model(source: Path, model: onnx.ModelProto, outdir: Path) -> Path:
-    """The FP16 model (float32 inputs and outputs) of the FP32 `model` read from `source`."""
-    record = QuantizeRecord(ArtifactRole.FP16, source, keep_io_float=True)
+def write_fp16_model(
+    source: Path, model: onnx.ModelProto, outdir: Path, model_input: Mapping[str, Any] | None = None
+) -> Path:
+    """The FP16 model (float32 inputs and outputs) of the FP32 `model` read from `source`, recording
+    `model_input` (what the FP32 model takes, as its sidecar's options["input"])."""
+    record = QuantizeRecord(ArtifactRole.FP16, source, keep_io_float=True, input=model_input)
     return write_quantized(outdir / FP16_MODEL_NAME, to_fp16(model), record)

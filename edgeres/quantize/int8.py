@@ -172,9 +172,14 @@ def placement_record(plan: QdqPlan) -> dict[str, Any]:
 
 
 def write_int8_models(
-    source: Path, calibration: Int8Calibration, outdir: Path, extra_float: tuple[str, ...] = ()
+    source: Path,
+    calibration: Int8Calibration,
+    outdir: Path,
+    extra_float: tuple[str, ...] = (),
+    model_input: Mapping[str, Any] | None = None,
 ) -> Int8Models:
-    """The TensorRT Q/DQ model, the CPU twin and the text table, with `extra_float` layers also kept in float."""
+    """The TensorRT Q/DQ model, the CPU twin and the text table, with `extra_float` layers also kept in float;
+    both models record `model_input` (what the FP32 model takes, as its sidecar's options["input"])."""
     settings, model, ranges = calibration.settings, calibration.model, calibration.calibrated.ranges
     keep_float = tuple(dict.fromkeys(settings.keep_float + extra_float))
     plan = plan_qdq(model, keep_float) if extra_float else calibration.plan
@@ -187,7 +192,7 @@ def write_int8_models(
     common = QuantizeRecord(
         ArtifactRole.INT8_TENSORRT, source, calib_algo=settings.calib_algo.value, keep_float=keep_float,
         bias_correction=settings.bias_correction, weights="int8 symmetric per-channel",
-        activations="int8 symmetric per-tensor",
+        activations="int8 symmetric per-tensor", input=model_input,
     )  # fmt: skip
     placement = placement_record(plan)
     trt_record = replace(

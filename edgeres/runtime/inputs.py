@@ -1,6 +1,6 @@
 """Read the input an artifact takes, as its sidecar's input contract says: raw YUV422 frames for a
 fused model (from a file, or from a pipe as they arrive), otherwise an image resized, centre-cropped and
-normalised.
+normalised as the artifact records (ImageNet RGB when it records nothing).
 
 On the runtime path: nothing here imports torch.
 """
@@ -16,6 +16,7 @@ from edgeres.artifacts.sidecar import verify_sidecar
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract, InputSpec, recorded_input
 from edgeres.frames.images import NETWORK_SIZE, read_batch
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 from edgeres.frames.stream import open_frames
 from edgeres.frames.yuv import YuvFile
 
@@ -26,6 +27,12 @@ def artifact_input(artifact: Path) -> InputSpec | None:
     artifact's is refused (size only: hashing a large ONNX on every read would cost a read of it)."""
     verify_sidecar(Path(artifact), full_hash=False)
     return recorded_input(Path(artifact))
+
+
+def artifact_normalization(artifact: Path) -> PixelNormalization:
+    """How the artifact wants its RGB floats: as recorded, else ImageNet RGB (what edgeres's exports take)."""
+    spec = artifact_input(artifact)
+    return IMAGENET_RGB if spec is None else spec.normalization
 
 
 def frame_contract(artifact: Path) -> InputContract:
@@ -63,5 +70,6 @@ def read_input(artifact: Path, source: Path, start: int = 0, count: int = DEFAUL
             if not frames:
                 raise UserInputError(f"{clip.name}: the stream ended after {clip.count} frame(s), before frame {start}")
             return np.stack(frames)
-    size = spec.image_size if spec is not None else NETWORK_SIZE
-    return read_batch([Path(source)], size)
+    if spec is None:
+        return read_batch([Path(source)], NETWORK_SIZE)
+    return read_batch([Path(source)], spec.image_size, spec.normalization)

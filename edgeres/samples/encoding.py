@@ -2,7 +2,8 @@
 
 One encoder per kind of model input, chosen once by `encoder_for` from the model's input (name, dtype,
 shape) and the camera contract:
-- `RgbEncoder`: a float RGB tensor [N, 3, H, W] (or [N, H, W, 3]): ImageNet resize/crop and normalisation;
+- `RgbEncoder`: a float RGB tensor [N, 3, H, W] (or [N, H, W, 3]): ImageNet resize/crop, then the model's
+  normalisation (ImageNet RGB unless it records another);
 - `CameraRgbEncoder`: the same tensor for a camera product: the picture first makes the camera's RGB ->
   YUV 4:2:2 -> RGB round trip, so calibration and training see the chroma subsampling the deployed
   pipeline will see;
@@ -21,7 +22,8 @@ from edgeres.artifacts.onnx import as_model, graph_input
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
-from edgeres.frames.images import NETWORK_SIZE, RESIZE_SHORTER_TO, center_crop_resize, cover_resize, normalize
+from edgeres.frames.images import NETWORK_SIZE, RESIZE_SHORTER_TO, center_crop_resize, cover_resize
+from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 from edgeres.frames.yuv import (
     DEFAULT_COLORSPACE,
     DEFAULT_RANGE,
@@ -42,8 +44,10 @@ def model_input(model: onnx.ModelProto | Path | str) -> TensorSpec:
 class SampleEncoder:
     """Photographs / frames -> one model-input sample (no batch axis) of the model's dtype and shape."""
 
-    def __init__(self, model: TensorSpec, camera: InputContract | None = None) -> None:
-        self.model, self.camera = model, camera
+    def __init__(
+        self, model: TensorSpec, camera: InputContract | None = None, normalization: PixelNormalization = IMAGENET_RGB
+    ) -> None:
+        self.model, self.camera, self.normalization = model, camera, normalization
         sample_shape = model.shape[1:]
         self.channels_first = bool(sample_shape) and sample_shape[0] == 3
         spatial = sample_shape[1:] if self.channels_first else sample_shape[:2]
@@ -58,7 +62,8 @@ class SampleEncoder:
     def describe(self) -> str:
         """Everything about the encoding that changes the samples (part of the data fingerprint)."""
         model = f"ModelInput(name={self.model.name!r}, dtype={self.model.dtype.name!r}, shape={self.model.shape!r})"
-        return f"{model}|{self.camera}|{self.frame_size}"
+        scaled = "" if self.normalization.is_imagenet_rgb else f"|{self.normalization}"
+        return f"{model}|{self.camera}|{self.frame_size}{scaled}"
 
     def batch_size(self, requested: int) -> int:
         fixed = self.model.fixed_batch
@@ -98,13 +103,12 @@ class SampleEncoder:
         return yuv422_to_rgb(frame, layout, *self._colour())
 
     def _network_input(self, picture: np.ndarray) -> np.ndarray:
-        """ImageNet crop (square input) or cover resize, then normalisation, in the model's channel order."""
+        """ImageNet crop (square input) or cover resize, then the model's normalisation and channel order."""
         if self.width == self.height:
-            chw = normalize(
-                center_crop_resize(picture, self.width, round(self.width * RESIZE_SHORTER_TO / NETWORK_SIZE))
-            )
+            fitted = center_crop_resize(picture, self.width, round(self.width * RESIZE_SHORTER_TO / NETWORK_SIZE))
         else:
-            chw = normalize(cover_resize(picture, self.width, self.height))
+            fitted = cover_resize(picture, self.width, self.height)
+        chw = self.normalization.apply(fitted)
         return self._as_model(chw if self.channels_first else chw.transpose(1, 2, 0))
 
 
@@ -162,12 +166,18 @@ def _is_rgb(sample_shape: tuple[int | None, ...]) -> bool:
     return len(sample_shape) == 3 and (sample_shape[0] == 3 or sample_shape[-1] == 3)
 
 
-def encoder_for(model: onnx.ModelProto | Path | str | TensorSpec, camera: InputContract | None = None) -> SampleEncoder:
-    """The encoder for this model input: a frame encoder for a non-RGB input, else an RGB one (with the
-    camera round trip when a camera contract is given)."""
+def encoder_for(
+    model: onnx.ModelProto | Path | str | TensorSpec,
+    camera: InputContract | None = None,
+    normalization: PixelNormalization = IMAGENET_RGB,
+) -> SampleEncoder:
+    """The encoder for this model input: a frame encoder for a non-RGB input, else an RGB one normalised by
+    `normalization` (with the camera round trip when a camera contract is given)."""
     spec = model if isinstance(model, TensorSpec) else model_input(model)
     if np.issubdtype(spec.dtype, np.floating) and _is_rgb(spec.shape[1:]):
-        return RgbEncoder(spec) if camera is None else CameraRgbEncoder(spec, camera)
+        if camera is None:
+            return RgbEncoder(spec, None, normalization)
+        return CameraRgbEncoder(spec, camera, normalization)
     if camera is None:
         raise UserInputError(
             f"model input {spec.name!r} {spec.dtype}{list(spec.shape)} is not an RGB tensor; "

@@ -32,7 +32,7 @@ from edgeres.deploy.triton import PROVENANCE_NAME, TritonOptions, write_triton_r
 from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import EdgeresError, UserInputError
 from edgeres.frames.contract import InputContract, InputKind
-from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, normalize
+from edgeres.frames.normalization import IMAGENET_MEAN, IMAGENET_RGB, ChannelOrder, PixelNormalization
 from edgeres.frames.yuv import YuvLayout
 from edgeres.frontend.graph import attach_frontend
 from tests.fixtures.engines import PASSED, engine_with_sidecar, verification
@@ -149,16 +149,23 @@ def test_deepstream_offsets_and_scale_reproduce_imagenet_normalisation_exactly(t
         pixels = rgb.transpose(2, 0, 1).astype(np.float64)  # nvinfer: planar RGB, x in 0..255
         nvinfer_input = (scale * (pixels - offsets)).astype(np.float32)[None]
         probabilities = nvinfer.run(None, {"input": nvinfer_input})[0]
-        logits = original.run(None, {"input": normalize(rgb)[None]})[0].astype(np.float64)
+        logits = original.run(None, {"input": IMAGENET_RGB.apply(rgb)[None]})[0].astype(np.float64)
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         np.testing.assert_allclose(probabilities, expected, atol=2e-6, rtol=1e-5)
 
 
-def test_nvinfer_normalization_splits_std_into_scale_and_gain():
-    norm = nvinfer_normalization()
-    for c in range(3):  # s * gain_c must be 1 / (255 * std_c), offsets 255 * mean_c
-        assert norm.net_scale_factor * norm.channel_gain[c] == pytest.approx(1 / (255 * IMAGENET_STD[c]), rel=1e-6)
-        assert norm.offsets[c] == pytest.approx(255 * IMAGENET_MEAN[c], rel=1e-6)
+@pytest.mark.parametrize(
+    "taken",
+    [IMAGENET_RGB, PixelNormalization((0.5, 0.4, 0.3), (0.1, 0.3, 0.9), ChannelOrder.BGR)],
+    ids=["imagenet", "other"],
+)
+def test_nvinfer_normalization_splits_std_into_scale_and_gain(taken: PixelNormalization):
+    norm = nvinfer_normalization(taken)
+    for c in range(3):  # s * gain_c must be 1 / (255 * std_c), offsets 255 * mean_c (the model's channel order)
+        assert norm.net_scale_factor * norm.channel_gain[c] == pytest.approx(1 / (255 * taken.std[c]), rel=1e-6)
+        assert norm.offsets[c] == pytest.approx(255 * taken.mean[c], rel=1e-6)
+    assert nvinfer_normalization() == nvinfer_normalization(IMAGENET_RGB)
+    assert norm.offsets != pytest.approx(tuple(255 * m for m in IMAGENET_MEAN)) or taken is IMAGENET_RGB
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +310,7 @@ def test_triton_onnx_copy_runs_and_gives_the_artifacts_logits(tmp_path: Path, re
     artifact = tiny_artifact(tmp_path / "build")
     result = write_triton_repository(artifact, tmp_path / "repo", custom_names(5))
     rgb = cv2.resize(real_images["astronaut"], (TINY_SIZE, TINY_SIZE), interpolation=cv2.INTER_AREA)
-    batch = normalize(rgb)[None]
+    batch = IMAGENET_RGB.apply(rgb)[None]
     served = ort.InferenceSession(str(result.model_file), providers=["CPUExecutionProvider"])
     source = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(served.run(None, {"input": batch})[0], source.run(None, {"input": batch})[0])

@@ -33,6 +33,7 @@ from edgeres.engine.record import EngineProfile, EngineRecord, read_engine_recor
 from edgeres.engine.target import EngineMismatchError, EngineTarget, HardwareCompatibility, check_engine_target
 from edgeres.errors import BackendUnavailableError, EdgeresError, UserInputError
 from edgeres.frames.contract import InputContract, InputSpec, recorded_input
+from edgeres.frames.normalization import IMAGENET_RGB
 from edgeres.frames.yuv import YuvLayout
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -196,7 +197,7 @@ def test_engine_sidecar_records_target_profile_contract_and_hashes(tmp_path: Pat
     opts = sidecar.options  # the JSON keys older engines' sidecars have too
     assert opts["target"] == {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
     assert opts["precision"] == "int8" and opts["strongly_typed"] is True
-    assert opts["input"] == rgb
+    assert opts["input"] == {**rgb, "normalization": IMAGENET_RGB.to_json()}  # an old record meant ImageNet RGB
     assert opts["profile"] == {"tensor": "input", "min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}
     assert opts["batch"] == {"min": 1, "opt": 2, "max": 4} and opts["calibration_cache"] == str(cache)
     assert sidecar.results["build_seconds"] == 12.35

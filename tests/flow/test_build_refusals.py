@@ -55,6 +55,27 @@ def test_given_onnx_is_refused_before_anything_is_written(tmp_path: Path, make, 
     assert not out.exists()
 
 
+def test_the_tool_the_dynamic_size_refusal_names_makes_a_model_that_builds(tmp_path: Path) -> None:
+    """The advice is runnable: onnxruntime's make_dynamic_shape_fixed, as the message spells it, fixes the axes."""
+    import subprocess
+    import sys
+
+    source = dynamic_size_model(tmp_path / "given.onnx")
+    with pytest.raises(UserInputError) as refused:
+        BuildOptions(precision=Precision.FP16, onnx=source).check_files()
+    command = re.search(r"`python -m (\S+) --dim_param NAME --dim_value SIZE IN OUT`", str(refused.value))
+    assert command is not None, refused.value
+    fixed = tmp_path / "fixed.onnx"
+    for name in ("height", "width"):
+        given = fixed if fixed.exists() else source
+        subprocess.run([sys.executable, "-m", command.group(1), "--dim_param", name, "--dim_value", "32",
+                        str(given), str(fixed)], check=True, capture_output=True)  # fmt: skip
+    BuildOptions(precision=Precision.FP16, onnx=fixed).check_files()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build", "--fp16", "--onnx", str(fixed), "--no-profile", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+
+
 def test_raw_frames_without_their_format_are_refused_before_the_export(tmp_path: Path) -> None:
     """Named with the option and its spelling, before ten seconds of export are spent."""
     dumps = tmp_path / "dumps"

@@ -19,7 +19,8 @@ from edgeres.errors import UserInputError
 from edgeres.export.onnx_export import torch_to_onnx
 from edgeres.export.parity import ParityTolerance, compare_logits, run_onnx
 from edgeres.frames.contract import FRAME_INPUT, InputContract, ResizeMode, parse_input
-from edgeres.frames.images import IMAGENET_MEAN, IMAGENET_STD, default_calibration_dir, list_images, read_rgb
+from edgeres.frames.images import default_calibration_dir, list_images, read_rgb
+from edgeres.frames.normalization import IMAGENET_MEAN, IMAGENET_STD
 from edgeres.frames.yuv import ColorRange, ColorSpace, YuvLayout, rgb_to_yuv422, yuv422_to_rgb_float
 from edgeres.frontend.graph import attach_frontend, frontend_graph
 from edgeres.frontend.host import reference_input

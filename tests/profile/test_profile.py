@@ -270,7 +270,8 @@ def test_every_path_is_checked_before_any_run(tmp_path: Path, tiny_onnx: Path) -
 
 
 def test_end_to_end_from_a_real_yuv_clip(tmp_path: Path, tiny_onnx: Path) -> None:
-    from edgeres.frames.images import center_crop_resize, normalize
+    from edgeres.frames.images import center_crop_resize
+    from edgeres.frames.normalization import IMAGENET_RGB
     from edgeres.frames.yuv import yuv422_to_rgb
     from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 
@@ -286,7 +287,7 @@ def test_end_to_end_from_a_real_yuv_clip(tmp_path: Path, tiny_onnx: Path) -> Non
     assert profile.memory.frame == FrameBytes(400, 300, 400 * 300 * 2, 400 * 300 * 3, 3 * SIZE * SIZE * 4)
     with OnnxRuntimeRunner(tiny_onnx) as runner:
         rgb = yuv422_to_rgb(frames[0], YuvLayout.UYVY)
-        expected = int(runner.infer(normalize(center_crop_resize(rgb, SIZE))[None]).argmax())
+        expected = int(runner.infer(IMAGENET_RGB.apply(center_crop_resize(rgb, SIZE))[None]).argmax())
     assert e2e.top1_first_frame == expected
 
 
