@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgeres.artifacts.class_names import ClassNames, class_names_for
 from edgeres.artifacts.kinds import is_engine_path
+from edgeres.export.record import read_model_spec
 from edgeres.frames.stream import open_frames
 from edgeres.runtime.base import Runner
 from edgeres.runtime.inputs import frame_contract
@@ -29,10 +30,12 @@ def classify(model: Path, source: Path) -> None:
     contract = frame_contract(model)  # the layout and size the model takes, from its sidecar
     runner: Runner = TensorRTRunner(model) if is_engine_path(model) else OnnxRuntimeRunner(model)
     names: ClassNames | None = None
+    spec = read_model_spec(model)  # what the model is, with the class names recorded when it was made
+    recorded = spec.class_names if spec is not None else None
     with runner, open_frames(source, contract.layout, contract.width, contract.height) as frames:
         for index, frame in enumerate(frames):  # a file, or `-` / a FIFO frame by frame as they arrive
             logits = runner.infer(frame[None])  # uint8 [1, rows, cols], the camera's bytes unchanged
-            names = names or class_names_for(logits.shape[1])  # ImageNet's for 1000 classes
+            names = names or class_names_for(logits.shape[1], recorded=recorded)  # else ImageNet's for 1000
             best = top_k(logits, 1)
             print(f"frame {index}: {names[int(best.indices[0, 0])]} {best.probabilities[0, 0]:.0%}")
 

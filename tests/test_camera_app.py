@@ -162,3 +162,19 @@ def test_the_embedding_example_names_the_photographs(fused_model: Path, clip: Pa
     assert [int(index) for index, _ in rows] == list(range(len(PHOTOGRAPHS)))
     for (name, accepted), (_, top1) in zip(PHOTOGRAPHS.items(), rows, strict=True):
         assert top1 in accepted, f"{name}: {top1}"
+
+
+def test_the_embedding_example_names_classes_as_the_model_records_them(fused_model: Path, clip: Path, tmp_path: Path):
+    """A fine-tuned model carries its class names (finetune's classes.txt): the example prints those, not ImageNet's."""
+    import json
+    import shutil
+
+    model = tmp_path / fused_model.name
+    shutil.copy(fused_model, model)
+    sidecar = json.loads(Path(f"{fused_model}.json").read_text())
+    sidecar["options"]["class_names"] = [f"product {k}" for k in range(sidecar["options"]["num_classes"])]
+    Path(f"{model}.json").write_text(json.dumps(sidecar))
+    result = subprocess.run([sys.executable, str(EXAMPLE), str(model), str(clip)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^frame (\d+): (.+) \d+%$", result.stdout, flags=re.MULTILINE)
+    assert len(rows) == len(PHOTOGRAPHS) and all(re.fullmatch(r"product \d+", top1) for _, top1 in rows), rows

@@ -37,7 +37,10 @@ def camera(
         str | None, typer.Option("--camera", help="V4L2 camera device, e.g. /dev/video0 (YUYV and UYVY models).")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="Class names, one per line (default: ImageNet-1k).")
+        Path | None,
+        typer.Option(
+            "--labels", help="Class names, one per line (default: those recorded with the model, else ImageNet-1k's)."
+        ),
     ] = None,
     frames: Annotated[int | None, typer.Option("--frames", min=1, help="Stop after this many frames.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Classes printed per frame.")] = DEFAULT_TOP,

@@ -30,7 +30,10 @@ ArtifactArgument = Annotated[
 
 LabelsOption = Annotated[
     Path | None,
-    typer.Option("--labels", help="Class names, one per line, for a model not trained on ImageNet-1k's 1000 classes."),
+    typer.Option(
+        "--labels",
+        help="Class names, one per line (default: those recorded with the model, else ImageNet-1k's for 1000 classes).",
+    ),
 ]
 
 
@@ -97,7 +100,7 @@ def deepstream(
 
     Examples:\n
       edgeres deploy deepstream out/build -o deepstream/\n
-      edgeres deploy deepstream out/build --deepstream 7.0 -o deepstream/\n
+      edgeres deploy deepstream out/build --deepstream 7.1 -o deepstream/\n
       edgeres deploy deepstream out/r50_fp16 --precision fp16 --batch-size 4 -o deepstream/\n
       edgeres deploy deepstream out/build --labels parts.txt -o deepstream/
     """

@@ -17,7 +17,7 @@ from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.args.frame_input import FrameInputArgs
 from edgeres.cli.args.group import takes_groups
 from edgeres.cli.build import build_and_report, build_arguments
-from edgeres.cli.options import ARCH_DEFAULT, ArchOption, ClassesOption, parse_arch
+from edgeres.cli.options import ARCH_DEFAULT, ArchOption, parse_arch
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
@@ -92,7 +92,12 @@ def finetune(
     from_scratch: Annotated[
         bool, typer.Option("--from-scratch", help="Start from random weights (refused otherwise).")
     ] = False,
-    num_classes: ClassesOption = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes", help="Classes of the final layer (default: counted from the class folders).", min=1
+        ),
+    ] = None,
     size: Annotated[int, typer.Option("--size", help="Network input height and width.", min=32)] = NETWORK_SIZE,
     contract: FrameInputArgs,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs.", min=1)] = defaults.DEFAULT_EPOCHS,

@@ -30,7 +30,7 @@ DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres
 
 
 # MSE is the default: on the trained EfficientNet-Lite0 check it is as faithful as max and better than
-# percentile and entropy (README, "What was measured"), and one outlier frame cannot set its range as it sets max's.
+# percentile and entropy (docs/measured-results.md), and one outlier frame cannot set its range as it sets max's.
 DEFAULT_CALIB_ALGO = CalibAlgo.MSE
 DEFAULT_CALIB_SIZE = 64  # calibration samples
 DEFAULT_CALIB_BATCH = DEFAULT_BATCH  # calibration samples per model call
@@ -75,8 +75,8 @@ class BuildOptions:
     auto_fallback: bool = False
     max_fallback: int = DEFAULT_MAX_FALLBACK
     # Bias correction (edgeres.quantize.bias_correction) raises logits SQNR on the trained and the random-weight
-    # checks (README). Its input means come from the calibration pass itself; a reused cache costs one float
-    # pass for them.
+    # checks (docs/building.md, "Bias correction"). Its input means come from the calibration pass itself; a
+    # reused cache costs one float pass for them.
     bias_correction: bool = True
     # The TensorRT Q/DQ model's non-INT8 remainder (front-end, float layers, Adds, pooling): FP16 by default,
     # as NVIDIA Model Optimizer writes it; it needs TensorRT 10 or later (edgeres.quantize.tensorrt_qdq).
