@@ -29,6 +29,19 @@ def literal(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+def png_data_uri(fig: Any, dpi: int = DPI) -> str:
+    """`fig` as a PNG data URI (for a self-contained HTML page), and close it."""
+    import base64
+    import io
+
+    plt = pyplot()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def save_png(fig: Any, path: Path, dpi: int = DPI) -> Path:
     """Write `fig` to `path` as a PNG, atomically, and close it."""
     plt = pyplot()

@@ -10,6 +10,8 @@ from edgeres.errors import UserInputError
 ONNX_SUFFIX = ".onnx"
 ENGINE_SUFFIXES = (".engine", ".plan")
 ENGINE_SUFFIX = ENGINE_SUFFIXES[0]  # what edgeres names the engines it builds
+FINETUNE_RECORD_NAME = "finetune.json"  # a fine-tune run's record (edgeres.train writes it, the report reads it)
+FINETUNE_CURVES_NAME = "curves.png"  # its training curves
 
 
 class ArtifactKind(Enum):

@@ -13,12 +13,25 @@ from typer._click import exceptions as click_exceptions  # typer's own click; ty
 from typer.core import TyperCommand, TyperGroup
 
 from edgeres import __version__
-from edgeres.cli import build, camera, deploy, doctor, engine, finetune, frames, model, profile, sensitivity, verify
+from edgeres.cli import (
+    build,
+    camera,
+    deploy,
+    doctor,
+    engine,
+    finetune,
+    frames,
+    model,
+    profile,
+    report,
+    sensitivity,
+    verify,
+)
 from edgeres.cli.reporting import fail, say
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
     model.export, model.info, model.summary, finetune.finetune, build.build, engine.engine, sensitivity.sensitivity,
-    profile.profile, verify.verify, doctor.doctor, camera.camera,
+    profile.profile, report.report, verify.verify, doctor.doctor, camera.camera,
 )  # fmt: skip
 # (name, help, commands) of each sub-command group.
 GROUPS: tuple[tuple[str, str, tuple[Callable[..., Any], ...]], ...] = (

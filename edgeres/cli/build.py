@@ -159,6 +159,14 @@ def build_arguments(options: BuildOptions, output: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def reproducing_command(options: BuildOptions, output: Path) -> list[str] | None:
+    """The `edgeres build` command line that makes this build again; None for options no flag gives."""
+    try:
+        return ["edgeres", "build", *build_arguments(options, output)]
+    except ValueError:
+        return None
+
+
 def build_and_report(options: BuildOptions, output: Path) -> None:
     """Run the library's build with progress bars, then print what it wrote and measured: also when a model
     misses the gate (the report is where the numbers are needed), followed by what to try next."""
@@ -167,7 +175,7 @@ def build_and_report(options: BuildOptions, output: Path) -> None:
 
     try:
         with StageBars() as bars, names_the_class_count_option():
-            result = run_build(options, output, bars)
+            result = run_build(options, output, bars, reproducing_command(options, output))
     except StaleCacheError as exc:
         raise StaleCacheError(f"{exc} (--recalibrate)") from None
     except FrameFormatNeeded as exc:
@@ -184,6 +192,8 @@ def print_report(result: BuildResult) -> None:
 
     for name, path in result.artifacts.items():
         wrote(f"{name}: {path}")
+    if result.report is not None:
+        wrote(f"report: {result.report}")
     for note in result.notes:
         say(note)
     for line in analysis_lines(result.analysis):

@@ -201,6 +201,9 @@ def finetune(
         raise
     for path in (result.model, result.classes_path, result.val_csv, result.train_csv, result.report, result.curves):
         wrote(path)
+    from edgeres.report.finetune_report import write_finetune_report
+
+    wrote(write_finetune_report(output))
     if result.skipped:
         say(f"{result.skipped} unreadable image(s) skipped (listed in {result.report.name})")
     stop = "stopped early" if result.stopped_early else "all epochs run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from edgeres.flow.options import BuildOptions
 from edgeres.flow.source import SourceModel
 from edgeres.progress import Stages
 from edgeres.quantize.artifacts import write_fp16_model
+from edgeres.quantize.calibration_evidence import TensorEvidence, evidence_json
 from edgeres.quantize.fidelity import HeldOutEvaluation
 from edgeres.quantize.int8 import CalibrationRecord, calibrate_int8, placement_record, write_int8_models
 from edgeres.quantize.qdq import QdqPlan
@@ -29,6 +31,7 @@ class Quantized:
     plan: QdqPlan | None = None
     bias_correction: bool | None = None
     analysis: Int8Analysis = field(default_factory=Int8Analysis)
+    evidence: Mapping[str, TensorEvidence] | None = None  # the calibration pass's histograms, when one ran
 
     def sections(self) -> dict[str, Any]:
         """The build summary's sections for this step (written at the file boundary)."""
@@ -38,6 +41,7 @@ class Quantized:
             "calibration": self.calibration.as_dict(),
             "placement": placement_record(self.plan),
             "bias_correction": self.bias_correction,
+            "calibration_evidence": None if self.evidence is None else evidence_json(self.evidence),
         }
 
     @property
@@ -63,7 +67,8 @@ def quantize_int8(
     )  # fmt: skip
     candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
     artifacts = models.artifacts | analysis.artifacts
-    return Quantized(artifacts, candidates, notes, record, models.plan, options.bias_correction, analysis)
+    evidence = calibrated.calibrated.evidence
+    return Quantized(artifacts, candidates, notes, record, models.plan, options.bias_correction, analysis, evidence)
 
 
 def quantize_fp16(source: SourceModel, outdir: Path) -> Quantized:

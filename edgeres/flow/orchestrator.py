@@ -12,6 +12,7 @@ calibration samples are camera-encoded frames, and the front-end nodes stay floa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,12 +32,13 @@ from edgeres.flow.int8_analysis import Int8Analysis
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.samples import BuildSamples, build_samples
 from edgeres.flow.source import SourceModel, source_model
-from edgeres.profile.quick import quick_profiles
+from edgeres.profile.quick import QuickProfiles, quick_profiles
 from edgeres.progress import StageProgress, Stages
 from edgeres.quantize.artifacts import CACHE_NAME
 from edgeres.quantize.fallback import keep_float_option
 from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation
 from edgeres.quantize.gate import check_gate
+from edgeres.report.build_report import REPORT_NAME, write_build_report
 from edgeres.runtime.heldout import HELDOUT_NAME
 from edgeres.runtime.verification import VerificationFailed, verify_new_engine
 
@@ -51,6 +53,7 @@ class BuildResult:
     notes: tuple[str, ...] = ()  # what the CLI prints besides the fidelity lines (cache, held-out set)
     profile: tuple[str, ...] = ()  # quick-profile lines, empty with profile_iterations=0
     analysis: Int8Analysis = field(default_factory=Int8Analysis)  # sensitivity and fallback, when asked
+    report: Path | None = None  # report.html, when it could be written
 
 
 class GateNotMet(FidelityError):
@@ -72,19 +75,25 @@ def engine_status() -> str | None:
     return None
 
 
-def build(options: BuildOptions, outdir: Path, progress: StageProgress | None = None) -> BuildResult:
-    """Run the whole chain; raises FidelityError (after writing the report) when the gate fails.
+def build(
+    options: BuildOptions, outdir: Path, progress: StageProgress | None = None, command: Sequence[str] | None = None
+) -> BuildResult:
+    """Run the whole chain; raises FidelityError (after writing the report) when the gate fails. `command` is
+    the command line that reproduces it, recorded for the report.
 
     The folder is a set finished by its summary (edgeres.artifacts.completion): until the summary lands
     it is marked in progress, and a failure or interrupt before then removes every file this run wrote.
+    report.html is written after it: a view of the finished set, not part of it, made again by `edgeres report`.
     """
     options.check_files()
     outdir = Path(outdir)
     with build_set(outdir) as current:
-        return _build(options, outdir, Stages(progress), current)
+        return _build(options, outdir, Stages(progress), current, command)
 
 
-def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSet) -> BuildResult:
+def _build(
+    options: BuildOptions, outdir: Path, stages: Stages, current: BuildSet, command: Sequence[str] | None
+) -> BuildResult:
     source = source_model(options.onnx, options, outdir, stages)
     samples = build_samples(options, source)
     if options.precision is Precision.INT8:
@@ -100,11 +109,16 @@ def _build(options: BuildOptions, outdir: Path, stages: Stages, current: BuildSe
     artifacts |= {ArtifactRole.ENGINE: engine.path} if engine.path is not None else {}
     profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
     summary = build_summary(options, source, samples, made, fidelity, artifacts, engine, profile, stages, outdir)
+    if command is not None:
+        summary = replace(summary, sections={**summary.sections, "command": list(command)})
     summary, failure = finish_build(current, summary, fidelity, options)
     failure = failure or engine.failure
     artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
-    notes = (*source_notes(source), *made.notes, samples.note)
-    result = BuildResult(outdir, artifacts, fidelity, engine.note, summary, notes, profile, made.analysis)
+    report, report_note = write_report(outdir, stages)
+    notes = (*source_notes(source), *made.notes, samples.note, *report_note)
+    result = BuildResult(
+        outdir, artifacts, fidelity, engine.note, summary, notes, profile.lines, made.analysis, report
+    )
     if failure is not None:
         raise gate_not_met(failure, result)
     return result
@@ -171,10 +185,10 @@ def engine_options(options: BuildOptions, outdir: Path) -> EngineOptions:
 def profile_stage(
     options: BuildOptions, artifacts: dict[ArtifactRole, Path], cpu_model: ArtifactRole, source: SourceModel,
     stages: Stages,
-) -> tuple[str, ...]:  # fmt: skip
+) -> QuickProfiles:  # fmt: skip
     """A first idea of speed on this CPU: FP32 and the model that runs here, at batch 1."""
     if not options.profile_iterations:
-        return ()
+        return QuickProfiles()
     with stages.stage("quick profile", None, "profile_s"):
         roles = [ArtifactRole.FP32, cpu_model]
         return quick_profiles(artifacts, roles, options.profile_iterations, source.contract)
@@ -183,7 +197,7 @@ def profile_stage(
 def build_summary(
     options: BuildOptions, source: SourceModel, samples: BuildSamples, made: Quantized,
     fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine: EngineStep,
-    profile: tuple[str, ...], stages: Stages, outdir: Path,
+    profile: QuickProfiles, stages: Stages, outdir: Path,
 ) -> BuildSummary:  # fmt: skip
     sections = made.sections() | {
         "holdout": samples.held_out.as_dict(),
@@ -192,7 +206,8 @@ def build_summary(
         "engine_options": engine_options(options, outdir).as_dict(),
         "engine": engine.note,
         "engine_verification": None if engine.verification is None else engine.verification.to_json(),
-        "profile": list(profile),
+        "profile": list(profile.lines),
+        "quick_profile": profile.as_dict() if profile.lines else None,
         "timings": stages.total(),
     }
     return BuildSummary(
@@ -200,6 +215,17 @@ def build_summary(
         dict(artifacts),
         None, sections,
     )  # fmt: skip
+
+
+def write_report(outdir: Path, stages: Stages) -> tuple[Path | None, tuple[str, ...]]:
+    """report.html of the finished folder; a failure to draw it costs the report, not the build (an older
+    report is removed, so none describes another build)."""
+    try:
+        with stages.stage("report.html"):
+            return write_build_report(outdir), ()
+    except Exception as exc:  # the models and summary are written and kept; the view can be made again
+        (outdir / REPORT_NAME).unlink(missing_ok=True)
+        return None, (f"report.html not written ({exc.__class__.__name__}: {exc}); `edgeres report {outdir}` retries",)
 
 
 def finish_build(

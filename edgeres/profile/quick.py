@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,12 +61,26 @@ def quick_profile(path: Path, iterations: int = 20, contract: InputContract | No
         return QuickProfile(profile_artifact(Path(path), options))
 
 
+@dataclass(frozen=True)
+class QuickProfiles:
+    """The build's short profile: the lines it prints, and each model's batch-1 call times (for the report)."""
+
+    lines: tuple[str, ...] = ()
+    backend: str = ""
+    samples_ms: Mapping[ArtifactRole, tuple[float, ...]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """The build summary's quick_profile section."""
+        samples = {role.value: list(times) for role, times in self.samples_ms.items()}
+        return {"backend": self.backend, "batch": 1, "samples_ms": samples}
+
+
 def quick_profiles(
     artifacts: Mapping[ArtifactRole, Path],
     roles: Sequence[ArtifactRole],
     iterations: int,
     contract: InputContract | None,
-) -> tuple[str, ...]:
+) -> QuickProfiles:
     """One line per model and the speed ratio of each later one to the first (FP32)."""
     profiles = {role: quick_profile(artifacts[role], iterations, contract) for role in roles}
     lines = [f"{role.value}: {p.describe()}" for role, p in profiles.items()]
@@ -77,4 +91,5 @@ def quick_profiles(
         lines.append(
             f"{role.value} vs {first.value}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)"
         )
-    return tuple(lines)
+    samples = {role: p.profile.batches[0].samples_ms for role, p in profiles.items()}
+    return QuickProfiles(tuple(lines), profiles[first].profile.backend, samples)

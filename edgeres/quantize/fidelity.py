@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.onnx import as_model, with_outputs
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
@@ -83,6 +84,9 @@ class Accuracy:
     candidate_top5: float
 
 
+ACCURACY_FIELDS = ("reference_top1", "reference_top5", "candidate_top1", "candidate_top5")
+
+
 @dataclass(frozen=True)
 class FidelityReport:
     precision: str
@@ -97,6 +101,7 @@ class FidelityReport:
     worst_layers: tuple[LayerSqnr, ...] = ()
     accuracy: Accuracy | None = None
     layer_samples: int = 0  # how many of the samples the per-layer pass saw
+    layers: tuple[LayerSqnr, ...] = ()  # every layer of the per-layer pass, in network order
 
     @property
     def note(self) -> str:
@@ -132,6 +137,41 @@ class FidelityReport:
 
         return dict(finite(data))
 
+    @classmethod
+    def from_json(cls, value: object, where: str) -> FidelityReport:
+        """The one decoder of a report written by `as_dict` (the build summary's fidelity section)."""
+        fields = Fields.of(value, where)
+
+        def number(key: str, data: Fields = fields) -> float:
+            raw = data.data.get(key)
+            if isinstance(raw, str) and raw in ("inf", "-inf", "nan"):
+                return float(raw)
+            return data.require(key, float)
+
+        def layers(key: str) -> tuple[LayerSqnr, ...]:
+            entries = fields.items(key, dict) or ()
+            return tuple(
+                LayerSqnr(layer.require("tensor", str), number("sqnr_db", layer))
+                for layer in (Fields.of(entry, f"{where}.{key}") for entry in entries)
+            )
+
+        accuracy = fields.section("accuracy")
+        return cls(
+            precision=fields.require("precision", str),
+            samples=fields.require("samples", int),
+            weights=fields.get("weights", str) or "unknown",
+            random_weights=fields.get("random_weights", bool),
+            top1_agreement=number("top1_agreement"),
+            top5_overlap=number("top5_overlap"),
+            cosine_mean=number("cosine_mean"),
+            cosine_min=number("cosine_min"),
+            sqnr_db=number("sqnr_db"),
+            worst_layers=layers("worst_layers"),
+            accuracy=None if accuracy is None else Accuracy(*(number(k, accuracy) for k in ACCURACY_FIELDS)),
+            layer_samples=fields.get("layer_samples", int) or 0,
+            layers=layers("layers"),
+        )
+
 
 def layer_tensors(model: onnx.ModelProto) -> list[str]:
     """Outputs of the weighted layers (graph outputs excluded), the tensors compared layer by layer."""
@@ -154,7 +194,7 @@ def layer_sqnr(
     threads: int = PASS_THREADS,
     kernels: Kernels = Kernels.RUNTIME,
 ) -> list[LayerSqnr]:
-    """SQNR of every Conv/Gemm output both models compute, worst first (sessions with extra outputs);
+    """SQNR of every Conv/Gemm output both models compute, in network order (sessions with extra outputs);
     the candidate runs on `kernels`."""
     cand_names = {o for n in candidate.graph.node for o in n.output}
     layers = [t for t in layer_tensors(reference) if t in cand_names]
@@ -170,7 +210,7 @@ def layer_sqnr(
             r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64)
             power[name][0] += float(np.sum(r64**2))
             power[name][1] += float(np.sum((r64 - c64) ** 2))
-    return sorted((LayerSqnr(t, sqnr_db(*p)) for t, p in power.items()), key=lambda x: x.sqnr_db)
+    return [LayerSqnr(t, sqnr_db(*p)) for t, p in power.items()]
 
 
 def reference_logits(
@@ -231,7 +271,9 @@ class HeldOutEvaluation:
                 kept.append(np.array(inputs[:wanted]))
                 wanted -= len(kept[-1])
         per_layer = layer_sqnr(self.model, model, kept, self.threads, kernels)
-        return replace(report, worst_layers=tuple(per_layer[:WORST_LAYERS]), layer_samples=sum(len(k) for k in kept))
+        worst = sorted(per_layer, key=lambda layer: layer.sqnr_db)[:WORST_LAYERS]
+        seen = sum(len(k) for k in kept)
+        return replace(report, worst_layers=tuple(worst), layers=tuple(per_layer), layer_samples=seen)
 
     def _report(self, precision: str, logits: Sequence[np.ndarray]) -> FidelityReport:
         labels = [labels for _, labels in self.batches]

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from edgeres.artifacts.fields import Fields
 from edgeres.choices import require_fraction
 from edgeres.errors import FidelityError, UserInputError
 
@@ -68,6 +69,11 @@ class FidelityGate:
 
     def as_dict(self) -> dict[str, float | None]:
         return {"min_sqnr_db": self.min_sqnr_db, "min_agreement": self.min_agreement, "min_accuracy": self.min_accuracy}
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> FidelityGate:
+        fields = Fields.of(value, where)
+        return cls(*(fields.get(key, float) for key in ("min_sqnr_db", "min_agreement", "min_accuracy")))
 
 
 def check_fallback_target(gate: FidelityGate) -> None:

@@ -39,6 +39,7 @@ from edgeres.quantize.cache import (
     write_trt_table,
 )
 from edgeres.quantize.calibrate import collect_statistics, ranges_from_statistics
+from edgeres.quantize.calibration_evidence import TensorEvidence, calibration_evidence
 from edgeres.quantize.cpu_twin import exact_weight_type, insert_qdq_cpu
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.quantize.qdq import QdqPlan, ScaleGrid, plan_qdq
@@ -78,6 +79,7 @@ class Calibrated:
     ranges: dict[str, float]
     record: CalibrationRecord
     input_means: dict[str, np.ndarray] | None = None  # gathered by the calibration pass, when one ran
+    evidence: Mapping[str, TensorEvidence] | None = None  # what the pass saw (None: reused ranges, or max)
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def calibrate_or_reuse(
     write_cache(cache_path, CalibCache(key, ranges, calibration.summary.samples))
     means = {name: stream.mean for name, stream in stats.means.items()}
     made = record(len(ranges), calibration.summary.samples, copy.deepcopy(calibration.summary))
-    return Calibrated(ranges, made, means)
+    evidence = calibration_evidence(stats.histograms, ranges, settings.calib_options)
+    return Calibrated(ranges, made, means, evidence or None)
 
 
 def calibrate_int8(

@@ -112,8 +112,7 @@ class HeldOutReference:
         sidecar = require_sidecar(path, "held-out set", "its origin cannot be checked")
         sidecar.require_stage(Stage.HELDOUT)
         recorded, options = sidecar.fields(Section.INPUTS), sidecar.fields(Section.OPTIONS)
-        gate = options.section("gate")
-        limits = {key: gate.get(key, float) for key in ("min_sqnr_db", "min_agreement", "min_accuracy")} if gate else {}
+        gate = FidelityGate.from_json(options.data.get("gate"), f"{sidecar.path}: options.gate")
         arrays = _load_arrays(path)
         logits, models = {}, {}
         for key, array in arrays.items():
@@ -134,7 +133,7 @@ class HeldOutReference:
             arrays.get("labels"),
             logits,
             models,
-            FidelityGate(**limits),
+            gate,
             path,
             sidecar.recorded_sha256 or "",
         )

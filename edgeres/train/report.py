@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.artifacts.atomic import write_bytes_atomic, write_json_atomic
+from edgeres.artifacts.kinds import FINETUNE_CURVES_NAME, FINETUNE_RECORD_NAME
 from edgeres.plotting import pyplot, save_png
 from edgeres.train.dataset import CLASSES_NAME, Sample
 
 TRAIN_CSV_NAME = "train.csv"
 VAL_CSV_NAME = "val.csv"
-REPORT_NAME = "finetune.json"
-CURVES_NAME = "curves.png"
+REPORT_NAME = FINETUNE_RECORD_NAME
+CURVES_NAME = FINETUNE_CURVES_NAME
 REPORT_SCHEMA = 1
 
 

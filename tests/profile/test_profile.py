@@ -357,7 +357,9 @@ def test_quick_profiles_of_a_frame_model(tmp_path: Path) -> None:
     summary = quick_profile(paths[ArtifactRole.FP32], iterations=3, contract=contract)
     assert summary.profile.end_to_end is not None and summary.profile.batches[0].sync.count == 3
     assert summary.profile.memory.frame.width == 16
-    lines = quick_profiles(paths, [ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME], 3, contract)
+    quick = quick_profiles(paths, [ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME], 3, contract)
+    lines = quick.lines
+    assert [len(quick.samples_ms[role]) for role in (ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME)] == [3, 3]
     assert lines[0].startswith("fp32: fp32.onnx on onnxruntime CPU: batch 1 median ")
     assert lines[1].startswith("int8_onnxruntime: twin.onnx on onnxruntime CPU: batch 1 median ")
     assert re.fullmatch(r"int8_onnxruntime vs fp32: [0-9.]+x the speed at batch 1 \(3 calls, CPU\)", lines[2])
