@@ -56,6 +56,8 @@ def test_built_wheel_carries_photographs_schema_and_labels(tmp_path: Path) -> No
     assert "edgeres/profile/schemas/profile_report.schema.json" in names
     assert "edgeres/data/imagenet_classes.txt" in names
     assert "edgeres/cli/app.py" in names and "edgeres/__main__.py" in names
+    templates = {f"edgeres/report/{p.name}" for p in (ROOT / "edgeres" / "report").glob("*.j2")}
+    assert templates and templates <= names  # report.html is drawn from them
 
 
 def imported_distributions() -> set[str]:
@@ -118,3 +120,4 @@ def test_the_installed_wheel_builds_profiles_and_describes_from_an_unrelated_fol
             "--json", "r.json", "--plot", "plots")  # fmt: skip
     assert (work / "r.json").is_file() and any((work / "plots").glob("*.png"))
     assert "a finished build" in edgeres("info", "out")
+    assert "Build report" in (work / "out" / "report.html").read_text()  # the templates came with the wheel

@@ -344,7 +344,7 @@ def build_report_page(folder: Path) -> BuildReportPage:
         page.audit = audit_placement(graph)
     page.sensitivity, gains = _sensitivity(folder, summary)
     if not page.sensitivity:
-        page.sensitivity_note = "Not measured: build with --sensitivity (or run `edgeres sensitivity` on the folder)."
+        page.sensitivity_note = "Not measured: build with --sensitivity, or run edgeres sensitivity on the folder."
     page.kept = _kept_layers(summary, gains)
     profiles = {MODEL_NAMES[role]: fidelity[role].layers for role in MODEL_ORDER if role in fidelity}
     page.layer_profile = figures.layer_sqnr_profile(profiles, [k.name for k in page.kept])
