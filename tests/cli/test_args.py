@@ -118,9 +118,11 @@ def every_option_changed(tmp_path: Path) -> BuildOptions:
 def test_rendered_build_arguments_parse_back_to_the_same_options(make, tmp_path: Path, monkeypatch):
     options, parsed = make(tmp_path), []
 
-    def fake_build(got: BuildOptions, outdir: Path, progress: object) -> SimpleNamespace:
+    def fake_build(got: BuildOptions, outdir: Path, progress: object, command: list[str] | None) -> SimpleNamespace:
         parsed.append((got, outdir))
-        return SimpleNamespace(artifacts={}, notes=(), fidelity={}, profile=(), engine_note="", analysis=Int8Analysis())
+        assert command == ["edgeres", "build", *build_arguments(got, outdir)]  # what the report shows
+        return SimpleNamespace(artifacts={}, notes=(), fidelity={}, profile=(), engine_note="", analysis=Int8Analysis(),
+                               report=None)  # fmt: skip
 
     monkeypatch.setattr("edgeres.flow.orchestrator.build", fake_build)
     result = invoke("build", *build_arguments(options, tmp_path / "out"))
