@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -50,6 +51,21 @@ _OPTION_FIELDS = {
     "no_augment": "augment", "seed": "seed",
 }  # fmt: skip
 _CONTRACT_FLAGS = frozenset({"frame_input", "colorspace", "color_range", "resize"})  # the --input group
+
+
+def relaunch_arguments(argv: list[str]) -> list[str]:
+    """This command line for each process of the job: `--devices N` removed (each process is one device)."""
+    if not argv or argv[0] != "finetune":
+        raise UserInputError("--devices relaunches the `edgeres finetune` command line; run torchrun yourself here")
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == "--devices":
+            skip = True
+        elif not argument.startswith("--devices="):
+            kept.append(argument)
+    return kept
 
 
 def typed_on_the_command_line(ctx: typer.Context) -> set[str]:
@@ -138,10 +154,23 @@ def finetune(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train on the plain images.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the order and the augmentation.")] = 0,
     device: Annotated[str, typer.Option("--device", help=f"{choice_values(DeviceKind)}.")] = DeviceKind.AUTO.value,
+    devices: Annotated[
+        int | None,
+        typer.Option(
+            "--devices",
+            help="Train as this many processes on this machine, one per GPU (CPU processes with --device cpu), "
+            "through torch.distributed.run; --batch is per process. Several machines: torchrun (docs/training.md).",
+            min=1,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", help="Data-loading processes. Default: 0 on the CPU, up to 8 with CUDA.", min=0),
     ] = None,
+    sync_bn: Annotated[
+        bool,
+        typer.Option("--sync-bn", help="With several CUDA processes: BatchNorm statistics over the global batch."),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last epoch.")] = False,
     then_build: Annotated[
         bool, typer.Option("--then-build", help="Then run `edgeres build` on the best model into OUT/build.")
@@ -156,14 +185,22 @@ def finetune(
       edgeres finetune photos/ -o out/ft --num-classes 51\n
       edgeres finetune photos/ -o out/ft --input yuyv:1920x1080 --colorspace bt709 --then-build --int8\n
       edgeres finetune labels.csv --classes names.txt -o out/ft --weights r50.pth --unfreeze all\n
-      edgeres finetune photos/ -o out/ft --resume
+      edgeres finetune photos/ -o out/ft --resume\n
+      edgeres finetune photos/ -o out/ft --devices 4\n
+      torchrun --nproc-per-node 4 -m edgeres finetune photos/ -o out/ft
     """
     from edgeres.train.checkpoints import RESUME_NAME
+    from edgeres.train.distributed import launched_by_torchrun, relaunch
     from edgeres.train.finetune import FinetuneData
     from edgeres.train.finetune import finetune as run_finetune
     from edgeres.train.policy import RandomStartError
     from edgeres.train.trainer import TrainHooks
 
+    if devices is not None and devices > 1 and not launched_by_torchrun():
+        code = relaunch(devices, relaunch_arguments(sys.argv[1:]))
+        if code != 0:
+            raise UserInputError(f"the {devices}-process run stopped (exit code {code}); its own lines say why, above")
+        return
     if int8 and fp16:
         raise UserInputError("--int8 and --fp16 exclude each other")
     if (int8 or fp16) and not then_build:
@@ -192,13 +229,17 @@ def finetune(
                 progress=bars, on_epoch=lambda m: bars.progress.console.print(Text(epoch_line(m)), soft_wrap=True)
             )
             result = run_finetune(FinetuneData(data, class_file, val), output, options, resume,
-                                  parse_choice(DeviceKind, device, "--device"), workers, hooks)  # fmt: skip
+                                  parse_choice(DeviceKind, device, "--device"), workers, hooks, sync_bn)  # fmt: skip
     except RandomStartError as exc:
         raise RandomStartError(f"{exc} (--from-scratch)") from None
     except KeyboardInterrupt:
         if (output / RESUME_NAME).exists():
             say(f"the last finished epoch is kept in {output / RESUME_NAME}: rerun with --resume to continue")
         raise
+    if not result.writer:  # another rank of a torchrun job: rank 0 prints and writes
+        return
+    if result.distributed is not None:
+        say(result.distributed)
     for path in (result.model, result.classes_path, result.val_csv, result.train_csv, result.report, result.curves):
         wrote(path)
     from edgeres.report.finetune_report import write_finetune_report

@@ -15,6 +15,7 @@ from edgeres.artifacts.sidecar import package_versions
 from edgeres.errors import UserInputError
 from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState
 from edgeres.train.dataset import CLASSES_NAME, Dataset, Sample, Split, given_split, load_dataset, stratified_split
+from edgeres.train.distributed import Distributed, join, launched_by_torchrun, leave, main_holds
 from edgeres.train.memory import check_training_fits
 from edgeres.train.options import DeviceKind, FinetuneOptions
 from edgeres.train.outputs import restored_on_failure
@@ -59,6 +60,8 @@ class FinetuneResult:
     stopped_early: bool
     skipped: int
     report_data: dict[str, Any]
+    distributed: str | None = None  # world size, backend and batches of a torchrun job
+    writer: bool = True  # False on every torchrun process but rank 0, which alone writes and prints
 
 
 def split_hash(split: Split) -> str:
@@ -127,6 +130,7 @@ def finetune(
     device: DeviceKind = DeviceKind.AUTO,
     workers: int | None = None,
     hooks: TrainHooks | None = None,
+    sync_bn: bool = False,
 ) -> FinetuneResult:
     """Train, validating every epoch; the best epoch's weights land in `outdir/model.pth`.
 
@@ -137,15 +141,27 @@ def finetune(
     outdir = Path(outdir)
     check_outputs_apart(outdir, data, options.weights)
     chosen = pick_device(device)
-    workers = default_workers(chosen) if workers is None else workers
-    # One image at a time must fit before the data is read (the head's size barely counts: at least 2 classes).
-    check_training_fits(options, options.num_classes or 2, 1, chosen, workers)
-    with owned_folder(outdir):  # everything below reads or writes `outdir`: one process at a time
-        return _train_into(outdir, data, options, resume, chosen, workers, hooks)
+    group = None
+    if launched_by_torchrun():  # one process of `torchrun ... -m edgeres finetune` (edgeres.train.distributed)
+        group, chosen = join(chosen)
+        hooks = hooks if group.is_main else TrainHooks()
+    if sync_bn and (group is None or chosen.type != "cuda"):
+        leave()
+        raise UserInputError("--sync-bn: SyncBatchNorm needs several processes on CUDA devices (NCCL); the CPU's gloo "
+                             "has no implementation of it")  # fmt: skip
+    try:
+        workers = default_workers(chosen) if workers is None else workers
+        # One image at a time must fit before the data is read (the head's size barely counts: at least 2 classes).
+        check_training_fits(options, options.num_classes or 2, 1, chosen, workers)
+        with main_holds(owned_folder(outdir), group):  # everything below reads or writes `outdir`: one run at a time
+            return _train_into(outdir, data, options, resume, chosen, workers, hooks, group, sync_bn)
+    finally:
+        leave()
 
 
 def _train_into(outdir: Path, data: FinetuneData, options: FinetuneOptions, resume: bool, chosen: torch.device,
-                workers: int, hooks: TrainHooks | None) -> FinetuneResult:  # fmt: skip
+                workers: int, hooks: TrainHooks | None, group: Distributed | None,
+                sync_bn: bool = False) -> FinetuneResult:  # fmt: skip
     resume_path = outdir / RESUME_NAME
     if resume_path.exists() and not resume:
         raise UserInputError(
@@ -158,16 +174,28 @@ def _train_into(outdir: Path, data: FinetuneData, options: FinetuneOptions, resu
     key = {"data": train_set.fingerprint(), "validation": val_set.fingerprint() if val_set else None,
            "split": split_hash(split), **options.training_key()}  # fmt: skip
     model, checkpoint = initial_model(options, num_classes)
-    trainer = Trainer(model, split.train, split.val, options, outdir, key, chosen, workers, hooks)
-    if start is not None:
+    trainer = Trainer(model, split.train, split.val, options, outdir, key, chosen, workers, hooks, group, sync_bn)
+    if start is not None:  # on every rank, before DDP wraps the model
         trainer.restore(start, resume_path)
     balanced = uses_balance(options.balance, [sum(1 for s in split.train if s.label == k) for k in range(num_classes)])
 
+    described = None if group is None else group.describe(options.batch_size)
+    shared = {} if group is None else {"distributed": {"world_size": group.world_size, "backend": group.backend,
+                                                      "global_batch": options.batch_size * group.world_size}}
+
     def report_of(outcome: TrainOutcome, finished: bool) -> dict[str, Any]:
-        return _report(train_set, val_set, split, options, checkpoint, balanced, outcome, outdir) | {
+        return _report(train_set, val_set, split, options, checkpoint, balanced, outcome, outdir) | shared | {
             "finished": finished
         }
 
+    writer = group is None or group.is_main
+    outputs = (outdir / CLASSES_NAME, outdir / TRAIN_CSV_NAME, outdir / VAL_CSV_NAME, outdir / REPORT_NAME,
+               outdir / CURVES_NAME)  # fmt: skip
+    if not writer:  # rank 0 writes every file of the run; the others train their share and return
+        outcome = trainer.run(balanced, start)
+        return FinetuneResult(outdir, outdir / MODEL_NAME, train_set.classes, *outputs, outcome.best_epoch,
+                              outcome.best_accuracy, len(split.val), outcome.stopped_early, 0, {}, described,
+                              writer=False)  # fmt: skip
     with restored_on_failure(outdir, RESUME_NAME):
         classes_path = write_classes(outdir, train_set.classes)
         train_csv = write_split_csv(outdir / TRAIN_CSV_NAME, split.train)
@@ -179,7 +207,7 @@ def _train_into(outdir: Path, data: FinetuneData, options: FinetuneOptions, resu
     return FinetuneResult(
         outdir, outdir / MODEL_NAME, train_set.classes, classes_path, val_csv, train_csv, report_path, curves,
         outcome.best_epoch, outcome.best_accuracy, len(split.val), outcome.stopped_early,
-        len(train_set.skipped) + (len(val_set.skipped) if val_set else 0), report,
+        len(train_set.skipped) + (len(val_set.skipped) if val_set else 0), report, described,
     )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from edgeres.progress import SilentProgress, StageProgress
 from edgeres.train.augment import SampleTransform
 from edgeres.train.checkpoints import MODEL_NAME, RESUME_NAME, ResumeState, check_resumable, save_model
 from edgeres.train.dataset import Sample
+from edgeres.train.distributed import Distributed, from_main, gathered, shard, summed, unshard
 from edgeres.train.options import DeviceKind, FinetuneOptions
 from edgeres.train.policy import apply_freezing, make_optimizer, set_epoch_rate, trainable_stages
 from edgeres.train.sampling import epoch_order
@@ -160,19 +161,17 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn
 
 
 def evaluate(model: nn.Module, loader: DataLoader[Any], device: torch.device,
-             progress: StageProgress) -> tuple[float, float, list[int]]:  # fmt: skip
-    """(mean cross-entropy, top-1 accuracy, predicted class of every sample in order) in eval mode."""
+             progress: StageProgress) -> tuple[float, list[int]]:  # fmt: skip
+    """(summed cross-entropy, predicted class of every sample in order) in eval mode."""
     model.eval()
-    loss, predictions, labels_seen = 0.0, [], []
+    loss, predictions = 0.0, []
     with torch.no_grad():
         for inputs, labels in batches(loader):
             logits = model(inputs.to(device))
             loss += float(nn.functional.cross_entropy(logits, labels.to(device), reduction="sum"))
             predictions += logits.argmax(1).tolist()
-            labels_seen += labels.tolist()
             progress.advance(len(labels))
-    hits = sum(p == t for p, t in zip(predictions, labels_seen, strict=True))
-    return loss / len(predictions), hits / len(predictions), predictions
+    return loss, predictions
 
 
 class Trainer:
@@ -180,15 +179,21 @@ class Trainer:
 
     def __init__(self, model: ResNet, train: Sequence[Sample], val: Sequence[Sample], options: FinetuneOptions,
                  outdir: Path, key: dict[str, Any], device: torch.device, workers: int = 0,
-                 hooks: TrainHooks | None = None) -> None:  # fmt: skip
+                 hooks: TrainHooks | None = None, group: Distributed | None = None,
+                 sync_bn: bool = False) -> None:  # fmt: skip
         self.options, self.outdir, self.key, self.device = options, Path(outdir), key, device
-        self.model = model.to(device)
+        self.model = model.to(device)  # what is saved: torchvision's names, never the DDP wrapper's
+        self.group = group
+        if sync_bn:  # BatchNorm statistics over the global batch (CUDA only); the parameters stay the same objects
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.network: nn.Module = self.model  # what trains: the model, or its DDP wrapper (made per epoch)
         self.hooks = hooks or TrainHooks()
         self.train_set = EncodedSamples(train, SampleTransform(options.size, options.contract, options.seed,
                                                                train=options.augment))  # fmt: skip
         self.val_set = EncodedSamples(val, SampleTransform(options.size, options.contract, options.seed, train=False))
         self.workers = workers
         self.labels = [s.label for s in train]
+        self.val_labels = [s.label for s in val]
         self.criterion = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
         self.optimizer = make_optimizer(self.model, options)
 
@@ -199,28 +204,52 @@ class Trainer:
         return DataLoader(dataset, batch_size=self.options.batch_size, sampler=list(order), num_workers=self.workers,
                           drop_last=drop_last, collate_fn=collate_samples)  # fmt: skip
 
+    def _wrap(self) -> None:
+        """With several processes, a DDP wrapper over the parameters that train this epoch (DDP fixes the set of
+        parameters it averages when it is made, and warm-up changes it)."""
+        if self.group is None:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.network = DistributedDataParallel(self.model, device_ids=ids)  # buffers follow rank 0 at each step
+
     def _train_epoch(self, epoch: int, balanced: bool) -> tuple[float, float, int]:
         self.train_set.epoch = epoch
         order = epoch_order(self.labels, epoch, self.options.seed, balanced)
-        loader = self._loader(self.train_set, list(enumerate(order.tolist())), train=True)
+        rank, world = (self.group.rank, self.group.world_size) if self.group else (0, 1)
+        draws = shard(list(enumerate(order.tolist())), rank, world, pad=True)  # (position, sample) pairs
+        loader = self._loader(self.train_set, draws, train=True)
         loss, hits, seen = 0.0, 0, 0
         bar = self.hooks.progress
-        bar.begin(f"epoch {epoch + 1}/{self.options.epochs} train", len(order))
+        bar.begin(f"epoch {epoch + 1}/{self.options.epochs} train", len(draws) * world)
         for step, (inputs, labels) in enumerate(batches(loader)):
-            batch_loss, batch_hits = train_step(self.model, self.optimizer, self.criterion,
+            batch_loss, batch_hits = train_step(self.network, self.optimizer, self.criterion,
                                                 inputs.to(self.device), labels.to(self.device))  # fmt: skip
-            if not math.isfinite(batch_loss):
+            if not math.isfinite(summed(batch_loss, self.group)):  # every rank stops at the same step
                 raise DivergedError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the training loss is "
                                     f"{batch_loss / len(labels)}{self._rate_advice()}")  # fmt: skip
             loss, hits, seen = loss + batch_loss, hits + batch_hits, seen + len(labels)
-            bar.advance(len(labels))
+            bar.advance(len(labels) * world)
             if self.hooks.on_step is not None:
                 self.hooks.on_step(epoch, step)
         bar.end()
         problem = first_non_finite(self.model.state_dict())
         if problem is not None:
             raise DivergedError(f"training diverged in epoch {epoch + 1}: {problem}{self._rate_advice()}")
-        return loss / seen, hits / seen, seen
+        total_loss, total_hits = summed(loss, self.group), summed(hits, self.group)
+        total_seen = round(summed(seen, self.group))
+        return total_loss / total_seen, total_hits / total_seen, total_seen
+
+    def _validate(self) -> tuple[float, float, list[int]]:
+        """(mean cross-entropy, top-1 accuracy, prediction of every validation sample in order): each rank its
+        share of the samples once, gathered."""
+        rank, world = (self.group.rank, self.group.world_size) if self.group else (0, 1)
+        mine = shard(list(range(len(self.val_set))), rank, world, pad=False)
+        loss, predictions = evaluate(self.model, self._loader(self.val_set, mine), self.device, self.hooks.progress)
+        everything = unshard(gathered(predictions, self.group))
+        hits = sum(p == t for p, t in zip(everything, self.val_labels, strict=True))
+        return summed(loss, self.group) / len(everything), hits / len(everything), everything
 
     def _rate_advice(self) -> str:
         return f" (head learning rate {self.optimizer.param_groups[0]['lr']:.3g}); lower the learning rate"
@@ -254,7 +283,7 @@ class Trainer:
                                    list(start.best_predictions), start.stopped_early, self.device.type,
                                    resumed_from=start.epochs_done)  # fmt: skip
         first = start.epochs_done if start is not None else 0
-        val_order = list(range(len(self.val_set)))
+        main = self.group is None or self.group.is_main
         for epoch in range(first, options.epochs):
             if outcome.stopped_early:
                 break
@@ -262,29 +291,32 @@ class Trainer:
             lr = set_epoch_rate(self.optimizer, epoch, options.epochs)
             stages = trainable_stages(options, epoch)
             apply_freezing(self.model, stages)
+            self._wrap()
             train_loss, train_acc, seen = self._epoch(epoch, balanced)
-            self.hooks.progress.begin(f"epoch {epoch + 1}/{options.epochs} validate", len(val_order))
-            val_loss, val_acc, predictions = evaluate(self.model, self._loader(self.val_set, val_order),
-                                                      self.device, self.hooks.progress)  # fmt: skip
+            self.hooks.progress.begin(f"epoch {epoch + 1}/{options.epochs} validate", len(self.val_set))
+            val_loss, val_acc, predictions = self._validate()
             self.hooks.progress.end()
             if not math.isfinite(val_loss):  # finite weights whose outputs overflow float32
                 raise DivergedError(f"training diverged in epoch {epoch + 1}: the validation loss is "
                                     f"{val_loss}{self._rate_advice()}")  # fmt: skip
-            best = val_acc > outcome.best_accuracy
+            best = from_main(val_acc > outcome.best_accuracy, self.group)  # decided once, for every rank
             if best:
                 outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions = epoch + 1, val_acc, predictions
-                save_model(self.outdir / MODEL_NAME, self.model)
+                if main:
+                    save_model(self.outdir / MODEL_NAME, self.model)
             seconds = time.perf_counter() - tick
             metrics = EpochMetrics(epoch + 1, lr, stages, train_loss, train_acc, val_loss, val_acc,
                                    round(seconds, 3), round(seen / seconds, 2), best)  # fmt: skip
             outcome.history.append(metrics.as_dict())
             assert outcome.best_epoch is not None
-            outcome.stopped_early = epoch + 1 - outcome.best_epoch >= options.patience and epoch + 1 < options.epochs
-            ResumeState(self.key, epoch + 1, self.model.state_dict(), self.optimizer.state_dict(), outcome.history,
-                        outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions,
-                        outcome.stopped_early).save(self.outdir / RESUME_NAME)  # fmt: skip
-            if saved is not None:
-                saved(outcome)
-            if self.hooks.on_epoch is not None:
-                self.hooks.on_epoch(metrics)
+            stop = epoch + 1 - outcome.best_epoch >= options.patience and epoch + 1 < options.epochs
+            outcome.stopped_early = from_main(stop, self.group)
+            if main:
+                ResumeState(self.key, epoch + 1, self.model.state_dict(), self.optimizer.state_dict(), outcome.history,
+                            outcome.best_epoch, outcome.best_accuracy, outcome.best_predictions,
+                            outcome.stopped_early).save(self.outdir / RESUME_NAME)  # fmt: skip
+                if saved is not None:
+                    saved(outcome)
+                if self.hooks.on_epoch is not None:
+                    self.hooks.on_epoch(metrics)
         return outcome
