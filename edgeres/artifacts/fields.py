@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar, cast
 
 from edgeres.errors import UserInputError
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 _KIND_NAMES: dict[type, str] = {
     bool: "true or false",
@@ -113,6 +115,14 @@ class Fields:
         if any(t is None for t in typed.values()):
             raise self.refusal(key, values, f"an object of {_PLURAL_NAMES.get(kind, kind.__name__)}")
         return cast(dict[str, T], typed)
+
+    def choice(self, key: str, kind: type[E]) -> E:
+        """The string under `key` as a member of the enum `kind`; refused naming the values it may take."""
+        text = self.require(key, str)
+        try:
+            return kind(text)
+        except ValueError:
+            raise self.refusal(key, text, f"one of {', '.join(str(member.value) for member in kind)}") from None
 
     def shape(self, key: str) -> tuple[int | str, ...] | None:
         """A tensor shape under `key`: whole numbers, and names for axes set at run time ("batch")."""

@@ -20,15 +20,9 @@ from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputContract
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.runtime.base import Runner
-from edgeres.runtime.topk import top_k
+from edgeres.runtime.topk import Prediction, named, top_k
 
 MOST_FREQUENT = 3  # top-1 classes the summary names
-
-
-@dataclass(frozen=True)
-class Prediction:
-    name: str
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -85,11 +79,7 @@ class CameraLoop:
             tick = time.perf_counter()
             logits = self.runner.infer(frame[None])
             latency_ms = (time.perf_counter() - tick) * 1e3
-            best = top_k(logits, self.top)
-            top = tuple(
-                Prediction(self.names[int(i)], float(p))
-                for i, p in zip(best.indices[0], best.probabilities[0], strict=True)
-            )
+            top = named(top_k(logits, self.top), 0, self.names)
             self._latencies_ms.append(latency_ms)
             self._winners[top[0].name] += 1
             yield FrameResult(index, latency_ms, top)

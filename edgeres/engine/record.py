@@ -54,12 +54,9 @@ def _recorded_options(options: Fields) -> EngineOptions:
     """The builder settings as recorded; the calibration cache is named in the record's inputs instead,
     since it need not exist where the engine is read."""
     batch = options.section("batch")
-    level = options.get("hardware_compatibility", str)
-    try:
-        hardware = HardwareCompatibility(level) if level is not None else HardwareCompatibility.NONE
-    except ValueError:
-        choices = ", ".join(h.value for h in HardwareCompatibility)
-        raise options.refusal("hardware_compatibility", level, f"one of {choices}") from None
+    hardware = HardwareCompatibility.NONE
+    if options.get("hardware_compatibility", str) is not None:
+        hardware = options.choice("hardware_compatibility", HardwareCompatibility)
     timing_cache = options.get("timing_cache", str)
     sizes = tuple(batch.require(k, int) for k in ("min", "opt", "max")) if batch is not None else None
     workspace_mib, level_value = options.get("workspace_mib", int), options.get("optimization_level", int)

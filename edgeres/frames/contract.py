@@ -243,11 +243,7 @@ class InputSpec:
     def from_json(cls, value: object, where: str) -> InputSpec:
         """The one decoder of options["input"]; one-line UserInputError naming `where` when malformed."""
         fields = Fields.of(value, where)
-        kind_text = fields.require("kind", str)
-        try:
-            kind = InputKind(kind_text)
-        except ValueError:
-            raise fields.refusal("kind", kind_text, f"one of {', '.join(k.value for k in InputKind)}") from None
+        kind = fields.choice("kind", InputKind)
         name, shape = fields.require("name", str), fields.shape("shape")
         if shape is None:
             raise UserInputError(f"{where} has no shape")

@@ -84,11 +84,7 @@ class PixelNormalization:
     def from_json(cls, value: object, where: str) -> PixelNormalization:
         """The one decoder of a recorded normalisation; one-line UserInputError naming `where` when malformed."""
         fields = Fields.of(value, where)
-        order_text = fields.require("order", str)
-        try:
-            order = ChannelOrder(order_text)
-        except ValueError:
-            raise fields.refusal("order", order_text, "rgb or bgr") from None
+        order = fields.choice("order", ChannelOrder)
         mean, std = fields.items("mean", float), fields.items("std", float)
         if mean is None or std is None or len(mean) != 3 or len(std) != 3:
             raise UserInputError(f"{where}: mean and std must each be three numbers")

@@ -146,7 +146,7 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in model.graph.node for out in node.output}
 
 
-def _ancestors(tensor: str, producers: Mapping[str, onnx.NodeProto]) -> set[str]:
+def ancestors(tensor: str, producers: Mapping[str, onnx.NodeProto]) -> set[str]:
     """All tensors `tensor` is computed from (itself included)."""
     seen: set[str] = set()
     stack = [tensor]
@@ -176,7 +176,7 @@ def _residual_skip(
     if not all(from_conv):
         return None
     # Both from convs: the shortcut conv reads a tensor that the main branch also descends from.
-    if producers[a].input[0] in _ancestors(b, producers):
+    if producers[a].input[0] in ancestors(b, producers):
         return ResidualAdd(node.name, skip=a, fused=b)
     return ResidualAdd(node.name, skip=b, fused=a)
 

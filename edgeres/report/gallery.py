@@ -20,17 +20,12 @@ from edgeres.frames.contract import InputSpec
 from edgeres.frames.normalization import ChannelOrder
 from edgeres.frames.yuv import yuv422_to_rgb
 from edgeres.runtime.heldout import HeldOutReference
+from edgeres.runtime.topk import Prediction, named, top_k
 
 THUMBNAIL_WIDTH = 160
 JPEG_QUALITY = 82
 TOP = 5
 MOST_SHOWN = 12
-
-
-@dataclass(frozen=True)
-class Guess:
-    name: str
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class GalleryItem:
     index: int
     picture: str
     truth: str | None
-    tops: dict[ArtifactRole, tuple[Guess, ...]]
+    tops: dict[ArtifactRole, tuple[Prediction, ...]]
 
 
 def sample_picture(sample: np.ndarray, spec: InputSpec | None) -> np.ndarray:
@@ -68,11 +63,8 @@ def jpeg_data_uri(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
-def _top(logits: np.ndarray, names: ClassNames) -> tuple[Guess, ...]:
-    shifted = np.exp(logits.astype(np.float64) - logits.max())
-    probabilities = shifted / shifted.sum()
-    best = np.argsort(-probabilities, kind="stable")[:TOP]
-    return tuple(Guess(names[int(k)], float(probabilities[k])) for k in best)
+def _top(logits: np.ndarray, names: ClassNames) -> tuple[Prediction, ...]:
+    return named(top_k(logits[None], min(TOP, logits.shape[-1])), 0, names)
 
 
 @dataclass(frozen=True)

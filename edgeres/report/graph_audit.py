@@ -18,7 +18,7 @@ from onnx import TensorProto, numpy_helper
 
 from edgeres.artifacts.precision import Precision
 from edgeres.frontend.graph import NODE_PREFIX
-from edgeres.quantize.qdq import module_path
+from edgeres.quantize.qdq import ancestors, module_path
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
 STEM, HEAD = "stem", "head"
@@ -96,17 +96,7 @@ class _Graph:
 
     def ancestors(self, tensor: str) -> set[str]:
         """All tensors `tensor` is computed from (itself included)."""
-        seen: set[str] = set()
-        stack = [tensor]
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            node = self.producers.get(current)
-            if node is not None:
-                stack.extend(i for i in node.input if i)
-        return seen
+        return ancestors(tensor, self.producers)
 
 
 def _node_names(graph: onnx.GraphProto) -> tuple[str, ...]:

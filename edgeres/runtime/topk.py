@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgeres.artifacts.class_names import ClassNames
 from edgeres.errors import UserInputError
-
-if TYPE_CHECKING:
-
-    pass
 
 
 @dataclass(frozen=True)
@@ -34,3 +30,17 @@ def top_k(logits: np.ndarray, k: int = 5) -> TopK:
     order = np.argsort(-wide, axis=1, kind="stable")[:, :k]
     return TopK(order, np.take_along_axis(probs, order, axis=1).astype(np.float32))
 
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class by name, with its softmax probability."""
+
+    name: str
+    probability: float
+
+
+def named(best: TopK, row: int, names: ClassNames) -> tuple[Prediction, ...]:
+    """Row `row` of `best` with the classes named, best first."""
+    return tuple(
+        Prediction(names[int(i)], float(p)) for i, p in zip(best.indices[row], best.probabilities[row], strict=True)
+    )

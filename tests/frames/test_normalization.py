@@ -64,7 +64,7 @@ def test_a_recorded_normalisation_reads_back_and_an_old_record_means_imagenet_rg
 @pytest.mark.parametrize(
     ("recorded", "message"),
     [
-        ({"order": "grb", "mean": [0.5] * 3, "std": [0.5] * 3}, r"normalization\.order is 'grb', not rgb or bgr"),
+        ({"order": "grb", "mean": [0.5] * 3, "std": [0.5] * 3}, r"normalization\.order is 'grb', not one of rgb, bgr"),
         ({"order": "rgb", "mean": [0.5] * 2, "std": [0.5] * 3}, r"mean and std must each be three numbers"),
         ({"order": "rgb", "mean": ["x"] * 3, "std": [0.5] * 3}, r"normalization\.mean"),
         ({"order": "rgb", "mean": [0.5] * 3, "std": [0.0] * 3}, r"normalization: std .* each above 0"),
