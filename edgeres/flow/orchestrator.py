@@ -20,6 +20,7 @@ from edgeres.artifacts.build_summary import SUMMARY_NAME as SUMMARY_NAME
 from edgeres.artifacts.build_summary import BuildSummary
 from edgeres.artifacts.completion import BuildSet, build_set
 from edgeres.artifacts.kinds import ENGINE_SUFFIX, ArtifactRole
+from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.engine.builder import build_engine
 from edgeres.engine.options import EngineOptions
@@ -39,6 +40,7 @@ from edgeres.quantize.fallback import keep_float_option
 from edgeres.quantize.fidelity import LAYER_SAMPLES, FidelityReport, HeldOutEvaluation
 from edgeres.quantize.gate import check_gate
 from edgeres.report.build_report import REPORT_NAME, write_build_report
+from edgeres.report.graph_audit import audit_placement
 from edgeres.runtime.heldout import HELDOUT_NAME
 from edgeres.runtime.verification import VerificationFailed, verify_new_engine
 
@@ -194,6 +196,12 @@ def profile_stage(
         return quick_profiles(artifacts, roles, options.profile_iterations, source.contract)
 
 
+def placement_audit(artifacts: dict[ArtifactRole, Path]) -> dict[str, object] | None:
+    """What the written TensorRT Q/DQ model's graph says of its placement (the report shows it too)."""
+    model = artifacts.get(ArtifactRole.INT8_TENSORRT)
+    return None if model is None else audit_placement(load_onnx(model)).as_dict()
+
+
 def build_summary(
     options: BuildOptions, source: SourceModel, samples: BuildSamples, made: Quantized,
     fidelity: dict[ArtifactRole, FidelityReport], artifacts: dict[ArtifactRole, Path], engine: EngineStep,
@@ -206,6 +214,7 @@ def build_summary(
         "engine_options": engine_options(options, outdir).as_dict(),
         "engine": engine.note,
         "engine_verification": None if engine.verification is None else engine.verification.to_json(),
+        "placement_audit": placement_audit(artifacts),
         "profile": list(profile.lines),
         "quick_profile": profile.as_dict() if profile.lines else None,
         "timings": stages.total(),

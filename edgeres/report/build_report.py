@@ -23,6 +23,7 @@ from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.onnx import load_onnx
+from edgeres.artifacts.precision import Precision
 from edgeres.artifacts.sidecar import read_sidecar
 from edgeres.errors import UserInputError
 from edgeres.export.record import read_model_spec
@@ -348,8 +349,10 @@ def build_report_page(folder: Path) -> BuildReportPage:
     page.kept = _kept_layers(summary, gains)
     profiles = {MODEL_NAMES[role]: fidelity[role].layers for role in MODEL_ORDER if role in fidelity}
     page.layer_profile = figures.layer_sqnr_profile(profiles, [k.name for k in page.kept])
-    if summary.precision.value == "int8":
+    if summary.precision is Precision.INT8:
         page.evidence, page.evidence_note = _evidence(folder, summary, first)
+    else:
+        page.evidence_note = "An FP16 build: nothing was calibrated."
     page.fallback, page.fallback_figure = _fallback(summary, gate)
     if held_out is not None:
         names = _class_names(folder, summary, classes)

@@ -10,7 +10,7 @@ its activation and its weight through DequantizeLinear, otherwise the float type
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
@@ -64,6 +64,12 @@ class PlacementAudit:
     frontend_nodes: int  # nodes named NODE_PREFIX..., the fused camera front-end (0 when none)
     # FP16 when every float tensor a non-Cast front-end node writes is FP16, else FP32; None without a front-end.
     frontend_precision: Precision | None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, for the build summary's placement_audit section."""
+        data: dict[str, object] = {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+        data["frontend_precision"] = None if self.frontend_precision is None else self.frontend_precision.value
+        return data
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ def test_the_build_writes_its_report_and_the_summary_keeps_its_data(int8_build: 
     assert len(summary.sections["fidelity"]["int8_tensorrt"]["layers"]) == 20  # the convs; fc gives the logits
     assert len(summary.sections["quick_profile"]["samples_ms"]["fp32"]) == 5
     assert summary.sections["command"][:2] == ["edgeres", "build"]
+    audit = summary.sections["placement_audit"]  # the written Q/DQ graph's placement, for tools as well as people
+    assert audit["residual_adds"] == audit["residual_adds_quantized"] == 8 and audit["multi_scale_tensors"] == []
+    assert audit["qdq_pairs"] > 0 and audit["frontend_precision"] is None
 
 
 def test_the_report_shows_what_the_build_found(int8_build: Path) -> None:
@@ -209,3 +212,13 @@ def test_histogram_sqnr_agrees_with_quantizing_the_values() -> None:
     quantized = np.minimum(np.round(values / step), 127) * step
     direct = 10 * np.log10(np.sum(values.astype(np.float64) ** 2) / np.sum((values - quantized) ** 2.0))
     assert histogram_sqnr(hist, amax) == pytest.approx(direct, abs=0.5)
+
+
+def test_an_fp16_build_reports_no_placement_and_no_calibration(tmp_path: Path) -> None:
+    from edgeres.artifacts.precision import Precision
+
+    source = save_with_sidecar(tiny_classifier_proto(5), tmp_path / "tiny.onnx", "fp32")
+    options = BuildOptions(precision=Precision.FP16, onnx=source, profile_iterations=0, build_engine=False)
+    html = (build(options, tmp_path / "build").outdir / REPORT_NAME).read_text()
+    assert "An FP16 build: nothing is quantized" in html and "An FP16 build: nothing was calibrated." in html
+    assert 'class="cell fp16"' in html and 'class="cell int8"' not in html
