@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from edgeres.artifacts.precision import Precision
+from edgeres.cli.args import calibration as calibration_args
 from edgeres.cli.args import gate as gate_args
 from edgeres.cli.args.calibration import CALIBRATION, Calibration, CalibrationArgs
 from edgeres.cli.args.engine import ENGINE, EngineArgs
@@ -30,7 +31,7 @@ from edgeres.cli.options import (
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import StageBars, reports_errors, say, wrote
 from edgeres.errors import UserInputError
-from edgeres.flow.options import BuildOptions
+from edgeres.flow.options import DEFAULT_QAT_LR, BuildOptions
 from edgeres.quantize.cache import StaleCacheError
 from edgeres.quantize.histogram import CalibAlgo
 from edgeres.samples.sources import FrameFormatNeeded
@@ -63,6 +64,20 @@ MaxFallbackOption = Annotated[
     typer.Option(
         "--max-fallback", help="Most layers --auto-fallback may keep in float.", min=1, rich_help_panel=FIDELITY
     ),
+]
+QatEpochsOption = Annotated[
+    int,
+    typer.Option(
+        "--qat-epochs",
+        help="Then train the INT8 network toward the FP32 logits on the calibration samples this many epochs "
+        "(quantization-aware, no labels; ranges and weight scales fixed). 0: none.",
+        min=0,
+        rich_help_panel=calibration_args.PANEL,
+    ),
+]
+QatLrOption = Annotated[
+    float,
+    typer.Option("--qat-lr", help="Learning rate of --qat-epochs (Adam).", rich_help_panel=calibration_args.PANEL),
 ]
 SensitivityOption = Annotated[
     bool,
@@ -98,6 +113,8 @@ def build(
     auto_fallback: AutoFallbackOption = False,
     max_fallback: MaxFallbackOption = DEFAULTS.max_fallback,
     sensitivity: SensitivityOption = False,
+    qat_epochs: QatEpochsOption = 0,
+    qat_lr: QatLrOption = DEFAULT_QAT_LR,
     engine: EngineArgs,
 ) -> None:
     """Export (or take --onnx), calibrate, write the INT8 Q/DQ or FP16 ONNX, check fidelity on held-out
@@ -124,7 +141,7 @@ def build(
         contract, precision=Precision.FP16 if fp16 else Precision.INT8, onnx=onnx_path, arch=parse_arch(arch),
         weights=weights, num_classes=num_classes, normalization=normalization, eval_csv=eval_csv, gate=gate,
         auto_fallback=auto_fallback,
-        max_fallback=max_fallback, sensitivity=sensitivity, engine=engine,
+        max_fallback=max_fallback, sensitivity=sensitivity, engine=engine, qat_epochs=qat_epochs, qat_lr=qat_lr,
         profile_iterations=0 if no_profile else DEFAULTS.profile_iterations,
     )  # fmt: skip
     build_and_report(options, output)
@@ -153,6 +170,8 @@ def build_arguments(options: BuildOptions, output: Path) -> list[str]:
         *switch("--auto-fallback", options.auto_fallback),
         *option("--max-fallback", options.max_fallback, DEFAULTS.max_fallback),
         *switch("--sensitivity", options.sensitivity),
+        *option("--qat-epochs", options.qat_epochs, 0),
+        *option("--qat-lr", options.qat_lr, DEFAULT_QAT_LR),
         *ENGINE.render(options.engine),
         *switch("--no-profile", options.profile_iterations == 0),
         "-o", str(output),

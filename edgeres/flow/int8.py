@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.flow.int8_analysis import Int8Analysis, analyse_int8
@@ -15,9 +17,18 @@ from edgeres.progress import Stages
 from edgeres.quantize.artifacts import write_fp16_model
 from edgeres.quantize.calibration_evidence import TensorEvidence, evidence_json
 from edgeres.quantize.fidelity import HeldOutEvaluation
-from edgeres.quantize.int8 import CalibrationRecord, calibrate_int8, placement_record, write_int8_models
+from edgeres.quantize.int8 import (
+    CalibrationRecord,
+    Int8Calibration,
+    calibrate_int8,
+    placement_record,
+    write_int8_models,
+)
 from edgeres.quantize.qdq import QdqPlan
 from edgeres.samples.calibration import CalibrationSet
+
+if TYPE_CHECKING:
+    from edgeres.qat.distill import QatResult
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class Quantized:
     bias_correction: bool | None = None
     analysis: Int8Analysis = field(default_factory=Int8Analysis)
     evidence: Mapping[str, TensorEvidence] | None = None  # the calibration pass's histograms, when one ran
+    qat: Mapping[str, Any] | None = None  # how quantization-aware training went, when it ran
 
     def sections(self) -> dict[str, Any]:
         """The build summary's sections for this step (written at the file boundary)."""
@@ -42,6 +54,7 @@ class Quantized:
             "placement": placement_record(self.plan),
             "bias_correction": self.bias_correction,
             "calibration_evidence": None if self.evidence is None else evidence_json(self.evidence),
+            "qat": None if self.qat is None else dict(self.qat),
         }
 
     @property
@@ -58,17 +71,41 @@ def quantize_int8(
     analysis = Int8Analysis()
     if options.analysis.asked:
         analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
-    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json())
+    qat = None
+    if options.qat_epochs:
+        calibrated, qat = quantization_aware_step(options, calibrated, calibration, evaluation, stages)
+    scales = None if qat is None else qat.weight_scales
+    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json(), scales,
+                               None if qat is None else qat.as_dict())  # fmt: skip
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     record = calibrated.calibrated.record
     notes = (
         record.describe(),
         f"TensorRT calibration table (header TRT-{models.table_header}) for DeepStream int8-calib-file: {table}",
+        *(() if qat is None else (qat.describe(),)),
     )  # fmt: skip
     candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
     artifacts = models.artifacts | analysis.artifacts
     evidence = calibrated.calibrated.evidence
-    return Quantized(artifacts, candidates, notes, record, models.plan, options.bias_correction, analysis, evidence)
+    corrected = options.bias_correction and qat is None
+    return Quantized(artifacts, candidates, notes, record, models.plan, corrected, analysis, evidence,
+                     None if qat is None else qat.as_dict())  # fmt: skip
+
+
+def quantization_aware_step(
+    options: BuildOptions, calibrated: Int8Calibration, calibration: CalibrationSet, evaluation: HeldOutEvaluation,
+    stages: Stages,
+) -> tuple[Int8Calibration, QatResult]:  # fmt: skip
+    """Label-free QAT of the calibrated INT8 network (edgeres.qat): its trained weights replace the float model the
+    INT8 models are written from, and bias correction gives way (the biases trained too)."""
+    from edgeres.qat.distill import quantization_aware
+
+    samples = [np.asarray(batch) for batch in calibration.batches(options.batch_size)]
+    held_out = [inputs for inputs, _ in evaluation.batches]
+    with stages.stage(f"quantization-aware training ({options.qat_epochs} epochs)", None, "qat_s"):
+        qat = quantization_aware(calibrated.model, calibrated.plan, calibrated.calibrated.ranges, samples, held_out,
+                                 options.qat_epochs, options.qat_lr, options.seed)  # fmt: skip
+    return replace(calibrated, model=qat.model, biases=None, tensorrt_biases=None), qat
 
 
 def quantize_fp16(source: SourceModel, outdir: Path) -> Quantized:

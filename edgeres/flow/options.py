@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from edgeres.samples.calibration import DEFAULT_BATCH, DEFAULT_SEED
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
 from edgeres.samples.sources import SampleSource, sample_source
 
+DEFAULT_QAT_LR = 1e-6  # Adam on BatchNorm-folded weights (docs/building.md, "Quantization-aware training")
 DEFAULT_PROFILE_ITERATIONS = 10  # a first idea of speed after a build; `edgeres profile` measures properly
 
 
@@ -92,6 +94,10 @@ class BuildOptions:
     profile_iterations: int = DEFAULT_PROFILE_ITERATIONS  # 0: no profile after the build
     min_holdout_samples: int = MIN_HOLDOUT_SAMPLES
     build_engine: bool = True  # False: never build a TensorRT engine, even where one could be built
+    # Label-free quantization-aware training (edgeres.qat) after calibration: epochs over the calibration samples
+    # (0: none) and its learning rate.
+    qat_epochs: int = 0
+    qat_lr: float = DEFAULT_QAT_LR
 
     def __post_init__(self) -> None:
         if self.precision is Precision.FP32:
@@ -112,6 +118,7 @@ class BuildOptions:
         except ValueError as exc:
             raise UserInputError(f"calibration percentile {self.percentile}: {exc}") from None
         trt_version_number(self.trt_table_version)  # raises UserInputError when it cannot be a header
+        self._check_qat()
         if self.normalization is not None and self.onnx is None:
             raise UserInputError(
                 "--mean, --std and --channel-order describe a model given with --onnx; the models edgeres "
@@ -122,6 +129,20 @@ class BuildOptions:
                 "--mean, --std and --channel-order are for a model taking RGB floats; a model taking raw frames "
                 "normalises them in its fused front-end"
             )
+
+    def _check_qat(self) -> None:
+        if self.qat_epochs < 0:
+            raise UserInputError(f"--qat-epochs {self.qat_epochs}: must be 0 (none) or more")
+        if not (self.qat_lr > 0 and math.isfinite(self.qat_lr)):
+            raise UserInputError(f"--qat-lr {self.qat_lr}: must be a positive number")
+        if not self.qat_epochs:
+            return
+        if self.precision is not Precision.INT8:
+            raise UserInputError("--qat-epochs trains an INT8 model; an FP16 build has nothing to train")
+        if self.auto_fallback or self.sensitivity:
+            raise UserInputError("--qat-epochs with --auto-fallback or --sensitivity: not yet; run them apart")
+        if self.contract is not None:
+            raise UserInputError("--qat-epochs: a model with the camera front-end fused in cannot be trained yet")
 
     def check_files(self) -> None:
         """Refuse missing sources and a given ONNX of the wrong shape, before a build writes anything."""
@@ -168,6 +189,8 @@ class BuildOptions:
             "raw": None if self.raw is None else str(self.raw),
             "min_holdout_samples": self.min_holdout_samples,
             "normalization": None if self.normalization is None else self.normalization.to_json(),
+            "qat_epochs": self.qat_epochs,
+            "qat_lr": self.qat_lr,
         }
 
     @classmethod
@@ -189,6 +212,8 @@ class BuildOptions:
                 raw=None if recipe["raw"] is None else FrameFormat.parse(str(recipe["raw"])),
                 min_holdout_samples=int(recipe["min_holdout_samples"]),
                 normalization=_recorded_normalization(recipe.get("normalization")),
+                qat_epochs=int(recipe.get("qat_epochs", 0)),
+                qat_lr=float(recipe.get("qat_lr", DEFAULT_QAT_LR)),
                 **changes,
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -86,11 +86,16 @@ def cpu_ranges(plan: QdqPlan, ranges: Mapping[str, float]) -> dict[str, float]:
 
 
 def insert_qdq_cpu(
-    model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], weights: WeightType = WeightType.INT8
+    model: onnx.ModelProto,
+    plan: QdqPlan,
+    ranges: Mapping[str, float],
+    weights: WeightType = WeightType.INT8,
+    weight_scales: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
-    """The twin (see the module docstring): uint8 activations, zero point 128, TensorRT scales."""
+    """The twin (see the module docstring): uint8 activations, zero point 128, TensorRT scales (and the stored
+    weight scales of quantization-aware training, where given)."""
     extra = tuple(dict.fromkeys(plan.cpu_extra + tuple(moved for moved, _ in plan.cpu_moves)))
-    twin = insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra)
+    twin = insert_qdq(model, plan, cpu_ranges(plan, ranges), ActivationType.UINT8, extra, weight_scales=weight_scales)
     if weights is WeightType.UINT8:
         uint8_weights(twin, plan)
     elif weights is WeightType.INT8_OFFSET:

@@ -179,7 +179,7 @@ def layer_tensors(model: onnx.ModelProto) -> list[str]:
     return [n.output[0] for n in model.graph.node if n.op_type in LAYER_OPS and n.output[0] not in outputs]
 
 
-def _session(
+def exposing_session(
     model: onnx.ModelProto, extra_outputs: list[str], threads: int, kernels: Kernels = Kernels.RUNTIME
 ) -> ort.InferenceSession:
     """A CPU session; `extra_outputs` become graph outputs of a copy (which changes onnxruntime's fusions)."""
@@ -200,7 +200,8 @@ def layer_sqnr(
     layers = [t for t in layer_tensors(reference) if t in cand_names]
     if not layers or not inputs:
         return []
-    ref_run, cand_run = _session(reference, layers, threads), _session(candidate, layers, threads, kernels)
+    ref_run = exposing_session(reference, layers, threads)
+    cand_run = exposing_session(candidate, layers, threads, kernels)
     input_name = ref_run.get_inputs()[0].name
     power = {t: [0.0, 0.0] for t in layers}
     for batch in inputs:
@@ -288,7 +289,7 @@ def model_logits(
     progress: ProgressCallback | None = None,
 ) -> list[np.ndarray]:
     """A model's logits (float64) of each input batch, on `kernels`, from one session over the model as shipped."""
-    session = _session(as_model(model), [], threads, kernels)
+    session = exposing_session(as_model(model), [], threads, kernels)
     name = session.get_inputs()[0].name
     logits = []
     for inputs in batches:

@@ -180,6 +180,8 @@ def write_int8_models(
     outdir: Path,
     extra_float: tuple[str, ...] = (),
     model_input: Mapping[str, Any] | None = None,
+    weight_scales: Mapping[str, np.ndarray] | None = None,
+    trained: Mapping[str, Any] | None = None,
 ) -> Int8Models:
     """The TensorRT Q/DQ model, the CPU twin and the text table, with `extra_float` layers also kept in float;
     both models record `model_input` (what the FP32 model takes, as its sidecar's options["input"])."""
@@ -200,17 +202,20 @@ def write_int8_models(
     placement = placement_record(plan)
     trt_record = replace(
         common, target="tensorrt (S8S8)", high_precision=settings.high_precision.value, ranges=ranges,
-        report={"placement": placement, "calibration": calibration.calibrated.record.as_dict()},
+        report={"placement": placement, "calibration": calibration.calibrated.record.as_dict()}
+        | ({} if trained is None else {"quantization_aware_training": dict(trained)}),
     )  # fmt: skip
-    trt_model = tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision)
+    trt_model = tensorrt_qdq_model(trt_model, plan, ranges, settings.high_precision, weight_scales=weight_scales)
     trt_path = write_quantized(outdir / TENSORRT_MODEL_NAME, trt_model, trt_record)
     weights = exact_weight_type()
     cpu_record = replace(
         common, role=ArtifactRole.INT8_ONNXRUNTIME,
         target=f"onnxruntime cpu ({weights.kernels}, zero point 128, TensorRT scales)", cpu_weights=weights.value,
-        report={"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)},
+        report={"extra_quantized_conv_outputs": len(plan.cpu_extra), "moved_to_conv_outputs": len(plan.cpu_moves)}
+        | ({} if trained is None else {"quantization_aware_training": dict(trained)}),
     )  # fmt: skip
-    cpu_path = write_quantized(outdir / CPU_MODEL_NAME, insert_qdq_cpu(cpu_model, plan, ranges, weights), cpu_record)
+    cpu_twin = insert_qdq_cpu(cpu_model, plan, ranges, weights, weight_scales)
+    cpu_path = write_quantized(outdir / CPU_MODEL_NAME, cpu_twin, cpu_record)
     table = outdir / TRT_TABLE_NAME
     activations = {name: ranges[name] for name in plan.activations if name in ranges}
     write_trt_table(table, activations, settings.trt_table_version)

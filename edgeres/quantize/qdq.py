@@ -279,15 +279,24 @@ def on_grid(scales: np.ndarray | float, grid: ScaleGrid) -> np.ndarray:
 
 
 def quantize_weight(
-    weight: np.ndarray, axis: int, min_scales: np.ndarray | None = None, grid: ScaleGrid = ScaleGrid.FP32
+    weight: np.ndarray,
+    axis: int,
+    min_scales: np.ndarray | None = None,
+    grid: ScaleGrid = ScaleGrid.FP32,
+    stored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel INT8 of a weight tensor: (int8 values in [-127, 127], float32 scales).
 
+    The scales come from the weight's per-channel range, or are `stored` ones (quantization-aware training
+    trains against fixed scales: recomputing them from the trained weights would not be what was trained).
     `min_scales` (one per channel) raises a channel's scale where needed (see `bias_safe_scales`).
     On the FP16 grid the codes are computed against the float16 scale that will be written.
     """
-    moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
-    scales = np.maximum(np.abs(moved).max(axis=1), MIN_AMAX) / INT8_MAX
+    if stored is not None:
+        scales = np.asarray(stored, np.float64).reshape(-1)
+    else:
+        moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
+        scales = np.maximum(np.abs(moved).max(axis=1), MIN_AMAX) / INT8_MAX
     if min_scales is not None:
         scales = np.maximum(scales, min_scales)
     if grid is ScaleGrid.FP16:
@@ -362,7 +371,11 @@ def written_input_scale(amax: float | None, grid: ScaleGrid = ScaleGrid.FP32) ->
 
 
 def _weight_dq(
-    model: onnx.ModelProto, quant: WeightQuant, input_scale: float | None, grid: ScaleGrid = ScaleGrid.FP32
+    model: onnx.ModelProto,
+    quant: WeightQuant,
+    input_scale: float | None,
+    grid: ScaleGrid = ScaleGrid.FP32,
+    stored: np.ndarray | None = None,
 ) -> tuple[onnx.NodeProto, str]:
     """Replace a float weight initializer by INT8 values + per-channel scales and a DequantizeLinear."""
     graph = model.graph
@@ -371,7 +384,7 @@ def _weight_dq(
     node = next(n for n in graph.node if n.name == quant.node)
     bias = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else None
     floor = weight_scale_floor(bias, weight.shape[quant.axis], input_scale, grid)
-    values, scales = quantize_weight(weight, quant.axis, floor, grid)
+    values, scales = quantize_weight(weight, quant.axis, floor, grid, stored)
     base = quant.initializer
     graph.initializer.extend(
         [
@@ -432,9 +445,11 @@ def insert_qdq(
     kind: ActivationType = ActivationType.INT8,
     extra: Iterable[str] = (),
     grid: ScaleGrid = ScaleGrid.FP32,
+    weight_scales: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """A copy of `model` with the plan's Q/DQ pairs; `extra` tensors get a Q/DQ feeding all consumers.
-    `grid` is the set of values the scales take (float32 initializers either way)."""
+    `grid` is the set of values the scales take (float32 initializers either way); `weight_scales` (by weight
+    initializer) are stored per-channel scales to use instead of the weights' ranges."""
     extra = tuple(extra)
     _check_ranges(plan.activations + extra, ranges)
     out = onnx.ModelProto()
@@ -445,7 +460,8 @@ def insert_qdq(
     weight_inputs: dict[tuple[str, int], str] = {}
     input_ranges = {q.node: ranges[q.tensor] for q in plan.inputs if q.index == 0}
     for quant in plan.weights:
-        dq, name = _weight_dq(out, quant, written_input_scale(input_ranges.get(quant.node), grid), grid)
+        stored = None if weight_scales is None else weight_scales.get(quant.initializer)
+        dq, name = _weight_dq(out, quant, written_input_scale(input_ranges.get(quant.node), grid), grid, stored)
         weight_nodes.append(dq)
         weight_inputs[(quant.node, 1)] = name
     pairs: dict[str, list[onnx.NodeProto]] = {}

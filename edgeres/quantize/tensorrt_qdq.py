@@ -52,6 +52,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+import numpy as np
 import onnx
 from onnx import helper, version_converter
 
@@ -111,12 +112,15 @@ def tensorrt_qdq_model(
     ranges: Mapping[str, float],
     high_precision: HighPrecision = HighPrecision.FP16,
     frontend: HighPrecision = FRONTEND_PRECISION,
+    weight_scales: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """The TensorRT Q/DQ model of the (bias-corrected) FP32 `model`: FP32 is exactly `insert_qdq`;
-    FP16 is described in the module docstring, its front-end (if any) in `frontend`."""
+    FP16 is described in the module docstring, its front-end (if any) in `frontend`. `weight_scales`: stored
+    per-channel scales (quantization-aware training), on the FP16 grid rounded up like computed ones."""
     if high_precision is HighPrecision.FP32:
-        return insert_qdq(model, plan, ranges)
+        return insert_qdq(model, plan, ranges, weight_scales=weight_scales)
     _check_fp16_ranges(plan, ranges)
-    qdq = insert_qdq(at_least_opset(model, FP16_SCALE_OPSET), plan, ranges, grid=ScaleGrid.FP16)
+    qdq = insert_qdq(at_least_opset(model, FP16_SCALE_OPSET), plan, ranges, grid=ScaleGrid.FP16,
+                     weight_scales=weight_scales)  # fmt: skip
     keep = plan.frontend_nodes if frontend is HighPrecision.FP32 else ()
     return convert_to_fp16(qdq, keep, keep_io_float=True, op_block_list=[])

@@ -1,0 +1,159 @@
+"""Label-free quantization-aware training on the exported graph (edgeres.qat), at 32x32 to stay fast.
+
+What is checked: the evaluator computes the FP32 ONNX; with fake quantization it computes the Q/DQ model node by
+node; the export keeps the trained-against scales and the parity gate refuses one that recomputes them, naming
+the first node; a build with --qat-epochs writes the PTQ placement exactly, records the run and its parity.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from edgeres.artifacts.onnx import with_outputs
+from edgeres.cli.app import app
+from edgeres.errors import UserInputError
+from edgeres.export.onnx_export import torch_to_onnx
+from edgeres.model.arch import Arch
+from edgeres.model.resnet import build_model
+from edgeres.qat.distill import PARITY_MIN_SQNR_DB, QatParityError, check_parity, node_parity
+from edgeres.qat.network import QatNetwork, with_values
+from edgeres.quantize.fidelity import model_logits, sqnr_db
+from edgeres.quantize.qdq import insert_qdq, plan_qdq
+from tests.fixtures.tiny_classifier import tiny_classifier_proto
+from tests.train.conftest import export_at, write_random_checkpoint
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def network() -> tuple[onnx.ModelProto, np.ndarray, dict[str, float]]:
+    """A ResNet18 export at 32x32, inputs, and ranges measured on them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proto = torch_to_onnx(build_model(Arch.RESNET18, 10, seed=0).eval(), size=SIZE)
+    x = np.random.default_rng(0).standard_normal((8, 3, SIZE, SIZE)).astype(np.float32)
+    plan = plan_qdq(proto)
+    inner = [t for t in plan.activations if t != "input"]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(with_outputs(proto, inner).SerializeToString(), providers=["CPUExecutionProvider"])
+    ranges = {t: float(np.abs(v).max()) for t, v in zip(inner, session.run(inner, {"input": x}), strict=True)}
+    return proto, x, ranges | {"input": float(np.abs(x).max())}
+
+
+def _sqnr(reference: np.ndarray, other: np.ndarray) -> float:
+    ref = reference.astype(np.float64)
+    return sqnr_db(float(np.sum(ref**2)), float(np.sum((ref - other) ** 2)))
+
+
+def test_the_evaluator_computes_the_fp32_onnx(network: tuple[onnx.ModelProto, np.ndarray, dict[str, float]]) -> None:
+    proto, x, ranges = network
+    net = QatNetwork(proto, plan_qdq(proto), ranges)
+    net.quantize = False
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+    assert _sqnr(model_logits(proto, [x])[0], ours) > 100
+
+
+def test_fake_quantization_is_the_qdq_models_arithmetic_node_by_node(
+    network: tuple[onnx.ModelProto, np.ndarray, dict[str, float]],
+) -> None:
+    proto, x, ranges = network
+    plan = plan_qdq(proto)
+    net = QatNetwork(proto, plan, ranges)
+    exported = insert_qdq(proto, plan, ranges, weight_scales=net.weight_scales)
+    ptq = {i.name: numpy_helper.to_array(i) for i in insert_qdq(proto, plan, ranges).graph.initializer}
+    for init in exported.graph.initializer:  # PTQ's scales; a code may differ by one where PTQ rounded against
+        value = numpy_helper.to_array(init)  # the float64 scale it then writes as float32
+        if init.name.endswith("_scale"):
+            assert np.array_equal(value, ptq[init.name]), init.name
+        elif init.name.endswith("_quantized"):
+            assert np.abs(value.astype(int) - ptq[init.name].astype(int)).max() <= 1, init.name
+    assert min(value for _, value in node_parity(net, exported, x)) >= PARITY_MIN_SQNR_DB
+    assert check_parity(net, exported, x) >= PARITY_MIN_SQNR_DB
+
+
+def test_an_export_that_recomputes_the_scales_is_refused_naming_the_first_node(
+    network: tuple[onnx.ModelProto, np.ndarray, dict[str, float]],
+) -> None:
+    proto, x, ranges = network
+    plan = plan_qdq(proto)
+    net = QatNetwork(proto, plan, ranges)
+    rng = np.random.default_rng(1)
+    for key in net.params:  # what training does to the weights, in one go
+        net.params[key].data *= torch.from_numpy((1 + 0.02 * rng.standard_normal(net.params[key].shape)).astype("f"))
+    trained = with_values(proto, net.trained_values())
+    kept = insert_qdq(trained, plan, ranges, weight_scales=net.weight_scales)
+    assert check_parity(net, kept, x) >= PARITY_MIN_SQNR_DB
+    drifted = insert_qdq(trained, plan, ranges)  # scales recomputed from the trained weights
+    with pytest.raises(QatParityError, match=r"/conv1/Conv_output_0 differs at \d+\.\d dB"):
+        check_parity(net, drifted, x)
+
+
+def test_an_operator_it_cannot_train_is_named() -> None:
+    model = tiny_classifier_proto(4, size=SIZE)
+    model.graph.node[1].op_type = "Sigmoid"  # the Relu
+    with pytest.raises(UserInputError, match="the model also has Sigmoid"):
+        QatNetwork(model, plan_qdq(model), {})
+
+
+@pytest.fixture(scope="module")
+def qat_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("qat")
+    weights = write_random_checkpoint(root / "random.pth", classes=6)
+    onnx_path = export_at(weights, 6, SIZE, root / "fp32.onnx")
+    common = ["build", "--int8", "--onnx", str(onnx_path), "--calib-size", "16", "--no-profile"]
+    out = {}
+    for name, extra in (("ptq", []), ("qat", ["--qat-epochs", "2", "--qat-lr", "1e-5"])):
+        result = CliRunner().invoke(app, [*common, *extra, "-o", str(root / name)])
+        assert result.exit_code == 0, result.output
+        out[name] = root / name
+    return out
+
+
+def _quantized_tensors(path: Path) -> set[str]:
+    model = onnx.load(str(path))
+    return {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+
+
+def test_a_qat_build_writes_the_ptq_placement_and_records_the_run(qat_builds: dict[str, Path]) -> None:
+    for model in ("model_int8_qdq.onnx", "model_int8_u8s8.onnx"):
+        assert _quantized_tensors(qat_builds["qat"] / model) == _quantized_tensors(qat_builds["ptq"] / model)
+    summary = json.loads((qat_builds["qat"] / "build_summary.json").read_text())
+    ptq = json.loads((qat_builds["ptq"] / "build_summary.json").read_text())
+    assert summary["placement_audit"] == ptq["placement_audit"]
+    assert summary["placement_audit"]["multi_scale_tensors"] == []
+    qat = summary["qat"]
+    assert qat["epochs"] == 2 and len(qat["relative_logit_mse"]) == 2 and qat["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB
+    assert summary["bias_correction"] is False and summary["options"]["qat_epochs"] == 2
+    sidecar = json.loads((qat_builds["qat"] / "model_int8_qdq.onnx.json").read_text())
+    assert sidecar["results"]["quantization_aware_training"]["epochs"] == 2
+    trained = onnx.load(str(qat_builds["qat"] / "model_int8_qdq.onnx"))
+    untrained = onnx.load(str(qat_builds["ptq"] / "model_int8_qdq.onnx"))
+    codes = {i.name: i for i in untrained.graph.initializer if i.name.endswith("_quantized")}
+    assert any(i.name in codes and i.raw_data != codes[i.name].raw_data for i in trained.graph.initializer)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fp16", "--qat-epochs", "1"], "an FP16 build has nothing to train"),
+        (["--qat-epochs", "1", "--auto-fallback", "--min-sqnr", "30"], "--auto-fallback or --sensitivity: not yet"),
+        (["--qat-epochs", "1", "--input", "yuyv:64x48"], "camera front-end fused in cannot be trained yet"),
+        (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
+        (["--qat-epochs", "-1"], "'--qat-epochs': Input should be greater than or equal to 0"),
+    ],
+)
+def test_qat_options_that_cannot_apply_are_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["build", *extra, "--no-profile", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
