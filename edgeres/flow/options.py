@@ -141,8 +141,6 @@ class BuildOptions:
             raise UserInputError("--qat-epochs trains an INT8 model; an FP16 build has nothing to train")
         if self.auto_fallback or self.sensitivity:
             raise UserInputError("--qat-epochs with --auto-fallback or --sensitivity: not yet; run them apart")
-        if self.contract is not None:
-            raise UserInputError("--qat-epochs: a model with the camera front-end fused in cannot be trained yet")
 
     def check_files(self) -> None:
         """Refuse missing sources and a given ONNX of the wrong shape, before a build writes anything."""

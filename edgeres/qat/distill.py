@@ -97,14 +97,25 @@ def _train(
     return losses
 
 
+def network_inputs(model: onnx.ModelProto, network: QatNetwork, inputs: np.ndarray) -> np.ndarray:
+    """What `network` takes for the model inputs `inputs`: themselves, or the camera front-end's output (float,
+    computed by onnxruntime once: the front-end does not train)."""
+    if network.input_name == network.model_input:
+        return np.asarray(inputs, np.float32)
+    session = exposing_session(model, [network.input_name], 1)
+    return np.asarray(session.run([network.input_name], {network.model_input: inputs})[0], np.float32)
+
+
 def node_parity(network: QatNetwork, exported: onnx.ModelProto, inputs: np.ndarray) -> list[tuple[str, float]]:
-    """SQNR of every node output of the trained network against the exported model's, each node fed the exported
-    model's own tensors (so a difference is that node's arithmetic, not one carried from an earlier flip)."""
-    names = [n.output[0] for n in network.nodes]
-    session = exposing_session(exported, names, 1, Kernels.REFERENCE)
-    theirs = dict(zip(names, session.run(names, {network.input_name: inputs}), strict=True))
+    """SQNR of every node output of the trained network against the exported model's on the model inputs
+    `inputs`, each node fed the exported model's own tensors (so a difference is that node's arithmetic, not one
+    carried from an earlier flip)."""
+    names = list(dict.fromkeys([n.output[0] for n in network.nodes]))
+    exposed = names + ([network.input_name] if network.input_name != network.model_input else [])
+    session = exposing_session(exported, exposed, 1, Kernels.REFERENCE)
+    theirs = dict(zip(exposed, session.run(exposed, {network.model_input: inputs}), strict=True))
     values = {name: torch.from_numpy(np.asarray(value)) for name, value in theirs.items()}
-    values[network.input_name] = torch.from_numpy(inputs)
+    values.setdefault(network.input_name, torch.from_numpy(np.asarray(inputs)))
     measured = []
     with torch.no_grad():
         for node in network.nodes:
@@ -139,20 +150,21 @@ def quantization_aware(
     seed: int = 0,
 ) -> QatResult:
     """Train the INT8 network of `model` (as `plan` quantizes it at `ranges`) toward the FP32 logits on the
-    `calibration` batches, export it, and check the export on the `held_out` batches."""
+    `calibration` batches (model inputs: RGB floats or camera frames), export it, and check the export on the
+    `held_out` batches."""
     tick = time.perf_counter()
     torch.manual_seed(seed)
-    inputs = np.concatenate([np.asarray(batch, np.float32) for batch in calibration])
-    targets = np.concatenate(model_logits(model, [inputs]))
+    frames = np.concatenate([np.asarray(batch) for batch in calibration])
+    targets = np.concatenate(model_logits(model, [frames]))
     network = QatNetwork(model, plan, ranges)
-    losses = _train(network, inputs, targets, epochs, lr, seed)
+    losses = _train(network, network_inputs(model, network, frames), targets, epochs, lr, seed)
     trained = with_values(model, network.trained_values())
     exported = insert_qdq(trained, plan, ranges, weight_scales=network.weight_scales)
-    check_inputs = np.concatenate([np.asarray(batch, np.float32) for batch in held_out])
+    check_inputs = np.concatenate([np.asarray(batch) for batch in held_out])
     worst = check_parity(network, exported, check_inputs)
     with torch.no_grad():
-        ours = network(torch.from_numpy(check_inputs)).numpy()
+        ours = network(torch.from_numpy(network_inputs(model, network, check_inputs))).numpy()
     theirs = model_logits(exported, [check_inputs], Kernels.REFERENCE)[0]
     agreement = float(np.mean(ours.argmax(1) == theirs.argmax(1)))
-    return QatResult(trained, dict(network.weight_scales), epochs, len(inputs), tuple(losses),
+    return QatResult(trained, dict(network.weight_scales), epochs, len(frames), tuple(losses),
                      time.perf_counter() - tick, worst, agreement)  # fmt: skip

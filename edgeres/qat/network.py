@@ -134,7 +134,8 @@ class QatNetwork(nn.Module):
         graph = onnx.ModelProto()
         graph.CopyFrom(model)
         name_nodes(graph)
-        self.nodes = list(graph.graph.node)
+        frontend = set(plan.frontend_nodes)  # float, not trained: its output is this network's input
+        self.nodes = [n for n in graph.graph.node if n.name not in frontend]
         unsupported = sorted({n.op_type for n in self.nodes} - set(OPERATORS))
         if unsupported:
             raise UserInputError(
@@ -143,7 +144,12 @@ class QatNetwork(nn.Module):
             )
         if len(graph.graph.input) != 1:
             raise UserInputError("quantization-aware training needs a model with one input")
-        self.input_name = graph.graph.input[0].name
+        self.model_input = graph.graph.input[0].name
+        made = {out for n in graph.graph.node if n.name in frontend for out in n.output}
+        starts = sorted({name for n in self.nodes for name in n.input if name in made})
+        if len(starts) > 1:
+            raise UserInputError(f"the camera front-end hands the network {len(starts)} tensors; one was expected")
+        self.input_name = starts[0] if starts else self.model_input
         self.output_name = graph.graph.output[0].name
         initializers = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
         trained = {q.initializer for q in plan.weights}

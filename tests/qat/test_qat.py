@@ -148,7 +148,6 @@ def test_a_qat_build_writes_the_ptq_placement_and_records_the_run(qat_builds: di
     [
         (["--fp16", "--qat-epochs", "1"], "an FP16 build has nothing to train"),
         (["--qat-epochs", "1", "--auto-fallback", "--min-sqnr", "30"], "--auto-fallback or --sensitivity: not yet"),
-        (["--qat-epochs", "1", "--input", "yuyv:64x48"], "camera front-end fused in cannot be trained yet"),
         (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
         (["--qat-epochs", "-1"], "'--qat-epochs': Input should be greater than or equal to 0"),
     ],
@@ -157,3 +156,15 @@ def test_qat_options_that_cannot_apply_are_one_line(tmp_path: Path, extra: list[
     result = CliRunner().invoke(app, ["build", *extra, "--no-profile", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_a_camera_model_trains_behind_its_float_front_end(tmp_path: Path) -> None:
+    """The fused YUYV front-end stays float and untrained: the network starts at its output, the parity gate
+    feeds both sides raw frames."""
+    result = CliRunner().invoke(app, ["build", "--int8", "--arch", "resnet18", "--num-classes", "6", "--input",
+                                      "yuyv:64x48", "--calib-size", "8", "--qat-epochs", "1", "--qat-lr", "1e-5",
+                                      "--no-profile", "-o", str(tmp_path / "cam")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "cam" / "build_summary.json").read_text())
+    assert summary["qat"]["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB and summary["input"]["kind"] == "yuv422"
+    assert "quantization-aware training: 1 epochs on 8 calibration samples" in result.output
