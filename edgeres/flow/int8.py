@@ -87,7 +87,7 @@ def quantize_int8(
     candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
     artifacts = models.artifacts | analysis.artifacts
     evidence = calibrated.calibrated.evidence
-    corrected = options.bias_correction and qat is None
+    corrected = options.bias_correction  # with QAT: the start it trained from
     return Quantized(artifacts, candidates, notes, record, models.plan, corrected, analysis, evidence,
                      None if qat is None else qat.as_dict())  # fmt: skip
 
@@ -96,14 +96,19 @@ def quantization_aware_step(
     options: BuildOptions, calibrated: Int8Calibration, calibration: CalibrationSet, evaluation: HeldOutEvaluation,
     stages: Stages,
 ) -> tuple[Int8Calibration, QatResult]:  # fmt: skip
-    """Label-free QAT of the calibrated INT8 network (edgeres.qat): its trained weights replace the float model the
-    INT8 models are written from, and bias correction gives way (the biases trained too)."""
+    """Label-free QAT of the calibrated INT8 network (edgeres.qat), starting from PTQ's best (the bias-corrected
+    biases, where bias correction ran): its trained weights replace the float model the INT8 models are written
+    from, with no further bias correction (the biases trained)."""
     from edgeres.qat.distill import quantization_aware
+    from edgeres.quantize.bias_correction import with_biases
 
+    start = calibrated.model
+    if calibrated.biases is not None:
+        start = with_biases(start, calibrated.biases, [w.node for w in calibrated.plan.weights])
     samples = [np.asarray(batch) for batch in calibration.batches(options.batch_size)]
     held_out = [inputs for inputs, _ in evaluation.batches]
     with stages.stage(f"quantization-aware training ({options.qat_epochs} epochs)", None, "qat_s"):
-        qat = quantization_aware(calibrated.model, calibrated.plan, calibrated.calibrated.ranges, samples, held_out,
+        qat = quantization_aware(start, calibrated.plan, calibrated.calibrated.ranges, samples, held_out,
                                  options.qat_epochs, options.qat_lr, options.seed)  # fmt: skip
     return replace(calibrated, model=qat.model, biases=None, tensorrt_biases=None), qat
 

@@ -93,6 +93,12 @@ def _flatten(node: onnx.NodeProto, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(int(np.prod(x.shape[:axis])), -1)
 
 
+def _clip(node: onnx.NodeProto, inputs: list[torch.Tensor | None]) -> torch.Tensor:
+    """Clip-11 and later: bounds as optional inputs (ReLU6 is Clip(x, 0, 6))."""
+    low, high = _optional(inputs, 1), _optional(inputs, 2)
+    return torch.clamp(_given(inputs, 0), None if low is None else float(low), None if high is None else float(high))
+
+
 def _given(inputs: list[torch.Tensor | None], index: int) -> torch.Tensor:
     value = inputs[index]
     assert value is not None
@@ -112,6 +118,10 @@ OPERATORS: dict[str, Operator] = {
     "GlobalAveragePool": lambda n, i: _given(i, 0).mean(dim=(2, 3), keepdim=True),
     "Flatten": lambda n, i: _flatten(n, _given(i, 0)),
     "Add": lambda n, i: _given(i, 0) + _given(i, 1),
+    "Sub": lambda n, i: _given(i, 0) - _given(i, 1),
+    "Mul": lambda n, i: _given(i, 0) * _given(i, 1),
+    "Div": lambda n, i: _given(i, 0) / _given(i, 1),
+    "Clip": lambda n, i: _clip(n, i),
     "Identity": lambda n, i: _given(i, 0),
 }
 
@@ -135,7 +145,12 @@ class QatNetwork(nn.Module):
         graph.CopyFrom(model)
         name_nodes(graph)
         frontend = set(plan.frontend_nodes)  # float, not trained: its output is this network's input
-        self.nodes = [n for n in graph.graph.node if n.name not in frontend]
+        constant_nodes = {
+            n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+            for n in graph.graph.node
+            if n.op_type == "Constant" and n.attribute[0].name == "value"
+        }
+        self.nodes = [n for n in graph.graph.node if n.name not in frontend and n.output[0] not in constant_nodes]
         unsupported = sorted({n.op_type for n in self.nodes} - set(OPERATORS))
         if unsupported:
             raise UserInputError(
@@ -161,7 +176,7 @@ class QatNetwork(nn.Module):
         )  # fmt: skip
         self.constants = {
             name: torch.from_numpy(np.array(value))
-            for name, value in initializers.items()
+            for name, value in (initializers | constant_nodes).items()
             if name not in self.parameter_names
         }
         self.quantized = {(q.node, q.index): FakeQuant(q.node, q.index, q.tensor, activation_scale(ranges[q.tensor]))

@@ -168,3 +168,21 @@ def test_a_camera_model_trains_behind_its_float_front_end(tmp_path: Path) -> Non
     summary = json.loads((tmp_path / "cam" / "build_summary.json").read_text())
     assert summary["qat"]["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB and summary["input"]["kind"] == "yuv422"
     assert "quantization-aware training: 1 epochs on 8 calibration samples" in result.output
+
+
+def test_efficientnet_lite0_is_evaluated_and_fake_quantized_node_by_node() -> None:
+    """Depthwise convolutions, ReLU6 (Clip) and Constant nodes: the trained fixture where PTQ loses most."""
+    from tests.fixtures.efficientnet_lite0 import load_efficientnet_lite0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proto = torch_to_onnx(load_efficientnet_lite0())
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    plan = plan_qdq(proto)
+    net = QatNetwork(proto, plan, dict.fromkeys(plan.activations, 6.0))
+    net.quantize = False
+    with torch.no_grad():
+        assert _sqnr(model_logits(proto, [x])[0], net(torch.from_numpy(x)).numpy()) > 100
+    net.quantize = True
+    exported = insert_qdq(proto, plan, dict.fromkeys(plan.activations, 6.0), weight_scales=net.weight_scales)
+    assert check_parity(net, exported, x) >= PARITY_MIN_SQNR_DB
