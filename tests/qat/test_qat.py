@@ -134,7 +134,7 @@ def test_a_qat_build_writes_the_ptq_placement_and_records_the_run(qat_builds: di
     assert summary["placement_audit"]["multi_scale_tensors"] == []
     qat = summary["qat"]
     assert qat["epochs"] == 2 and len(qat["relative_logit_mse"]) == 2 and qat["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB
-    assert summary["bias_correction"] is False and summary["options"]["qat_epochs"] == 2
+    assert summary["bias_correction"] is True and summary["options"]["qat_epochs"] == 2  # QAT started from it
     sidecar = json.loads((qat_builds["qat"] / "model_int8_qdq.onnx.json").read_text())
     assert sidecar["results"]["quantization_aware_training"]["epochs"] == 2
     trained = onnx.load(str(qat_builds["qat"] / "model_int8_qdq.onnx"))
