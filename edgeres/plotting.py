@@ -29,9 +29,15 @@ def literal(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def png_data_uri(fig: Any, dpi: int = DPI) -> str:
-    """`fig` as a PNG data URI (for a self-contained HTML page), and close it."""
+def data_uri(payload: bytes, mime: str) -> str:
+    """Bytes as a data URI, what a self-contained HTML page inlines its images as."""
     import base64
+
+    return f"data:{mime};base64," + base64.b64encode(payload).decode("ascii")
+
+
+def png_data_uri(fig: Any, dpi: int = DPI) -> str:
+    """`fig` as a PNG data URI, and close it."""
     import io
 
     plt = pyplot()
@@ -39,7 +45,7 @@ def png_data_uri(fig: Any, dpi: int = DPI) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue(), "image/png")
 
 
 def save_png(fig: Any, path: Path, dpi: int = DPI) -> Path:

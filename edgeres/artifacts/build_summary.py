@@ -64,6 +64,14 @@ class BuildSummary:
                 measured[role] = float(value)
         return measured
 
+    def located(self, role: ArtifactRole, folder: Path) -> Path | None:
+        """The file of `role` as recorded, else of the same name in `folder` (a build folder moved or copied
+        since); None when the summary lists none or neither is there."""
+        recorded = self.artifacts.get(role)
+        if recorded is None:
+            return None
+        return next((path for path in (recorded, Path(folder) / recorded.name) if path.is_file()), None)
+
     def write(self, path: Path) -> Path:
         write_json_atomic(path, self.as_dict())
         return path

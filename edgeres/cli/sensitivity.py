@@ -34,11 +34,10 @@ def _recorded_build(folder: Path) -> BuildSummary:
 
 
 def _source_of(folder: Path, summary: BuildSummary) -> Path:
-    recorded = summary.artifacts.get(ArtifactRole.FP32, Path(""))
-    for path in (recorded, folder / recorded.name):
-        if path.name and path.is_file():
-            return path
-    raise UserInputError(f"{folder}: its FP32 model {recorded} is not there")
+    located = summary.located(ArtifactRole.FP32, folder)
+    if located is None:
+        raise UserInputError(f"{folder}: its FP32 model {summary.artifacts.get(ArtifactRole.FP32, '')} is not there")
+    return located
 
 
 def check_choices_apply(calibration: Calibration, folder: bool, model_options: bool) -> None:

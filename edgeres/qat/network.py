@@ -25,7 +25,7 @@ from torch.nn import functional
 
 from edgeres.errors import UserInputError
 from edgeres.quantize.grid import INT8_MAX
-from edgeres.quantize.qdq import QdqPlan, activation_scale, bias_safe_scales, name_nodes, quantize_weight
+from edgeres.quantize.qdq import QdqPlan, activation_scale, name_nodes, quantize_weight, weight_scale_floor
 
 ACTIVATION_RANGE = (-128, 127)  # QuantizeLinear saturates int8 there; amax maps to 127
 WEIGHT_RANGE = (-INT8_MAX, INT8_MAX)
@@ -194,7 +194,7 @@ class QatNetwork(nn.Module):
             weight = initializers[quant.initializer]
             fq = self.quantized.get((quant.node, 0))
             bias = initializers.get(node.input[2]) if len(node.input) > 2 else None
-            floor = bias_safe_scales(bias.reshape(-1), fq.scale) if (fq is not None and bias is not None) else None
+            floor = weight_scale_floor(bias, weight.shape[quant.axis], None if fq is None else fq.scale)
             scales[quant.initializer] = quantize_weight(weight, quant.axis, floor)[1]
         return scales
 

@@ -128,19 +128,9 @@ class BuildReportPage:
     edgeres_version: str = __version__
 
 
-def _role_path(folder: Path, summary: BuildSummary, role: ArtifactRole) -> Path | None:
-    recorded = summary.artifacts.get(role)
-    if recorded is None:
-        return None
-    for path in (recorded, folder / recorded.name):
-        if path.is_file():
-            return path
-    return None
-
-
 def _class_names(folder: Path, summary: BuildSummary, classes: int) -> ClassNames:
     """The model's recorded names, ImageNet's for 1000 classes, else class numbers."""
-    fp32 = _role_path(folder, summary, ArtifactRole.FP32)
+    fp32 = summary.located(ArtifactRole.FP32, folder)
     spec = read_model_spec(fp32) if fp32 is not None else None
     try:
         return class_names_for(classes, recorded=spec.class_names if spec is not None else None)
@@ -188,7 +178,7 @@ def _kept_layers(summary: BuildSummary, sensitivity: dict[str, float]) -> list[K
 
 
 def _sensitivity(folder: Path, summary: BuildSummary) -> tuple[list[SensitivityRow], dict[str, float]]:
-    path = _role_path(folder, summary, ArtifactRole.SENSITIVITY)
+    path = summary.located(ArtifactRole.SENSITIVITY, folder)
     if path is None:
         return [], {}
     data = Fields.of(read_json_object(path, "sensitivity report"), str(path))
@@ -215,7 +205,7 @@ def _evidence(
             "none). Rebuild with --recalibrate (and another --calib-algo than max) to see them."
         )
     evidence: dict[str, TensorEvidence] = read_evidence(raw, f"{folder / SUMMARY_NAME}: calibration_evidence")
-    fp32 = _role_path(folder, summary, ArtifactRole.FP32)
+    fp32 = summary.located(ArtifactRole.FP32, folder)
     if report is None or fp32 is None:
         return [], "No per-layer pass to choose layers from."
     producer_input = {
@@ -286,7 +276,7 @@ def _provenance(folder: Path, summary: BuildSummary, spec: InputSpec | None) -> 
         value = calibration.data.get(key)
         if value is not None:
             lines.append((f"calibration {key}", str(value)))
-    model = _role_path(folder, summary, ArtifactRole.INT8_TENSORRT) or _role_path(folder, summary, ArtifactRole.FP16)
+    model = summary.located(ArtifactRole.INT8_TENSORRT, folder) or summary.located(ArtifactRole.FP16, folder)
     sidecar = read_sidecar(model) if model is not None else None
     versions = Fields.of(sidecar.data.get("versions"), "versions") if sidecar is not None else None
     if versions is not None:
@@ -317,7 +307,7 @@ def build_report_page(folder: Path) -> BuildReportPage:
     spec = None if summary.input is None else InputSpec.from_json(dict(summary.input), f"{where}: input")
     engine_source = next((role for role in MODEL_ORDER if role in fidelity), None)
     first = fidelity.get(engine_source) if engine_source is not None else None
-    heldout_path = _role_path(folder, summary, ArtifactRole.HELDOUT) or folder / HELDOUT_NAME
+    heldout_path = summary.located(ArtifactRole.HELDOUT, folder) or folder / HELDOUT_NAME
     held_out = HeldOutReference.read(heldout_path) if heldout_path.is_file() else None
     classes = next(iter(held_out.logits.values())).shape[1] if held_out is not None else 0
     command = sections.get("command")
@@ -338,7 +328,7 @@ def build_report_page(folder: Path) -> BuildReportPage:
         weights=summary.weights,
         input_text=_input_text(spec) if spec is not None else "RGB floats, ImageNet mean/std",
     )
-    shipped = _role_path(folder, summary, engine_source) if engine_source is not None else None
+    shipped = summary.located(engine_source, folder) if engine_source is not None else None
     if shipped is not None:
         graph = load_onnx(shipped)
         page.grid = resnet_grid(layer_placements(graph))

@@ -10,6 +10,7 @@ from edgeres.plotting import literal, png_data_uri, pyplot
 from edgeres.quantize.calibration_evidence import TensorEvidence
 from edgeres.quantize.fidelity import LayerSqnr
 from edgeres.quantize.histogram import CalibAlgo
+from edgeres.quantize.qdq import matches_layer
 
 ALGO_STYLES = {
     CalibAlgo.MAX: ("#7f7f7f", ":"),
@@ -17,6 +18,16 @@ ALGO_STYLES = {
     CalibAlgo.ENTROPY: ("#2ca02c", "--"),
     CalibAlgo.MSE: ("#ff7f0e", "--"),
 }
+
+
+def kept_positions(layers: Sequence[LayerSqnr], kept_float: Sequence[str]) -> list[int]:
+    """Where in `layers` (Conv/Gemm outputs, named after their node) the layers kept in float are, as
+    --keep-float names them (a module path such as "layer1.0.conv1", or a node name)."""
+    return [
+        index
+        for index, layer in enumerate(layers)
+        if any(matches_layer(layer.tensor.rsplit("_output_", 1)[0], name) for name in kept_float)
+    ]
 
 
 def layer_sqnr_profile(profiles: Mapping[str, Sequence[LayerSqnr]], kept_float: Sequence[str] = ()) -> str | None:
@@ -30,11 +41,8 @@ def layer_sqnr_profile(profiles: Mapping[str, Sequence[LayerSqnr]], kept_float: 
         values = np.array([layer.sqnr_db for layer in layers], np.float64)
         finite = np.where(np.isfinite(values), values, np.nan)
         ax.plot(np.arange(len(layers)), finite, marker=".", linewidth=1.2, label=literal(name))
-    first = next(iter(drawn.values()))
-    kept = {name for name in kept_float}
-    for index, layer in enumerate(first):
-        if any(layer.tensor.startswith(name) or name in layer.tensor for name in kept):
-            ax.axvline(index, color="#1f77b4", alpha=0.25, linewidth=6)
+    for index in kept_positions(next(iter(drawn.values())), kept_float):
+        ax.axvline(index, color="#1f77b4", alpha=0.25, linewidth=6)
     ax.set_xlabel("layer (Conv/Gemm outputs, network order)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("SQNR vs FP32 (dB)")

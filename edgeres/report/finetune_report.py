@@ -8,7 +8,6 @@ file, like the build's report.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.kinds import FINETUNE_CURVES_NAME, FINETUNE_RECORD_NAME
 from edgeres.errors import UserInputError
 from edgeres.frames.images import read_rgb
-from edgeres.plotting import literal, png_data_uri, pyplot
+from edgeres.plotting import data_uri, literal, png_data_uri, pyplot
 from edgeres.report.gallery import jpeg_data_uri
 from edgeres.report.render import REPORT_NAME, render
 from edgeres.report.stats import Proportion, wilson
@@ -99,10 +98,6 @@ def _picture(folder: Path, path: str) -> str | None:
         return None
 
 
-def _png_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def finetune_report_page(folder: Path) -> FinetuneReportPage:
     """What the report shows, from the run's finetune.json (refused in one line when it is not one)."""
     folder = Path(folder)
@@ -142,7 +137,7 @@ def finetune_report_page(folder: Path) -> FinetuneReportPage:
         accuracy=wilson(int(np.sum(labels == predicted)), int(labels.size)),
         epochs=epochs,
         device=str(record.data.get("device", "")),
-        curves=_png_uri(curves) if curves.is_file() else None,
+        curves=data_uri(curves.read_bytes(), "image/png") if curves.is_file() else None,
         confusion=confusion_figure(counts, classes) if labels.size else None,
         rows=rows,
         mistakes=mistakes,

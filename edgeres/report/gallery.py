@@ -7,7 +7,6 @@ contract. So the gallery shows what the network saw (the crop, the chroma subsam
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.frames.contract import InputSpec
 from edgeres.frames.normalization import ChannelOrder
 from edgeres.frames.yuv import yuv422_to_rgb
+from edgeres.plotting import data_uri
 from edgeres.runtime.heldout import HeldOutReference
 from edgeres.runtime.topk import Prediction, named, top_k
 
@@ -60,7 +60,7 @@ def jpeg_data_uri(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> str:
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ValueError("JPEG encoding failed")
-    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+    return data_uri(encoded.tobytes(), "image/jpeg")
 
 
 def _top(logits: np.ndarray, names: ClassNames) -> tuple[Prediction, ...]:
@@ -79,9 +79,8 @@ class Gallery:
 
 def _margins(logits: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability of each sample."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = np.sort(shifted / shifted.sum(axis=1, keepdims=True), axis=1)
-    return probabilities[:, -1] - probabilities[:, -2] if probabilities.shape[1] > 1 else probabilities[:, -1]
+    best = top_k(logits, min(2, logits.shape[1])).probabilities
+    return best[:, 0] - best[:, 1] if best.shape[1] > 1 else best[:, 0]
 
 
 def gallery(

@@ -24,3 +24,16 @@ def test_a_camera_sample_is_drawn_by_decoding_its_frame() -> None:
     frame = rgb_to_yuv422(rgb, contract.layout, contract.colorspace, contract.color_range)
     picture = sample_picture(frame, InputSpec.frames(contract))
     assert np.array_equal(picture, yuv422_to_rgb(frame, contract.layout, contract.colorspace, contract.color_range))
+
+
+def test_the_sqnr_profile_shades_exactly_the_layers_kept_in_float() -> None:
+    """'conv1' is the stem, not every block's conv1; a block path takes the layers inside it."""
+    from edgeres.quantize.fidelity import LayerSqnr
+    from edgeres.report.figures import kept_positions
+
+    names = ["/conv1/Conv", "/layer1/layer1.0/conv1/Conv", "/layer1/layer1.0/conv2/Conv", "/layer2/layer2.0/conv1/Conv"]
+    layers = [LayerSqnr(f"{name}_output_0", 30.0) for name in names]
+    assert kept_positions(layers, ["conv1"]) == [0]
+    assert kept_positions(layers, ["layer1.0"]) == [1, 2]
+    assert kept_positions(layers, ["/layer2/layer2.0/conv1/Conv"]) == [3]
+    assert kept_positions(layers, []) == []
