@@ -29,6 +29,8 @@ from edgeres.train.options import Balance, DeviceKind, FinetuneOptions, Optimize
 from edgeres.train.report import REPORT_NAME
 
 if TYPE_CHECKING:  # the trainer imports torch, which `edgeres --help` must not need
+    from edgeres.flow.finetune_qat import QatRequest
+    from edgeres.train.finetune import FinetuneResult
     from edgeres.train.trainer import EpochMetrics
 
 
@@ -171,6 +173,21 @@ def finetune(
         bool,
         typer.Option("--sync-bn", help="With several CUDA processes: BatchNorm statistics over the global batch."),
     ] = False,
+    qat_epochs: Annotated[
+        int,
+        typer.Option(
+            "--qat-epochs",
+            help="Then this many quantization-aware training epochs of the INT8 model (labels; ranges from the "
+            "build's calibration, fixed): writes OUT/model_qat.onnx, which build --int8 --onnx quantizes as trained.",
+            min=0,
+        ),
+    ] = 0,
+    qat_lr: Annotated[
+        float, typer.Option("--qat-lr", help="Adam learning rate of the QAT epochs.")
+    ] = defaults.DEFAULT_QAT_LR,
+    qat_distill: Annotated[
+        bool, typer.Option("--qat-distill", help="QAT learns the fine-tuned float model's logits besides the labels.")
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last epoch.")] = False,
     then_build: Annotated[
         bool, typer.Option("--then-build", help="Then run `edgeres build` on the best model into OUT/build.")
@@ -196,6 +213,16 @@ def finetune(
     from edgeres.train.policy import RandomStartError
     from edgeres.train.trainer import TrainHooks
 
+    qat = None
+    if qat_epochs:
+        from edgeres.flow.finetune_qat import QatRequest
+
+        qat = QatRequest(qat_epochs, qat_lr, qat_distill)
+        if (devices is not None and devices > 1) or launched_by_torchrun():
+            raise UserInputError(
+                "--qat-epochs runs in one process: finish the distributed fine-tune, then add --qat-epochs N to the "
+                "same command with --resume and without --devices (or torchrun)"
+            )
     if devices is not None and devices > 1 and not launched_by_torchrun():
         code = relaunch(devices, relaunch_arguments(sys.argv[1:]))
         if code != 0:
@@ -253,8 +280,31 @@ def finetune(
     recipe = BuildOptions(precision=Precision.FP16 if fp16 else Precision.INT8, arch=options.arch,
                           weights=result.model, num_classes=len(result.classes), calib=result.train_csv,
                           eval_csv=result.val_csv, contract=contract)  # fmt: skip
+    if qat is not None:
+        recipe = replace(recipe, onnx=quantization_aware(result, options, qat, resume), weights=None,
+                         num_classes=None, contract=None)  # fmt: skip
     if not then_build:
         say(f"next: edgeres build {shlex.join(build_arguments(recipe, output / 'build'))}")
         return
     check_output_dir(output / "build")
     build_and_report(recipe, output / "build")
+
+
+def quantization_aware(result: FinetuneResult, options: FinetuneOptions, request: QatRequest, resume: bool) -> Path:
+    """The QAT epochs after the fine-tune, with their lines; the trained model's path."""
+    from edgeres.flow.finetune_qat import QAT_RESUME_NAME, finetune_qat
+
+    def line(entry: dict[str, float]) -> None:
+        say(f"QAT epoch {entry['epoch']}: train loss {entry['train_loss']:.3f} | INT8 val acc "
+            f"{entry['val_accuracy']:.1%} | {entry['seconds']:.0f} s")  # fmt: skip
+
+    try:
+        with StageBars() as bars:
+            done = finetune_qat(result, options, request, resume, bars, line)
+    except KeyboardInterrupt:
+        if (result.outdir / QAT_RESUME_NAME).exists():
+            say(f"the last finished QAT epoch is kept in {result.outdir / QAT_RESUME_NAME}: rerun with --resume")
+        raise
+    say(done.describe())
+    wrote(done.model)
+    return done.model

@@ -15,7 +15,7 @@ from edgeres.export.onnx_export import ExportResult, export_checked, export_mode
 from edgeres.export.opsets import DEFAULT_OPSET, validate_opset
 from edgeres.export.parity import ParityTolerance, compare_logits, parity_batch, run_onnx
 from edgeres.frames.contract import InputContract, InputSpec
-from edgeres.frames.images import default_calibration_dir, list_images, read_batch, read_rgb
+from edgeres.frames.images import NETWORK_SIZE, default_calibration_dir, list_images, read_batch, read_rgb
 from edgeres.frontend.graph import attach_frontend
 from edgeres.frontend.host import parity_frames, reference_input
 from edgeres.model.arch import Arch
@@ -24,11 +24,13 @@ from edgeres.model.resnet import ResNet, load_model
 PARITY_IMAGES = 4  # real photographs in the parity batch, plus two random inputs
 
 
-def parity_inputs(folder: Path | None = None, count: int = PARITY_IMAGES) -> tuple[np.ndarray, str]:
+def parity_inputs(
+    folder: Path | None = None, count: int = PARITY_IMAGES, size: int = NETWORK_SIZE
+) -> tuple[np.ndarray, str]:
     """A parity batch of real photographs (the shipped ones by default) and random inputs, with its hash."""
     paths = list_images(folder or default_calibration_dir())[:count]
-    real = read_batch(paths) if paths else None
-    batch = parity_batch(real)
+    real = read_batch(paths, size) if paths else None
+    batch = parity_batch(real, size=size)
     return batch, sha256_bytes(batch.tobytes())
 
 
@@ -39,15 +41,19 @@ def export_default(
     num_classes: int | None = None,
     opset: int = DEFAULT_OPSET,
     contract: InputContract | None = None,
+    size: int = NETWORK_SIZE,
 ) -> ExportResult:
-    """The RGB-float model, or with `contract` the model with the YUV 4:2:2 front-end fused in front."""
+    """The RGB-float model at `size` x `size`, or with `contract` the model with the YUV 4:2:2 front-end fused in
+    front (at the contract's network size)."""
     validate_opset(opset)  # before the model is built, so a bad option is the only message
     model, weights_used = load_model(arch, weights, num_classes)
     names = names_beside(weights, model.num_classes)  # a finetune run's classes.txt travels with its model
-    batch, batch_hash = parity_inputs()
+    size = size if contract is None else contract.size
+    batch, batch_hash = parity_inputs(size=size)
     if contract is not None:
         return export_fused(model, output, contract, batch, weights_used, opset, batch_hash, names)
-    return export_model(model, output, batch, weights_used, opset, parity_inputs_sha256=batch_hash, class_names=names)
+    return export_model(model, output, batch, weights_used, opset, parity_inputs_sha256=batch_hash, class_names=names,
+                        size=size)  # fmt: skip
 
 
 def export_fused(
@@ -64,7 +70,7 @@ def export_fused(
     real photographs encoded as frames (plus random bytes) against the host path: frames.py/frontend.py
     preprocessing + the plain ONNX. Nothing is written when a check fails."""
     tolerance = ParityTolerance()  # the two front-ends differ by float summation order only
-    proto, parity = export_checked(model, batch, opset, tolerance)
+    proto, parity = export_checked(model, batch, opset, tolerance, contract.size)
     plain = proto.SerializeToString()
     fused = attach_frontend(proto, contract).SerializeToString()
     photos = [read_rgb(p) for p in list_images(default_calibration_dir())[:PARITY_IMAGES]]

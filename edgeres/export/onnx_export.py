@@ -89,15 +89,16 @@ def export_model(
     tolerance: ParityTolerance | None = None,
     parity_inputs_sha256: str | None = None,
     class_names: tuple[str, ...] | None = None,
+    size: int = NETWORK_SIZE,
 ) -> ExportResult:
-    """Export, check, compare against PyTorch, then write the ONNX and its sidecar atomically.
+    """Export at `size` x `size`, check, compare against PyTorch, then write the ONNX and its sidecar atomically.
 
     Nothing is written when any check fails.
     """
     tolerance = tolerance or ParityTolerance()
-    proto, parity = export_checked(model, parity_inputs, opset, tolerance)
+    proto, parity = export_checked(model, parity_inputs, opset, tolerance, size)
     return write_export(
-        output, proto.SerializeToString(), model, weights, opset, parity, tolerance,
+        output, proto.SerializeToString(), model, weights, opset, parity, tolerance, InputSpec.rgb(INPUT_NAME, size),
         parity_inputs_sha256=parity_inputs_sha256, class_names=class_names,
     )  # fmt: skip
 
@@ -106,10 +107,10 @@ RGB_INPUT = InputSpec.rgb(INPUT_NAME, NETWORK_SIZE)
 
 
 def export_checked(
-    model: ResNet, parity_inputs: np.ndarray, opset: int, tolerance: ParityTolerance
+    model: ResNet, parity_inputs: np.ndarray, opset: int, tolerance: ParityTolerance, size: int = NETWORK_SIZE
 ) -> tuple[onnx.ModelProto, ParityReport]:
     """The exported graph, already compared with PyTorch (ParityError outside tolerance)."""
-    proto = torch_to_onnx(model, opset)
+    proto = torch_to_onnx(model, opset, size)
     return proto, check_parity(model, proto.SerializeToString(), parity_inputs, tolerance)
 
 

@@ -8,27 +8,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnx
 
+from edgeres.artifacts.atomic import sha256_bytes
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.errors import UserInputError
 from edgeres.flow.int8_analysis import Int8Analysis, analyse_int8
 from edgeres.flow.options import BuildOptions
 from edgeres.flow.source import SourceModel
 from edgeres.progress import Stages
-from edgeres.quantize.artifacts import write_fp16_model
+from edgeres.quantize.artifacts import CACHE_NAME, write_fp16_model
+from edgeres.quantize.cache import CalibCache, cache_key, write_cache
 from edgeres.quantize.calibration_evidence import TensorEvidence, evidence_json
 from edgeres.quantize.fidelity import HeldOutEvaluation
 from edgeres.quantize.int8 import (
+    Calibrated,
     CalibrationRecord,
     Int8Calibration,
     calibrate_int8,
     placement_record,
     write_int8_models,
 )
-from edgeres.quantize.qdq import QdqPlan
+from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq
+from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID
 from edgeres.samples.calibration import CalibrationSet
 
 if TYPE_CHECKING:
     from edgeres.qat.distill import QatResult
+    from edgeres.qat.scales import TrainedScales
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ def quantize_int8(
     options: BuildOptions, source: SourceModel, calibration: CalibrationSet, evaluation: HeldOutEvaluation,
     outdir: Path, stages: Stages,
 ) -> Quantized:  # fmt: skip
+    if source.trained_scales is not None:
+        return quantize_trained(options, source, source.trained_scales, evaluation, outdir, stages)
     calibrated = calibrate_int8(source.path, source.model, calibration, options.int8, outdir, stages)
     analysis = Int8Analysis()
     if options.analysis.asked:
@@ -100,17 +109,84 @@ def quantization_aware_step(
     biases, where bias correction ran): its trained weights replace the float model the INT8 models are written
     from, with no further bias correction (the biases trained)."""
     from edgeres.qat.distill import quantization_aware
-    from edgeres.quantize.bias_correction import with_biases
 
-    start = calibrated.model
-    if calibrated.biases is not None:
-        start = with_biases(start, calibrated.biases, [w.node for w in calibrated.plan.weights])
+    start = calibrated.corrected_model()
     samples = [np.asarray(batch) for batch in calibration.batches(options.batch_size)]
     held_out = [inputs for inputs, _ in evaluation.batches]
     with stages.stage(f"quantization-aware training ({options.qat_epochs} epochs)", None, "qat_s"):
         qat = quantization_aware(start, calibrated.plan, calibrated.calibrated.ranges, samples, held_out,
-                                 options.qat_epochs, options.qat_lr, options.seed)  # fmt: skip
+                                 options.qat_epochs, options.qat_lr, options.seed,
+                                 HIGH_PRECISION_GRID[options.high_precision])  # fmt: skip
     return replace(calibrated, model=qat.model, biases=None, tensorrt_biases=None), qat
+
+
+TRAINED_PARITY_SAMPLES = 64  # held-out samples the parity gate runs node by node before a trained model is written
+
+
+def quantize_trained(
+    options: BuildOptions, source: SourceModel, scales: TrainedScales, evaluation: HeldOutEvaluation, outdir: Path,
+    stages: Stages,
+) -> Quantized:  # fmt: skip
+    """The INT8 models of a quantization-aware-trained model at the scales it carries, not recalibrated: its
+    placement checked against today's, then the parity gate (the fake-quantized network it was trained as
+    against the Q/DQ model written from it) before anything is written."""
+    from edgeres.qat.distill import check_parity
+    from edgeres.qat.network import QatNetwork
+
+    where = str(source.path)
+    plan = plan_qdq(source.model)
+    scales.check_placement(plan, where)
+    settings = replace(options.int8, bias_correction=False)  # the biases were trained
+    missing = [t for t in (*plan.activations, *plan.cpu_extra) if t not in scales.ranges]
+    if missing:
+        raise UserInputError(f"{where}: its trained scales have no range for {missing[0]} ({len(missing)} missing)")
+    grid = HIGH_PRECISION_GRID[options.high_precision]
+    if scales.grid is not grid:
+        raise UserInputError(f"{where}: was trained with {scales.grid.value} scales, which this build's "
+                             f"--high-precision {options.high_precision.value} does not write")  # fmt: skip
+    network = QatNetwork(source.model, plan, scales.ranges, grid)
+    network.weight_scales = check_weight_scales(source.model, plan, scales.weight_scales, where)
+    check = np.concatenate([inputs for inputs, _ in evaluation.batches])[:TRAINED_PARITY_SAMPLES]
+    with stages.stage("parity of the trained model", None, "qat_parity_s"):
+        exported = insert_qdq(source.model, plan, scales.ranges, grid=grid, weight_scales=network.weight_scales)
+        worst = check_parity(network, exported, check)
+    ranges = dict(scales.ranges)
+    cache = outdir / CACHE_NAME
+    digest = sha256_bytes(scales.to_json().encode())
+    write_cache(cache, CalibCache(cache_key(source.path, digest, settings.calib_algo, settings.calib_options,
+                                            list(ranges)), ranges, 0))  # fmt: skip
+    record = CalibrationRecord(settings.calib_algo, settings.calib_options.percentile, cache, len(ranges), 0,
+                               trained=where)  # fmt: skip
+    calibrated = Int8Calibration(source.model, plan, Calibrated(ranges, record), None, None, settings)
+    qat = {"source": where, "from_checkpoint": True, "parity": {"sqnr_db": worst, "samples": len(check)},
+           "training": dict(scales.record)}  # fmt: skip
+    models = write_int8_models(source.path, calibrated, outdir, (), source.input.to_json(), network.weight_scales,
+                               qat)  # fmt: skip
+    table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
+    notes = (
+        record.describe(),
+        f"the export computes what was trained (worst node {worst:.0f} dB on {len(check)} held-out samples)",
+        f"TensorRT calibration table (header TRT-{models.table_header}) for DeepStream int8-calib-file: {table}",
+    )
+    candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
+    return Quantized(models.artifacts, candidates, notes, record, models.plan, False, Int8Analysis(), None, qat)
+
+
+def check_weight_scales(
+    model: onnx.ModelProto, plan: QdqPlan, stored: Mapping[str, np.ndarray], where: str
+) -> dict[str, np.ndarray]:
+    """The stored per-channel scales, one per output channel of each quantized weight, or a one-line refusal."""
+    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    scales = {}
+    for weight in plan.weights:
+        values = stored.get(weight.initializer)
+        channels = shapes[weight.initializer][weight.axis]
+        if values is None or len(values) != channels:
+            have = "none" if values is None else len(values)
+            raise UserInputError(f"{where}: its trained scales for {weight.initializer} are {have}, the weight has "
+                                 f"{channels} channels")  # fmt: skip
+        scales[weight.initializer] = np.asarray(values, np.float32)
+    return scales
 
 
 def quantize_fp16(source: SourceModel, outdir: Path) -> Quantized:

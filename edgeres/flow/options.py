@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeres.artifacts.onnx import load_onnx
 from edgeres.artifacts.precision import Precision
 from edgeres.engine.options import EngineOptions
 from edgeres.errors import UserInputError
@@ -15,6 +16,7 @@ from edgeres.flow.source import check_source_onnx, given_source_record
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.frames.normalization import PixelNormalization
 from edgeres.model.arch import Arch
+from edgeres.qat.scales import trained_scales
 from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
@@ -153,8 +155,30 @@ class BuildOptions:
         if self.onnx is not None:
             check_source_onnx(self.onnx)  # one input of a fixed size
             given_source_record(Path(self.onnx))  # its sidecar describes it, with sections of the right types
+            self._check_trained(Path(self.onnx))
         if isinstance(self.calib, Path | str):
             sample_source(self.calib, self.raw).items([])  # what it holds is listed before any export
+
+    def _check_trained(self, path: Path) -> None:
+        """A quantization-aware-trained model is quantized at the scales it carries: refuse what would
+        recalibrate over them (or re-place its Q/DQ) instead of silently discarding what training fitted."""
+        if self.precision is not Precision.INT8 or trained_scales(load_onnx(path, weights=False), str(path)) is None:
+            return
+        default = BuildOptions()
+        recalibrating = {
+            "--calib-algo": self.calib_algo != default.calib_algo,
+            "--percentile": self.percentile != default.percentile,
+            "--keep-float": bool(self.keep_float), "--qat-epochs": bool(self.qat_epochs),
+            "--auto-fallback": self.auto_fallback, "--sensitivity": self.sensitivity,
+            "--recalibrate": self.recalibrate,
+        }  # fmt: skip
+        given = [flag for flag, asked in recalibrating.items() if asked]
+        if given:
+            raise UserInputError(
+                f"{path}: carries the ranges and weight scales its quantization-aware training fitted the weights to; "
+                f"{', '.join(given)} would quantize it anew and lose that training: drop {given[0]}, or build from "
+                "the float checkpoint (model.pth) to calibrate afresh"
+            )
 
     @property
     def calib_options(self) -> CalibOptions:

@@ -19,6 +19,7 @@ from edgeres.frames.contract import InputContract, InputKind, InputSpec
 from edgeres.frames.normalization import IMAGENET_RGB, PixelNormalization
 from edgeres.model.arch import Arch
 from edgeres.progress import Stages
+from edgeres.qat.scales import TrainedScales, trained_scales
 from edgeres.samples.encoding import model_input
 
 
@@ -59,6 +60,11 @@ class SourceModel:
     def model(self) -> onnx.ModelProto:
         """The model with its weights, loaded once for every stage that reads it."""
         return load_onnx(self.path)
+
+    @cached_property
+    def trained_scales(self) -> TrainedScales | None:
+        """The scales a quantization-aware-trained model carries (edgeres.qat.scales); None for a plain model."""
+        return trained_scales(self.model, str(self.path))
 
     @property
     def num_classes(self) -> int | None:

@@ -22,10 +22,10 @@ import torch
 
 from edgeres.errors import EdgeresError
 from edgeres.qat.network import QatNetwork, with_values
+from edgeres.qat.training import run_epoch
 from edgeres.quantize.fidelity import Kernels, exposing_session, model_logits, sqnr_db
-from edgeres.quantize.qdq import QdqPlan, insert_qdq
+from edgeres.quantize.qdq import QdqPlan, ScaleGrid, insert_qdq
 
-BATCH = 16
 # Each node of the trained network against the exported Q/DQ model's, fed the exported model's own tensors: the
 # two differ by float summation order and the rare code that order tips over (measured worst node 73-85 dB on a
 # ResNet18), while the same weights exported with scales recomputed from them differ by 38-41 dB at the first
@@ -82,19 +82,11 @@ def _train(
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     x, y = torch.from_numpy(inputs), torch.from_numpy(targets.astype(np.float32))
     power = float((y**2).mean())
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), BATCH):
-            index = order[start : start + BATCH]
-            optimizer.zero_grad(set_to_none=True)
-            loss = torch.mean((network(x[index]) - y[index]) ** 2) / power
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-        losses.append(total / len(x))
-    return losses
+
+    def relative_error(outputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return torch.mean((outputs - y[index]) ** 2) / power
+
+    return [run_epoch(network, optimizer, x, relative_error, generator) for _ in range(epochs)]
 
 
 def network_inputs(model: onnx.ModelProto, network: QatNetwork, inputs: np.ndarray) -> np.ndarray:
@@ -139,6 +131,30 @@ def check_parity(network: QatNetwork, exported: onnx.ModelProto, inputs: np.ndar
     return min(value for _, value in measured)
 
 
+@dataclass(frozen=True)
+class TrainedExport:
+    """The trained float model and how its Q/DQ export compares with the trained network."""
+
+    model: onnx.ModelProto
+    parity_sqnr_db: float  # the worst node (edgeres.qat.distill.check_parity)
+    parity_agreement: float  # top-1 of the trained network vs the exported Q/DQ model
+
+
+def export_trained(
+    model: onnx.ModelProto, network: QatNetwork, plan: QdqPlan, ranges: Mapping[str, float], check: np.ndarray
+) -> TrainedExport:
+    """The trained weights written into `model`, its Q/DQ model written at the trained-against scales, and the
+    parity gate on the model inputs `check` (QatParityError when the export computes something else)."""
+    trained = with_values(model, network.trained_values())
+    exported = insert_qdq(trained, plan, ranges, grid=network.grid, weight_scales=network.weight_scales)
+    worst = check_parity(network, exported, check)
+    with torch.no_grad():
+        network.eval()
+        ours = network(torch.from_numpy(network_inputs(model, network, check))).numpy()
+    theirs = model_logits(exported, [check], Kernels.REFERENCE)[0]
+    return TrainedExport(trained, worst, float(np.mean(ours.argmax(1) == theirs.argmax(1))))
+
+
 def quantization_aware(
     model: onnx.ModelProto,
     plan: QdqPlan,
@@ -148,6 +164,7 @@ def quantization_aware(
     epochs: int,
     lr: float,
     seed: int = 0,
+    grid: ScaleGrid = ScaleGrid.FP32,
 ) -> QatResult:
     """Train the INT8 network of `model` (as `plan` quantizes it at `ranges`) toward the FP32 logits on the
     `calibration` batches (model inputs: RGB floats or camera frames), export it, and check the export on the
@@ -156,15 +173,9 @@ def quantization_aware(
     torch.manual_seed(seed)
     frames = np.concatenate([np.asarray(batch) for batch in calibration])
     targets = np.concatenate(model_logits(model, [frames]))
-    network = QatNetwork(model, plan, ranges)
+    network = QatNetwork(model, plan, ranges, grid)
     losses = _train(network, network_inputs(model, network, frames), targets, epochs, lr, seed)
-    trained = with_values(model, network.trained_values())
-    exported = insert_qdq(trained, plan, ranges, weight_scales=network.weight_scales)
-    check_inputs = np.concatenate([np.asarray(batch) for batch in held_out])
-    worst = check_parity(network, exported, check_inputs)
-    with torch.no_grad():
-        ours = network(torch.from_numpy(network_inputs(model, network, check_inputs))).numpy()
-    theirs = model_logits(exported, [check_inputs], Kernels.REFERENCE)[0]
-    agreement = float(np.mean(ours.argmax(1) == theirs.argmax(1)))
-    return QatResult(trained, dict(network.weight_scales), epochs, len(frames), tuple(losses),
-                     time.perf_counter() - tick, worst, agreement)  # fmt: skip
+    check = np.concatenate([np.asarray(batch) for batch in held_out])
+    export = export_trained(model, network, plan, ranges, check)
+    return QatResult(export.model, dict(network.weight_scales), epochs, len(frames), tuple(losses),
+                     time.perf_counter() - tick, export.parity_sqnr_db, export.parity_agreement)  # fmt: skip

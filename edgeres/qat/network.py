@@ -25,7 +25,14 @@ from torch.nn import functional
 
 from edgeres.errors import UserInputError
 from edgeres.quantize.grid import INT8_MAX
-from edgeres.quantize.qdq import QdqPlan, activation_scale, name_nodes, quantize_weight, weight_scale_floor
+from edgeres.quantize.qdq import (
+    QdqPlan,
+    ScaleGrid,
+    name_nodes,
+    quantize_weight,
+    weight_scale_floor,
+    written_input_scale,
+)
 
 ACTIVATION_RANGE = (-128, 127)  # QuantizeLinear saturates int8 there; amax maps to 127
 WEIGHT_RANGE = (-INT8_MAX, INT8_MAX)
@@ -126,6 +133,12 @@ OPERATORS: dict[str, Operator] = {
 }
 
 
+def _written(amax: float, grid: ScaleGrid) -> float:
+    scale = written_input_scale(amax, grid)
+    assert scale is not None
+    return scale
+
+
 @dataclass(frozen=True)
 class FakeQuant:
     """Where one fake quantization sits: the input `index` of node `node`, at `scale`."""
@@ -139,8 +152,11 @@ class FakeQuant:
 class QatNetwork(nn.Module):
     """The FP32 ONNX `model`, trainable, fake-quantized as `plan` places Q/DQ at `ranges` (see the module doc)."""
 
-    def __init__(self, model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float]) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, plan: QdqPlan, ranges: Mapping[str, float], grid: ScaleGrid = ScaleGrid.FP32
+    ) -> None:
         super().__init__()
+        self.grid = grid  # the scales' grid: TensorRT's FP16 remainder writes float16 scales, so they train as such
         graph = onnx.ModelProto()
         graph.CopyFrom(model)
         name_nodes(graph)
@@ -179,7 +195,7 @@ class QatNetwork(nn.Module):
             for name, value in (initializers | constant_nodes).items()
             if name not in self.parameter_names
         }
-        self.quantized = {(q.node, q.index): FakeQuant(q.node, q.index, q.tensor, activation_scale(ranges[q.tensor]))
+        self.quantized = {(q.node, q.index): FakeQuant(q.node, q.index, q.tensor, _written(ranges[q.tensor], grid))
                           for q in plan.inputs}  # fmt: skip
         self.weight_axes = {q.initializer: q.axis for q in plan.weights}
         self.weight_nodes = {q.node: q.initializer for q in plan.weights}
@@ -194,8 +210,8 @@ class QatNetwork(nn.Module):
             weight = initializers[quant.initializer]
             fq = self.quantized.get((quant.node, 0))
             bias = initializers.get(node.input[2]) if len(node.input) > 2 else None
-            floor = weight_scale_floor(bias, weight.shape[quant.axis], None if fq is None else fq.scale)
-            scales[quant.initializer] = quantize_weight(weight, quant.axis, floor)[1]
+            floor = weight_scale_floor(bias, weight.shape[quant.axis], None if fq is None else fq.scale, self.grid)
+            scales[quant.initializer] = quantize_weight(weight, quant.axis, floor, self.grid)[1]
         return scales
 
     def trained_values(self) -> dict[str, np.ndarray]:

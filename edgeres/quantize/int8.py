@@ -58,15 +58,21 @@ class CalibrationRecord:
     cache: Path
     tensors: int
     samples: int
-    summary: CalibSummary | None = None  # None: the ranges were reused from `cache`
+    summary: CalibSummary | None = None  # None: the ranges were reused from `cache`, or trained
+    trained: str | None = None  # the quantization-aware-trained model whose own ranges these are
 
     def describe(self) -> str:
+        if self.trained is not None:
+            return (f"ranges and weight scales as trained, carried by {self.trained} ({self.tensors} tensors, "
+                    "not recalibrated)")
         if self.summary is None:
             return f"reused calibration cache {self.cache} ({self.tensors} tensors, {self.samples} samples)"
         return f"{self.summary.describe()}; ranges cached in {self.cache}"
 
     def as_dict(self) -> dict[str, object]:
         algo = {"algo": self.algo.value, "percentile": self.percentile}
+        if self.trained is not None:
+            return {"trained": self.trained, "tensors": self.tensors, "cache": str(self.cache)}
         if self.summary is None:
             return {"reused_cache": str(self.cache), "samples": self.samples, **algo}
         return self.summary.as_dict() | algo | {"cache": str(self.cache)}
@@ -93,6 +99,13 @@ class Int8Calibration:
     biases: Mapping[str, np.ndarray] | None  # for the CPU twin (FP32 scale grid)
     tensorrt_biases: Mapping[str, np.ndarray] | None  # for the TensorRT model, on its own scale grid
     settings: Int8Settings
+
+    def corrected_model(self) -> onnx.ModelProto:
+        """The float model with the bias-corrected biases (FP32 grid) where bias correction ran: post-training
+        quantization's best start, where quantization-aware training begins."""
+        if self.biases is None:
+            return self.model
+        return with_biases(self.model, self.biases, [w.node for w in self.plan.weights])
 
     def variants(self) -> QuantizedVariants:
         return QuantizedVariants(

@@ -1,0 +1,117 @@
+"""The scales a quantization-aware-trained model was trained against, carried inside its own FP32 ONNX.
+
+A QAT model is only right at the scales it learned with: recalibrating it throws away what training fitted
+the weights to. So the trained FP32 ONNX carries them in its metadata (one key, JSON): the activation ranges,
+the per-channel weight scales, and the placement they belong to. Kept in the file itself, they travel with it
+wherever it is copied, with or without its sidecar, and `edgeres build` can tell a QAT model from a plain one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgeres.errors import UserInputError
+from edgeres.quantize.qdq import QdqPlan, ScaleGrid
+
+METADATA_KEY = "edgeres.quantization_aware_training"
+SCHEMA = 1
+
+
+def placement_of(plan: QdqPlan) -> dict[str, list[list[Any]]]:
+    """The plan's quantized positions as plain lists: what a stored set of scales must match."""
+    return {
+        "inputs": [[q.node, q.index, q.tensor] for q in plan.inputs],
+        "weights": [[w.node, w.initializer, w.axis] for w in plan.weights],
+    }
+
+
+@dataclass(frozen=True)
+class TrainedScales:
+    """Activation ranges by tensor and per-channel weight scales by initializer, fixed while training."""
+
+    ranges: Mapping[str, float]
+    weight_scales: Mapping[str, np.ndarray]
+    placement: Mapping[str, list[list[Any]]]
+    record: Mapping[str, Any]  # how the training went (what the build summary repeats)
+    grid: ScaleGrid = ScaleGrid.FP16  # the values the scales took while training (TensorRT's FP16 remainder)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "schema": SCHEMA,
+            "ranges": {name: float(value) for name, value in self.ranges.items()},
+            "weight_scales": {name: [float(s) for s in np.asarray(v, np.float32).ravel()]
+                              for name, v in self.weight_scales.items()},
+            "placement": dict(self.placement),
+            "grid": self.grid.value,
+            "record": dict(self.record),
+        }, sort_keys=True)  # fmt: skip
+
+    def stamp(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        """A copy of `model` carrying these scales in its metadata."""
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        kept = [p for p in out.metadata_props if p.key != METADATA_KEY]
+        del out.metadata_props[:]
+        out.metadata_props.extend(kept)
+        out.metadata_props.add(key=METADATA_KEY, value=self.to_json())
+        return out
+
+    def check_placement(self, plan: QdqPlan, where: str) -> None:
+        """Refuse scales made for another placement (another model, or another edgeres's Q/DQ placer)."""
+        current = placement_of(plan)
+        for part in ("inputs", "weights"):
+            stored = [list(entry) for entry in self.placement.get(part, [])]
+            if stored != current[part]:
+                missing = [e for e in current[part] if e not in stored]
+                extra = [e for e in stored if e not in current[part]]
+                first = (missing or extra or [["order"]])[0]
+                raise UserInputError(
+                    f"{where}: its trained scales were made for another Q/DQ placement ({part}: {len(stored)} "
+                    f"stored, {len(current[part])} placed now; first difference {first}); train it again with "
+                    "this edgeres"
+                )
+
+
+def _finite_positive(value: object, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise UserInputError(f"{where}: {what} is {value!r}, not a positive finite number")
+    return float(value)
+
+
+def trained_scales(model: onnx.ModelProto, where: str) -> TrainedScales | None:
+    """The scales `model` carries (None: not a QAT model); one line naming `where` when they are malformed."""
+    text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{where}: its trained scales are not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{where}: its trained scales are not a record")
+    if data.get("schema") != SCHEMA:
+        raise UserInputError(f"{where}: its trained scales are of another format (schema {data.get('schema')!r})")
+    ranges, weights = data.get("ranges"), data.get("weight_scales")
+    placement, record = data.get("placement"), data.get("record", {})
+    if not isinstance(ranges, dict) or not isinstance(weights, dict) or not isinstance(placement, dict):
+        raise UserInputError(f"{where}: its trained scales lack ranges, weight scales or placement")
+    parsed_ranges = {str(k): _finite_positive(v, f"the range of {k}", where) for k, v in ranges.items()}
+    parsed_weights = {}
+    for name, values in weights.items():
+        if not isinstance(values, list) or not values:
+            raise UserInputError(f"{where}: the weight scales of {name} are not a list of numbers")
+        parsed_weights[str(name)] = np.array(
+            [_finite_positive(v, f"a weight scale of {name}", where) for v in values], np.float32
+        )
+    grid = data.get("grid")
+    if grid not in {g.value for g in ScaleGrid}:
+        raise UserInputError(f"{where}: its trained scales name no known scale grid ({grid!r})")
+    return TrainedScales(parsed_ranges, parsed_weights, placement, record if isinstance(record, dict) else {},
+                         ScaleGrid(grid))  # fmt: skip
