@@ -2,14 +2,16 @@
 
 The fake-quantized network (edgeres.qat.network, ranges and weight scales fixed) learns the labels by
 cross-entropy, optionally mixed with distillation toward the FP32 model's logits (the teacher is the fine-tuned
-float model itself). Each epoch is validated as INT8 on the validation split; the best epoch is kept, and epoch 0
-is post-training quantization itself, so the record says whether training helped. Each epoch is seeded on its
+float model itself). Each epoch is validated as INT8 on the validation split; the best epoch is kept (accuracy, ties
+broken by the lower validation loss: small validation sets tie often), and epoch 0 is post-training quantization
+itself, so the record says whether training helped. Each epoch is seeded on its
 own: a run resumed after any epoch repeats what an uninterrupted run would have done.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,8 +34,11 @@ class LabelledSplit:
     inputs: torch.Tensor
     labels: torch.Tensor
 
-    def accuracy(self, network: QatNetwork) -> float:
-        return float((predictions(network, self.inputs).argmax(1) == self.labels).float().mean())
+    def score(self, network: QatNetwork) -> tuple[float, float]:
+        """Top-1 accuracy and mean cross-entropy of `network` on this split."""
+        logits = predictions(network, self.inputs)
+        accuracy = float((logits.argmax(1) == self.labels).float().mean())
+        return accuracy, float(functional.cross_entropy(logits, self.labels))
 
 
 @dataclass
@@ -71,9 +76,9 @@ def train_labelled(
     `saved` receives the state after every epoch (and after epoch 0, the untrained INT8 network's score)."""
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     if state is None or not state.history:
-        accuracy = val.accuracy(network)
+        accuracy, val_loss = val.score(network)
         params = copy.deepcopy(network.params.state_dict())
-        first = {"epoch": 0, "train_loss": None, "val_accuracy": accuracy, "seconds": 0.0}
+        first = {"epoch": 0, "train_loss": None, "val_accuracy": accuracy, "val_loss": val_loss, "seconds": 0.0}
         state = LabelledQatState(0, params, copy.deepcopy(optimizer.state_dict()), [first], 0, accuracy, params)
         if saved is not None:
             saved(state)
@@ -85,11 +90,12 @@ def train_labelled(
         tick = time.perf_counter()
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         train_loss = run_epoch(network, optimizer, train.inputs, loss, generator)
-        accuracy = val.accuracy(network)
+        accuracy, val_loss = val.score(network)
         entry: dict[str, float | None] = {"epoch": epoch, "train_loss": train_loss, "val_accuracy": accuracy,
-                 "seconds": time.perf_counter() - tick}  # fmt: skip
+                                          "val_loss": val_loss, "seconds": time.perf_counter() - tick}  # fmt: skip
+        best_loss = state.history[state.best_epoch]["val_loss"]
         state.history.append(entry)
-        if accuracy > state.best_accuracy:
+        if (accuracy, -val_loss) > (state.best_accuracy, -(best_loss if best_loss is not None else math.inf)):
             state.best_epoch, state.best_accuracy = epoch, accuracy
             state.best_params = copy.deepcopy(network.params.state_dict())
         state.epochs_done = epoch
