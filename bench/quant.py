@@ -7,8 +7,8 @@ this CPU (U8S8 needs VNNI on x86). Each twin's largest logit difference from the
 printed too. Models are timed in interleaved rounds so a load change on the machine hits all of them
 alike; the median of each is reported. Target: the shipped twin at least 2.5x faster than FP32.
 
-When the `openvino` package is installed (`pip install -e .[bench]`: for the benchmarks only, never
-needed by edgeres or its tests), OpenVINO runs the same TensorRT Q/DQ ONNX (FP32 remainder) on the
+When the `openvino` package is installed (`pip install -e .[openvino]`; edgeres's own OpenVINO runner is
+compared in bench/openvino_runner.py), OpenVINO runs the same TensorRT Q/DQ ONNX (FP32 remainder) on the
 CPU, 2 threads, latency hint, compiled for each batch size: with its default inference precision
 (bfloat16 for the non-quantized remainder on CPUs with AMX or AVX-512 BF16) and with f32 forced
 (the same arithmetic as edgeres's twin). The ratio edgeres INT8 / OpenVINO INT8 is printed per batch.

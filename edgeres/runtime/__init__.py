@@ -1,1 +1,1 @@
-"""Running an artifact: one Runner interface for onnxruntime and TensorRT, inputs, class names (no torch)."""
+"""Running an artifact: one Runner interface for onnxruntime, OpenVINO and TensorRT, inputs, class names (no torch)."""

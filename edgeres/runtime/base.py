@@ -1,6 +1,7 @@
-"""Run an artifact: one runner interface, an ONNX Runtime runner and a TensorRT runner.
+"""Run an artifact: one runner interface for the ONNX Runtime, OpenVINO and TensorRT runners.
 
-The same application code runs on a laptop (ONNX Runtime, CPU) and on the device (TensorRT).
+The same application code runs on a laptop or an x86 box (ONNX Runtime or OpenVINO, CPU) and on the device
+(TensorRT).
 Nothing on this path imports torch: camera applications do not ship PyTorch.
 """
 
