@@ -208,9 +208,10 @@ def _evidence(
     fp32 = summary.located(ArtifactRole.FP32, folder)
     if report is None or fp32 is None:
         return [], "No per-layer pass to choose layers from."
-    producer_input = {
-        output: node.input[0] for node in load_onnx(fp32, weights=False).graph.node for output in node.output
-    }
+    producer_input = {  # a Constant node has no input
+        output: node.input[0] for node in load_onnx(fp32, weights=False).graph.node if node.input
+        for output in node.output
+    }  # fmt: skip
     shown: list[EvidenceFigure] = []
     for layer in report.worst_layers:
         tensor = producer_input.get(layer.tensor, "")

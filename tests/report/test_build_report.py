@@ -222,3 +222,21 @@ def test_an_fp16_build_reports_no_placement_and_no_calibration(tmp_path: Path) -
     html = (build(options, tmp_path / "build").outdir / REPORT_NAME).read_text()
     assert "An FP16 build: nothing is quantized" in html and "An FP16 build: nothing was calibrated." in html
     assert 'class="cell fp16"' in html and 'class="cell int8"' not in html
+
+
+def test_a_model_with_constant_nodes_gets_its_report(tmp_path: Path) -> None:
+    """EfficientNet-Lite0's export holds Constant nodes (no inputs): the report's evidence pass must skip them."""
+    from onnx import TensorProto, helper
+
+    model = tiny_classifier_proto(4)
+    scale = helper.make_node("Constant", [], ["half"], name="half",
+                             value=helper.make_tensor("half_value", TensorProto.FLOAT, [], [0.5]))  # fmt: skip
+    mul = helper.make_node("Mul", ["input", "half"], ["scaled"], name="scale")
+    model.graph.node[0].input[0] = "scaled"
+    model.graph.node.insert(0, mul)
+    model.graph.node.insert(0, scale)
+    path = save_with_sidecar(model, tmp_path / "constant.onnx", "fp32")
+    options = BuildOptions(onnx=path, calib_algo=CalibAlgo.MSE, calib_size=8, profile_iterations=0,
+                           build_engine=False)  # fmt: skip
+    result = build(options, tmp_path / "build")
+    assert result.report is not None and (tmp_path / "build" / REPORT_NAME).is_file(), result.notes
