@@ -7,6 +7,7 @@ truthy string. Absent and null read as None; `require` refuses those too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -132,3 +133,9 @@ class Fields:
         if not all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in values):
             raise self.refusal(key, values, "a shape (whole numbers and axis names)")
         return tuple(values)
+
+
+def json_number(value: float) -> float | str:
+    """JSON has no infinity or NaN: a non-finite measure (an exact match's infinite SQNR) is written as text."""
+    return value if math.isfinite(value) else str(value)
+

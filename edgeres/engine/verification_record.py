@@ -12,13 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.fields import Fields, json_number
 from edgeres.errors import UserInputError
-
-
-def _json_number(value: float) -> float | str:
-    """JSON has no infinity: an exact match (inf) or a non-finite output (-inf, nan) is written as text."""
-    return value if math.isfinite(value) else str(value)
 
 
 def _db(value: float) -> str:
@@ -61,12 +56,12 @@ class VerificationOutcome:
             "reference": self.reference,
             "heldout_sha256": self.heldout_sha256,
             "samples": self.samples,
-            "sqnr_vs_fp32_db": _json_number(self.sqnr_vs_fp32_db),
-            "sqnr_vs_onnx_db": _json_number(self.sqnr_vs_onnx_db),
+            "sqnr_vs_fp32_db": json_number(self.sqnr_vs_fp32_db),
+            "sqnr_vs_onnx_db": json_number(self.sqnr_vs_onnx_db),
             "top1_vs_fp32": self.top1_vs_fp32,
             "top1_vs_onnx": self.top1_vs_onnx,
             "accuracy": self.accuracy,
-            "min_sqnr_vs_fp32_db": _json_number(self.min_sqnr_vs_fp32_db),
+            "min_sqnr_vs_fp32_db": json_number(self.min_sqnr_vs_fp32_db),
             "failures": list(self.failures),
         }
 

@@ -20,7 +20,7 @@ from edgeres.progress import Stages
 from edgeres.quantize.artifacts import CACHE_NAME, write_fp16_model
 from edgeres.quantize.cache import CalibCache, cache_key, write_cache
 from edgeres.quantize.calibration_evidence import TensorEvidence, evidence_json
-from edgeres.quantize.fidelity import HeldOutEvaluation
+from edgeres.quantize.fidelity import HeldOutEvaluation, Kernels
 from edgeres.quantize.int8 import (
     Calibrated,
     CalibrationRecord,
@@ -30,7 +30,7 @@ from edgeres.quantize.int8 import (
     write_int8_models,
 )
 from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq
-from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID
+from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID, tensorrt_qdq_model
 from edgeres.samples.calibration import CalibrationSet
 
 if TYPE_CHECKING:
@@ -78,27 +78,47 @@ def quantize_int8(
         return quantize_trained(options, source, source.trained_scales, evaluation, outdir, stages)
     calibrated = calibrate_int8(source.path, source.model, calibration, options.int8, outdir, stages)
     analysis = Int8Analysis()
-    if options.analysis.asked:
-        analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
-    qat = None
+    qat, qat_record, qat_note = None, None, None
     if options.qat_epochs:
-        calibrated, qat = quantization_aware_step(options, calibrated, calibration, evaluation, stages)
+        trained, qat = quantization_aware_step(options, calibrated, calibration, evaluation, stages)
+        qat_record, qat_note = qat.as_dict(), qat.describe()
+        missed = options.auto_fallback and qat_gate_failures(options, trained, qat, evaluation, stages)
+        if missed:  # the fallback's first step did not do: keep layers in float of the post-training model instead
+            qat_record |= {"used": False, "gate_failures": missed}
+            qat_note = f"{qat_note}; it misses the gate ({missed[0]}): layers are kept in float instead"
+            qat = None
+        else:
+            calibrated = trained
+            qat_record |= {"used": True, "gate_failures": []}
+    if options.analysis.asked and qat is None:
+        analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
     scales = None if qat is None else qat.weight_scales
     models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json(), scales,
-                               None if qat is None else qat.as_dict())  # fmt: skip
+                               None if qat is None else qat_record)  # fmt: skip
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     record = calibrated.calibrated.record
     notes = (
         record.describe(),
         f"TensorRT calibration table (header TRT-{models.table_header}) for DeepStream int8-calib-file: {table}",
-        *(() if qat is None else (qat.describe(),)),
+        *(() if qat_note is None else (qat_note,)),
     )  # fmt: skip
     candidates = (ArtifactRole.INT8_TENSORRT, ArtifactRole.INT8_ONNXRUNTIME)
     artifacts = models.artifacts | analysis.artifacts
     evidence = calibrated.calibrated.evidence
     corrected = options.bias_correction  # with QAT: the start it trained from
-    return Quantized(artifacts, candidates, notes, record, models.plan, corrected, analysis, evidence,
-                     None if qat is None else qat.as_dict())  # fmt: skip
+    return Quantized(artifacts, candidates, notes, record, models.plan, corrected, analysis, evidence, qat_record)
+
+
+def qat_gate_failures(
+    options: BuildOptions, trained: Int8Calibration, qat: QatResult, evaluation: HeldOutEvaluation, stages: Stages
+) -> list[str]:
+    """What the gate says of the QAT-trained TensorRT Q/DQ model on the held-out set (its reference arithmetic):
+    with automatic fallback, QAT is the first step, and layers are kept in float only when it falls short."""
+    model = tensorrt_qdq_model(trained.model, trained.plan, trained.calibrated.ranges, options.high_precision,
+                               weight_scales=qat.weight_scales)  # fmt: skip
+    with stages.stage("fidelity of the QAT model", evaluation.samples, "qat_gate_s") as advance:
+        report = evaluation.measure(model, "int8", Kernels.REFERENCE, advance)
+    return options.gate.failures(report)
 
 
 def quantization_aware_step(

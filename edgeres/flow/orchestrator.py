@@ -27,6 +27,7 @@ from edgeres.engine.options import EngineOptions
 from edgeres.engine.target import running_target
 from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError
+from edgeres.flow.cpu_runtime import cpu_runtime_step
 from edgeres.flow.heldout import kernels_for, write_heldout
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.int8_analysis import Int8Analysis
@@ -104,6 +105,9 @@ def _build(
         made = quantize_fp16(source, outdir)
     fidelity = evaluate(made, samples.evaluation, options.precision, stages)
     artifacts = {ArtifactRole.FP32: source.path} | made.artifacts
+    cpu = None
+    if options.precision is Precision.INT8:
+        cpu = cpu_runtime_step(made.artifacts, fidelity, samples.evaluation, options.gate, stages)
     models = {role: artifacts[role] for role in (ArtifactRole.FP32, *made.candidates)}
     with stages.stage("held-out set for verification"):
         artifacts[ArtifactRole.HELDOUT] = write_heldout(outdir, samples.evaluation, models, options.gate)
@@ -111,13 +115,15 @@ def _build(
     artifacts |= {ArtifactRole.ENGINE: engine.path} if engine.path is not None else {}
     profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
     summary = build_summary(options, source, samples, made, fidelity, artifacts, engine, profile, stages, outdir)
+    if cpu is not None:
+        summary = replace(summary, sections={**summary.sections, **cpu.sections()})
     if command is not None:
         summary = replace(summary, sections={**summary.sections, "command": list(command)})
     summary, failure = finish_build(current, summary, fidelity, options)
     failure = failure or engine.failure
     artifacts[ArtifactRole.SUMMARY] = outdir / SUMMARY_NAME
     report, report_note = write_report(outdir, stages)
-    notes = (*source_notes(source), *made.notes, samples.note, *report_note)
+    notes = (*source_notes(source), *made.notes, samples.note, *(() if cpu is None else cpu.lines()), *report_note)
     result = BuildResult(
         outdir, artifacts, fidelity, engine.note, summary, notes, profile.lines, made.analysis, report
     )

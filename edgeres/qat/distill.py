@@ -10,7 +10,6 @@ where the two part.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import onnx
 import torch
 
+from edgeres.artifacts.fields import json_number
 from edgeres.errors import EdgeresError
 from edgeres.qat.network import QatNetwork, with_values
 from edgeres.qat.training import run_epoch
@@ -65,7 +65,7 @@ class QatResult:
             "relative_logit_mse": list(self.losses),
             "seconds": round(self.seconds, 2),
             "parity": {
-                "sqnr_db": self.parity_sqnr_db if math.isfinite(self.parity_sqnr_db) else str(self.parity_sqnr_db),
+                "sqnr_db": json_number(self.parity_sqnr_db),
                 "top1_agreement": self.parity_agreement,
                 "against": "the Q/DQ model with an FP32 remainder, onnxruntime reference arithmetic",
                 "min_sqnr_db": PARITY_MIN_SQNR_DB,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.fields import Fields, json_number
 from edgeres.errors import UserInputError
 from edgeres.quantize.fidelity import sqnr_db
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions, StreamingHistogram, compute_amax, quantization_mse
@@ -44,7 +44,7 @@ class TensorEvidence:
             "max_abs": self.max_abs,
             "ranges": {algo.value: amax for algo, amax in self.ranges.items()},
             "chosen": self.chosen,
-            "sqnr_db": self.sqnr_db if math.isfinite(self.sqnr_db) else str(self.sqnr_db),
+            "sqnr_db": json_number(self.sqnr_db),
         }
 
     @classmethod

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.fields import Fields, json_number
 from edgeres.artifacts.onnx import as_model, with_outputs
 from edgeres.artifacts.ort_session import PASS_THREADS, cpu_session
 from edgeres.errors import UserInputError
@@ -118,7 +118,7 @@ class FidelityReport:
 
     def measures(self) -> dict[str, Any]:
         """The three measures a gate reads, JSON-ready: what sensitivity and fallback record per candidate."""
-        sqnr = self.sqnr_db if math.isfinite(self.sqnr_db) else str(self.sqnr_db)
+        sqnr = json_number(self.sqnr_db)
         return {"sqnr_db": sqnr, "top1_agreement": self.top1_agreement, "accuracy": self.top1_accuracy}
 
     def as_dict(self) -> dict[str, Any]:
@@ -275,6 +275,10 @@ class HeldOutEvaluation:
         worst = sorted(per_layer, key=lambda layer: layer.sqnr_db)[:WORST_LAYERS]
         seen = sum(len(k) for k in kept)
         return replace(report, worst_layers=tuple(worst), layers=tuple(per_layer), layer_samples=seen)
+
+    def compare(self, precision: str, logits: Sequence[np.ndarray]) -> FidelityReport:
+        """Logits a candidate produced elsewhere (another runtime), one array per held-out batch, against FP32."""
+        return self._report(precision, logits)
 
     def _report(self, precision: str, logits: Sequence[np.ndarray]) -> FidelityReport:
         labels = [labels for _, labels in self.batches]

@@ -18,7 +18,6 @@ the fast integer model (edgeres.quantize.cpu_twin), against FP32 logits computed
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgeres.artifacts.fields import json_number
 from edgeres.errors import UserInputError
 from edgeres.progress import ProgressCallback
 from edgeres.quantize.bias_correction import with_biases
@@ -171,7 +171,7 @@ class SensitivityReport:
             return asdict(s.layer) | {
                 "float_alone": s.float_alone.measures(),
                 "int8_alone": s.int8_alone.measures(),
-                "float_alone_gain_db": gain if math.isfinite(gain) else str(gain),
+                "float_alone_gain_db": json_number(gain),
             }
 
         return {

@@ -147,7 +147,7 @@ def test_a_qat_build_writes_the_ptq_placement_and_records_the_run(qat_builds: di
     ("extra", "message"),
     [
         (["--fp16", "--qat-epochs", "1"], "an FP16 build has nothing to train"),
-        (["--qat-epochs", "1", "--auto-fallback", "--min-sqnr", "30"], "--auto-fallback or --sensitivity: not yet"),
+        (["--qat-epochs", "1", "--sensitivity"], "--qat-epochs with --sensitivity: not yet"),
         (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
         (["--qat-epochs", "-1"], "'--qat-epochs': Input should be greater than or equal to 0"),
     ],
@@ -186,3 +186,29 @@ def test_efficientnet_lite0_is_evaluated_and_fake_quantized_node_by_node() -> No
     net.quantize = True
     exported = insert_qdq(proto, plan, dict.fromkeys(plan.activations, 6.0), weight_scales=net.weight_scales)
     assert check_parity(net, exported, x) >= PARITY_MIN_SQNR_DB
+
+
+@pytest.mark.parametrize(("min_sqnr", "used"), [(0.0, True), (99.0, False)])
+def test_with_automatic_fallback_qat_is_the_first_step(tmp_path: Path, min_sqnr: float, used: bool) -> None:
+    """QAT first; layers are kept in float (of the post-training model) only when the QAT model misses the gate,
+    and the summary says which."""
+    from edgeres.flow.orchestrator import GateNotMet, build
+    from edgeres.quantize.gate import FidelityGate
+    from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+    from tests.flow.test_build import tiny_build_options
+
+    source = save_with_sidecar(tiny_classifier_proto(10), tmp_path / "tiny_fp32.onnx", "fp32")
+    options = tiny_build_options(source, qat_epochs=1, qat_lr=1e-5, auto_fallback=True, max_fallback=1,
+                                 gate=FidelityGate(min_sqnr_db=min_sqnr), build_engine=False)  # fmt: skip
+    try:
+        result = build(options, tmp_path / "build")
+    except GateNotMet as failed:
+        result = failed.result
+    summary = json.loads((tmp_path / "build" / "build_summary.json").read_text())
+    assert summary["qat"]["used"] is used and bool(summary["qat"]["gate_failures"]) is not used
+    assert ("fallback" in summary) is not used  # the fallback search ran only when QAT fell short
+    sidecar = json.loads((tmp_path / "build" / "model_int8_qdq.onnx.json").read_text())
+    assert ("quantization_aware_training" in sidecar["results"]) is used
+    note = next(note for note in result.notes if note.startswith("quantization-aware training"))
+    assert ("layers are kept in float instead" in note) is not used
+
