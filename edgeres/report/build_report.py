@@ -36,6 +36,7 @@ from edgeres.report.gallery import Gallery, gallery
 from edgeres.report.graph_audit import LayerPlacement, PlacementAudit, audit_placement, layer_placements, resnet_grid
 from edgeres.report.render import REPORT_NAME, render
 from edgeres.report.stats import Proportion, from_fraction
+from edgeres.runtime.cpu_choice import recorded_cpu_runtime
 from edgeres.runtime.heldout import HELDOUT_NAME, HeldOutReference
 
 EVIDENCE_SHOWN = 6  # histograms drawn: the inputs of the layers that lost the most
@@ -121,6 +122,7 @@ class BuildReportPage:
     speed_rows: list[tuple[str, int, float, float, float]] = field(default_factory=list)
     latency_figure: str | None = None
     engine_note: str = ""
+    cpu_runtime: str | None = None  # which runtime runs the INT8 model on a CPU, and why
     engine_verification: str | None = None
     provenance: list[tuple[str, str]] = field(default_factory=list)
     hashes: list[tuple[str, str]] = field(default_factory=list)
@@ -138,30 +140,33 @@ def _class_names(folder: Path, summary: BuildSummary, classes: int) -> ClassName
         return ClassNames(tuple(f"class {k}" for k in range(classes)), "class numbers")
 
 
+def _row(role: ArtifactRole, title: str, report: FidelityReport, failures: list[str], summary: BuildSummary
+         ) -> ModelRow:  # fmt: skip
+    path = summary.artifacts.get(role)
+    accuracy, n = report.accuracy, report.samples
+    agreement = from_fraction(report.top1_agreement, n)
+    return ModelRow(
+        role=role, title=title, file=path.name if path is not None else "", sqnr=sqnr_text(report.sqnr_db),
+        agreement=agreement, disagreements=n - agreement.hits, top5_overlap=report.top5_overlap,
+        top1=None if accuracy is None else from_fraction(accuracy.candidate_top1, n),
+        top5=None if accuracy is None else from_fraction(accuracy.candidate_top5, n), failures=tuple(failures),
+    )  # fmt: skip
+
+
 def _rows(fidelity: dict[ArtifactRole, FidelityReport], gate: FidelityGate, summary: BuildSummary) -> list[ModelRow]:
-    rows = []
-    for role in MODEL_ORDER:
-        report = fidelity.get(role)
-        if report is None:
-            continue
-        path = summary.artifacts.get(role)
-        accuracy, n = report.accuracy, report.samples
-        agreement = from_fraction(report.top1_agreement, n)
-        rows.append(
-            ModelRow(
-                role=role,
-                title=MODEL_NAMES[role],
-                file=path.name if path is not None else "",
-                sqnr=sqnr_text(report.sqnr_db),
-                agreement=agreement,
-                disagreements=n - agreement.hits,
-                top5_overlap=report.top5_overlap,
-                top1=None if accuracy is None else from_fraction(accuracy.candidate_top1, n),
-                top5=None if accuracy is None else from_fraction(accuracy.candidate_top5, n),
-                failures=tuple(gate.failures(report)),
-            )
-        )
-    return rows
+    return [_row(role, MODEL_NAMES[role], fidelity[role], gate.failures(fidelity[role]), summary)
+            for role in MODEL_ORDER if role in fidelity]  # fmt: skip
+
+
+def _openvino_row(summary: BuildSummary, where: str) -> ModelRow | None:
+    """The TensorRT Q/DQ model as OpenVINO ran it, where the build measured that (edgeres.flow.cpu_runtime)."""
+    measured = Fields.of(summary.sections.get("openvino"), f"{where}: openvino")
+    report = measured.section("fidelity")
+    if report is None:
+        return None
+    fidelity = FidelityReport.from_json(report.data, f"{where}: openvino.fidelity")
+    title = f"{MODEL_NAMES[ArtifactRole.INT8_TENSORRT]} on OpenVINO {measured.require('version', str).split('-')[0]}"
+    return _row(ArtifactRole.INT8_TENSORRT, title, fidelity, list(measured.items("failures", str) or ()), summary)
 
 
 def _kept_layers(summary: BuildSummary, sensitivity: dict[str, float]) -> list[KeptLayer]:
@@ -325,7 +330,7 @@ def build_report_page(folder: Path) -> BuildReportPage:
         labelled=accuracy is not None,
         reference_top1=None if accuracy is None else from_fraction(accuracy.reference_top1, samples),
         reference_top5=None if accuracy is None else from_fraction(accuracy.reference_top5, samples),
-        rows=_rows(fidelity, gate, summary),
+        rows=_rows(fidelity, gate, summary) + [row for row in [_openvino_row(summary, str(where))] if row is not None],
         weights=summary.weights,
         input_text=_input_text(spec) if spec is not None else "RGB floats, ImageNet mean/std",
     )
@@ -350,6 +355,8 @@ def build_report_page(folder: Path) -> BuildReportPage:
         page.gallery_roles = [role for role in (ArtifactRole.FP32, *MODEL_ORDER) if role in held_out.logits]
         page.gallery = gallery(held_out, names, spec, page.gallery_roles)
     page.speed_lines = [str(line) for line in sections.get("profile") or []]
+    choice = recorded_cpu_runtime(summary, str(where))
+    page.cpu_runtime = None if choice is None else f"{choice.runtime.value} runs {choice.model} ({choice.reason})"
     page.speed_rows, page.latency_figure = _speed(summary)
     page.engine_note = str(sections.get("engine") or "")
     verification = sections.get("engine_verification")

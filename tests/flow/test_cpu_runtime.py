@@ -50,6 +50,10 @@ def test_a_build_records_openvinos_fidelity_and_the_choice(built: BuildResult) -
     faster = min(measured["latency_ms"], key=measured["latency_ms"].get)
     assert choice.runtime is RuntimeKind(faster)  # the faster of the two, both verified
     assert any(line.startswith(f"CPU runtime: {faster} runs {choice.model}") for line in built.notes)
+    assert built.report is not None
+    page = built.report.read_text()
+    assert "INT8, TensorRT Q/DQ model on OpenVINO 20" in page
+    assert f'<div id="cpu-runtime">{faster} runs {choice.model}' in page
 
 
 def test_a_wrong_qdq_model_is_not_verified_on_openvino_and_not_chosen(built: BuildResult, tmp_path: Path) -> None:
