@@ -212,3 +212,27 @@ def test_with_automatic_fallback_qat_is_the_first_step(tmp_path: Path, min_sqnr:
     note = next(note for note in result.notes if note.startswith("quantization-aware training"))
     assert ("layers are kept in float instead" in note) is not used
 
+
+
+def test_the_weight_scales_trained_against_are_the_bn_folded_ones_hand_computed() -> None:
+    """BatchNorm is folded by the export before training (w' = w * gamma / sigma per output channel), so the
+    per-channel scale QAT fixes and the export writes is max|w'| / 127 = |gamma / sigma| * max|w| / 127: the
+    folding factor is in the scale from the start, nothing is folded or rescaled after training."""
+    conv = torch.nn.Conv2d(3, 2, 1, bias=False)
+    bn = torch.nn.BatchNorm2d(2, eps=1e-5)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[1.0, -4.0, 2.0], [0.5, 0.25, -0.125]]).reshape(2, 3, 1, 1))
+        bn.weight.copy_(torch.tensor([2.0, -3.0]))  # gamma; a negative one flips the sign, not the scale
+        bn.bias.copy_(torch.tensor([0.1, 0.2]))
+        bn.running_mean.copy_(torch.tensor([0.0, 1.0]))
+        bn.running_var.copy_(torch.tensor([4.0 - 1e-5, 0.25 - 1e-5]))  # sigma = 2 and 0.5 exactly
+    head = torch.nn.Sequential(conv, bn, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proto = torch_to_onnx(head.eval(), size=4)
+    assert not [n for n in proto.graph.node if n.op_type == "BatchNormalization"]  # folded by the export
+    plan = plan_qdq(proto)
+    net = QatNetwork(proto, plan, {t: 1.0 for t in plan.activations})
+    (scales,) = net.weight_scales.values()
+    by_hand = np.array([abs(2.0 / 2.0) * 4.0, abs(-3.0 / 0.5) * 0.5]) / 127  # |gamma / sigma| * max|w| / 127
+    np.testing.assert_allclose(scales, by_hand, rtol=1e-6)
