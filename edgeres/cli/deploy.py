@@ -12,6 +12,7 @@ from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import PrecisionOption, parse_precision
 from edgeres.cli.paths import check_output_dir
 from edgeres.cli.reporting import reports_errors, say, wrote
+from edgeres.deploy.cpu_backend import CpuBackend, cpu_artifact
 from edgeres.deploy.deepstream import DeepStreamOptions, deepstream_artifact, write_deepstream
 from edgeres.deploy.deepstream_release import DeepStreamRelease
 from edgeres.deploy.model import read_deploy_model, require_engine_file, select_artifact
@@ -148,38 +149,61 @@ def triton(
         typer.Option(
             "--kind",
             help=f"Where the instances run: {choice_values(InstanceKind)}. gpu serves the --plan, or the ONNX "
-            "through onnxruntime's TensorRT accelerator; cpu serves the build's CPU twin on onnxruntime.",
+            "through onnxruntime's TensorRT accelerator; cpu serves what --cpu-backend says.",
         ),
     ] = TRITON_DEFAULTS.kind.value,
+    cpu_backend: Annotated[
+        str,
+        typer.Option(
+            "--cpu-backend",
+            help=f"What cpu instances run the model on: {choice_values(CpuBackend)}. auto: the Q/DQ model on "
+            "Triton's OpenVINO backend where the build verified OpenVINO and found it faster, else the CPU twin on "
+            "onnxruntime. openvino where the build did not verify it there needs --allow-unverified.",
+        ),
+    ] = TRITON_DEFAULTS.cpu_backend.value,
     instances: Annotated[
         int, typer.Option("--instances", help="Instances of the model (per GPU for gpu, in all for cpu).")
     ] = TRITON_DEFAULTS.instances,
     allow_failed_gate: AllowFailedGateOption = False,
-    allow_unverified: AllowUnverifiedOption = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Serve a --plan never verified against its ONNX, or that failed, or a model on OpenVINO that its "
+            "build never verified there, anyway (recorded).",
+        ),
+    ] = False,
 ) -> None:
     """Add the model to a Triton model repository: config.pbtxt, 1/model.onnx (or model.plan), labels.txt.
 
     Examples:\n
       edgeres deploy triton out/build -o model_repository/\n
       edgeres deploy triton out/build --kind cpu --instances 2 -o model_repository/\n
+      edgeres deploy triton out/build --kind cpu --cpu-backend onnxruntime -o model_repository/\n
       edgeres deploy triton out/r50_yuyv --yuv --max-batch 16 -o model_repository/\n
       edgeres deploy triton out/build --precision int8 --plan r50_int8.engine -o model_repository/
     """
     input_kind = InputKind.YUV422 if yuv else (None if Path(artifact).is_file() else InputKind.RGB_FLOAT)
     instance_kind = parse_choice(InstanceKind, kind, "--kind")
+    backend = parse_choice(CpuBackend, cpu_backend, "--cpu-backend")
     check_output_dir(output)
     options = TritonOptions(
         name=name, max_batch_size=max_batch, max_queue_delay_us=delay_us, plan=plan, kind=instance_kind,
         instances=instances, allow_failed_gate=allow_failed_gate, allow_unverified=allow_unverified,
+        cpu_backend=backend,
     )  # fmt: skip
-    cpu = instance_kind is InstanceKind.CPU
-    path = select_artifact(artifact, parse_precision(precision), input_kind, allow_failed_gate, cpu)
+    wanted = parse_precision(precision)
+    if instance_kind is InstanceKind.CPU:
+        path = cpu_artifact(artifact, backend, wanted, input_kind, allow_failed_gate)
+    else:
+        path = select_artifact(artifact, wanted, input_kind, allow_failed_gate)
     names = _names(path, labels, allow_failed_gate)
     result = write_triton_repository(path, output, names, options)
     wrote(f"{result.model_dir} (model '{result.name}', from {path.name})")
     choice = result.serving
     say(
         f"  {result.model_file.relative_to(result.model_dir)}, config.pbtxt, {result.labels.name}; "
-        f"max_batch_size {result.max_batch_size}; {choice.count} {choice.kind.triton} instance(s)"
+        f"max_batch_size {result.max_batch_size}; {choice.count} {choice.kind.triton} instance(s) on the "
+        f"{choice.serving.backend} backend"
     )
     say(f"  {choice.why}")

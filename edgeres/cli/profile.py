@@ -11,6 +11,7 @@ from rich.text import Text
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.completion import build_status
 from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.choices import choice_values, parse_choice
 from edgeres.cli.options import (
     COLORSPACE_HELP,
     FRAME_FORMAT_HELP,
@@ -32,25 +33,39 @@ from edgeres.profile.options import (
     parse_batches,
 )
 from edgeres.profile.stats import DEFAULT_CV_WARN, PERCENTILE_DEFINITION
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.timing import DEFAULT_ITERATIONS, RunLength
 
 PROFILE_DEFAULTS = ProfileOptions()  # for the defaults that have no constant of their own
 BATCHES_DEFAULT = ",".join(map(str, PROFILE_DEFAULTS.batches))
 
 
-PROFILED_ROLES = (ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16, ArtifactRole.ENGINE)
+# A build's models each runtime profiles. onnxruntime runs the U8S8 twin (the TensorRT Q/DQ model says nothing of
+# its speed on the GPU it is made for); OpenVINO runs the Q/DQ model itself on its INT8 kernels.
+PROFILED_ROLES = {
+    RuntimeKind.AUTO: (ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16, ArtifactRole.ENGINE),
+    RuntimeKind.ONNXRUNTIME: (ArtifactRole.FP32, ArtifactRole.INT8_ONNXRUNTIME, ArtifactRole.FP16),
+    RuntimeKind.OPENVINO: (ArtifactRole.FP32, ArtifactRole.INT8_TENSORRT, ArtifactRole.FP16),
+    RuntimeKind.TENSORRT: (ArtifactRole.ENGINE,),
+}
+RUNTIME_HELP = (
+    f"{choice_values(RuntimeKind)}: what runs the models. auto: onnxruntime for an ONNX, TensorRT for an engine; "
+    "openvino: ONNX models on OpenVINO's CPU device (a build folder's Q/DQ model on its INT8 kernels)."
+)
 
 
-def models_to_profile(path: Path) -> list[Path]:
-    """A model as given; a finished build folder as its FP32 model, its CPU model and its engine. (The
-    TensorRT Q/DQ model is left out: on a CPU it says nothing of its speed on the GPU it is made for.)"""
+def models_to_profile(path: Path, runtime: RuntimeKind = RuntimeKind.AUTO) -> list[Path]:
+    """A model as given; a finished build folder as the models `runtime` runs of it (PROFILED_ROLES): with auto,
+    its FP32 model, its CPU model and its engine."""
     if not Path(path).is_dir():
         return [path]
     status = build_status(path)
     if status is not None:
         raise UserInputError(status)
     built = BuildSummary.read(Path(path) / SUMMARY_NAME).artifacts
-    recorded = [built[role] for role in PROFILED_ROLES if role in built]
+    recorded = [built[role] for role in PROFILED_ROLES[runtime] if role in built]
+    if not recorded:
+        raise UserInputError(f"{path}: this build has no model that {runtime.value} runs")
     return [model if model.is_file() else Path(path) / model.name for model in recorded]
 
 
@@ -69,8 +84,9 @@ def profile(
     ] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Seconds per batch, not a count.")] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before each measurement.")] = DEFAULT_WARMUP,
+    runtime: Annotated[str, typer.Option("--runtime", help=RUNTIME_HELP)] = RuntimeKind.AUTO.value,
     threads: Annotated[
-        int, typer.Option("--threads", help="CPU threads for onnxruntime; 0: its default.")
+        int, typer.Option("--threads", help="CPU threads for onnxruntime or OpenVINO; 0: its default.")
     ] = PROFILE_DEFAULTS.threads,
     in_flight: Annotated[
         int, typer.Option("--in-flight", help="Concurrent requests for pipelined throughput.")
@@ -119,6 +135,7 @@ def profile(
       edgeres profile out/model.onnx\n
       edgeres profile fp32.onnx int8.onnx --batch 1,8 --plot out/ --json out/profile.json\n
       edgeres profile r50.engine --batch 1,8,32 --duration 10\n
+      edgeres profile out/build/model_int8_qdq.onnx --runtime openvino --json out/openvino.json\n
       edgeres profile r50.onnx --from-frames clip.yuv --format uyvy:1920x1080\n
       gst-launch-1.0 -q v4l2src ! video/x-raw,format=YUY2 ! fdsink | edgeres profile r50_yuyv.onnx --from-frames -
     """
@@ -133,12 +150,13 @@ def profile(
         write_report,
     )
 
+    chosen_runtime = parse_choice(RuntimeKind, runtime, "--runtime")
     if json_path is not None:
         check_output_file(json_path)
         require_validator()
     if plot is not None:
         check_output_dir(plot)
-    models = [model for path in artifacts for model in models_to_profile(path)]
+    models = [model for path in artifacts for model in models_to_profile(path, chosen_runtime)]
     clip = None
     if from_frames is not None:
         clip = FrameClip.for_models(
@@ -152,7 +170,7 @@ def profile(
     run_length = RunLength(DEFAULT_ITERATIONS if iterations is None and duration is None else iterations, duration)
     options = ProfileOptions(
         batches=parse_batches(batch), run_length=run_length, warmup=warmup, threads=threads, in_flight=in_flight,
-        layers=not no_layers, cv_warn=cv_warn, clip=clip,
+        layers=not no_layers, cv_warn=cv_warn, clip=clip, runtime=chosen_runtime,
     )  # fmt: skip
     machine = machine_info()
     with err_console.status(Text(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size")):

@@ -107,7 +107,7 @@ class DeepStreamRecord:
 @dataclass(frozen=True)
 class TritonRecord:
     """A Triton model folder's `edgeres.json`: the file it serves, the model that file is, the class names,
-    and where it runs: the instance kind and count, what they run and why."""
+    and where it runs: the instance kind and count, what they run (and on which backend) and why."""
 
     source: str  # the file copied into the version folder (the ONNX, or a TensorRT plan built from it)
     source_sha256: str
@@ -120,6 +120,7 @@ class TritonRecord:
     instance_count: int = 1
     serving: TritonServing | None = None  # None: written before edgeres recorded it
     why: str = ""
+    runtime_unverified: bool = False  # served on OpenVINO, which its build never verified it on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,7 +134,10 @@ class TritonRecord:
             "engine_unverified": self.engine_unverified,
             "instance_group": {"kind": self.instance_kind.value, "count": self.instance_count},
             "serving": None if self.serving is None else self.serving.value,
+            # the Triton backend that runs it, for people and tools (read back from "serving")
+            "backend": None if self.serving is None else self.serving.backend,
             "why": self.why,
+            "runtime_unverified": self.runtime_unverified,
         }
 
     def write(self, path: Path) -> Path:
@@ -168,4 +172,5 @@ class TritonRecord:
             instance_count=count,
             serving=None if serving is None else _member(TritonServing, serving, fields, "serving"),
             why=fields.get("why", str) or "",
+            runtime_unverified=fields.get("runtime_unverified", bool) or False,
         )

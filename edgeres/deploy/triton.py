@@ -1,7 +1,8 @@
 """Triton Inference Server: a model repository with `config.pbtxt`, the model file and a labels file.
 
 Layout (Triton "Model Repository" docs): `REPO/<name>/config.pbtxt`, `REPO/<name>/<version>/model.onnx`
-(platform `onnxruntime_onnx`) or `model.plan` (platform `tensorrt_plan`), and `REPO/<name>/labels.txt`
+(platform `onnxruntime_onnx`, or backend `openvino` with default_model_filename model.onnx) or `model.plan`
+(platform `tensorrt_plan`), and `REPO/<name>/labels.txt`
 named by the output's `label_filename`, one class per line, so Triton's classification extension
 can return names. Which file is served, on which instances and why is chosen in
 edgeres.deploy.triton_config. The config is protobuf text of Triton's `inference.ModelConfig`; tests
@@ -21,6 +22,7 @@ from edgeres.artifacts.class_names import ClassNames
 from edgeres.artifacts.kinds import ArtifactRole
 from edgeres.artifacts.staging import staged_folder
 from edgeres.artifacts.tensors import TensorSpec
+from edgeres.deploy.cpu_backend import CpuBackend, cpu_backend_for, require_verified
 from edgeres.deploy.model import (
     ENGINE_UNVERIFIED_COMMENT,
     GATE_OVERRIDDEN_COMMENT,
@@ -35,6 +37,8 @@ from edgeres.deploy.triton_config import (
     ServingChoice,
     TritonServing,
     instance_group_block,
+    openvino_notes,
+    openvino_parameters,
     optimization_block,
     serving_reason,
 )
@@ -42,8 +46,10 @@ from edgeres.engine.record import read_engine_record
 from edgeres.errors import UserInputError
 from edgeres.frames.contract import InputKind
 from edgeres.quantize.artifacts import CPU_MODEL_NAME, TENSORRT_MODEL_NAME
+from edgeres.runtime.kinds import RuntimeKind
 
 CONFIG_NAME = "config.pbtxt"
+RUNTIME_UNVERIFIED_COMMENT = "# served on OpenVINO, never verified there by its build; deployed with allow_unverified"
 LABELS_NAME = "labels.txt"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -58,7 +64,9 @@ class TritonOptions:
     kind: InstanceKind = InstanceKind.GPU  # where the instances run
     instances: int = 1  # instances of the model on each GPU (KIND_GPU) or in all (KIND_CPU)
     allow_failed_gate: bool = False  # deploy a build that failed its fidelity gate (recorded in the config)
-    allow_unverified: bool = False  # serve a plan never verified against its ONNX, or failed (recorded)
+    # serve a plan never verified against its ONNX, or failed; or a model on OpenVINO its build never verified there
+    allow_unverified: bool = False  # (either recorded)
+    cpu_backend: CpuBackend = CpuBackend.AUTO  # what CPU instances run the model on (edgeres.deploy.cpu_backend)
 
 
 @dataclass(frozen=True)
@@ -87,24 +95,47 @@ def choose_serving(model: DeployModel, options: TritonOptions) -> ServingChoice:
     """What the instances of `options.kind` serve of `model` (or of `options.plan`), and why."""
     if options.instances < 1:
         raise UserInputError(f"instance count {options.instances}: must be at least 1")
-    role = model.sidecar.role
     if options.kind is InstanceKind.CPU:
-        if options.plan is not None:
-            raise UserInputError(f"{options.plan}: a TensorRT plan runs on GPU instances only, not on the CPU")
+        return _cpu_serving(model, options)
+    if options.cpu_backend is not CpuBackend.AUTO:
+        backend, kind = options.cpu_backend.value, options.kind.value
+        raise UserInputError(f"CPU backend {backend}: it names what CPU instances run, these instances are {kind}")
+    if model.sidecar.role is ArtifactRole.INT8_ONNXRUNTIME:
+        raise UserInputError(
+            f"{model.path}: the CPU twin is made for onnxruntime's CPU provider; GPU instances serve the "
+            f"TensorRT Q/DQ model {TENSORRT_MODEL_NAME} of the same build, or an engine built from it"
+        )
+    serving = TritonServing.TENSORRT_PLAN if options.plan is not None else TritonServing.ONNX_TENSORRT
+    return ServingChoice(serving, options.instances, model.precision, serving_reason(serving, model.precision))
+
+
+def _cpu_serving(model: DeployModel, options: TritonOptions) -> ServingChoice:
+    """onnxruntime's CPU provider, or Triton's OpenVINO backend where the build verified it (or the user insists)."""
+    if options.plan is not None:
+        raise UserInputError(f"{options.plan}: a TensorRT plan runs on GPU instances only, not on the CPU")
+    role = model.sidecar.role
+    backend = cpu_backend_for(model.path, options.cpu_backend)
+    if backend.runtime is RuntimeKind.ONNXRUNTIME:
         if role is ArtifactRole.INT8_TENSORRT:
             raise UserInputError(
                 f"{model.path}: its Q/DQ model is made for TensorRT; CPU instances serve the CPU twin {CPU_MODEL_NAME} "
-                "that the same build wrote for onnxruntime's CPU provider"
+                "that the same build wrote for onnxruntime's CPU provider, or this model on OpenVINO"
             )
         serving = TritonServing.ONNX_CPU
-    else:
-        if role is ArtifactRole.INT8_ONNXRUNTIME:
-            raise UserInputError(
-                f"{model.path}: the CPU twin is made for onnxruntime's CPU provider; GPU instances serve the "
-                f"TensorRT Q/DQ model {TENSORRT_MODEL_NAME} of the same build, or an engine built from it"
-            )
-        serving = TritonServing.TENSORRT_PLAN if options.plan is not None else TritonServing.ONNX_TENSORRT
-    return ServingChoice(serving, options.instances, model.precision, serving_reason(serving, model.precision))
+        return ServingChoice(serving, options.instances, model.precision, serving_reason(serving, model.precision))
+    if role is ArtifactRole.INT8_ONNXRUNTIME:
+        raise UserInputError(
+            f"{model.path}: the CPU twin is made for onnxruntime's CPU provider; OpenVINO serves the TensorRT Q/DQ "
+            f"model {TENSORRT_MODEL_NAME} of the same build as it is"
+        )
+    require_verified(model.path, backend, options.allow_unverified)
+    serving = TritonServing.OPENVINO_CPU
+    why = f"{serving_reason(serving, model.precision)} {backend.why()}"
+    return ServingChoice(serving, options.instances, model.precision, why, runtime_verified=backend.verified)
+
+
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(text, width=110, initial_indent="# ", subsequent_indent="# ")
 
 
 def _tensor_block(tensor: TensorSpec, dims: tuple[int, ...], extra: str = "") -> str:
@@ -135,17 +166,14 @@ def triton_config_text(
         output_dims = tuple(int(d) for d in model.output.shape if d is not None)
     lines = [GATE_OVERRIDDEN_COMMENT] if model.gate_overridden else []
     lines += [ENGINE_UNVERIFIED_COMMENT] if engine_unverified else []
+    lines += [RUNTIME_UNVERIFIED_COMMENT] if not choice.runtime_verified else []
     lines += [
         f"# Generated by `edgeres deploy triton` from {model.path.name} ({model.num_classes} classes, "
         f"{model.precision.value.upper()}, {model.input_kind.value} input).",
-        *textwrap.wrap(
-            f"{choice.count} {choice.kind.triton} instance(s) serve {choice.serving.model_file}. {choice.why}",
-            width=110,
-            initial_indent="# ",
-            subsequent_indent="# ",
-        ),
+        *_comment(f"{choice.count} {choice.kind.triton} instance(s) serve {choice.serving.model_file}. {choice.why}"),
+        *(line for note in openvino_notes(choice, max_batch_size) for line in _comment(note)),
         f'name: "{name}"',
-        f'platform: "{choice.serving.platform}"',
+        *choice.serving.runtime_lines,
         f"max_batch_size: {max_batch_size}",
         "input [",
         _tensor_block(model.input, input_dims),
@@ -156,6 +184,7 @@ def triton_config_text(
     ]
     lines += instance_group_block(choice)
     lines += optimization_block(choice)
+    lines += openvino_parameters(choice, max_batch_size)
     if max_batch_size > 0:
         lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {delay_us}", "}"]
     return "\n".join(lines) + "\n"
@@ -227,6 +256,7 @@ def write_triton_repository(
         instance_count=choice.count,
         serving=choice.serving,
         why=choice.why,
+        runtime_unverified=not choice.runtime_verified,
     )
     # A new model folder appears whole (staged, then renamed); added to an existing one, the version
     # folder appears whole and config.pbtxt is written last; a failure removes what this call wrote.

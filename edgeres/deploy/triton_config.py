@@ -2,8 +2,9 @@
 
 GPU instances serve a TensorRT engine (`tensorrt_plan`), or the ONNX on the onnxruntime backend with
 TensorRT as its execution accelerator; CPU instances serve the ONNX on onnxruntime's CPU provider,
-which for an INT8 build is the U8S8 twin `build` makes for it. The choice and the reason are written
-into the config's comments and into `edgeres.json`.
+which for an INT8 build is the U8S8 twin `build` makes for it, or, where the build verified OpenVINO on
+its TensorRT Q/DQ model and found it faster (edgeres.deploy.cpu_backend), that model on Triton's OpenVINO
+backend. The choice and the reason are written into the config's comments and into `edgeres.json`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,22 @@ class TritonServing(str, enum.Enum):
     TENSORRT_PLAN = "tensorrt_plan"  # a TensorRT engine built on the serving GPU
     ONNX_TENSORRT = "onnxruntime_tensorrt"  # the ONNX, compiled by onnxruntime's TensorRT provider at load
     ONNX_CPU = "onnxruntime_cpu"  # the ONNX on onnxruntime's CPU provider
+    OPENVINO_CPU = "openvino_cpu"  # the ONNX on Triton's OpenVINO backend (OpenVINO's CPU plugin)
 
     @property
-    def platform(self) -> str:
-        return "tensorrt_plan" if self is TritonServing.TENSORRT_PLAN else "onnxruntime_onnx"
+    def backend(self) -> str:
+        """The Triton backend that runs it (what `edgeres.json` names)."""
+        named = {TritonServing.TENSORRT_PLAN: "tensorrt", TritonServing.OPENVINO_CPU: OPENVINO_BACKEND}
+        return named.get(self, "onnxruntime")
+
+    @property
+    def runtime_lines(self) -> list[str]:
+        """The config lines naming what runs the model: `platform` for the TensorRT and onnxruntime backends (as
+        written before OpenVINO); for OpenVINO, which has no platform name, `backend` and the file it reads
+        (its default is model.xml)."""
+        if self is TritonServing.OPENVINO_CPU:
+            return [f'backend: "{OPENVINO_BACKEND}"', f'default_model_filename: "{self.model_file}"']
+        return [f'platform: "{"tensorrt_plan" if self is TritonServing.TENSORRT_PLAN else "onnxruntime_onnx"}"']
 
     @property
     def model_file(self) -> str:
@@ -42,7 +55,8 @@ class TritonServing(str, enum.Enum):
 
     @property
     def kind(self) -> InstanceKind:
-        return InstanceKind.CPU if self is TritonServing.ONNX_CPU else InstanceKind.GPU
+        cpu = self in (TritonServing.ONNX_CPU, TritonServing.OPENVINO_CPU)
+        return InstanceKind.CPU if cpu else InstanceKind.GPU
 
 
 # onnxruntime_backend README, "ONNX Runtime with TensorRT optimization": precision_mode is "FP32", "FP16"
@@ -57,6 +71,26 @@ PRECISION_MODE = {Precision.FP32: "FP32", Precision.FP16: "FP16", Precision.INT8
 # (onnxruntime core/optimizer/graph_transformer_utils.cc), before TensorRT is handed the graph.
 ORT_GRAPH_DISABLE_ALL = 2
 
+# Triton's OpenVINO backend (triton-inference-server/openvino_backend, README "Using the OpenVINO Backend" and
+# src/openvino.cc, branches r25.09 to r26.08): `backend: "openvino"`; it reads `default_model_filename` from the
+# version folder with ov::Core::read_model (default model.xml, IR; "Other allowed values are model.pdmodel or
+# model.onnx", since r24.04), so the Q/DQ ONNX is served as the build measured it, with no conversion. Its
+# instances are KIND_CPU only ("supports only Kind CPU and AUTO"); it compiles at OpenVINO's default float
+# precision, bf16 on CPUs with AVX512-BF16 or AMX, and takes no parameter for f32 (HINT_BF16 only asks for bf16).
+# An IR would not help: OpenVINO 2026.4's compile_model ignores INFERENCE_PRECISION_HINT in an IR's rt_info.
+OPENVINO_BACKEND = "openvino"
+# Its `parameters` (README, the same list in r25.09 and r26.08) that edgeres writes: NUM_STREAMS with
+# PERFORMANCE_HINT LATENCY for one instance, NUM_STREAMS equal to the instance count for several (the README's
+# "Latency mode" and "Throughput mode" examples: instances share one compiled model, each with its own infer
+# request). ENABLE_BATCH_PADDING because with max_batch_size > 0 the backend reshapes the model to a batch of
+# exactly max_batch_size (ov::set_batch) and answers any smaller batch with an error unless it pads.
+# Not written: INFERENCE_NUM_THREADS (default: every core), SKIP_OV_DYNAMIC_BATCHSIZE (it only turns off
+# OpenVINO's automatic batching, a GPU feature), RESHAPE_IO_LAYERS (the config's dims are the model's).
+OPENVINO_PADDING = "ENABLE_BATCH_PADDING"
+# The first Triton whose OpenVINO reads the Q/DQ model's FP16 scales (2025.3.0, server build.py
+# DEFAULT_TRITON_VERSION_MAP "standalone_openvino_version" on r25.09; r25.08 has 2025.2.0).
+OPENVINO_MIN_TRITON = "25.09"
+
 
 @dataclass(frozen=True)
 class ServingChoice:
@@ -66,6 +100,7 @@ class ServingChoice:
     count: int
     precision: Precision
     why: str
+    runtime_verified: bool = True  # False: served on OpenVINO though its build never verified it there
 
     @property
     def kind(self) -> InstanceKind:
@@ -94,6 +129,14 @@ def serving_reason(serving: TritonServing, precision: Precision) -> str:
             f"GPU instances run the ONNX through onnxruntime's TensorRT accelerator at precision_mode {mode}, which "
             f"builds a TensorRT engine when the model loads and leaves what TensorRT cannot run to CUDA{extra}."
         )
+    if serving is TritonServing.OPENVINO_CPU:
+        if precision is not Precision.INT8:
+            return f"CPU instances run the {precision.value.upper()} ONNX on Triton's OpenVINO backend."
+        return (
+            "CPU instances run the TensorRT Q/DQ model as it is on Triton's OpenVINO backend, its quantized layers "
+            f"on OpenVINO's INT8 kernels (Triton {OPENVINO_MIN_TRITON} or later: its OpenVINO 2025.3 is the first "
+            "to read FP16 Q/DQ scales)."
+        )
     if precision is Precision.INT8:
         return "CPU instances run the U8S8 twin, whose Q/DQ pairs onnxruntime's CPU provider runs as integer kernels."
     return f"CPU instances run the {precision.value.upper()} ONNX on onnxruntime's CPU provider."
@@ -101,6 +144,38 @@ def serving_reason(serving: TritonServing, precision: Precision) -> str:
 
 def instance_group_block(choice: ServingChoice) -> list[str]:
     return ["instance_group [", "  {", f"    kind: {choice.kind.triton}", f"    count: {choice.count}", "  }", "]"]
+
+
+def _parameter(key: str, value: str) -> str:
+    return f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}'
+
+
+def openvino_parameters(choice: ServingChoice, max_batch_size: int) -> list[str]:
+    """The OpenVINO backend's `parameters` (see OPENVINO_BACKEND above); nothing for the other backends."""
+    if choice.serving is not TritonServing.OPENVINO_CPU:
+        return []
+    lines = [_parameter("NUM_STREAMS", str(choice.count))]
+    if choice.count == 1:
+        lines.append(_parameter("PERFORMANCE_HINT", "LATENCY"))
+    if max_batch_size > 1:
+        lines.append(_parameter(OPENVINO_PADDING, "YES"))
+    return lines
+
+
+def openvino_notes(choice: ServingChoice, max_batch_size: int) -> list[str]:
+    """What a reader of the config should know of the OpenVINO backend (written as comments)."""
+    if choice.serving is not TritonServing.OPENVINO_CPU:
+        return []
+    notes = [
+        "OpenVINO computes what the model leaves in float at bf16 on CPUs with AVX512-BF16 or AMX (its default; "
+        "the backend has no parameter for f32, the build measured f32)."
+    ]
+    if max_batch_size > 1:
+        notes.append(
+            f"The backend runs every batch at max_batch_size {max_batch_size}, smaller ones padded: for the "
+            "lowest latency, deploy with max batch 1 and more instances."
+        )
+    return notes
 
 
 def optimization_block(choice: ServingChoice) -> list[str]:

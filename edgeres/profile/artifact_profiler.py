@@ -1,15 +1,15 @@
 """The steps every back-end's profile takes, once: `ArtifactProfiler.profile()` and the hooks it calls.
 
-A back-end (onnx_profiler, trt_profiler) says how to open its runner, how to time one batch, what it
-reads from the loaded runner and what it measures apart from it; the order of the steps, which gives
-host peak RSS and GPU memory their meaning, is kept here:
+A back-end (onnx_profiler, openvino_profiler, trt_profiler) names its runtime and says how to open its runner,
+how to time one batch, what it reads from the loaded runner and what it measures apart from it; the order of
+the steps, which gives host peak RSS and GPU memory their meaning, is kept here:
 
 1. reset the host's peak RSS, then open the runner inside a GPU memory sampler;
 2. time every batch size (and the clip end to end: its frames given, or opened here) on the loaded runner;
 3. `_read_loaded`: what needs the loaded runner (TensorRT: its per-layer pass and device memory);
 4. close the runner, then read the host peak RSS, so it covers loading, timing and step 3;
-5. `_read_closed`: what must not count in that peak (ONNX Runtime: the per-layer pass in a profiling
-   session of its own);
+5. `_read_closed`: what must not count in that peak (ONNX Runtime, OpenVINO: the per-layer pass in a
+   profiling session of its own);
 6. assemble the MemoryReport and the ArtifactProfile.
 """
 
@@ -34,6 +34,7 @@ from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport
 from edgeres.profile.timing import frame_bytes_for, input_batch, measure_batch, time_runner
 from edgeres.runtime.base import Runner
+from edgeres.runtime.kinds import RuntimeKind
 
 LAYER_WARMUP_RUNS = 2  # untimed calls before the per-layer pass's profiled runs
 HOST_RSS_SOURCE = "VmHWM of this process during load and timing"
@@ -80,12 +81,13 @@ class BackendReadings:
 class ArtifactProfiler(ABC, Generic[RunnerT]):
     """Profile one artifact with one back-end: `profile()` runs the steps, subclasses fill in the hooks.
 
-    Hooks: `_open_runner` and `_weights` (required), `_read_loaded` (required: at least the back-end's
-    name), `_measure_batch` (default: the shared synchronous + thread-pool measurement) and
-    `_read_closed` (default: nothing more).
+    A subclass names the file kind it takes and its runtime. Hooks: `_open_runner` and `_weights` (required),
+    `_read_loaded` (required: at least the back-end's name), `_measure_batch` (default: the shared synchronous +
+    thread-pool measurement) and `_read_closed` (default: nothing more).
     """
 
     kind: ClassVar[ArtifactKind]
+    runtime: ClassVar[RuntimeKind]
     no_gpu_source: ClassVar[str] = "no NVML here: not measured"
 
     def __init__(self, path: Path, options: ProfileOptions, clip_frames: ClipFrames | None = None) -> None:
@@ -120,6 +122,7 @@ class ArtifactProfiler(ABC, Generic[RunnerT]):
         return ArtifactProfile(
             path=str(path),
             kind=self.kind,
+            runtime=self.runtime,
             backend=readings.backend,
             precision=artifact_precision(path),
             input_name=spec.name,
@@ -130,6 +133,10 @@ class ArtifactProfiler(ABC, Generic[RunnerT]):
             end_to_end=timed.end_to_end,
             warnings=warnings,
         )
+
+    def runner(self) -> RunnerT:
+        """A new, not yet loaded runner as `profile()` opens it (the comparison pass holds one per artifact)."""
+        return self._open_runner()
 
     def _clip(self) -> AbstractContextManager[ClipFrames | None]:
         """The clip's frames: those given (a stream several artifacts share), else the clip opened for this one."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +23,6 @@ from edgeres.profile.results import ArtifactProfile, InterleavedLatency
 from edgeres.profile.stats import LatencyStats
 from edgeres.profile.timing import input_batch
 from edgeres.runtime.base import Runner
-from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.timing import RunLength, timed_calls
 
 DEFAULT_ROUNDS = 7
@@ -58,12 +56,15 @@ def calls_per_round(profiles: Sequence[ArtifactProfile], batch: int, rounds: int
 
 
 def add_interleaved(
-    profiles: tuple[ArtifactProfile, ...], options: ProfileOptions, rounds: int = DEFAULT_ROUNDS
+    profiles: tuple[ArtifactProfile, ...],
+    options: ProfileOptions,
+    new_runner: Callable[[ArtifactProfile], Runner],
+    rounds: int = DEFAULT_ROUNDS,
 ) -> tuple[ArtifactProfile, ...]:
     """`profiles` with `BatchResult.interleaved` filled in for every ONNX artifact, when there are two or more.
 
-    One OnnxRuntimeRunner per artifact (same thread option as the main run) is held open for the pass.
-    A single artifact, or a single ONNX one among engines, is returned unchanged.
+    One runner per artifact, `new_runner(profile)` (its runtime and thread option as in its main run), is held
+    open for the pass. A single artifact, or a single ONNX one among engines, is returned unchanged.
     """
     onnx_at = [i for i, p in enumerate(profiles) if p.kind is ArtifactKind.ONNX]
     if len(onnx_at) < 2:
@@ -71,7 +72,7 @@ def add_interleaved(
     chosen = [profiles[i] for i in onnx_at]
     measured: dict[tuple[int, int], InterleavedLatency] = {}
     with ExitStack() as stack:
-        runners = [stack.enter_context(OnnxRuntimeRunner(Path(p.path), threads=options.threads)) for p in chosen]
+        runners = [stack.enter_context(new_runner(p)) for p in chosen]
         for batch in options.batches:
             if not all(any(b.batch == batch for b in p.batches) for p in chosen):
                 continue

@@ -1,7 +1,7 @@
 """Which back-end profiles which artifact, and the profile of several artifacts side by side.
 
-The only module that imports the back-ends: one `ArtifactProfiler` per artifact kind, then (two or
-more ONNX models) the interleaved comparison pass.
+The only module that imports the back-ends: one `ArtifactProfiler` per runtime, chosen by the file's kind and
+the runtime asked for, then (two or more ONNX models) the interleaved comparison pass on the same runtime.
 """
 
 from __future__ import annotations
@@ -13,36 +13,52 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.kinds import ArtifactKind, artifact_kind
+from edgeres.artifacts.kinds import artifact_kind
 from edgeres.errors import UserInputError
 from edgeres.profile.artifact_profiler import ArtifactProfiler
 from edgeres.profile.compare import add_interleaved
 from edgeres.profile.end_to_end import ClipFrames, open_clip
 from edgeres.profile.onnx_profiler import OnnxRuntimeProfiler
+from edgeres.profile.openvino_profiler import OpenVinoProfiler
 from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import ArtifactProfile
 from edgeres.profile.trt_profiler import TensorRTProfiler
+from edgeres.runtime.base import Runner
+from edgeres.runtime.kinds import RuntimeKind
 
-PROFILERS: dict[ArtifactKind, type[ArtifactProfiler[Any]]] = {
-    ArtifactKind.ONNX: OnnxRuntimeProfiler,
-    ArtifactKind.TENSORRT: TensorRTProfiler,
-}
+# Each profiler names the file kind it takes and its runtime; for a kind, the first listed is what AUTO picks.
+PROFILERS: tuple[type[ArtifactProfiler[Any]], ...] = (OnnxRuntimeProfiler, OpenVinoProfiler, TensorRTProfiler)
+
+
+def profiler_for(path: Path, runtime: RuntimeKind) -> type[ArtifactProfiler[Any]]:
+    """The profiler of `runtime` for this file (AUTO: by its kind); a runtime that does not run this kind of file
+    is refused, naming those that do."""
+    kind = artifact_kind(path)
+    takes = [profiler for profiler in PROFILERS if profiler.kind is kind]
+    if runtime is RuntimeKind.AUTO:
+        return takes[0]
+    chosen = next((profiler for profiler in takes if profiler.runtime is runtime), None)
+    if chosen is None:
+        names = " or ".join(profiler.runtime.value for profiler in takes)
+        raise UserInputError(f"{path}: {runtime.value} does not run this kind of file ({names} does)")
+    return chosen
 
 
 def profile_artifact(path: Path, options: ProfileOptions, clip_frames: ClipFrames | None = None) -> ArtifactProfile:
-    """Profile one artifact with the back-end its type calls for (on `clip_frames`, an opened clip, when given)."""
-    return PROFILERS[artifact_kind(path)](Path(path), options, clip_frames).profile()
+    """Profile one artifact on `options.runtime` (on `clip_frames`, an opened clip, when given)."""
+    return profiler_for(Path(path), options.runtime)(Path(path), options, clip_frames).profile()
 
 
 def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[ArtifactProfile, ...]:
-    """Check every path, and the clip against each model's input, first (a typo in the last one should not cost
-    a long run), then profile each; a clip is opened once, so a stream's frames go to one model after another.
+    """Check every path, its runtime, and the clip against each model's input, first (a typo in the last one
+    should not cost a long run), then profile each; a clip is opened once, so a stream's frames go to one model
+    after another.
 
     With two or more ONNX artifacts, an interleaved pass follows for a drift-resistant comparison."""
     if not paths:
         raise UserInputError("no artifact to profile")
     for path in paths:
-        artifact_kind(path)
+        profiler_for(Path(path), options.runtime)
         if options.clip is not None:
             options.clip.refuse_misread(Path(path))
     labels = distinct_labels([Path(p) for p in paths])
@@ -51,7 +67,11 @@ def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[A
         profiles = tuple(
             replace(profile_artifact(Path(path), options, clip_frames), label=label) for path, label in labelled
         )
-    return add_interleaved(profiles, options)
+
+    def new_runner(profile: ArtifactProfile) -> Runner:
+        return profiler_for(Path(profile.path), profile.runtime)(Path(profile.path), options).runner()
+
+    return add_interleaved(profiles, options, new_runner)
 
 
 def distinct_labels(paths: Sequence[Path]) -> list[str]:

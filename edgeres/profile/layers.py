@@ -1,4 +1,5 @@
-"""Where the time goes: per-layer times from ONNX Runtime's profiling JSON or TensorRT's IProfiler.
+"""Where the time goes: per-layer times from ONNX Runtime's profiling JSON, OpenVINO's performance counters or
+TensorRT's IProfiler.
 
 Per-layer timing slows a run down (every kernel is timed and logged), so it is a separate pass
 after the latency measurement, never mixed into it.
@@ -11,11 +12,13 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from edgeres.errors import EdgeresError
+from edgeres.runtime.openvino_runner import OpenVinoRunner, import_openvino
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 
 TOP_LAYERS = 20
@@ -24,7 +27,7 @@ _KERNEL_SUFFIX = "_kernel_time"
 
 @dataclass(frozen=True)
 class LayerTime:
-    """One layer (ONNX Runtime: one node after graph optimisation) averaged over the profiled runs."""
+    """One layer (ONNX Runtime, OpenVINO: one node after graph optimisation) averaged over the profiled runs."""
 
     name: str
     op_type: str
@@ -150,6 +153,43 @@ def profile_onnx_layers(artifact: Path, batch: np.ndarray, runs: int, warmup: in
             runner.infer(batch)
         events = runner.read_events()
     return aggregate_onnxruntime_events(events, skip_runs=warmup, batch=int(batch.shape[0]))
+
+
+class ProfilingOpenVinoRunner(OpenVinoRunner):
+    """An OpenVINO runner compiled with its performance counters on (PERF_COUNT): each call times every node."""
+
+    def _properties(self, ov: ModuleType) -> dict[str, Any]:
+        return {**super()._properties(ov), ov.properties.enable_profiling(): True}
+
+    def node_times(self) -> list[tuple[str, str, float]]:
+        """(node, its type, milliseconds) of each node the last call executed (fused or skipped ones left out)."""
+        if self._request is None:
+            raise EdgeresError(f"{self.name}: load() and run the runner before reading its counters")
+        executed = import_openvino().ProfilingInfo.Status.EXECUTED
+        return [
+            (str(info.node_name), str(info.node_type), info.real_time.total_seconds() * 1e3)
+            for info in self._request.get_profiling_info()
+            if info.status == executed
+        ]
+
+
+def profile_openvino_layers(
+    artifact: Path, batch: np.ndarray, runs: int, warmup: int, threads: int = 0
+) -> LayerProfile:
+    """Run `warmup` inferences, then `runs` whose performance counters are summed per node."""
+    totals: dict[str, float] = {}
+    op_types: dict[str, str] = {}
+    with ProfilingOpenVinoRunner(artifact, threads=threads) as runner:
+        for _ in range(warmup):
+            runner.infer(batch)
+        for _ in range(runs):
+            runner.infer(batch)
+            for node, op_type, ms in runner.node_times():
+                totals[node] = totals.get(node, 0.0) + ms
+                op_types[node] = op_type
+    overall, top = rank_layers(totals, op_types, runs)
+    source = "OpenVINO performance counters (executed nodes' real time)"
+    return LayerProfile(source, int(batch.shape[0]), runs, len(totals), overall, top)
 
 
 def make_tensorrt_layer_collector(trt: Any) -> Any:

@@ -51,5 +51,5 @@ def machine_info() -> MachineInfo:
         cpu_max_mhz=_cpu_max_mhz(),
         platform=platform.platform(),
         gpu=gpu_description(),
-        versions=package_versions("onnxruntime", "onnx", "numpy", "tensorrt", "cuda-python"),
+        versions=package_versions("onnxruntime", "openvino", "onnx", "numpy", "tensorrt", "cuda-python"),
     )

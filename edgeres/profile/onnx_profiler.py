@@ -8,13 +8,20 @@ Activation memory is the CPU arena's peak in use, which that profiler reports.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.artifacts.tensors import TensorSpec
 from edgeres.profile.artifact_profiler import LAYER_WARMUP_RUNS, ArtifactProfiler, BackendReadings, MeasuredBytes
 from edgeres.profile.layers import LayerProfile, profile_onnx_layers
 from edgeres.profile.memory import onnx_weights_bytes
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
+
+
+def onnx_weights(path: Path) -> MeasuredBytes:
+    """An ONNX model's weight bytes, whichever runtime runs it."""
+    return MeasuredBytes(onnx_weights_bytes(path), "ONNX initializers and constants at their stored element type")
 
 
 def arena_activation(layers: LayerProfile | None) -> MeasuredBytes:
@@ -34,6 +41,7 @@ class OnnxRuntimeProfiler(ArtifactProfiler[OnnxRuntimeRunner]):
     """An ONNX model on ONNX Runtime: named by its execution providers; layers and arena after the runner closed."""
 
     kind = ArtifactKind.ONNX
+    runtime = RuntimeKind.ONNXRUNTIME
 
     def _open_runner(self) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(self.path, threads=self.options.threads)
@@ -50,6 +58,4 @@ class OnnxRuntimeProfiler(ArtifactProfiler[OnnxRuntimeRunner]):
         return replace(readings, layers=layers, activation=arena_activation(layers))
 
     def _weights(self) -> MeasuredBytes:
-        return MeasuredBytes(
-            onnx_weights_bytes(self.path), "ONNX initializers and constants at their stored element type"
-        )
+        return onnx_weights(self.path)

@@ -1,4 +1,4 @@
-"""What a profile run is asked to do: batch sizes, run length, warm-up, threads, the optional camera clip.
+"""What a profile run is asked to do: batch sizes, run length, warm-up, threads, runtime, the optional camera clip.
 
 Frozen dataclasses that check their values on construction; messages name the value, not a CLI option.
 A sweep whose largest batch, times the requests in flight, would need more memory than is available
@@ -17,6 +17,7 @@ from edgeres.frames.images import NETWORK_SIZE
 from edgeres.frames.stream import DEFAULT_WAIT_S, source_name
 from edgeres.frames.yuv import DEFAULT_COLORSPACE, DEFAULT_RANGE, ColorRange, ColorSpace, YuvLayout
 from edgeres.profile.stats import DEFAULT_CV_WARN
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.timing import RunLength
 
 MAX_BATCH = 4096
@@ -106,12 +107,13 @@ class ProfileOptions:
     batches: tuple[int, ...] = (1,)
     run_length: RunLength = field(default_factory=RunLength)
     warmup: int = DEFAULT_WARMUP
-    threads: int = 0  # 0: the backend's default (onnxruntime: one per physical core)
+    threads: int = 0  # 0: the backend's default (onnxruntime: one per physical core; OpenVINO: every core)
     in_flight: int = DEFAULT_IN_FLIGHT  # requests kept in flight for the pipelined measurement
     layers: bool = True  # run the separate per-layer pass
     layer_runs: int = 10
     cv_warn: float = DEFAULT_CV_WARN
     clip: FrameClip | None = None
+    runtime: RuntimeKind = RuntimeKind.AUTO  # AUTO: onnxruntime for an ONNX, TensorRT for an engine
 
     def __post_init__(self) -> None:
         if not self.batches:

@@ -15,7 +15,7 @@ MB = 1e6
 
 
 def _label(profile: ArtifactProfile) -> str:
-    return literal(profile.shown_name + (f" ({profile.precision})" if profile.precision else ""))
+    return literal(profile.described)
 
 
 def _slug(index: int, profile: ArtifactProfile) -> str:

@@ -77,7 +77,9 @@ def comparison_rows(profiles: tuple[ArtifactProfile, ...]) -> list[dict[str, Any
                 continue
             row: dict[str, Any] = {
                 "baseline": baseline.path,
+                "baseline_runtime": baseline.runtime.value,
                 "candidate": candidate.path,
+                "candidate_runtime": candidate.runtime.value,
                 "batch": result.batch,
                 "median_speedup": _ratio(base.sync.median_ms, result.sync.median_ms),
                 "p99_speedup": _ratio(base.sync.p99_ms, result.sync.p99_ms),
@@ -113,6 +115,7 @@ def artifact_json(profile: ArtifactProfile) -> dict[str, Any]:
     return {
         "path": profile.path,
         "kind": profile.kind.value,
+        "runtime": profile.runtime.value,
         "backend": profile.backend,
         "precision": profile.precision,
         "input": {"name": profile.input_name, "shape": list(profile.input_shape)},
@@ -198,10 +201,6 @@ def _kb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e3:,.0f}"
 
 
-def _name(profile: ArtifactProfile) -> str:
-    return profile.shown_name + (f" ({profile.precision})" if profile.precision else "")
-
-
 def _ms(value: float) -> str:
     """Milliseconds with about three significant digits, so 0.0137 and 123 both read well."""
     if value >= 100:
@@ -248,7 +247,7 @@ def latency_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
         for result in profile.batches:
             s = result.sync
             cv = Text(f"{s.cv:.0%}", style="yellow" if result.unstable else "")
-            artifact = Text.assemble(_name(profile), "\n", (profile.backend, "dim"))
+            artifact = Text.assemble(profile.described, "\n", (profile.backend, "dim"))
             _add_row(
                 table, artifact, str(result.batch), _ms(s.median_ms), _ms(s.p90_ms), _ms(s.p99_ms), cv,
                 _fps(result.sync_fps), _fps(result.pipelined_fps),
@@ -264,7 +263,7 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         return None
     interleaved = [r for r in rows if "interleaved_median_speedup" in r]
     table = _table(
-        f"Against {profiles[0].shown_name} (x > 1: faster / more)",
+        f"Against {profiles[0].described} (x > 1: faster / more)",
         _comparison_caption(profiles, len(interleaved) == len(rows)) if interleaved else None,
     )
     median_header = "median speed-up" + ("\n(interleaved)" if len(interleaved) == len(rows) else "")
@@ -275,13 +274,14 @@ def comparison_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
     def times(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}x"
 
-    shown = {profile.path: profile.shown_name for profile in profiles}
+    shown = {(profile.path, profile.runtime.value): profile.described for profile in profiles}
     for row in rows:
+        candidate = shown[row["candidate"], row["candidate_runtime"]]
         median = times(row["median_speedup"])
         if "interleaved_median_speedup" in row:
             median = times(row["interleaved_median_speedup"]) + ("" if len(interleaved) == len(rows) else " i")
         _add_row(
-            table, shown[row["candidate"]], str(row["batch"]), median, times(row["p99_speedup"]),
+            table, candidate, str(row["batch"]), median, times(row["p99_speedup"]),
             times(row["sync_fps_ratio"]), times(row["pipelined_fps_ratio"]), times(row["artifact_size_ratio"]),
         )  # fmt: skip
     return table
@@ -301,7 +301,8 @@ def _comparison_caption(profiles: tuple[ArtifactProfile, ...], all_interleaved: 
 def memory_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
     table = _table(
         "Memory in MB (10^6 bytes); one input frame in kB",
-        "activations: TensorRT device memory, or onnxruntime's CPU arena peak (see --json for sources)",
+        "activations: TensorRT device memory, or onnxruntime's CPU arena peak; OpenVINO reports none (see --json "
+        "for sources)",
     )
     columns = ("artifact", "file", "weights", "activations", "host peak RSS", "GPU peak")
     for column in (*columns, "frame YUV422 / RGB / float32"):
@@ -309,7 +310,7 @@ def memory_table(profiles: tuple[ArtifactProfile, ...]) -> Table:
     for profile in profiles:
         m, f = profile.memory, profile.memory.frame
         _add_row(
-            table, _name(profile), _mb(m.artifact_bytes), _mb(m.weights_bytes), _mb(m.activation_bytes),
+            table, profile.described, _mb(m.artifact_bytes), _mb(m.weights_bytes), _mb(m.activation_bytes),
             _mb(m.host_peak_rss_bytes), _mb(m.gpu_peak_bytes),
             f"{_kb(f.yuv422)} / {_kb(f.rgb24)} / {_kb(f.float32_network)} ({f.width}x{f.height})",
         )  # fmt: skip
@@ -321,7 +322,7 @@ def layers_table(profile: ArtifactProfile, shown: int = TERMINAL_LAYERS) -> Tabl
     if layers is None:
         return None
     table = _table(
-        f"{profile.shown_name}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
+        f"{profile.described}: slowest {min(shown, len(layers.top))} of {layers.layer_count} layers, "
         f"batch {layers.batch}, mean of {layers.runs} runs ({layers.source})"
     )
     for column in ("layer", "op", "ms", "share"):
@@ -345,7 +346,7 @@ def gpu_stages_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         graph = f"{result.graph.median_ms:.3f}" if result.graph else "-"
         st = result.stages
         _add_row(
-            table, _name(profile), str(result.batch), f"{st.h2d_ms:.3f}", f"{st.compute_ms:.3f}", f"{st.d2h_ms:.3f}",
+            table, profile.described, str(result.batch), f"{st.h2d_ms:.3f}", f"{st.compute_ms:.3f}", f"{st.d2h_ms:.3f}",
             f"{result.sync.median_ms:.3f}", graph,
         )  # fmt: skip
     return table
@@ -362,7 +363,7 @@ def end_to_end_table(profiles: tuple[ArtifactProfile, ...]) -> Table | None:
         e = profile.end_to_end
         assert e is not None
         cells = [f"{s.median_ms:.2f} / {s.p99_ms:.2f}" for s in (e.read, e.preprocess, e.infer, e.postprocess, e.total)]
-        _add_row(table, _name(profile), *cells, f"{e.fps:,.1f}")
+        _add_row(table, profile.described, *cells, f"{e.fps:,.1f}")
     return table
 
 

@@ -2,7 +2,7 @@
 
 Two numbers are kept apart on purpose. *Synchronous latency* is one call at a time, each waiting
 for its result, as a camera loop does. *Pipelined throughput* keeps several requests in flight
-(threads for ONNX Runtime, queued enqueues for TensorRT) and counts frames per wall-clock second;
+(threads for ONNX Runtime and OpenVINO, queued enqueues for TensorRT) and counts frames per wall-clock second;
 it is what a tool like trtexec reports, and it is higher than 1 / latency.
 """
 
@@ -16,6 +16,7 @@ from edgeres.artifacts.kinds import ArtifactKind
 from edgeres.profile.layers import LayerProfile
 from edgeres.profile.memory import FrameBytes
 from edgeres.profile.stats import LatencyStats
+from edgeres.runtime.kinds import RuntimeKind
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class EndToEndResult:
 class ArtifactProfile:
     path: str
     kind: ArtifactKind
-    backend: str
+    runtime: RuntimeKind  # the runtime that ran it (never AUTO): one file on two runtimes is two profiles
+    backend: str  # that runtime in detail (execution providers, hint, precision)
     precision: str | None
     input_name: str
     input_shape: tuple[int | None, ...]
@@ -106,3 +108,10 @@ class ArtifactProfile:
     @property
     def shown_name(self) -> str:
         return self.label or Path(self.path).name
+
+    @property
+    def described(self) -> str:
+        """How table rows and plot legends name it: `model_int8_qdq.onnx (int8, openvino)`, so two runs of one
+        file on two runtimes are told apart."""
+        details = ", ".join(d for d in (self.precision, self.runtime.value) if d)
+        return f"{self.shown_name} ({details})"

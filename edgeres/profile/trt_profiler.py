@@ -27,6 +27,7 @@ from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import BatchResult, StageSplit
 from edgeres.profile.stats import LatencyStats, frames_per_second
 from edgeres.profile.timing import measure_batch
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.trt_runner import EngineBindings, TensorRTRunner
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class TensorRTProfiler(ArtifactProfiler[ProfilingTensorRTRunner]):
     """A TensorRT engine: stages and CUDA graphs per batch; layers and device memory while the runner is loaded."""
 
     kind = ArtifactKind.TENSORRT
+    runtime = RuntimeKind.TENSORRT
     no_gpu_source = "no NVML here (Jetson has none: read tegrastats): not measured"
 
     def _open_runner(self) -> ProfilingTensorRTRunner:

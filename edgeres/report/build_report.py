@@ -36,7 +36,7 @@ from edgeres.report.gallery import Gallery, gallery
 from edgeres.report.graph_audit import LayerPlacement, PlacementAudit, audit_placement, layer_placements, resnet_grid
 from edgeres.report.render import REPORT_NAME, render
 from edgeres.report.stats import Proportion, from_fraction
-from edgeres.runtime.cpu_choice import recorded_cpu_runtime
+from edgeres.runtime.cpu_choice import recorded_cpu_runtime, recorded_openvino
 from edgeres.runtime.heldout import HELDOUT_NAME, HeldOutReference
 
 EVIDENCE_SHOWN = 6  # histograms drawn: the inputs of the layers that lost the most
@@ -160,13 +160,11 @@ def _rows(fidelity: dict[ArtifactRole, FidelityReport], gate: FidelityGate, summ
 
 def _openvino_row(summary: BuildSummary, where: str) -> ModelRow | None:
     """The TensorRT Q/DQ model as OpenVINO ran it, where the build measured that (edgeres.flow.cpu_runtime)."""
-    measured = Fields.of(summary.sections.get("openvino"), f"{where}: openvino")
-    report = measured.section("fidelity")
-    if report is None:
+    measured = recorded_openvino(summary, where)
+    if measured is None:
         return None
-    fidelity = FidelityReport.from_json(report.data, f"{where}: openvino.fidelity")
-    title = f"{MODEL_NAMES[ArtifactRole.INT8_TENSORRT]} on OpenVINO {measured.require('version', str).split('-')[0]}"
-    return _row(ArtifactRole.INT8_TENSORRT, title, fidelity, list(measured.items("failures", str) or ()), summary)
+    title = f"{MODEL_NAMES[ArtifactRole.INT8_TENSORRT]} on OpenVINO {measured.version.split('-')[0]}"
+    return _row(ArtifactRole.INT8_TENSORRT, title, measured.fidelity, list(measured.failures), summary)
 
 
 def _kept_layers(summary: BuildSummary, sensitivity: dict[str, float]) -> list[KeptLayer]:

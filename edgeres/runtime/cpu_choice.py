@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
 from edgeres.artifacts.fields import Fields
+from edgeres.artifacts.kinds import ArtifactRole
+from edgeres.errors import UserInputError
 from edgeres.runtime.kinds import RuntimeKind
 
+if TYPE_CHECKING:  # the fidelity module imports onnxruntime, which `edgeres --help` (deploy's import) must not
+    from edgeres.quantize.fidelity import FidelityReport
+
 CPU_RUNTIME_SECTION = "cpu_runtime"
+OPENVINO_SECTION = "openvino"
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,40 @@ def folder_cpu_runtime(folder: Path) -> CpuRuntimeChoice | None:
     if not path.is_file():
         return None
     return recorded_cpu_runtime(BuildSummary.read(path), str(path))
+
+
+@dataclass(frozen=True)
+class OpenVinoRecord:
+    """What a build measured on OpenVINO: the file (its TensorRT Q/DQ model), the release, its report against
+    FP32 and the failures (none: verified)."""
+
+    model: str  # a file name in the build folder
+    version: str
+    fidelity: FidelityReport
+    failures: tuple[str, ...]
+
+    @property
+    def verified(self) -> bool:
+        return not self.failures
+
+
+def recorded_openvino(summary: BuildSummary, where: str) -> OpenVinoRecord | None:
+    """The build's `openvino` section read typed; None where OpenVINO never ran the model in the build."""
+    raw = summary.sections.get(OPENVINO_SECTION)
+    if raw is None:
+        return None
+    fields = Fields.of(raw, f"{where}: {OPENVINO_SECTION}")
+    measured = summary.artifacts.get(fields.choice("model", ArtifactRole))
+    if measured is None:
+        raise UserInputError(f"{fields.where}.model names a model the build does not list")
+    failures = fields.items("failures", str) or ()
+    if fields.require("verified", bool) == bool(failures):
+        raise UserInputError(f"{fields.where}: verified and failures disagree")
+    report = fields.section("fidelity")
+    if report is None:
+        raise UserInputError(f"{fields.where}: no fidelity report")
+    from edgeres.quantize.fidelity import FidelityReport
+
+    fidelity = FidelityReport.from_json(report.data, f"{fields.where}.fidelity")
+    return OpenVinoRecord(measured.name, fields.require("version", str), fidelity, failures)
+

@@ -29,6 +29,7 @@ from edgeres.quantize.fidelity import FidelityReport, compare_logits, sqnr_text
 from edgeres.quantize.gate import FidelityGate
 from edgeres.runtime.base import Runner
 from edgeres.runtime.heldout import HELDOUT_NAME, HeldOutReference
+from edgeres.runtime.kinds import RuntimeKind
 
 SQNR_MARGIN_DB = 1.0
 SQNR_ENOUGH_DB = 40.0
@@ -152,15 +153,19 @@ def find_heldout(artifact: Path, given: Path | None = None, record: EngineRecord
     return next((c for c in candidates if c.is_file()), None)
 
 
-def verify_artifact(artifact: Path, heldout_path: Path | None = None) -> VerificationOutcome:
-    """Run `artifact` (an engine or an ONNX) with its runner on the held-out set (`heldout_path`, else found
-    beside it) and judge it; an engine is opened whatever its recorded verification says."""
+def verify_artifact(
+    artifact: Path, heldout_path: Path | None = None, runtime: RuntimeKind = RuntimeKind.AUTO
+) -> VerificationOutcome:
+    """Run `artifact` (an engine or an ONNX) on `runtime` (AUTO: its kind's runner; OPENVINO: an ONNX of the build
+    on another CPU's runtime) on the held-out set (`heldout_path`, else found beside it) and judge it; an engine is
+    opened whatever its recorded verification says. The outcome's `runner` names the runner that ran it."""
     from edgeres.runtime.dispatch import open_runner
 
     artifact = Path(artifact)
     kind = artifact_kind(artifact)
     if kind is ArtifactKind.ONNX:
         load_onnx(artifact, weights=False)  # a file that is no model is named as such before anything else
+    runner = open_runner(artifact, allow_unverified=True, runtime=runtime)  # refused before the set is read
     record = read_engine_record(artifact) if kind is ArtifactKind.TENSORRT else None
     found = find_heldout(artifact, heldout_path, record)
     if found is None:
@@ -170,7 +175,7 @@ def verify_artifact(artifact: Path, heldout_path: Path | None = None) -> Verific
         )
     heldout = HeldOutReference.read(found)
     reference = reference_role(artifact, heldout, record)
-    with open_runner(artifact, allow_unverified=True) as runner:
+    with runner:
         return verify_runner(runner, heldout, reference)
 
 

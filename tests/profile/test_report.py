@@ -33,6 +33,7 @@ from edgeres.profile.report import (
 )
 from edgeres.profile.results import ArtifactProfile, BatchResult, MemoryReport, PipelineMode
 from edgeres.profile.stats import LatencyStats
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.timing import RunLength
 from tests.profile.test_profile import write_tiny_classifier
 
@@ -60,7 +61,10 @@ def synthetic(name: str, medians_ms: dict[int, float], size: int) -> ArtifactPro
     frame = FrameBytes.for_frame(224, 224, (3, 224, 224))
     memory = MemoryReport(size, None, "-", None, "-", 1, "-", None, "-", frame)
     shape = (None, 3, 224, 224)
-    return ArtifactProfile(name, ArtifactKind.ONNX, "cpu", None, "input", shape, tuple(batches), None, memory, None, ())
+    return ArtifactProfile(
+        name, ArtifactKind.ONNX, RuntimeKind.ONNXRUNTIME, "cpu", None, "input", shape, tuple(batches), None, memory,
+        None, (),
+    )  # fmt: skip
 
 
 def test_comparison_ratios() -> None:
@@ -165,7 +169,8 @@ def test_comparison_uses_interleaved_medians_when_present() -> None:
         console.print(table)
     text = console.export_text()
     assert "(interleaved)" in text and "interleaved pass, 3 rounds" in text
-    assert re.search(r"int8\.onnx\s*│\s*1\s*│\s*3\.00x\s*│\s*2\.50x", text)  # median interleaved, p99 not
+    # median interleaved, p99 not
+    assert re.search(r"int8\.onnx \(onnxruntime\)\s*│\s*1\s*│\s*3\.00x\s*│\s*2\.50x", text)
     # a candidate without the pass (e.g. a TensorRT engine) keeps the ratio of the runs in turn, unmarked
     plain = synthetic("other.onnx", {1: 5.0}, size=20)
     rows = comparison_rows((base, fast, plain))
@@ -174,8 +179,8 @@ def test_comparison_uses_interleaved_medians_when_present() -> None:
     for table in all_tables((base, fast, plain)):
         console.print(table)
     text = console.export_text()
-    assert re.search(r"int8\.onnx\s*│\s*1\s*│\s*3\.00x i\s*│", text)
-    assert re.search(r"other\.onnx\s*│\s*1\s*│\s*4\.00x\s*│", text) and "marked i" in text
+    assert re.search(r"int8\.onnx \(onnxruntime\)\s*│\s*1\s*│\s*3\.00x i\s*│", text)
+    assert re.search(r"other\.onnx \(onnxruntime\)\s*│\s*1\s*│\s*4\.00x\s*│", text) and "marked i" in text
 
 
 def test_tables_name_every_artifact_and_the_comparison(two_profiles) -> None:

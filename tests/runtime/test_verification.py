@@ -1,5 +1,5 @@
-"""Verification on the CPU: onnxruntime is the runner under test (a real runner), the build's U8S8 twin the
-"engine" that must pass, and models broken on purpose the engines that must be refused, with the reason.
+"""Verification on the CPU: onnxruntime and OpenVINO are the runners under test (real runners), the build's U8S8
+twin the "engine" that must pass, and models broken on purpose the engines that must be refused, with the reason.
 
 The TensorRT runner itself runs only in tests/gpu; here it is reached up to its refusal of an unverified
 engine, which happens before TensorRT is needed.
@@ -31,6 +31,7 @@ from edgeres.flow.orchestrator import build
 from edgeres.quantize.calibrate import CalibAlgo
 from edgeres.quantize.gate import FidelityGate
 from edgeres.runtime.heldout import HELDOUT_INPUT_BYTES, HELDOUT_NAME, MAX_HELDOUT_SAMPLES, HeldOutReference
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.trt_runner import TensorRTRunner
 from edgeres.runtime.verification import (
@@ -337,6 +338,68 @@ def test_cli_verify_fails_with_one_line_and_exit_2(int8_build: Path, tmp_path: P
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "below" in errors[0], output
     assert "Traceback" not in output
+
+
+# --- edgeres verify --runtime openvino: a build's ONNX on another CPU's runtime ------------------------------
+
+
+def _forged_broken_build(int8_build: Path, target: Path) -> Path:
+    """A copy of the build whose Q/DQ model has one weight scale misread, and whose held-out set is rewritten to
+    call the broken file its own: what verification must then refuse on the numbers."""
+    folder = _copy_build(int8_build, target)
+    heldout = _heldout(folder)
+    broken = scaled_dequantize(onnx.load(str(folder / "model_int8_qdq.onnx")), 4.0)
+    onnx.save(broken, str(folder / "model_int8_qdq.onnx"))
+    models = dict(heldout.models)
+    edited = sha256_file(folder / "model_int8_qdq.onnx")
+    models[ArtifactRole.INT8_TENSORRT] = replace(models[ArtifactRole.INT8_TENSORRT], sha256=edited)
+    replace(heldout, path=None, models=models).write(folder / HELDOUT_NAME)
+    return folder
+
+
+def test_every_int8_model_of_the_build_passes_on_openvino(int8_build: Path) -> None:
+    for name in ("model_int8_qdq.onnx", "model_int8_u8s8.onnx"):
+        outcome = verify_artifact(int8_build / name, runtime=RuntimeKind.OPENVINO)
+        assert outcome.passed, (name, outcome.failures)
+        assert outcome.runner == "OpenVinoRunner" and outcome.samples == _heldout(int8_build).samples
+
+
+def test_a_misread_qdq_scale_is_refused_on_openvino(int8_build: Path, tmp_path: Path) -> None:
+    folder = _forged_broken_build(int8_build, tmp_path / "broken")
+    outcome = verify_artifact(folder / "model_int8_qdq.onnx", runtime=RuntimeKind.OPENVINO)
+    assert not outcome.passed and outcome.runner == "OpenVinoRunner"
+    assert "against FP32 is below" in outcome.failures[0]
+
+
+def test_cli_verify_on_openvino_names_it_and_passes(int8_build: Path) -> None:
+    code, output = _cli("verify", int8_build / "model_int8_qdq.onnx", "--runtime", "openvino")
+    assert code == 0 and "model_int8_qdq.onnx on OpenVinoRunner: verification passed" in output, output
+    code, output = _cli("verify", int8_build / "model_int8_qdq.onnx", int8_build, "--runtime", "openvino", "--json")
+    outcome = json.loads(output)
+    assert code == 0 and outcome["passed"] is True and outcome["runner"] == "OpenVinoRunner", output
+
+
+def test_cli_verify_on_openvino_fails_a_wrong_model_with_one_line_and_exit_2(int8_build: Path, tmp_path: Path) -> None:
+    folder = _forged_broken_build(int8_build, tmp_path / "broken")
+    code, output = _cli("verify", folder / "model_int8_qdq.onnx", "--runtime", "openvino")
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "on OpenVinoRunner:" in errors[0] and "below" in errors[0], output
+    assert "Traceback" not in output
+    # the held-out set of another build: refused before anything runs
+    code, output = _cli("verify", int8_build / "model_int8_qdq.onnx", folder, "--runtime", "openvino")
+    assert code == 2 and "a held-out set of another build" in output, output
+
+
+@pytest.mark.parametrize(
+    ("runtime", "message"),
+    [
+        ("tensorrt", "tensorrt does not run an ONNX model; onnxruntime or openvino does"),
+        ("bogus", "unknown --runtime 'bogus': choose one of auto|onnxruntime|openvino|tensorrt"),
+    ],
+)
+def test_cli_verify_refuses_a_runtime_that_cannot_run_the_file(int8_build: Path, runtime: str, message: str) -> None:
+    code, output = _cli("verify", int8_build / "model_int8_qdq.onnx", "--runtime", runtime)
+    assert code == 2 and message in output and len(output.strip().splitlines()) == 1, output
 
 
 def test_info_summarises_a_qdq_model_and_an_engine_with_its_verification(int8_build: Path, tmp_path: Path) -> None:
