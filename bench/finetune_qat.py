@@ -5,7 +5,7 @@ photographs, crops at 64x64, from a random checkpoint), once on RGB input and on
 front-end. PTQ is a build of the fine-tuned model; QAT and QAT-distilled are builds of the model_qat.onnx that
 `finetune --qat-epochs` writes (at its own trained scales). Every build uses the same calibration (train.csv) and
 evaluation set (val.csv). Printed per variant and model (TensorRT Q/DQ, CPU twin): top-1 accuracy with its 95%
-interval, the samples whose prediction differs from PTQ's (paired), logits SQNR against the build's FP32 model,
+interval, the samples whose prediction differs from PTQ's (paired), logits SQNR against the fine-tuned FP32 model,
 the parity gate's worst node, and the QAT time.
 
     .venv/bin/python bench/finetune_qat.py                    # 5 QAT epochs at the default rate
@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 from edgeres.artifacts.onnx import load_onnx  # noqa: E402
 from edgeres.flow.finetune_qat import QAT_MODEL_NAME, QatRequest, finetune_qat  # noqa: E402
 from edgeres.flow.options import BuildOptions  # noqa: E402
-from edgeres.flow.orchestrator import BuildResult, build  # noqa: E402
+from edgeres.flow.orchestrator import build  # noqa: E402
 from edgeres.frames.contract import InputContract  # noqa: E402
-from edgeres.quantize.fidelity import Kernels, model_logits  # noqa: E402
+from edgeres.quantize.fidelity import Kernels, model_logits, sqnr_db  # noqa: E402
 from edgeres.report.stats import from_fraction  # noqa: E402
 from edgeres.samples.encoding import encoder_for  # noqa: E402
 from edgeres.samples.holdout import evaluation_holdout  # noqa: E402
@@ -42,14 +42,16 @@ from tests.train.conftest import export_at, write_random_checkpoint, write_task 
 from tests.train.test_learning import CAMERA, SIZE, learning_options  # noqa: E402
 
 
-def predictions(result: BuildResult, role: str, val_csv: Path, classes: int, contract: InputContract | None
-                ) -> np.ndarray:  # fmt: skip
-    """Top-1 of the written model `role` on every row of val.csv (the Q/DQ model by its reference arithmetic)."""
-    model = load_onnx(next(p for r, p in result.artifacts.items() if r.value == role))
-    fp32 = load_onnx(next(p for r, p in result.artifacts.items() if r.value == "fp32"))
-    held = evaluation_holdout(val_csv, classes).load(encoder_for(fp32, contract), 16)
-    kernels = Kernels.REFERENCE if role == "int8_tensorrt" else Kernels.RUNTIME
-    return np.concatenate(model_logits(model, [x for x, _ in held.batches], kernels)).argmax(1)
+def val_logits(model_path: Path, val_csv: Path, classes: int, contract: InputContract | None,
+               kernels: Kernels = Kernels.RUNTIME) -> np.ndarray:  # fmt: skip
+    """The logits of a model on every row of val.csv, encoded as the build encodes them."""
+    model = load_onnx(model_path)
+    held = evaluation_holdout(val_csv, classes).load(encoder_for(model, contract), 16)
+    return np.concatenate(model_logits(model, [x for x, _ in held.batches], kernels))
+
+
+def logits_sqnr(reference: np.ndarray, other: np.ndarray) -> float:
+    return sqnr_db(float(np.sum(reference**2)), float(np.sum((reference - other) ** 2)))
 
 
 def main() -> None:
@@ -81,12 +83,15 @@ def main() -> None:
                                     QatRequest(args.epochs, args.lr, distill), resume=False)  # fmt: skip
                 sources[label] = (copy / QAT_MODEL_NAME, done.record["parity"]["sqnr_db"], time.perf_counter() - tick)
             baseline: dict[str, np.ndarray] = {}
+            original = val_logits(fp32, run.val_csv, len(run.classes), contract)  # the fine-tuned float model
             for label, (onnx_path, parity, seconds) in sources.items():
                 built = BuildOptions(onnx=onnx_path, calib=run.train_csv, eval_csv=run.val_csv, profile_iterations=0,
                                      build_engine=False)  # fmt: skip
                 result = build(built, folder / f"b_{kind}_{label}")
                 for role, report in result.fidelity.items():
-                    top1 = predictions(result, role.value, run.val_csv, len(run.classes), contract)
+                    kernels = Kernels.REFERENCE if role.value == "int8_tensorrt" else Kernels.RUNTIME
+                    logits = val_logits(result.artifacts[role], run.val_csv, len(run.classes), contract, kernels)
+                    top1 = logits.argmax(1)
                     baseline.setdefault(role.value, top1)
                     accuracy = report.accuracy
                     shown = "—"
@@ -95,7 +100,8 @@ def main() -> None:
                     model = "Q/DQ" if role.value == "int8_tensorrt" else "twin"
                     differ = int(np.sum(top1 != baseline[role.value]))
                     gate = "—" if parity is None else f"{parity:.0f}"
-                    print(f"{kind:<6} {label:<14} {model:<6} {shown:<26} {differ:6d} {report.sqnr_db:8.2f} "
+                    sqnr = logits_sqnr(original, logits)
+                    print(f"{kind:<6} {label:<14} {model:<6} {shown:<26} {differ:6d} {sqnr:8.2f} "
                           f"{gate:>9} {seconds:.0f} s")  # fmt: skip
             print(f"{kind:<6} FP32 validation accuracy {run.val_accuracy:.1%} on {run.val_samples} images")
 

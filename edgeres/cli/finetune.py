@@ -296,7 +296,8 @@ def quantization_aware(result: FinetuneResult, options: FinetuneOptions, request
 
     def line(entry: dict[str, float]) -> None:
         say(f"QAT epoch {entry['epoch']}: train loss {entry['train_loss']:.3f} | INT8 val acc "
-            f"{entry['val_accuracy']:.1%} | {entry['seconds']:.0f} s")  # fmt: skip
+            f"{entry['val_accuracy']:.1%}, logits {entry['val_sqnr_db']:.1f} dB from FP32 | "
+            f"{entry['seconds']:.0f} s")  # fmt: skip
 
     try:
         with StageBars() as bars:

@@ -150,7 +150,8 @@ def _labelled(model: onnx.ModelProto, network: QatNetwork, csv: Path, classes: i
     inputs = np.concatenate([x for x, _ in held.batches])
     labels = np.concatenate([y for _, y in held.batches if y is not None])
     converted = torch.from_numpy(network_inputs(model, network, inputs))
-    return inputs, LabelledSplit(converted, torch.from_numpy(labels.astype(np.int64)))
+    reference = torch.from_numpy(np.concatenate(model_logits(model, [inputs])))  # the float model's logits
+    return inputs, LabelledSplit(converted, torch.from_numpy(labels.astype(np.int64)), reference)
 
 
 def _calibrated_start(model_path: Path, model: onnx.ModelProto, train_csv: Path, classes: int, encoder: Any,
@@ -195,22 +196,20 @@ def _qat_into(
     if start.weight_scales is not None:
         network.weight_scales = dict(start.weight_scales)
     with stages.stage("read the training and validation splits"):
-        train_inputs, train = _labelled(model, network, result.train_csv, classes, options, encoder)
+        _, train = _labelled(model, network, result.train_csv, classes, options, encoder)
         val_inputs, val = _labelled(model, network, result.val_csv, classes, options, encoder)
-    teacher = torch.from_numpy(np.concatenate(model_logits(model, [train_inputs]))) if request.distill else None
     scales = dict(network.weight_scales)
     with stages.stage(f"quantization-aware training ({request.epochs} epochs)", None, "qat_s"):
         state = train_labelled(
-            network, train, val, request.epochs, request.lr, options.seed, options.label_smoothing, teacher,
+            network, train, val, request.epochs, request.lr, options.seed, options.label_smoothing, request.distill,
             None if saved is None else saved[0], lambda s: _save_state(resume_path, key, start, scales, s), on_epoch,
         )  # fmt: skip
-    fp32_val = np.concatenate(model_logits(model, [val_inputs]))
     check = val_inputs[:PARITY_SAMPLES]
     with stages.stage("parity of the export"):
         export = export_trained(model, network, start.plan, start.ranges, check)
     record = {
         "request": request.as_dict(),
-        "fp32_val_accuracy": float(np.mean(fp32_val.argmax(1) == val.labels.numpy())),
+        "fp32_val_accuracy": float((val.reference.argmax(1) == val.labels).float().mean()),
         "ptq_val_accuracy": state.history[0]["val_accuracy"],
         "qat_val_accuracy": state.best_accuracy,
         "best_epoch": state.best_epoch,

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeres.artifacts.kinds import artifact_kind
 from edgeres.errors import UserInputError
 from edgeres.profile.artifact_profiler import ArtifactProfiler
 from edgeres.profile.compare import add_interleaved
@@ -24,24 +23,19 @@ from edgeres.profile.options import ProfileOptions
 from edgeres.profile.results import ArtifactProfile
 from edgeres.profile.trt_profiler import TensorRTProfiler
 from edgeres.runtime.base import Runner
+from edgeres.runtime.dispatch import runtime_for
 from edgeres.runtime.kinds import RuntimeKind
 
-# Each profiler names the file kind it takes and its runtime; for a kind, the first listed is what AUTO picks.
-PROFILERS: tuple[type[ArtifactProfiler[Any]], ...] = (OnnxRuntimeProfiler, OpenVinoProfiler, TensorRTProfiler)
+# One profiler per runtime (edgeres.runtime.dispatch decides which runtime runs which file).
+PROFILERS: dict[RuntimeKind, type[ArtifactProfiler[Any]]] = {
+    profiler.runtime: profiler for profiler in (OnnxRuntimeProfiler, OpenVinoProfiler, TensorRTProfiler)
+}
 
 
 def profiler_for(path: Path, runtime: RuntimeKind) -> type[ArtifactProfiler[Any]]:
-    """The profiler of `runtime` for this file (AUTO: by its kind); a runtime that does not run this kind of file
-    is refused, naming those that do."""
-    kind = artifact_kind(path)
-    takes = [profiler for profiler in PROFILERS if profiler.kind is kind]
-    if runtime is RuntimeKind.AUTO:
-        return takes[0]
-    chosen = next((profiler for profiler in takes if profiler.runtime is runtime), None)
-    if chosen is None:
-        names = " or ".join(profiler.runtime.value for profiler in takes)
-        raise UserInputError(f"{path}: {runtime.value} does not run this kind of file ({names} does)")
-    return chosen
+    """The profiler of the runtime that runs this file (AUTO: by its kind); a runtime that does not run this
+    kind of file is refused, naming those that do."""
+    return PROFILERS[runtime_for(path, runtime)]
 
 
 def profile_artifact(path: Path, options: ProfileOptions, clip_frames: ClipFrames | None = None) -> ArtifactProfile:

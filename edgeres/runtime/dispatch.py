@@ -20,16 +20,22 @@ _RUNTIMES = {
 _KIND_NAMES = {ArtifactKind.ONNX: "an ONNX model", ArtifactKind.TENSORRT: "a TensorRT engine"}
 
 
-def open_runner(artifact: Path, allow_unverified: bool = False, runtime: RuntimeKind = RuntimeKind.AUTO) -> Runner:
-    """The runner for a file: with AUTO, ONNX Runtime for `.onnx` and TensorRT for `.engine`/`.plan` (which
-    refuses an engine that was never verified, or failed, unless `allow_unverified`); else `runtime`, which
-    must take that kind of file (OpenVINO and onnxruntime run ONNX files, TensorRT runs engines)."""
+def runtime_for(artifact: Path, runtime: RuntimeKind = RuntimeKind.AUTO) -> RuntimeKind:
+    """The runtime that runs `artifact`: AUTO's pick for its kind of file, or `runtime` where it takes that kind
+    (OpenVINO and onnxruntime run ONNX files, TensorRT runs engines); one-line refusal otherwise."""
     kind = artifact_kind(artifact)
     accepted = _RUNTIMES[kind]
     chosen = accepted[0] if runtime is RuntimeKind.AUTO else runtime
     if chosen not in accepted:
         names = " or ".join(r.value for r in accepted)
         raise UserInputError(f"{artifact}: {chosen.value} does not run {_KIND_NAMES[kind]}; {names} does")
+    return chosen
+
+
+def open_runner(artifact: Path, allow_unverified: bool = False, runtime: RuntimeKind = RuntimeKind.AUTO) -> Runner:
+    """The runner for a file on `runtime_for(artifact, runtime)`; TensorRT refuses an engine that was never
+    verified, or failed, unless `allow_unverified`."""
+    chosen = runtime_for(artifact, runtime)
     if chosen is RuntimeKind.OPENVINO:
         return OpenVinoRunner(artifact)
     if chosen is RuntimeKind.ONNXRUNTIME:

@@ -60,7 +60,7 @@ DEFAULT_PATIENCE = 5  # epochs without a better validation accuracy before stopp
 DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_MIN_PER_CLASS = 5  # readable images a class needs: at least one for validation, the rest to learn from
 DEFAULT_SEED = 0
-DEFAULT_QAT_LR = 1e-5  # Adam, for `--qat-epochs` (docs/training.md, "Quantization-aware training")
+DEFAULT_QAT_LR = 1e-6  # Adam, for `--qat-epochs`, as label-free QAT (docs/training.md, "Quantization-aware training")
 IMBALANCE_RATIO = 1.5  # Balance.AUTO samples class-balanced when the largest class is this much the smallest
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds both take it; the head's seed stream multiplies it
 

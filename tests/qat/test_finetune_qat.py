@@ -190,5 +190,5 @@ def test_distillation_from_the_float_model_is_recorded(qat_run: dict[str, Path],
     data = FinetuneData(qat_run["task"], None, qat_run["task"].parent / "val")
     done = finetune_qat(run_finetune(data, tmp_path / "ft", options), options, QatRequest(1, distill=True), False)
     report = json.loads((tmp_path / "ft" / "finetune.json").read_text())["qat"]
-    assert report["request"] == {"epochs": 1, "lr": 1e-5, "distill": True} and done.model.is_file()
+    assert report["request"] == {"epochs": 1, "lr": 1e-6, "distill": True} and done.model.is_file()
     assert report["epochs"][1]["train_loss"] > 0 and report["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB

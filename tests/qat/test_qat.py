@@ -27,7 +27,7 @@ from edgeres.model.resnet import build_model
 from edgeres.qat.distill import PARITY_MIN_SQNR_DB, QatParityError, check_parity, node_parity
 from edgeres.qat.network import QatNetwork, with_values
 from edgeres.quantize.fidelity import model_logits, sqnr_db
-from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq
+from edgeres.quantize.qdq import QdqPlan, ScaleGrid, insert_qdq, plan_qdq
 from tests.fixtures.tiny_classifier import tiny_classifier_proto
 from tests.train.conftest import export_at, write_random_checkpoint
 
@@ -86,15 +86,19 @@ def test_fake_quantization_is_the_qdq_models_arithmetic_node_by_node(network: Ne
     assert check_parity(net, exported, x) >= PARITY_MIN_SQNR_DB  # the worst of them
 
 
-def test_an_export_that_recomputes_the_scales_is_refused_naming_the_first_node(network: Network) -> None:
-    proto, x, ranges, plan, net = _quantized(network)
+@pytest.mark.parametrize("grid", [ScaleGrid.FP32, ScaleGrid.FP16])
+def test_an_export_that_recomputes_the_scales_is_refused_naming_the_first_node(network: Network,
+                                                                               grid: ScaleGrid) -> None:  # fmt: skip
+    proto, x, ranges = network
+    plan = plan_qdq(proto)
+    net = QatNetwork(proto, plan, ranges, grid)
     rng = np.random.default_rng(1)
     for key in net.params:  # what training does to the weights, in one go
         net.params[key].data *= torch.from_numpy((1 + 0.02 * rng.standard_normal(net.params[key].shape)).astype("f"))
     trained = with_values(proto, net.trained_values())
-    kept = insert_qdq(trained, plan, ranges, weight_scales=net.weight_scales)
+    kept = insert_qdq(trained, plan, ranges, grid=grid, weight_scales=net.weight_scales)
     assert check_parity(net, kept, x) >= PARITY_MIN_SQNR_DB
-    drifted = insert_qdq(trained, plan, ranges)  # scales recomputed from the trained weights
+    drifted = insert_qdq(trained, plan, ranges, grid=grid)  # scales recomputed from the trained weights
     with pytest.raises(QatParityError, match=r"/conv1/Conv_output_0 differs at \d+\.\d dB"):
         check_parity(net, drifted, x)
 
