@@ -11,10 +11,9 @@ command, profile and deploy.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,11 @@ from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.openvino_runner import OpenVinoRunner, import_openvino
 from edgeres.runtime.ort_runner import OnnxRuntimeRunner
 from edgeres.runtime.verification import required_sqnr
+from edgeres.timing import RunLength, timed_calls
 
-TIMED_ROUNDS = 10  # batch-1 calls per runtime, interleaved, after one warm-up call each
+TIMED_ROUNDS = 4  # alternating blocks per runtime, batch 1
+CALLS_PER_ROUND = 5
+WARMUP_CALLS = 3  # first calls allocate and tune
 CPU_THREADS = 2  # as the quick profile and the fidelity passes: what the choice is made at
 
 
@@ -116,17 +118,21 @@ def measure_openvino(
     return OpenVinoMeasure(version, fidelity, vs_reference, minimum, tuple(failures))
 
 
-def median_latencies(runners: dict[str, Runner], sample: np.ndarray, rounds: int = TIMED_ROUNDS) -> dict[str, float]:
-    """Batch-1 median milliseconds of each loaded runner, calls interleaved so a load change hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for runner in runners.values():
-        runner.infer(sample)  # warm-up: first-call allocations
+def median_latencies(
+    runners: dict[str, Runner], sample: np.ndarray, rounds: int = TIMED_ROUNDS, calls: int = CALLS_PER_ROUND
+) -> dict[str, float]:
+    """Batch-1 median milliseconds of each loaded runner, timed `calls` at a time in alternating rounds (a load
+    change hits all alike). Each block starts with an untimed call: one runtime's worker threads may still be
+    spinning from its last call when the other's block begins."""
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    calls_of = {name: partial(runner.infer, sample) for name, runner in runners.items()}
+    for call in calls_of.values():
+        timed_calls(call, RunLength(WARMUP_CALLS))
     for _ in range(rounds):
-        for name, runner in runners.items():
-            tick = time.perf_counter()
-            runner.infer(sample)
-            times[name].append((time.perf_counter() - tick) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
+        for name, call in calls_of.items():
+            timed_calls(call, RunLength(1))
+            samples[name] += list(timed_calls(call, RunLength(calls)) * 1e3)
+    return {name: float(np.median(values)) for name, values in samples.items()}
 
 
 def _twin(twin: Path, reason: str) -> CpuRuntimeChoice:

@@ -17,20 +17,18 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
-from edgeres.artifacts.precision import Precision
 from edgeres.camera.model import CameraModel, choose_model
 from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import build
 from edgeres.frames.contract import InputContract
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
 from edgeres.frontend.graph import attach_frontend
-from edgeres.quantize.calibrate import CalibAlgo
 from edgeres.quantize.gate import FidelityGate
 from edgeres.runtime.cpu_choice import CPU_RUNTIME_SECTION, CpuRuntimeChoice
 from edgeres.runtime.kinds import RuntimeKind
 from tests.fixtures.tiny_classifier import TINY_SIZE, save_with_sidecar, tiny_classifier_proto
+from tests.flow.test_build import tiny_build_options
 
 CLASSES = 10
 CONTRACT = InputContract(YuvLayout.YUYV, width=64, height=48, size=TINY_SIZE)
@@ -43,11 +41,7 @@ def yuyv_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("src") / "tiny_yuyv_fp32.onnx"
     save_with_sidecar(fused, source, "fp32", input_contract=CONTRACT.to_dict())
     folder = tmp_path_factory.mktemp("yuyv")
-    options = BuildOptions(
-        onnx=source, precision=Precision.INT8, calib_algo=CalibAlgo.MAX, calib_size=8, batch_size=4,
-        gate=FidelityGate(min_sqnr_db=10.0), profile_iterations=0,
-    )  # fmt: skip
-    build(options, folder)
+    build(tiny_build_options(source, gate=FidelityGate(min_sqnr_db=10.0)), folder)
     return folder
 
 

@@ -13,10 +13,8 @@ from onnx import TensorProto
 from rich.console import Console
 from typer.testing import CliRunner
 
-from edgeres.artifacts.precision import Precision
 from edgeres.cli.app import app
 from edgeres.errors import UserInputError
-from edgeres.flow.options import BuildOptions
 from edgeres.flow.orchestrator import build
 from edgeres.frames.contract import InputContract
 from edgeres.frames.yuv import YuvLayout, rgb_to_yuv422, write_yuv
@@ -25,12 +23,12 @@ from edgeres.profile.openvino_profiler import ConcurrentOpenVinoRunner
 from edgeres.profile.options import FrameClip, ProfileOptions
 from edgeres.profile.report import all_tables, validate_report
 from edgeres.profile.results import PipelineMode
-from edgeres.quantize.calibrate import CalibAlgo
 from edgeres.quantize.gate import FidelityGate
 from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.openvino_runner import OpenVinoRunner
 from edgeres.timing import RunLength
 from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+from tests.flow.test_build import tiny_build_options
 from tests.profile.test_profile import write_tiny_classifier, write_tiny_frame_model
 
 OPENVINO = ProfileOptions(
@@ -49,11 +47,7 @@ def tiny_onnx(tmp_path: Path) -> Path:
 def int8_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = save_with_sidecar(tiny_classifier_proto(10), tmp_path_factory.mktemp("src") / "tiny_fp32.onnx", "fp32")
     folder = tmp_path_factory.mktemp("int8")
-    options = BuildOptions(
-        onnx=source, precision=Precision.INT8, calib_algo=CalibAlgo.MAX, calib_size=8, batch_size=4,
-        gate=FidelityGate(min_sqnr_db=10.0), profile_iterations=0,
-    )  # fmt: skip
-    build(options, folder)
+    build(tiny_build_options(source, gate=FidelityGate(min_sqnr_db=10.0)), folder)
     return folder
 
 
