@@ -5,6 +5,8 @@ Imported by the scripts next to it (`python bench/<script>.py` puts bench/ on th
 
 from __future__ import annotations
 
+import argparse
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,3 +65,15 @@ def openvino_cpu(path: Path, batch_shape: list[int], threads: int, precision: st
     if perf_count:
         config["PERF_COUNT"] = True
     return core.compile_model(model, "CPU", config)
+
+
+def bench_start(doc: str, repeats: str, default: int, prefix: str) -> tuple[argparse.Namespace, Path, BenchModels]:
+    """The CPU benches' common start: `--<repeats>` (default `default`) and `--arch` parsed, then the FP32 model
+    and its calibration made in a fresh folder."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(f"--{repeats}", type=int, default=default)
+    parser.add_argument("--arch", default="resnet50")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    return args, work, fp32_and_u8s8(work, Arch(args.arch))
+

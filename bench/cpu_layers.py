@@ -13,20 +13,17 @@ OpenVINO chose. Needs `pip install openvino` (for this benchmark only).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _models import fp32_and_u8s8, openvino_cpu
+from _models import bench_start, openvino_cpu
 
 from edgeres.artifacts.ort_session import session_options
-from edgeres.model.arch import Arch
 from edgeres.quantize.qdq import insert_qdq
 from edgeres.quantize.sensitivity import layer_macs
 
@@ -79,12 +76,7 @@ def interleaved_times(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--arch", default="resnet50")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="edgeres-layers-"))
-    built = fp32_and_u8s8(work, Arch(args.arch))
+    args, work, built = bench_start(__doc__ or "", "runs", 30, "edgeres-layers-")
     twin, qdq = work / "twin.onnx", work / "qdq.onnx"
     onnx.save(built.u8s8, twin)
     onnx.save(insert_qdq(built.fp32, built.plan, built.ranges), qdq)

@@ -25,20 +25,18 @@ Needs `pip install -e .[openvino]`.
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnx
 import openvino as ov
-from _models import fp32_and_u8s8, openvino_cpu
+from _models import bench_start, openvino_cpu
 
 from edgeres.artifacts.ort_session import cpu_session
 from edgeres.frames.images import default_calibration_dir, list_images, read_batch
-from edgeres.model.arch import Arch
 from edgeres.quantize.cpu_twin import cpu_flags, exact_weight_type
 from edgeres.quantize.fidelity import Kernels, compare_logits, model_logits
 from edgeres.quantize.tensorrt_qdq import tensorrt_qdq_model
@@ -82,11 +80,12 @@ def onnxruntime_run(model: onnx.ModelProto) -> Run:
 def time_interleaved(runs: dict[str, Run], batch: np.ndarray, calls: int, rounds: int) -> dict[str, float]:
     """Median milliseconds per call of each run, timed `calls` at a time in `rounds` alternating rounds."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        timed_calls(lambda run=run: run(batch), RunLength(2))  # warm-up
+    calls_of = {name: partial(run, batch) for name, run in runs.items()}
+    for call in calls_of.values():
+        timed_calls(call, RunLength(2))  # warm-up
     for _ in range(rounds):
-        for name, run in runs.items():
-            samples[name] += list(timed_calls(lambda run=run: run(batch), RunLength(calls)) * 1e3)
+        for name, call in calls_of.items():
+            samples[name] += list(timed_calls(call, RunLength(calls)) * 1e3)
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
@@ -108,12 +107,7 @@ def print_fidelity(qdq: Path, fp32: onnx.ModelProto, twin: onnx.ModelProto, runn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--arch", default="resnet50")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="edgeres-bench-"))
-    built = fp32_and_u8s8(work, Arch(args.arch))
+    args, work, built = bench_start(__doc__ or "", "rounds", 5, "edgeres-bench-")
     qdq = work / "model_int8_qdq.onnx"
     onnx.save(tensorrt_qdq_model(built.fp32, built.plan, built.ranges), qdq)
     print(f"{args.arch}, random weights, {THREADS} threads, {args.rounds} interleaved rounds")

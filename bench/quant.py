@@ -18,8 +18,6 @@ CPU, 2 threads, latency hint, compiled for each batch size: with its default inf
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,10 +25,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _models import fp32_and_u8s8, openvino_cpu
+from _models import bench_start, openvino_cpu
 
 from edgeres.artifacts.ort_session import cpu_session
-from edgeres.model.arch import Arch
 from edgeres.quantize.cpu_twin import WeightType, exact_weight_type, insert_qdq_cpu
 from edgeres.quantize.qdq import insert_qdq
 
@@ -69,12 +66,7 @@ def openvino_available() -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--arch", default="resnet50")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="edgeres-bench-"))
-    built = fp32_and_u8s8(work, Arch(args.arch))
+    args, work, built = bench_start(__doc__ or "", "rounds", 5, "edgeres-bench-")
     qdq = insert_qdq(built.fp32, built.plan, built.ranges)
     models = {"fp32": built.fp32, "int8 S8S8 (TensorRT model)": qdq}
     twins = {weights: f"int8 twin, {weights.value} weights" for weights in WeightType}
