@@ -27,7 +27,7 @@ from edgeres.engine.options import EngineOptions
 from edgeres.engine.target import running_target
 from edgeres.engine.verification_record import VerificationOutcome
 from edgeres.errors import BackendUnavailableError, EdgeresError, FidelityError
-from edgeres.flow.cpu_runtime import cpu_runtime_step
+from edgeres.flow.cpu_runtime import CpuRuntimeStep, cpu_runtime_step
 from edgeres.flow.heldout import kernels_for, write_heldout
 from edgeres.flow.int8 import Quantized, quantize_fp16, quantize_int8
 from edgeres.flow.int8_analysis import Int8Analysis
@@ -43,6 +43,7 @@ from edgeres.quantize.gate import check_gate
 from edgeres.report.build_report import REPORT_NAME, write_build_report
 from edgeres.report.graph_audit import audit_placement
 from edgeres.runtime.heldout import HELDOUT_NAME
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.runtime.verification import VerificationFailed, verify_new_engine
 
 
@@ -113,7 +114,7 @@ def _build(
         artifacts[ArtifactRole.HELDOUT] = write_heldout(outdir, samples.evaluation, models, options.gate)
     engine = engine_stage(options, artifacts[made.candidates[0]], outdir, stages)
     artifacts |= {ArtifactRole.ENGINE: engine.path} if engine.path is not None else {}
-    profile = profile_stage(options, artifacts, made.cpu_model, source, stages)
+    profile = profile_stage(options, artifacts, made.cpu_model, source, stages, cpu)
     summary = build_summary(options, source, samples, made, fidelity, artifacts, engine, profile, stages, outdir)
     if cpu is not None:
         summary = replace(summary, sections={**summary.sections, **cpu.sections()})
@@ -192,14 +193,18 @@ def engine_options(options: BuildOptions, outdir: Path) -> EngineOptions:
 
 def profile_stage(
     options: BuildOptions, artifacts: dict[ArtifactRole, Path], cpu_model: ArtifactRole, source: SourceModel,
-    stages: Stages,
+    stages: Stages, cpu: CpuRuntimeStep | None = None,
 ) -> QuickProfiles:  # fmt: skip
-    """A first idea of speed on this CPU: FP32 and the model that runs here, at batch 1."""
+    """A first idea of speed on this CPU: FP32 and the model that runs here (on the CPU runtime the build chose),
+    at batch 1."""
     if not options.profile_iterations:
         return QuickProfiles()
+    runtimes = {}
+    if cpu is not None and cpu.choice.runtime is RuntimeKind.OPENVINO:
+        cpu_model, runtimes = ArtifactRole.INT8_TENSORRT, {ArtifactRole.INT8_TENSORRT: RuntimeKind.OPENVINO}
     with stages.stage("quick profile", None, "profile_s"):
         roles = [ArtifactRole.FP32, cpu_model]
-        return quick_profiles(artifacts, roles, options.profile_iterations, source.contract)
+        return quick_profiles(artifacts, roles, options.profile_iterations, source.contract, runtimes)
 
 
 def placement_audit(artifacts: dict[ArtifactRole, Path]) -> dict[str, object] | None:

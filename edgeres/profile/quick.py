@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from edgeres.frames.yuv import rgb_to_yuv422, write_yuv
 from edgeres.profile.dispatch import profile_artifact
 from edgeres.profile.options import FrameClip, ProfileOptions
 from edgeres.profile.results import ArtifactProfile
+from edgeres.runtime.kinds import RuntimeKind
 from edgeres.timing import RunLength
 
 QUICK_WARMUP = 3
@@ -47,18 +48,19 @@ def one_frame_clip(path: Path, contract: InputContract) -> FrameClip:
     return FrameClip(path, contract.frame_format, contract.colorspace, contract.color_range)
 
 
-def quick_profile(path: Path, iterations: int = 20, contract: InputContract | None = None) -> QuickProfile:
-    """Batch 1, `iterations` timed calls, no per-layer pass: a first idea of speed right after a build.
+def quick_profile(
+    path: Path, iterations: int = 20, contract: InputContract | None = None, runtime: RuntimeKind = RuntimeKind.AUTO
+) -> QuickProfile:
+    """Batch 1, `iterations` timed calls on `runtime`, no per-layer pass: a first idea of speed right after a build.
 
     A model that takes camera frames (`contract`) is given a one-frame clip, which also times it end to end."""
-    run_length = RunLength(iterations=iterations)
+    options = ProfileOptions(batches=(1,), run_length=RunLength(iterations=iterations), warmup=QUICK_WARMUP,
+                             layers=False, runtime=runtime)  # fmt: skip
     if contract is None:
-        options = ProfileOptions(batches=(1,), run_length=run_length, warmup=QUICK_WARMUP, layers=False)
         return QuickProfile(profile_artifact(Path(path), options))
     with tempfile.TemporaryDirectory() as folder:
         clip = one_frame_clip(Path(folder) / "frame.yuv", contract)
-        options = ProfileOptions(batches=(1,), run_length=run_length, warmup=QUICK_WARMUP, layers=False, clip=clip)
-        return QuickProfile(profile_artifact(Path(path), options))
+        return QuickProfile(profile_artifact(Path(path), replace(options, clip=clip)))
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,15 @@ class QuickProfiles:
     """The build's short profile: the lines it prints, and each model's batch-1 call times (for the report)."""
 
     lines: tuple[str, ...] = ()
-    backend: str = ""
+    backend: str = ""  # the first model's
     samples_ms: Mapping[ArtifactRole, tuple[float, ...]] = field(default_factory=dict)
+    backends: Mapping[ArtifactRole, str] = field(default_factory=dict)  # each model's
 
     def as_dict(self) -> dict[str, object]:
         """The build summary's quick_profile section."""
         samples = {role.value: list(times) for role, times in self.samples_ms.items()}
-        return {"backend": self.backend, "batch": 1, "samples_ms": samples}
+        backends = {role.value: backend for role, backend in self.backends.items()}
+        return {"backend": self.backend, "batch": 1, "samples_ms": samples, "backends": backends}
 
 
 def quick_profiles(
@@ -80,9 +84,13 @@ def quick_profiles(
     roles: Sequence[ArtifactRole],
     iterations: int,
     contract: InputContract | None,
+    runtimes: Mapping[ArtifactRole, RuntimeKind] | None = None,
 ) -> QuickProfiles:
-    """One line per model and the speed ratio of each later one to the first (FP32)."""
-    profiles = {role: quick_profile(artifacts[role], iterations, contract) for role in roles}
+    """One line per model (on its runtime in `runtimes`, else by its kind) and the speed ratio of each later one
+    to the first (FP32)."""
+    chosen = runtimes or {}
+    profiles = {role: quick_profile(artifacts[role], iterations, contract, chosen.get(role, RuntimeKind.AUTO))
+                for role in roles}  # fmt: skip
     lines = [f"{role.value}: {p.describe()}" for role, p in profiles.items()]
     first = roles[0]
     base = profiles[first].profile.batches[0].sync.median_ms
@@ -92,4 +100,5 @@ def quick_profiles(
             f"{role.value} vs {first.value}: {base / median:.2f}x the speed at batch 1 ({iterations} calls, CPU)"
         )
     samples = {role: p.profile.batches[0].samples_ms for role, p in profiles.items()}
-    return QuickProfiles(tuple(lines), profiles[first].profile.backend, samples)
+    backends = {role: p.profile.backend for role, p in profiles.items()}
+    return QuickProfiles(tuple(lines), profiles[first].profile.backend, samples, backends)

@@ -260,14 +260,18 @@ def _speed(summary: BuildSummary) -> tuple[list[tuple[str, int, float, float, fl
     quick = summary.sections.get("quick_profile")
     if quick is None:
         return [], None
-    samples = Fields.of(Fields.of(quick, "quick_profile").data.get("samples_ms"), "quick_profile.samples_ms")
+    section = Fields.of(quick, "quick_profile")
+    samples = Fields.of(section.data.get("samples_ms"), "quick_profile.samples_ms")
+    backends = section.mapping("backends", str) or {}
     series = {role: [float(t) for t in samples.items(role, float) or ()] for role in samples.data}
-    rows = [
-        (MODEL_NAMES.get(ArtifactRole(role), role), len(times), *np.percentile(times, [50, 90, 99]).tolist())
-        for role, times in series.items()
-        if times
-    ]
-    named = {MODEL_NAMES.get(ArtifactRole(role), role): times for role, times in series.items()}
+
+    def name(role: str) -> str:
+        runtime = backends.get(role, "").split(" ")[0]
+        return MODEL_NAMES.get(ArtifactRole(role), role) + (f" on {runtime}" if runtime else "")
+
+    rows = [(name(role), len(times), *np.percentile(times, [50, 90, 99]).tolist())
+            for role, times in series.items() if times]  # fmt: skip
+    named = {name(role): times for role, times in series.items()}
     return rows, figures.latency_cdf(named)
 
 

@@ -85,3 +85,21 @@ def test_without_openvino_the_twin_is_chosen_and_the_line_says_why(built: BuildR
     assert step.choice.runtime is RuntimeKind.ONNXRUNTIME and step.openvino is None
     assert step.lines() == (f"CPU runtime: onnxruntime runs {step.choice.model} (OpenVINO not usable here: OpenVINO is "
                             "not installed: pip install edgeres[openvino])",)  # fmt: skip
+
+
+def test_the_quick_profile_runs_the_int8_model_on_the_cpu_runtime_the_build_chose(built: BuildResult) -> None:
+    from types import SimpleNamespace
+
+    from edgeres.flow.cpu_runtime import CpuRuntimeStep
+    from edgeres.flow.orchestrator import profile_stage
+    from edgeres.runtime.cpu_choice import CpuRuntimeChoice
+
+    options = tiny_build_options(built.artifacts[ArtifactRole.FP32], profile_iterations=3)
+    chose = CpuRuntimeStep(CpuRuntimeChoice(RuntimeKind.OPENVINO, "model_int8_qdq.onnx", "faster"))
+    source = SimpleNamespace(contract=None)
+    quick = profile_stage(options, built.artifacts, ArtifactRole.INT8_ONNXRUNTIME, source, Stages(), chose)
+    assert quick.lines[1].startswith("int8_tensorrt: model_int8_qdq.onnx on openvino CPU")
+    assert quick.as_dict()["backends"]["fp32"].startswith("onnxruntime")
+    twin = CpuRuntimeStep(CpuRuntimeChoice(RuntimeKind.ONNXRUNTIME, "model_int8_u8s8.onnx", "faster"))
+    quick = profile_stage(options, built.artifacts, ArtifactRole.INT8_ONNXRUNTIME, source, Stages(), twin)
+    assert quick.lines[1].startswith("int8_onnxruntime: model_int8_u8s8.onnx on onnxruntime")
