@@ -192,3 +192,17 @@ def test_distillation_from_the_float_model_is_recorded(qat_run: dict[str, Path],
     report = json.loads((tmp_path / "ft" / "finetune.json").read_text())["qat"]
     assert report["request"] == {"epochs": 1, "lr": 1e-6, "distill": True} and done.model.is_file()
     assert report["epochs"][1]["train_loss"] > 0 and report["parity"]["sqnr_db"] >= PARITY_MIN_SQNR_DB
+
+
+@pytest.mark.parametrize(("value", "message"), [("{not json", "not readable JSON"), ("[1, 2]", "not a record")])
+def test_unreadable_trained_scales_are_refused_in_one_line(qat_run: dict[str, Path], tmp_path: Path, value: str,
+                                                           message: str) -> None:  # fmt: skip
+    model = onnx.load(str(qat_run["out"] / QAT_MODEL_NAME))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = value
+    bad = tmp_path / QAT_MODEL_NAME
+    onnx.save(model, str(bad))
+    result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(bad), "--no-profile", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
