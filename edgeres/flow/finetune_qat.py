@@ -51,6 +51,7 @@ QAT_MODEL_NAME = "model_qat.onnx"
 QAT_RESUME_NAME = "qat_last.pt"
 QAT_RESUME_SCHEMA = 1
 PARITY_SAMPLES = 64  # validation samples the parity gate runs node by node
+EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "val_sqnr_db", "seconds"}  # what each epoch record holds
 
 
 @dataclass(frozen=True)
@@ -134,11 +135,15 @@ def _load_state(path: Path, key: Mapping[str, Any]) -> tuple[LabelledQatState, d
                               f"({type(exc).__name__})") from exc  # fmt: skip
     if schema != QAT_RESUME_SCHEMA:
         raise CheckpointError(f"{path}: a quantization-aware training checkpoint of another format ({schema})")
+    whole = all(isinstance(e, dict) and set(e) >= EPOCH_KEYS for e in state.history)
+    counted = len(state.history) == state.epochs_done + 1 and 0 <= state.best_epoch <= state.epochs_done
+    if not (state.history and whole and counted and "train_logit_error" in state.history[0]):
+        raise CheckpointError(f"{path}: its epoch record is not one this edgeres writes; run again in another folder")
     for name in sorted(set(saved_key) | set(key)):
         if saved_key.get(name) != key.get(name):
             raise UserInputError(
-                f"{path}: the quantization-aware training being resumed had another {name} (the fine-tuned model or "
-                "the QAT options changed); run again in another folder"
+                f"{path}: the quantization-aware training being resumed had {name} = {saved_key.get(name)!r}, this "
+                f"one has {key.get(name)!r}; resume with the same options, or run again in another folder"
             )
     return state, ranges, scales
 

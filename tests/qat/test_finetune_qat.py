@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
@@ -164,7 +165,7 @@ def test_an_interrupted_qat_run_resumes_to_what_an_uninterrupted_one_makes(qat_r
     with pytest.raises(KeyboardInterrupt):
         finetune_qat(cut, options, request, resume=False, on_epoch=stop_after_first)
     assert not (tmp_path / "cut" / QAT_MODEL_NAME).exists() and (tmp_path / "cut" / QAT_RESUME_NAME).exists()
-    with pytest.raises(UserInputError, match="had another qat_lr"):
+    with pytest.raises(UserInputError, match=r"had qat_lr = 1e-06, this one has 0\.001"):
         finetune_qat(cut, options, QatRequest(QAT_EPOCHS, lr=1e-3), resume=True)
     resumed = finetune_qat(cut, options, request, resume=True)
     strip = [{k: v for k, v in e.items() if k != "seconds"} for e in done.record["epochs"]]
@@ -173,6 +174,12 @@ def test_an_interrupted_qat_run_resumes_to_what_an_uninterrupted_one_makes(qat_r
     assert {i.name: i.raw_data for i in ours.graph.initializer} == {
         i.name: i.raw_data for i in theirs.graph.initializer
     }
+    saved = torch.load(tmp_path / "cut" / QAT_RESUME_NAME, weights_only=True)
+    history = json.loads(saved["history"])
+    for record in ([{k: v for k, v in e.items() if k != "val_sqnr_db"} for e in history], history[:-1]):
+        torch.save(saved | {"history": json.dumps(record)}, tmp_path / "cut" / QAT_RESUME_NAME)
+        with pytest.raises(CheckpointError, match="its epoch record is not one this edgeres writes"):
+            finetune_qat(cut, options, request, resume=True)
     (tmp_path / "cut" / QAT_RESUME_NAME).write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot be read as a quantization-aware training checkpoint"):
         finetune_qat(cut, options, request, resume=True)
