@@ -214,6 +214,9 @@ def finetune(
     from edgeres.train.trainer import TrainHooks
 
     qat = None
+    stray = sorted(f"--{name.replace('_', '-')}" for name in {"qat_lr", "qat_distill"} & typed_on_the_command_line(ctx))
+    if stray and not qat_epochs:
+        raise UserInputError(f"{' and '.join(stray)}: for QAT epochs only; add --qat-epochs N")
     if qat_epochs:
         from edgeres.flow.finetune_qat import QatRequest
 

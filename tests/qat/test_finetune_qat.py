@@ -185,11 +185,21 @@ def test_an_interrupted_qat_run_resumes_to_what_an_uninterrupted_one_makes(qat_r
         finetune_qat(cut, options, request, resume=True)
 
 
-def test_qat_refuses_several_processes(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["finetune", str(tmp_path), "-o", str(tmp_path / "o"), "--qat-epochs", "1",
-                                      "--devices", "2"])  # fmt: skip
-    assert result.exit_code == 2 and "--qat-epochs runs in one process" in result.output
-    assert not (tmp_path / "o").exists()
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--qat-epochs", "1", "--devices", "2"], "--qat-epochs runs in one process"),
+        (["--qat-distill"], "--qat-distill: for QAT epochs only; add --qat-epochs N"),
+        (["--qat-lr", "1e-4", "--qat-distill"], "--qat-distill and --qat-lr: for QAT epochs only"),
+        (["--qat-epochs", "1", "--qat-lr", "nan"], "--qat-lr nan: must be a positive number"),
+        (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
+    ],
+)
+def test_qat_options_that_cannot_apply_are_refused_before_any_work(tmp_path: Path, extra: list[str],
+                                                                   message: str) -> None:  # fmt: skip
+    result = CliRunner().invoke(app, ["finetune", str(tmp_path), "-o", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_distillation_from_the_float_model_is_recorded(qat_run: dict[str, Path], tmp_path: Path) -> None:
