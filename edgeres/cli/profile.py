@@ -33,6 +33,7 @@ from edgeres.profile.options import (
     parse_batches,
 )
 from edgeres.profile.stats import DEFAULT_CV_WARN, PERCENTILE_DEFINITION
+from edgeres.runtime.cpu_choice import recorded_cpu_runtime
 from edgeres.runtime.kinds import RuntimeKind
 from edgeres.timing import DEFAULT_ITERATIONS, RunLength
 
@@ -54,19 +55,28 @@ RUNTIME_HELP = (
 )
 
 
-def models_to_profile(path: Path, runtime: RuntimeKind = RuntimeKind.AUTO) -> list[Path]:
+def models_to_profile(path: Path, runtime: RuntimeKind = RuntimeKind.AUTO) -> list[tuple[Path, RuntimeKind]]:
     """A model as given; a finished build folder as the models `runtime` runs of it (PROFILED_ROLES): with auto,
-    its FP32 model, its CPU model and its engine."""
+    its FP32 model, its CPU model on the CPU runtime the build chose (edgeres.runtime.cpu_choice) and its
+    engine. Each with the runtime that profiles it."""
     if not Path(path).is_dir():
-        return [path]
+        return [(path, runtime)]
     status = build_status(path)
     if status is not None:
         raise UserInputError(status)
-    built = BuildSummary.read(Path(path) / SUMMARY_NAME).artifacts
-    recorded = [built[role] for role in PROFILED_ROLES[runtime] if role in built]
+    where = Path(path) / SUMMARY_NAME
+    summary = BuildSummary.read(where)
+    built = summary.artifacts
+    roles = list(PROFILED_ROLES[runtime])
+    runtimes = dict.fromkeys(roles, runtime)
+    choice = recorded_cpu_runtime(summary, str(where)) if runtime is RuntimeKind.AUTO else None
+    if choice is not None and choice.runtime is RuntimeKind.OPENVINO:  # the Q/DQ model on OpenVINO, not the twin
+        roles[roles.index(ArtifactRole.INT8_ONNXRUNTIME)] = ArtifactRole.INT8_TENSORRT
+        runtimes[ArtifactRole.INT8_TENSORRT] = RuntimeKind.OPENVINO
+    recorded = [(built[role], runtimes[role]) for role in roles if role in built]
     if not recorded:
         raise UserInputError(f"{path}: this build has no model that {runtime.value} runs")
-    return [model if model.is_file() else Path(path) / model.name for model in recorded]
+    return [(model if model.is_file() else Path(path) / model.name, kind) for model, kind in recorded]
 
 
 @reports_errors
@@ -156,7 +166,8 @@ def profile(
         require_validator()
     if plot is not None:
         check_output_dir(plot)
-    models = [model for path in artifacts for model in models_to_profile(path, chosen_runtime)]
+    chosen = [entry for path in artifacts for entry in models_to_profile(path, chosen_runtime)]
+    models = [model for model, _ in chosen]
     clip = None
     if from_frames is not None:
         clip = FrameClip.for_models(
@@ -174,7 +185,7 @@ def profile(
     )  # fmt: skip
     machine = machine_info()
     with err_console.status(Text(f"profiling {len(artifacts)} artifact(s), {run_length.describe()} per batch size")):
-        profiles = profile_artifacts(models, options)
+        profiles = profile_artifacts(models, options, [kind for _, kind in chosen])
     say(machine_line(machine, options), style="dim")
     for table in all_tables(profiles):
         console.print(table)

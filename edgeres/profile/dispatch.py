@@ -43,23 +43,27 @@ def profile_artifact(path: Path, options: ProfileOptions, clip_frames: ClipFrame
     return profiler_for(Path(path), options.runtime)(Path(path), options, clip_frames).profile()
 
 
-def profile_artifacts(paths: Sequence[Path], options: ProfileOptions) -> tuple[ArtifactProfile, ...]:
-    """Check every path, its runtime, and the clip against each model's input, first (a typo in the last one
-    should not cost a long run), then profile each; a clip is opened once, so a stream's frames go to one model
-    after another.
+def profile_artifacts(
+    paths: Sequence[Path], options: ProfileOptions, runtimes: Sequence[RuntimeKind] | None = None
+) -> tuple[ArtifactProfile, ...]:
+    """Check every path, its runtime (`runtimes`, one per path, else `options.runtime`), and the clip against each
+    model's input, first (a typo in the last one should not cost a long run), then profile each; a clip is opened
+    once, so a stream's frames go to one model after another.
 
     With two or more ONNX artifacts, an interleaved pass follows for a drift-resistant comparison."""
     if not paths:
         raise UserInputError("no artifact to profile")
-    for path in paths:
-        profiler_for(Path(path), options.runtime)
+    chosen = list(runtimes) if runtimes is not None else [options.runtime] * len(paths)
+    for path, runtime in zip(paths, chosen, strict=True):
+        profiler_for(Path(path), runtime)
         if options.clip is not None:
             options.clip.refuse_misread(Path(path))
     labels = distinct_labels([Path(p) for p in paths])
-    labelled = zip(paths, labels, strict=True)
+    labelled = zip(paths, chosen, labels, strict=True)
     with nullcontext(None) if options.clip is None else open_clip(options.clip) as clip_frames:
         profiles = tuple(
-            replace(profile_artifact(Path(path), options, clip_frames), label=label) for path, label in labelled
+            replace(profile_artifact(Path(path), replace(options, runtime=runtime), clip_frames), label=label)
+            for path, runtime, label in labelled
         )
 
     def new_runner(profile: ArtifactProfile) -> Runner:

@@ -173,3 +173,28 @@ def test_cli_profile_refuses_a_runtime_in_one_line(tiny_onnx: Path, runtime: str
     code, output = _cli(tiny_onnx, "--runtime", runtime)
     assert code == 2 and message in output, output
     assert len(output.strip().splitlines()) == 1 and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("runtime", "model", "shown"),
+    [(RuntimeKind.OPENVINO, "model_int8_qdq.onnx", "model_int8_qdq.onnx (int8, openvino)"),
+     (RuntimeKind.ONNXRUNTIME, "model_int8_u8s8.onnx", "model_int8_u8s8.onnx (int8, onnxruntime)")],
+)
+def test_a_build_folder_is_profiled_on_the_cpu_runtime_its_build_chose(
+    int8_build: Path, tmp_path: Path, runtime: RuntimeKind, model: str, shown: str
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from edgeres.artifacts.build_summary import SUMMARY_NAME, BuildSummary
+    from edgeres.runtime.cpu_choice import CPU_RUNTIME_SECTION, CpuRuntimeChoice
+
+    folder = tmp_path / "build"
+    shutil.copytree(int8_build, folder)
+    summary = BuildSummary.read(folder / SUMMARY_NAME)
+    choice = CpuRuntimeChoice(runtime, model, "as measured")
+    replace(summary, sections={**summary.sections, CPU_RUNTIME_SECTION: choice.to_json()}).write(folder / SUMMARY_NAME)
+    code, output = _cli(folder, "--iterations", "3", "--warmup", "0", "--no-layers")
+    assert code == 0, output
+    other = {"model_int8_qdq.onnx": "u8s8", "model_int8_u8s8.onnx": "int8_qdq"}[model]
+    assert shown in output and "(fp32, onnxruntime)" in output and other not in output
