@@ -30,7 +30,7 @@ from edgeres.quantize.int8 import (
     write_int8_models,
 )
 from edgeres.quantize.qdq import QdqPlan, insert_qdq, plan_qdq
-from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID, tensorrt_qdq_model
+from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID
 from edgeres.samples.calibration import CalibrationSet
 
 if TYPE_CHECKING:
@@ -78,23 +78,21 @@ def quantize_int8(
         return quantize_trained(options, source, source.trained_scales, evaluation, outdir, stages)
     calibrated = calibrate_int8(source.path, source.model, calibration, options.int8, outdir, stages)
     analysis = Int8Analysis()
-    qat, qat_record, qat_note = None, None, None
+    qat_record, qat_note, missed = None, None, []
     if options.qat_epochs:
-        trained, qat = quantization_aware_step(options, calibrated, calibration, evaluation, stages)
+        calibrated, qat = quantization_aware_step(options, calibrated, calibration, evaluation, stages)
         qat_record, qat_note = qat.as_dict(), qat.describe()
-        missed = options.auto_fallback and qat_gate_failures(options, trained, qat, evaluation, stages)
-        if missed:  # the fallback's first step did not do: keep layers in float of the post-training model instead
-            qat_record |= {"used": False, "gate_failures": missed}
-            qat_note = f"{qat_note}; it misses the gate ({missed[0]}): layers are kept in float instead"
-            qat = None
-        else:
-            calibrated = trained
-            qat_record |= {"used": True, "gate_failures": []}
-    if options.analysis.asked and qat is None:
-        analysis = analyse_int8(calibrated, evaluation, options.analysis, outdir, stages)
-    scales = None if qat is None else qat.weight_scales
-    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json(), scales,
-                               None if qat is None else qat_record)  # fmt: skip
+        if options.auto_fallback:  # QAT is the fallback's first step: layers are kept in float only if it falls short
+            missed = qat_gate_failures(options, calibrated, evaluation, stages)
+            qat_record |= {"met_gate": not missed, "gate_failures": missed}
+            if missed:
+                qat_note = f"{qat_note}; it misses the gate ({missed[0]}): layers of it are kept in float"
+    fallback_needed = options.auto_fallback and (not options.qat_epochs or bool(missed))
+    if options.sensitivity or fallback_needed:
+        request = replace(options.analysis, auto_fallback=fallback_needed)
+        analysis = analyse_int8(calibrated, evaluation, request, outdir, stages)
+    models = write_int8_models(source.path, calibrated, outdir, analysis.keep_float, source.input.to_json(),
+                               qat_record)  # fmt: skip
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     record = calibrated.calibrated.record
     notes = (
@@ -110,12 +108,10 @@ def quantize_int8(
 
 
 def qat_gate_failures(
-    options: BuildOptions, trained: Int8Calibration, qat: QatResult, evaluation: HeldOutEvaluation, stages: Stages
+    options: BuildOptions, trained: Int8Calibration, evaluation: HeldOutEvaluation, stages: Stages
 ) -> list[str]:
-    """What the gate says of the QAT-trained TensorRT Q/DQ model on the held-out set (its reference arithmetic):
-    with automatic fallback, QAT is the first step, and layers are kept in float only when it falls short."""
-    model = tensorrt_qdq_model(trained.model, trained.plan, trained.calibrated.ranges, options.high_precision,
-                               weight_scales=qat.weight_scales)  # fmt: skip
+    """What the gate says of the QAT-trained TensorRT Q/DQ model on the held-out set (its reference arithmetic)."""
+    model = trained.variants().tensorrt()
     with stages.stage("fidelity of the QAT model", evaluation.samples, "qat_gate_s") as advance:
         report = evaluation.measure(model, "int8", Kernels.REFERENCE, advance)
     return options.gate.failures(report)
@@ -137,7 +133,8 @@ def quantization_aware_step(
         qat = quantization_aware(start, calibrated.plan, calibrated.calibrated.ranges, samples, held_out,
                                  options.qat_epochs, options.qat_lr, options.seed,
                                  HIGH_PRECISION_GRID[options.high_precision])  # fmt: skip
-    return replace(calibrated, model=qat.model, biases=None, tensorrt_biases=None), qat
+    trained = replace(calibrated, model=qat.model, biases=None, tensorrt_biases=None, weight_scales=qat.weight_scales)
+    return trained, qat
 
 
 TRAINED_PARITY_SAMPLES = 64  # held-out samples the parity gate runs node by node before a trained model is written
@@ -177,11 +174,11 @@ def quantize_trained(
                                             list(ranges)), ranges, 0))  # fmt: skip
     record = CalibrationRecord(settings.calib_algo, settings.calib_options.percentile, cache, len(ranges), 0,
                                trained=where)  # fmt: skip
-    calibrated = Int8Calibration(source.model, plan, Calibrated(ranges, record), None, None, settings)
+    calibrated = Int8Calibration(source.model, plan, Calibrated(ranges, record), None, None, settings,
+                                 network.weight_scales)  # fmt: skip
     qat = {"source": where, "from_checkpoint": True, "parity": {"sqnr_db": worst, "samples": len(check)},
            "training": dict(scales.record)}  # fmt: skip
-    models = write_int8_models(source.path, calibrated, outdir, (), source.input.to_json(), network.weight_scales,
-                               qat)  # fmt: skip
+    models = write_int8_models(source.path, calibrated, outdir, (), source.input.to_json(), qat)
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     notes = (
         record.describe(),

@@ -141,8 +141,6 @@ class BuildOptions:
             return
         if self.precision is not Precision.INT8:
             raise UserInputError("--qat-epochs trains an INT8 model; an FP16 build has nothing to train")
-        if self.sensitivity:
-            raise UserInputError("--qat-epochs with --sensitivity: not yet; run them apart")
 
     def check_files(self) -> None:
         """Refuse missing sources and a given ONNX of the wrong shape, before a build writes anything."""

@@ -99,6 +99,9 @@ class Int8Calibration:
     biases: Mapping[str, np.ndarray] | None  # for the CPU twin (FP32 scale grid)
     tensorrt_biases: Mapping[str, np.ndarray] | None  # for the TensorRT model, on its own scale grid
     settings: Int8Settings
+    # Per-channel weight scales quantization-aware training fixed (None: computed from the weights); every
+    # variant and written model keeps them (edgeres.qat).
+    weight_scales: Mapping[str, np.ndarray] | None = None
 
     def corrected_model(self) -> onnx.ModelProto:
         """The float model with the bias-corrected biases (FP32 grid) where bias correction ran: post-training
@@ -110,7 +113,7 @@ class Int8Calibration:
     def variants(self) -> QuantizedVariants:
         return QuantizedVariants(
             self.model, self.plan, self.calibrated.ranges, self.biases, exact_weight_type(),
-            self.settings.high_precision, self.tensorrt_biases,
+            self.settings.high_precision, self.tensorrt_biases, self.weight_scales,
         )  # fmt: skip
 
 
@@ -193,12 +196,12 @@ def write_int8_models(
     outdir: Path,
     extra_float: tuple[str, ...] = (),
     model_input: Mapping[str, Any] | None = None,
-    weight_scales: Mapping[str, np.ndarray] | None = None,
     trained: Mapping[str, Any] | None = None,
 ) -> Int8Models:
     """The TensorRT Q/DQ model, the CPU twin and the text table, with `extra_float` layers also kept in float;
     both models record `model_input` (what the FP32 model takes, as its sidecar's options["input"])."""
     settings, model, ranges = calibration.settings, calibration.model, calibration.calibrated.ranges
+    weight_scales = calibration.weight_scales
     keep_float = tuple(dict.fromkeys(settings.keep_float + extra_float))
     plan = plan_qdq(model, keep_float) if extra_float else calibration.plan
     quantized = [w.node for w in plan.weights]

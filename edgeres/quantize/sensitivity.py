@@ -92,7 +92,8 @@ class QuantizedVariants:
     of every layer of the plan (edgeres.quantize.bias_correction.corrected_biases), or None without bias
     correction. A variant keeps more layers in float; each quantized layer gets its corrected bias.
     `tensorrt` makes the TensorRT Q/DQ model of a variant, in `high_precision`, with `tensorrt_biases`
-    (corrected on its scale grid; None: `biases`).
+    (corrected on its scale grid; None: `biases`). `weight_scales`, where quantization-aware training fixed them,
+    are the per-channel weight scales of every variant.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class QuantizedVariants:
         weights: WeightType,
         high_precision: HighPrecision = HighPrecision.FP32,
         tensorrt_biases: Mapping[str, np.ndarray] | None = None,
+        weight_scales: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.model, self.plan, self.ranges, self.weights = model, plan, ranges, weights
+        self.weight_scales = weight_scales  # fixed by quantization-aware training, kept in every variant
         self.biases = dict(biases or {})
         self.tensorrt_biases = dict(tensorrt_biases) if tensorrt_biases is not None else self.biases
         self.high_precision = high_precision
@@ -118,7 +121,7 @@ class QuantizedVariants:
     def _twin(self, plan: QdqPlan) -> onnx.ModelProto:
         quantized = {w.node for w in plan.weights}
         model = with_biases(self.model, self.biases, quantized) if self.biases and quantized else self.model
-        return insert_qdq_cpu(model, plan, self.ranges, self.weights)
+        return insert_qdq_cpu(model, plan, self.ranges, self.weights, self.weight_scales)
 
     def tensorrt(self, float_layers: Iterable[str] = ()) -> onnx.ModelProto:
         """The TensorRT Q/DQ model with `float_layers` out of INT8, as the build writes it."""
@@ -126,7 +129,7 @@ class QuantizedVariants:
         quantized = {w.node for w in plan.weights}
         biases = self.tensorrt_biases
         model = with_biases(self.model, biases, quantized) if biases and quantized else self.model
-        return tensorrt_qdq_model(model, plan, self.ranges, self.high_precision)
+        return tensorrt_qdq_model(model, plan, self.ranges, self.high_precision, weight_scales=self.weight_scales)
 
     def keeping(self, float_layers: Iterable[str] = ()) -> onnx.ModelProto:
         """Every layer INT8 except `float_layers`."""

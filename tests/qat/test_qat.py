@@ -151,7 +151,6 @@ def test_a_qat_build_writes_the_ptq_placement_and_records_the_run(qat_builds: di
     ("extra", "message"),
     [
         (["--fp16", "--qat-epochs", "1"], "an FP16 build has nothing to train"),
-        (["--qat-epochs", "1", "--sensitivity"], "--qat-epochs with --sensitivity: not yet"),
         (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
         (["--qat-epochs", "-1"], "'--qat-epochs': Input should be greater than or equal to 0"),
     ],
@@ -192,10 +191,10 @@ def test_efficientnet_lite0_is_evaluated_and_fake_quantized_node_by_node() -> No
     assert check_parity(net, exported, x) >= PARITY_MIN_SQNR_DB
 
 
-@pytest.mark.parametrize(("min_sqnr", "used"), [(0.0, True), (99.0, False)])
-def test_with_automatic_fallback_qat_is_the_first_step(tmp_path: Path, min_sqnr: float, used: bool) -> None:
-    """QAT first; layers are kept in float (of the post-training model) only when the QAT model misses the gate,
-    and the summary says which."""
+@pytest.mark.parametrize(("min_sqnr", "met"), [(0.0, True), (99.0, False)])
+def test_with_automatic_fallback_qat_is_the_first_step(tmp_path: Path, min_sqnr: float, met: bool) -> None:
+    """QAT first; layers of the QAT model are kept in float only when it misses the gate, and the summary says
+    which; every model written, fallback candidates included, keeps the trained scales."""
     from edgeres.flow.orchestrator import GateNotMet, build
     from edgeres.quantize.gate import FidelityGate
     from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
@@ -209,13 +208,25 @@ def test_with_automatic_fallback_qat_is_the_first_step(tmp_path: Path, min_sqnr:
     except GateNotMet as failed:
         result = failed.result
     summary = json.loads((tmp_path / "build" / "build_summary.json").read_text())
-    assert summary["qat"]["used"] is used and bool(summary["qat"]["gate_failures"]) is not used
-    assert ("fallback" in summary) is not used  # the fallback search ran only when QAT fell short
+    assert summary["qat"]["met_gate"] is met and bool(summary["qat"]["gate_failures"]) is not met
+    assert ("fallback" in summary) is not met  # the layer search ran only when QAT fell short
     sidecar = json.loads((tmp_path / "build" / "model_int8_qdq.onnx.json").read_text())
-    assert ("quantization_aware_training" in sidecar["results"]) is used
+    assert sidecar["results"]["quantization_aware_training"]["epochs"] == 1  # the QAT model is what was written
     note = next(note for note in result.notes if note.startswith("quantization-aware training"))
-    assert ("layers are kept in float instead" in note) is not used
+    assert ("layers of it are kept in float" in note) is not met
 
+
+def test_a_qat_build_with_sensitivity_ranks_the_qat_models_layers(tmp_path: Path) -> None:
+    from edgeres.flow.orchestrator import build
+    from tests.fixtures.tiny_classifier import save_with_sidecar, tiny_classifier_proto
+    from tests.flow.test_build import tiny_build_options
+
+    source = save_with_sidecar(tiny_classifier_proto(10), tmp_path / "tiny_fp32.onnx", "fp32")
+    result = build(tiny_build_options(source, qat_epochs=1, qat_lr=1e-5, sensitivity=True, build_engine=False),
+                   tmp_path / "build")  # fmt: skip
+    summary = json.loads((tmp_path / "build" / "build_summary.json").read_text())
+    assert summary["sensitivity"]["ranking"] and summary["qat"]["epochs"] == 1
+    assert (tmp_path / "build" / "sensitivity.json").is_file() and result.analysis.sensitivity is not None
 
 
 def test_the_weight_scales_trained_against_are_the_bn_folded_ones_hand_computed() -> None:
@@ -240,3 +251,28 @@ def test_the_weight_scales_trained_against_are_the_bn_folded_ones_hand_computed(
     (scales,) = net.weight_scales.values()
     by_hand = np.array([abs(2.0 / 2.0) * 4.0, abs(-3.0 / 0.5) * 0.5]) / 127  # |gamma / sigma| * max|w| / 127
     np.testing.assert_allclose(scales, by_hand, rtol=1e-6)
+
+
+def test_every_variant_of_a_qat_model_keeps_its_trained_scales(network: Network) -> None:
+    """Sensitivity and fallback candidates of a QAT model (layers kept in float) write the trained scales of the
+    layers still INT8, never scales recomputed from the weights."""
+    from edgeres.quantize.cpu_twin import exact_weight_type
+    from edgeres.quantize.sensitivity import QuantizedVariants
+
+    proto, x, ranges, plan, net = _quantized(network)
+    import onnxruntime as ort
+
+    extra = list(plan.cpu_extra)  # the twin also quantizes these conv outputs
+    session = ort.InferenceSession(with_outputs(proto, extra).SerializeToString(), providers=["CPUExecutionProvider"])
+    ranges = dict(ranges) | {t: float(np.abs(v).max()) for t, v in zip(extra, session.run(extra, {"input": x}),
+                                                                      strict=True)}  # fmt: skip
+    trained = {name: scales * np.float32(1.5) for name, scales in net.weight_scales.items()}  # unlike computed ones
+    variants = QuantizedVariants(proto, plan, ranges, None, exact_weight_type(), weight_scales=trained)
+    first = plan.weights[0].node
+    for model in (variants.tensorrt([first]), variants.keeping([first])):
+        written = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        convs = [w for w in plan.weights[1:] if w.initializer.startswith("onnx::Conv")]  # the twin's classifier
+        assert len(convs) > 10  # holds dequantized values, not a scale
+        for weight in convs:
+            np.testing.assert_allclose(written[f"{weight.initializer}_scale"], trained[weight.initializer], rtol=1e-3)
+
