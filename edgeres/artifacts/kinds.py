@@ -12,6 +12,7 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 ENGINE_SUFFIX = ENGINE_SUFFIXES[0]  # what edgeres names the engines it builds
 FINETUNE_RECORD_NAME = "finetune.json"  # a fine-tune run's record (edgeres.train writes it, the report reads it)
 FINETUNE_CURVES_NAME = "curves.png"  # its training curves
+FINETUNE_MODEL_NAME = "model.pth"  # its best epoch's weights (beside model_qat.onnx when QAT ran)
 
 
 class ArtifactKind(Enum):

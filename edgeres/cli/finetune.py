@@ -217,6 +217,8 @@ def finetune(
     stray = sorted(f"--{name.replace('_', '-')}" for name in {"qat_lr", "qat_distill"} & typed_on_the_command_line(ctx))
     if stray and not qat_epochs:
         raise UserInputError(f"{' and '.join(stray)}: for QAT epochs only; add --qat-epochs N")
+    if qat_epochs and fp16:
+        raise UserInputError("--qat-epochs trains the INT8 model; --then-build --fp16 would build FP16 from it")
     if qat_epochs:
         from edgeres.flow.finetune_qat import QatRequest
 

@@ -152,7 +152,7 @@ def cpu_runtime_step(
     try:
         with stages.stage("fidelity int8_tensorrt on OpenVINO", None, "fidelity_openvino_s"):
             measured = measure_openvino(qdq, evaluation, fidelity[ArtifactRole.INT8_TENSORRT], gate, version)
-    except UserInputError as exc:  # a model OpenVINO cannot read or compile costs the choice, not the build
+    except UserInputError as exc:  # a model OpenVINO cannot read, compile or run costs the choice, not the build
         return CpuRuntimeStep(_twin(twin, f"OpenVINO {version} cannot run the Q/DQ model: {exc}"))
     if not measured.verified:
         return CpuRuntimeStep(_twin(twin, "OpenVINO's run of the Q/DQ model is not verified"), measured)

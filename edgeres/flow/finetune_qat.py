@@ -29,9 +29,10 @@ from edgeres.artifacts.staging import rollback_on_failure, scratch_folder
 from edgeres.errors import CheckpointError, UserInputError
 from edgeres.export.from_weights import export_default
 from edgeres.export.record import ExportRecord
+from edgeres.flow.int8 import check_weight_scales
 from edgeres.flow.options import BuildOptions
 from edgeres.progress import StageProgress, Stages
-from edgeres.qat.distill import export_trained, network_inputs
+from edgeres.qat.distill import PARITY_SAMPLES, export_trained, network_inputs
 from edgeres.qat.labelled import LabelledQatState, LabelledSplit, train_labelled
 from edgeres.qat.network import QatNetwork
 from edgeres.qat.scales import TrainedScales, placement_of
@@ -50,7 +51,6 @@ from edgeres.train.report import write_report
 QAT_MODEL_NAME = "model_qat.onnx"
 QAT_RESUME_NAME = "qat_last.pt"
 QAT_RESUME_SCHEMA = 1
-PARITY_SAMPLES = 64  # validation samples the parity gate runs node by node
 EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "val_sqnr_db", "seconds"}  # what each epoch record holds
 
 
@@ -104,18 +104,30 @@ def _resume_key(result: FinetuneResult, options: FinetuneOptions, request: QatRe
             "qat_lr": request.lr, "qat_distill": request.distill}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Saved:
+    """A QAT run's last finished epoch as qat_last.pt holds it: the training state and the start it trained from."""
+
+    state: LabelledQatState
+    ranges: dict[str, float]
+    weight_scales: dict[str, np.ndarray]
+    calibration: Mapping[str, Any] | None
+
+
 def _save_state(path: Path, key: Mapping[str, Any], start: _Start, scales: Mapping[str, np.ndarray],
                 state: LabelledQatState) -> None:  # fmt: skip
     save_atomic(path, {
         "schema": QAT_RESUME_SCHEMA, "key": json.dumps(key, sort_keys=True), "epochs_done": state.epochs_done,
         "params": state.params, "optimizer": state.optimizer, "history": json.dumps(state.history),
         "best_epoch": state.best_epoch, "best_accuracy": state.best_accuracy, "best_params": state.best_params,
-        "ranges": json.dumps(start.ranges),
+        "ranges": json.dumps(start.ranges), "calibration": json.dumps(start.calibration),
         "weight_scales": {name: torch.from_numpy(np.asarray(value)) for name, value in scales.items()},
     })  # fmt: skip
 
 
-def _load_state(path: Path, key: Mapping[str, Any]) -> tuple[LabelledQatState, dict[str, float], dict[str, np.ndarray]]:
+def _load_state(path: Path, key: Mapping[str, Any]) -> _Saved | None:
+    """What qat_last.pt holds, checked; None when it belongs to another fine-tuned model.pth (the float epochs
+    went on since: the QAT epochs start again); a one-line refusal when the QAT options differ."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
         saved_key = json.loads(data["key"])
@@ -125,6 +137,7 @@ def _load_state(path: Path, key: Mapping[str, Any]) -> tuple[LabelledQatState, d
         )  # fmt: skip
         ranges = {str(k): float(v) for k, v in json.loads(data["ranges"]).items()}
         scales = {str(k): np.asarray(v.numpy(), np.float32) for k, v in dict(data["weight_scales"]).items()}
+        calibration = json.loads(data["calibration"])
         schema = int(data["schema"])
     except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
@@ -139,13 +152,19 @@ def _load_state(path: Path, key: Mapping[str, Any]) -> tuple[LabelledQatState, d
     counted = len(state.history) == state.epochs_done + 1 and 0 <= state.best_epoch <= state.epochs_done
     if not (state.history and whole and counted and "train_logit_error" in state.history[0]):
         raise CheckpointError(f"{path}: its epoch record is not one this edgeres writes; run again in another folder")
+    bad = [n for n, v in ranges.items() if not (math.isfinite(v) and v > 0)]
+    bad += [n for n, v in scales.items() if not (np.all(np.isfinite(v)) and np.all(v > 0))]
+    if bad:
+        raise CheckpointError(f"{path}: the range or weight scales of {bad[0]} are not positive finite numbers")
+    if saved_key.get("model_sha256") != key.get("model_sha256"):
+        return None
     for name in sorted(set(saved_key) | set(key)):
         if saved_key.get(name) != key.get(name):
             raise UserInputError(
                 f"{path}: the quantization-aware training being resumed had {name} = {saved_key.get(name)!r}, this "
                 f"one has {key.get(name)!r}; resume with the same options, or run again in another folder"
             )
-    return state, ranges, scales
+    return _Saved(state, ranges, scales, calibration if isinstance(calibration, dict) else None)
 
 
 def _labelled(model: onnx.ModelProto, network: QatNetwork, csv: Path, classes: int, options: FinetuneOptions,
@@ -186,6 +205,7 @@ def _qat_into(
     resume_path = outdir / QAT_RESUME_NAME
     key = _resume_key(result, options, request)
     saved = _load_state(resume_path, key) if resume and resume_path.exists() else None
+    restarted = resume and resume_path.exists() and saved is None  # the float epochs went on: QAT starts again
     classes = len(result.classes)
     with stages.stage("export the fine-tuned model"):
         exported = export_default(scratch / "model_fp32.onnx", options.arch, result.model, classes,
@@ -195,7 +215,11 @@ def _qat_into(
     if saved is None:
         start = _calibrated_start(exported.path, model, result.train_csv, classes, encoder, scratch, stages)
     else:
-        start = _Start(plan_qdq(model), saved[1], saved[2], model, None)
+        start = _Start(plan_qdq(model), saved.ranges, saved.weight_scales, model, saved.calibration)
+        missing = [t for t in (*start.plan.activations, *start.plan.cpu_extra) if t not in start.ranges]
+        if missing:
+            raise CheckpointError(f"{resume_path}: has no range for {missing[0]} of this model")
+        check_weight_scales(model, start.plan, start.weight_scales or {}, str(resume_path))
     grid = HIGH_PRECISION_GRID[BuildOptions().high_precision]  # the scales the build will write
     network = QatNetwork(start.start, start.plan, start.ranges, grid)
     if start.weight_scales is not None:
@@ -207,7 +231,7 @@ def _qat_into(
     with stages.stage(f"quantization-aware training ({request.epochs} epochs)", None, "qat_s"):
         state = train_labelled(
             network, train, val, request.epochs, request.lr, options.seed, options.label_smoothing, request.distill,
-            None if saved is None else saved[0], lambda s: _save_state(resume_path, key, start, scales, s), on_epoch,
+            None if saved is None else saved.state, lambda s: _save_state(resume_path, key, start, scales, s), on_epoch,
         )  # fmt: skip
     check = val_inputs[:PARITY_SAMPLES]
     with stages.stage("parity of the export"):
@@ -224,6 +248,8 @@ def _qat_into(
         "calibration": start.calibration,
         "parity": {"sqnr_db": export.parity_sqnr_db, "top1_agreement": export.parity_agreement, "samples": len(check)},
         "model": QAT_MODEL_NAME,
+        "model_sha256": key["model_sha256"],  # the fine-tuned model.pth it was trained from
+        "restarted": restarted,
     }
     stamped = TrainedScales(start.ranges, scales, placement_of(start.plan), record, grid).stamp(export.model)
     path = _write_model(outdir / QAT_MODEL_NAME, stamped, exported.record, result.model)

@@ -110,11 +110,17 @@ def quantize_int8(
 def qat_gate_failures(
     options: BuildOptions, trained: Int8Calibration, evaluation: HeldOutEvaluation, stages: Stages
 ) -> list[str]:
-    """What the gate says of the QAT-trained TensorRT Q/DQ model on the held-out set (its reference arithmetic)."""
-    model = trained.variants().tensorrt()
-    with stages.stage("fidelity of the QAT model", evaluation.samples, "qat_gate_s") as advance:
-        report = evaluation.measure(model, "int8", Kernels.REFERENCE, advance)
-    return options.gate.failures(report)
+    """What the gate says of the QAT-trained models on the held-out set, as the build's own gate will judge them:
+    the TensorRT Q/DQ model by its reference arithmetic and the CPU twin as onnxruntime runs it."""
+    variants = trained.variants()
+    failures = []
+    for role, model, kernels in ((ArtifactRole.INT8_TENSORRT, variants.tensorrt(), Kernels.REFERENCE),
+                                 (ArtifactRole.INT8_ONNXRUNTIME, variants.keeping(), Kernels.RUNTIME)):  # fmt: skip
+        task, timing = f"fidelity of the QAT {role.value} model", f"qat_gate_{role.value}_s"
+        with stages.stage(task, evaluation.samples, timing) as advance:
+            report = evaluation.measure(model, "int8", kernels, advance)
+        failures += [f"{role.value} {failure}" for failure in options.gate.failures(report)]
+    return failures
 
 
 def quantization_aware_step(
@@ -137,7 +143,6 @@ def quantization_aware_step(
     return trained, qat
 
 
-TRAINED_PARITY_SAMPLES = 64  # held-out samples the parity gate runs node by node before a trained model is written
 
 
 def quantize_trained(
@@ -147,7 +152,7 @@ def quantize_trained(
     """The INT8 models of a quantization-aware-trained model at the scales it carries, not recalibrated: its
     placement checked against today's, then the parity gate (the fake-quantized network it was trained as
     against the Q/DQ model written from it) before anything is written."""
-    from edgeres.qat.distill import check_parity
+    from edgeres.qat.distill import PARITY_SAMPLES, check_parity
     from edgeres.qat.network import QatNetwork
 
     where = str(source.path)
@@ -157,13 +162,10 @@ def quantize_trained(
     missing = [t for t in (*plan.activations, *plan.cpu_extra) if t not in scales.ranges]
     if missing:
         raise UserInputError(f"{where}: its trained scales have no range for {missing[0]} ({len(missing)} missing)")
-    grid = HIGH_PRECISION_GRID[options.high_precision]
-    if scales.grid is not grid:
-        raise UserInputError(f"{where}: was trained with {scales.grid.value} scales, which this build's "
-                             f"--high-precision {options.high_precision.value} does not write")  # fmt: skip
+    grid = HIGH_PRECISION_GRID[options.high_precision]  # checked against the trained grid with the options
     network = QatNetwork(source.model, plan, scales.ranges, grid)
     network.weight_scales = check_weight_scales(source.model, plan, scales.weight_scales, where)
-    check = np.concatenate([inputs for inputs, _ in evaluation.batches])[:TRAINED_PARITY_SAMPLES]
+    check = np.concatenate([inputs for inputs, _ in evaluation.batches])[:PARITY_SAMPLES]
     with stages.stage("parity of the trained model", None, "qat_parity_s"):
         exported = insert_qdq(source.model, plan, scales.ranges, grid=grid, weight_scales=network.weight_scales)
         worst = check_parity(network, exported, check)

@@ -16,7 +16,7 @@ from edgeres.flow.source import check_source_onnx, given_source_record
 from edgeres.frames.contract import FrameFormat, InputContract
 from edgeres.frames.normalization import PixelNormalization
 from edgeres.model.arch import Arch
-from edgeres.qat.scales import trained_scales
+from edgeres.qat.scales import check_trained_from, trained_scales
 from edgeres.quantize.cache import (
     DEFAULT_TRT_VERSION,
     trt_version_number,
@@ -24,7 +24,7 @@ from edgeres.quantize.cache import (
 from edgeres.quantize.gate import DEFAULT_MAX_FALLBACK, FidelityGate, check_fallback_budget, check_fallback_target
 from edgeres.quantize.histogram import CalibAlgo, CalibOptions
 from edgeres.quantize.settings import Int8Settings
-from edgeres.quantize.tensorrt_qdq import HighPrecision
+from edgeres.quantize.tensorrt_qdq import HIGH_PRECISION_GRID, HighPrecision
 from edgeres.samples.calibration import DEFAULT_BATCH, DEFAULT_SEED
 from edgeres.samples.holdout import MIN_HOLDOUT_SAMPLES
 from edgeres.samples.sources import SampleSource, sample_source
@@ -160,8 +160,14 @@ class BuildOptions:
     def _check_trained(self, path: Path) -> None:
         """A quantization-aware-trained model is quantized at the scales it carries: refuse what would
         recalibrate over them (or re-place its Q/DQ) instead of silently discarding what training fitted."""
-        if self.precision is not Precision.INT8 or trained_scales(load_onnx(path, weights=False), str(path)) is None:
+        scales = None if self.precision is not Precision.INT8 else trained_scales(load_onnx(path, weights=False),
+                                                                                    str(path))  # fmt: skip
+        if scales is None:
             return
+        check_trained_from(path, scales)
+        if scales.grid is not HIGH_PRECISION_GRID[self.high_precision]:
+            raise UserInputError(f"{path}: was trained with {scales.grid.value} scales, which --high-precision "
+                                 f"{self.high_precision.value} does not write")  # fmt: skip
         default = BuildOptions()
         recalibrating = {
             "--calib-algo": self.calib_algo != default.calib_algo,

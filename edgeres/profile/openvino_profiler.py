@@ -47,8 +47,7 @@ class ConcurrentOpenVinoRunner(OpenVinoRunner):
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self._compiled.create_infer_request()
-        outputs = request.infer({0: batch}, share_inputs=True)  # as OpenVinoRunner: input read in place
-        return np.asarray(outputs[0])
+        return self._run(request, batch)
 
     def _close_impl(self) -> None:
         super()._close_impl()

@@ -32,6 +32,7 @@ from edgeres.quantize.qdq import QdqPlan, ScaleGrid, insert_qdq
 # conv. The logits alone would not tell these apart: there a single tipped code is carried on and grows (the
 # Q/DQ model against itself on inputs moved by 1e-6: 34 dB on a random-weight ResNet18).
 PARITY_MIN_SQNR_DB = 55.0
+PARITY_SAMPLES = 64  # held-out samples the parity gate runs node by node
 
 
 class QatParityError(EdgeresError):
@@ -83,10 +84,10 @@ def _train(
     x, y = torch.from_numpy(inputs), torch.from_numpy(targets.astype(np.float32))
     power = float((y**2).mean())
 
-    def relative_error(outputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def loss(outputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # relative to the whole set's power
         return torch.mean((outputs - y[index]) ** 2) / power
 
-    return [run_epoch(network, optimizer, x, relative_error, generator) for _ in range(epochs)]
+    return [run_epoch(network, optimizer, x, loss, generator) for _ in range(epochs)]
 
 
 def network_inputs(model: onnx.ModelProto, network: QatNetwork, inputs: np.ndarray) -> np.ndarray:

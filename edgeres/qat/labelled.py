@@ -22,18 +22,13 @@ import torch
 from torch.nn import functional
 
 from edgeres.qat.network import QatNetwork
-from edgeres.qat.training import predictions, run_epoch
+from edgeres.qat.training import predictions, relative_error, run_epoch
 
 # With a teacher: half cross-entropy, half the squared error of the logits against the float model's, relative to
 # the error post-training INT8 starts with on the training split (so both halves start near 1 whatever the
 # logits' scale). Matching the logits themselves, not softened probabilities, keeps them where the float
 # model's are: a KL term is blind to a shift of all the logits, and the fidelity gate measures logits SQNR.
 DISTILL_WEIGHT = 0.5
-
-
-def relative_error(outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of `outputs` against `reference`, relative to the reference's mean power."""
-    return torch.mean((outputs - reference) ** 2) / torch.mean(reference**2)
 
 
 @dataclass(frozen=True)

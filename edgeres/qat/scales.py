@@ -12,11 +12,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
+from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.kinds import FINETUNE_MODEL_NAME
 from edgeres.errors import UserInputError
 from edgeres.quantize.qdq import QdqPlan, ScaleGrid
 
@@ -85,6 +88,12 @@ def _finite_positive(value: object, what: str, where: str) -> float:
     return float(value)
 
 
+def _entry_of(entry: object, kinds: tuple[type, ...]) -> bool:
+    return isinstance(entry, list) and len(entry) == len(kinds) and all(
+        isinstance(value, kind) and not isinstance(value, bool) for value, kind in zip(entry, kinds, strict=True)
+    )
+
+
 def trained_scales(model: onnx.ModelProto, where: str) -> TrainedScales | None:
     """The scales `model` carries (None: not a QAT model); one line naming `where` when they are malformed."""
     text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
@@ -110,8 +119,26 @@ def trained_scales(model: onnx.ModelProto, where: str) -> TrainedScales | None:
         parsed_weights[str(name)] = np.array(
             [_finite_positive(v, f"a weight scale of {name}", where) for v in values], np.float32
         )
+    for part, kinds in (("inputs", (str, int, str)), ("weights", (str, str, int))):
+        entries = placement.get(part)
+        if not isinstance(entries, list) or not all(_entry_of(entry, kinds) for entry in entries):
+            raise UserInputError(f"{where}: its trained scales' placement.{part} is not a list of "
+                                 f"[{', '.join(k.__name__ for k in kinds)}] entries")  # fmt: skip
     grid = data.get("grid")
     if grid not in {g.value for g in ScaleGrid}:
         raise UserInputError(f"{where}: its trained scales name no known scale grid ({grid!r})")
     return TrainedScales(parsed_ranges, parsed_weights, placement, record if isinstance(record, dict) else {},
                          ScaleGrid(grid))  # fmt: skip
+
+
+def check_trained_from(path: Path, scales: TrainedScales) -> None:
+    """Refuse a QAT model whose fine-tuned checkpoint beside it has changed since it was trained (the float
+    epochs went on after the QAT epochs): it no longer belongs to that run."""
+    recorded = scales.record.get("model_sha256")
+    beside = Path(path).parent / FINETUNE_MODEL_NAME
+    if isinstance(recorded, str) and beside.is_file() and sha256_file(beside) != recorded:
+        raise UserInputError(
+            f"{path}: was trained from another {FINETUNE_MODEL_NAME} than the one beside it (the fine-tune went on "
+            "after its QAT epochs); run the QAT epochs again (`edgeres finetune ... --resume --qat-epochs N`)"
+        )
+

@@ -41,3 +41,10 @@ def predictions(network: QatNetwork, inputs: torch.Tensor, batch: int = BATCH * 
     network.eval()
     with torch.no_grad():
         return torch.cat([network(inputs[start : start + batch]) for start in range(0, len(inputs), batch)])
+
+
+def relative_error(outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of `outputs` against `reference`, relative to the reference's mean power: the logit
+    error both label-free QAT and distillation minimise."""
+    return torch.mean((outputs - reference) ** 2) / torch.mean(reference**2)
+

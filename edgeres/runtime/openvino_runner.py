@@ -131,9 +131,15 @@ class OpenVinoRunner(Runner):
         return self._compiled
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        # share_inputs: OpenVINO reads the (contiguous) batch in place; outputs come back as a copy, so the
-        # logits outlive the next call on the same request
-        outputs = self._request.infer({0: batch}, share_inputs=True)
+        return self._run(self._request, batch)
+
+    def _run(self, request: Any, batch: np.ndarray) -> np.ndarray:
+        """`batch` through the infer request `request`: OpenVINO reads the (contiguous) batch in place; outputs come
+        back as a copy, so the logits outlive the next call on the same request."""
+        try:
+            outputs = request.infer({0: batch}, share_inputs=True)
+        except RuntimeError as exc:  # OpenVINO's inference errors, multi-line: one line naming the file
+            raise UserInputError(f"{self.artifact}: OpenVINO failed to run it ({_one_line(exc)})") from exc
         return np.asarray(outputs[0])
 
     def _close_impl(self) -> None:

@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from edgeres.artifacts.atomic import write_with
+from edgeres.artifacts.kinds import FINETUNE_MODEL_NAME
 from edgeres.errors import CheckpointError, UserInputError
 from edgeres.model.resnet import ResNet, check_state_dict, non_finite
 
-MODEL_NAME = "model.pth"
+MODEL_NAME = FINETUNE_MODEL_NAME
 RESUME_NAME = "last.pt"
 RESUME_SCHEMA = 1
 

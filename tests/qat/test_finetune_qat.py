@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -98,8 +100,9 @@ def test_a_build_of_it_uses_the_stored_scales_and_the_ptq_placement(qat_run: dic
     assert "not recalibrated" in str(qat_run["build_output"])
 
 
-@pytest.mark.parametrize("extra", [["--calib-algo", "percentile"], ["--recalibrate"], ["--keep-float", "conv1"],
-                                   ["--qat-epochs", "1"], ["--auto-fallback", "--min-sqnr", "30"]])  # fmt: skip
+@pytest.mark.parametrize("extra", [["--calib-algo", "percentile"], ["--percentile", "99.9"], ["--recalibrate"],
+                                   ["--keep-float", "conv1"], ["--qat-epochs", "1"], ["--sensitivity"],
+                                   ["--auto-fallback", "--min-sqnr", "30"]])  # fmt: skip
 def test_a_build_that_would_recalibrate_over_it_is_refused(qat_run: dict[str, Path], tmp_path: Path,
                                                             extra: list[str]) -> None:  # fmt: skip
     result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(qat_run["out"] / QAT_MODEL_NAME), *extra,
@@ -129,6 +132,9 @@ def _first(mapping: dict[str, object]) -> str:
         (lambda d: d["placement"]["inputs"].pop(), "made for another Q/DQ placement"),
         (lambda d: d.update({"schema": 99}), "of another format"),
         (lambda d: d["ranges"].clear(), "have no range for"),
+        (lambda d: d["placement"].update({"inputs": 5}), "placement.inputs is not a list of [str, int, str]"),
+        (lambda d: d["placement"]["weights"].append([1, 2]), "placement.weights is not a list of [str, str, int]"),
+        (lambda d: d["placement"].pop("weights"), "placement.weights is not a list"),
     ],
 )
 def test_tampered_scales_are_refused_in_one_line(qat_run: dict[str, Path], tmp_path: Path, change: object,
@@ -168,12 +174,20 @@ def test_an_interrupted_qat_run_resumes_to_what_an_uninterrupted_one_makes(qat_r
     with pytest.raises(UserInputError, match=r"had qat_lr = 1e-06, this one has 0\.001"):
         finetune_qat(cut, options, QatRequest(QAT_EPOCHS, lr=1e-3), resume=True)
     resumed = finetune_qat(cut, options, request, resume=True)
-    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in done.record["epochs"]]
-    assert [{k: v for k, v in e.items() if k != "seconds"} for e in resumed.record["epochs"]] == strip
+    def timeless(record: Mapping[str, Any]) -> dict[str, Any]:  # the two runs differ in time and folder only
+        calibration = {k: v for k, v in record["calibration"].items() if k not in ("source", "cache")}
+        epochs = [{k: v for k, v in e.items() if k != "seconds"} for e in record["epochs"]]
+        return dict(record) | {"epochs": epochs, "calibration": calibration}
+
+    assert timeless(resumed.record) == timeless(done.record)  # calibration record and parity included
     ours, theirs = onnx.load(str(resumed.model)), onnx.load(str(done.model))
     assert {i.name: i.raw_data for i in ours.graph.initializer} == {
         i.name: i.raw_data for i in theirs.graph.initializer
     }
+    assert done.record["restarted"] is False
+    write_random_checkpoint(tmp_path / "cut" / "model.pth", classes=4)  # the float epochs went on since
+    again = finetune_qat(cut, options, request, resume=True)
+    assert again.record["restarted"] is True and len(again.record["epochs"]) == QAT_EPOCHS + 1  # from epoch 0
     saved = torch.load(tmp_path / "cut" / QAT_RESUME_NAME, weights_only=True)
     history = json.loads(saved["history"])
     for record in ([{k: v for k, v in e.items() if k != "val_sqnr_db"} for e in history], history[:-1]):
@@ -193,6 +207,7 @@ def test_an_interrupted_qat_run_resumes_to_what_an_uninterrupted_one_makes(qat_r
         (["--qat-lr", "1e-4", "--qat-distill"], "--qat-distill and --qat-lr: for QAT epochs only"),
         (["--qat-epochs", "1", "--qat-lr", "nan"], "--qat-lr nan: must be a positive number"),
         (["--qat-epochs", "1", "--qat-lr", "0"], "--qat-lr 0.0: must be a positive number"),
+        (["--qat-epochs", "1", "--then-build", "--fp16"], "--then-build --fp16 would build FP16 from it"),
     ],
 )
 def test_qat_options_that_cannot_apply_are_refused_before_any_work(tmp_path: Path, extra: list[str],
@@ -223,3 +238,22 @@ def test_unreadable_trained_scales_are_refused_in_one_line(qat_run: dict[str, Pa
     result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(bad), "--no-profile", "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_a_qat_model_whose_fine_tune_went_on_is_refused_as_stale(qat_run: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "ft"
+    shutil.copytree(qat_run["out"], folder)
+    write_random_checkpoint(folder / "model.pth", classes=4)  # what a later --resume with more epochs rewrites
+    result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(folder / QAT_MODEL_NAME), "--no-profile",
+                                      "-o", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 2 and "was trained from another model.pth than the one beside it" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_scale_grid_it_was_not_trained_on_is_refused_before_any_work(qat_run: dict[str, Path],
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(qat_run["out"] / QAT_MODEL_NAME),
+                                      "--high-precision", "fp32", "--no-profile",
+                                      "-o", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 2 and "was trained with fp16 scales, which --high-precision fp32" in result.output
+    assert not (tmp_path / "o").exists()
