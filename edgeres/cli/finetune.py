@@ -253,6 +253,10 @@ def finetune(
     )  # fmt: skip
     if resume:  # the run's own options, changed only where given on this command line
         options = resumed_options(output, options, typed_on_the_command_line(ctx))
+    if resume and qat is not None:
+        from edgeres.flow.finetune_qat import check_qat_resumable
+
+        check_qat_resumable(output, qat)
 
     try:
         with StageBars() as bars:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,29 @@ def _save_state(path: Path, key: Mapping[str, Any], start: _Start, scales: Mappi
     })  # fmt: skip
 
 
+def _refuse_other(path: Path, saved: Mapping[str, Any], key: Mapping[str, Any], names: Sequence[str]) -> None:
+    for name in names:
+        if saved.get(name) != key.get(name):
+            raise UserInputError(
+                f"{path}: the quantization-aware training being resumed had {name} = {saved.get(name)!r}, this "
+                f"one has {key.get(name)!r}; resume with the same options, or run again in another folder"
+            )
+
+
+def check_qat_resumable(outdir: Path, request: QatRequest) -> None:
+    """Refuse, before the float epochs run, QAT options that differ from those of the QAT run `outdir` holds
+    (the same check `--resume` makes at the QAT epochs; a damaged file is left to that one)."""
+    path = Path(outdir) / QAT_RESUME_NAME
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(torch.load(path, map_location="cpu", weights_only=True)["key"])
+    except Exception:  # unreadable: the QAT step refuses it with the reason
+        return
+    if isinstance(saved, dict):
+        _refuse_other(path, saved, {"qat_lr": request.lr, "qat_distill": request.distill}, ["qat_lr", "qat_distill"])
+
+
 def _load_state(path: Path, key: Mapping[str, Any]) -> _Saved | None:
     """What qat_last.pt holds, checked; None when it belongs to another fine-tuned model.pth (the float epochs
     went on since: the QAT epochs start again); a one-line refusal when the QAT options differ."""
@@ -158,12 +181,7 @@ def _load_state(path: Path, key: Mapping[str, Any]) -> _Saved | None:
         raise CheckpointError(f"{path}: the range or weight scales of {bad[0]} are not positive finite numbers")
     if saved_key.get("model_sha256") != key.get("model_sha256"):
         return None
-    for name in sorted(set(saved_key) | set(key)):
-        if saved_key.get(name) != key.get(name):
-            raise UserInputError(
-                f"{path}: the quantization-aware training being resumed had {name} = {saved_key.get(name)!r}, this "
-                f"one has {key.get(name)!r}; resume with the same options, or run again in another folder"
-            )
+    _refuse_other(path, saved_key, key, sorted(set(saved_key) | set(key)))
     return _Saved(state, ranges, scales, calibration if isinstance(calibration, dict) else None)
 
 

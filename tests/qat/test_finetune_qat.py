@@ -257,3 +257,15 @@ def test_a_scale_grid_it_was_not_trained_on_is_refused_before_any_work(qat_run: 
                                       "-o", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 2 and "was trained with fp16 scales, which --high-precision fp32" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_resume_with_other_qat_options_is_refused_before_the_float_epochs(qat_run: dict[str, Path],
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    folder = tmp_path / "ft"
+    shutil.copytree(qat_run["out"], folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["finetune", str(qat_run["task"]), "--val", str(qat_run["task"].parent / "val"),
+                                      "-o", str(folder), "--resume", "--epochs", "3", "--qat-epochs", "2",
+                                      "--qat-lr", "1e-4"])  # fmt: skip
+    assert result.exit_code == 2 and "had qat_lr = 1e-06, this one has 0.0001" in result.output, result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing ran
