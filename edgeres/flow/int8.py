@@ -154,6 +154,7 @@ def quantize_trained(
     against the Q/DQ model written from it) before anything is written."""
     from edgeres.qat.distill import PARITY_SAMPLES, check_parity
     from edgeres.qat.network import QatNetwork
+    from edgeres.qat.scales import TrainingSummary
 
     where = str(source.path)
     plan = plan_qdq(source.model)
@@ -179,7 +180,7 @@ def quantize_trained(
     calibrated = Int8Calibration(source.model, plan, Calibrated(ranges, record), None, None, settings,
                                  network.weight_scales)  # fmt: skip
     qat = {"source": where, "from_checkpoint": True, "parity": {"sqnr_db": worst, "samples": len(check)},
-           "training": dict(scales.record)}  # fmt: skip
+           "training": TrainingSummary.of(scales.record, where).to_json()}  # fmt: skip
     models = write_int8_models(source.path, calibrated, outdir, (), source.input.to_json(), qat)
     table = models.artifacts[ArtifactRole.CALIBRATION_TABLE]
     notes = (

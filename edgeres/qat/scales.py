@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 from edgeres.artifacts.atomic import sha256_file
+from edgeres.artifacts.fields import Fields
 from edgeres.artifacts.kinds import FINETUNE_MODEL_NAME
 from edgeres.errors import UserInputError
 from edgeres.quantize.qdq import QdqPlan, ScaleGrid
@@ -33,6 +34,35 @@ def placement_of(plan: QdqPlan) -> dict[str, list[list[Any]]]:
         "inputs": [[q.node, q.index, q.tensor] for q in plan.inputs],
         "weights": [[w.node, w.initializer, w.axis] for w in plan.weights],
     }
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a build repeats of how a QAT model was trained, read typed from the record it carries (a file from
+    elsewhere: unknown or mistyped fields are refused, not copied)."""
+
+    epochs: int | None = None
+    best_epoch: int | None = None
+    fp32_val_accuracy: float | None = None
+    ptq_val_accuracy: float | None = None
+    qat_val_accuracy: float | None = None
+    model_sha256: str | None = None  # the fine-tuned model.pth it was trained from
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any], where: str) -> TrainingSummary:
+        fields = Fields.of(dict(record), f"{where}: trained scales' record")
+        request = fields.section("request")
+        return cls(
+            epochs=None if request is None else request.get("epochs", int),
+            best_epoch=fields.get("best_epoch", int),
+            fp32_val_accuracy=fields.get("fp32_val_accuracy", float),
+            ptq_val_accuracy=fields.get("ptq_val_accuracy", float),
+            qat_val_accuracy=fields.get("qat_val_accuracy", float),
+            model_sha256=fields.get("model_sha256", str),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -134,9 +164,9 @@ def trained_scales(model: onnx.ModelProto, where: str) -> TrainedScales | None:
 def check_trained_from(path: Path, scales: TrainedScales) -> None:
     """Refuse a QAT model whose fine-tuned checkpoint beside it has changed since it was trained (the float
     epochs went on after the QAT epochs): it no longer belongs to that run."""
-    recorded = scales.record.get("model_sha256")
+    recorded = TrainingSummary.of(scales.record, str(path)).model_sha256
     beside = Path(path).parent / FINETUNE_MODEL_NAME
-    if isinstance(recorded, str) and beside.is_file() and sha256_file(beside) != recorded:
+    if recorded is not None and beside.is_file() and sha256_file(beside) != recorded:
         raise UserInputError(
             f"{path}: was trained from another {FINETUNE_MODEL_NAME} than the one beside it (the fine-tune went on "
             "after its QAT epochs); run the QAT epochs again (`edgeres finetune ... --resume --qat-epochs N`)"

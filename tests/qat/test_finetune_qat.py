@@ -269,3 +269,16 @@ def test_a_resume_with_other_qat_options_is_refused_before_the_float_epochs(qat_
                                       "--qat-lr", "1e-4"])  # fmt: skip
     assert result.exit_code == 2 and "had qat_lr = 1e-06, this one has 0.0001" in result.output, result.output
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing ran
+
+
+def test_the_build_repeats_the_training_record_typed_and_refuses_a_mistyped_one(qat_run: dict[str, Path],
+                                                                                tmp_path: Path) -> None:  # fmt: skip
+    summary = json.loads((qat_run["qat"] / "build_summary.json").read_text())
+    training = summary["qat"]["training"]
+    assert set(training) == {"epochs", "best_epoch", "fp32_val_accuracy", "ptq_val_accuracy", "qat_val_accuracy",
+                             "model_sha256"} and training["epochs"] == QAT_EPOCHS  # fmt: skip
+    bad = tmp_path / QAT_MODEL_NAME
+    onnx.save(_tampered(onnx.load(str(qat_run["out"] / QAT_MODEL_NAME)),
+                        lambda d: d["record"].update({"best_epoch": "two"})), str(bad))  # fmt: skip
+    result = CliRunner().invoke(app, ["build", "--int8", "--onnx", str(bad), "--no-profile", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "best_epoch" in result.output and "Traceback" not in result.output
