@@ -33,7 +33,7 @@ from edgeres.flow.int8 import check_weight_scales
 from edgeres.flow.options import BuildOptions
 from edgeres.progress import StageProgress, Stages
 from edgeres.qat.distill import PARITY_SAMPLES, export_trained, network_inputs
-from edgeres.qat.labelled import LabelledQatState, LabelledSplit, train_labelled
+from edgeres.qat.labelled import EPOCH_KEYS, LabelledQatState, LabelledSplit, train_labelled
 from edgeres.qat.network import QatNetwork
 from edgeres.qat.scales import TrainedScales, placement_of
 from edgeres.quantize.fidelity import model_logits
@@ -51,7 +51,6 @@ from edgeres.train.report import write_report
 QAT_MODEL_NAME = "model_qat.onnx"
 QAT_RESUME_NAME = "qat_last.pt"
 QAT_RESUME_SCHEMA = 1
-EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "val_sqnr_db", "seconds"}  # what each epoch record holds
 
 
 @dataclass(frozen=True)

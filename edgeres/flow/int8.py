@@ -20,7 +20,8 @@ from edgeres.progress import Stages
 from edgeres.quantize.artifacts import CACHE_NAME, write_fp16_model
 from edgeres.quantize.cache import CalibCache, cache_key, write_cache
 from edgeres.quantize.calibration_evidence import TensorEvidence, evidence_json
-from edgeres.quantize.fidelity import HeldOutEvaluation, Kernels
+from edgeres.quantize.fallback import fallback_metrics
+from edgeres.quantize.fidelity import HeldOutEvaluation
 from edgeres.quantize.int8 import (
     Calibrated,
     CalibrationRecord,
@@ -110,17 +111,12 @@ def quantize_int8(
 def qat_gate_failures(
     options: BuildOptions, trained: Int8Calibration, evaluation: HeldOutEvaluation, stages: Stages
 ) -> list[str]:
-    """What the gate says of the QAT-trained models on the held-out set, as the build's own gate will judge them:
-    the TensorRT Q/DQ model by its reference arithmetic and the CPU twin as onnxruntime runs it."""
-    variants = trained.variants()
-    failures = []
-    for role, model, kernels in ((ArtifactRole.INT8_TENSORRT, variants.tensorrt(), Kernels.REFERENCE),
-                                 (ArtifactRole.INT8_ONNXRUNTIME, variants.keeping(), Kernels.RUNTIME)):  # fmt: skip
-        task, timing = f"fidelity of the QAT {role.value} model", f"qat_gate_{role.value}_s"
-        with stages.stage(task, evaluation.samples, timing) as advance:
-            report = evaluation.measure(model, "int8", kernels, advance)
-        failures += [f"{role.value} {failure}" for failure in options.gate.failures(report)]
-    return failures
+    """What the gate says of the QAT-trained model, judged as the fallback judges its candidates (the twin,
+    then the TensorRT Q/DQ model by its reference arithmetic): QAT is the fallback's first step."""
+    metrics = fallback_metrics(trained.variants(), evaluation)
+    with stages.stage("fidelity of the QAT model", None, "qat_gate_s"):
+        failures = options.gate.failures(metrics.twin(()))
+        return failures or options.gate.failures(metrics.confirm(()))
 
 
 def quantization_aware_step(

@@ -48,6 +48,9 @@ class LabelledSplit:
         return accuracy, math.inf if error == 0 else -10 * math.log10(error)
 
 
+EPOCH_KEYS = frozenset({"epoch", "train_loss", "val_accuracy", "val_sqnr_db", "seconds"})  # each epoch's record
+
+
 @dataclass
 class LabelledQatState:
     """Where a labelled QAT run stands after its last finished epoch (what a resumed run continues from)."""

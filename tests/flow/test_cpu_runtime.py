@@ -26,6 +26,7 @@ from edgeres.quantize.fidelity import HeldOutEvaluation, Kernels
 from edgeres.quantize.gate import FidelityGate
 from edgeres.runtime.cpu_choice import folder_cpu_runtime
 from edgeres.runtime.kinds import RuntimeKind
+from edgeres.runtime.openvino_runner import OpenVinoRunner
 from tests.flow.test_build import tiny_build_options
 
 
@@ -66,7 +67,8 @@ def test_a_wrong_qdq_model_is_not_verified_on_openvino_and_not_chosen(built: Bui
     heldout = np.load(built.outdir / "heldout.npz")
     evaluation = HeldOutEvaluation(built.artifacts[ArtifactRole.FP32], [(heldout["inputs"], None)])
     reference = evaluation.measure(built.artifacts[ArtifactRole.INT8_TENSORRT], kernels=Kernels.REFERENCE)
-    measured = measure_openvino(wrong, evaluation, reference, FidelityGate(), "test")
+    with OpenVinoRunner(wrong) as runner:
+        measured = measure_openvino(runner, evaluation, reference, FidelityGate(), "test")
     assert not measured.verified and "below the" in measured.failures[0]
     artifacts = {ArtifactRole.INT8_TENSORRT: wrong,
                  ArtifactRole.INT8_ONNXRUNTIME: built.artifacts[ArtifactRole.INT8_ONNXRUNTIME]}  # fmt: skip
